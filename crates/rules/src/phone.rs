@@ -1,0 +1,91 @@
+//! Phone numbers in one form: E.164 when libphonenumber can parse them, verbatim otherwise.
+
+use std::fmt;
+use std::str::FromStr;
+
+use phonenumber::country::Id as CountryId;
+use serde::{Deserialize, Serialize};
+
+/// A customer's phone number as casebridge compares it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Phone {
+    /// E.164 form (`+14155550100`), or the input verbatim when it cannot be parsed.
+    pub number: String,
+    /// Extension, kept apart and ignored for matching.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    /// Whether `number` is in E.164 form.
+    pub parsed: bool,
+    /// Whether libphonenumber's metadata considers the number valid.
+    #[serde(default)]
+    pub valid: bool,
+    /// The national significant number (digits only), when parsed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub national_digits: Option<String>,
+}
+
+/// Why a region code was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("unknown region code {0:?}: use an ISO 3166-1 alpha-2 code such as \"US\" or \"FR\"")]
+pub struct UnknownRegion(pub String);
+
+/// Parses an ISO 3166-1 alpha-2 region code as libphonenumber knows it.
+pub fn parse_region(code: &str) -> Result<CountryId, UnknownRegion> {
+    CountryId::from_str(&code.to_ascii_uppercase()).map_err(|_| UnknownRegion(code.to_string()))
+}
+
+impl Phone {
+    /// Normalizes `input`, taking `region` for numbers written without a country code.
+    pub fn parse(input: &str, region: &str) -> Phone {
+        let trimmed = input.trim();
+        let country = parse_region(region).ok();
+        // The port misses RFC 3966's `;ext=` when the number is not a `tel:` URI.
+        let candidate = if !trimmed.starts_with("tel:") && trimmed.contains(";ext=") {
+            trimmed.replacen(";ext=", " ext. ", 1)
+        } else {
+            trimmed.to_string()
+        };
+        match phonenumber::parse(country, &candidate) {
+            Ok(n) => {
+                let e164 = n.format().mode(phonenumber::Mode::E164).to_string();
+                let ext = n.extension().map(|e| e.to_string());
+                let valid = phonenumber::is_valid(&n);
+                Phone {
+                    number: e164,
+                    extension: ext,
+                    parsed: true,
+                    valid,
+                    national_digits: Some(n.national().value().to_string()),
+                }
+            }
+            Err(_) => Phone {
+                number: trimmed.to_string(),
+                extension: None,
+                parsed: false,
+                valid: false,
+                national_digits: None,
+            },
+        }
+    }
+
+    /// The form used to match accounts: E.164 without the extension, or the verbatim input.
+    pub fn match_key(&self) -> &str {
+        &self.number
+    }
+
+    /// Whether this is an anonymous or withheld caller id.
+    pub fn is_anonymous(input: &str) -> bool {
+        let t = input.trim().to_ascii_lowercase();
+        t.is_empty()
+            || matches!(
+                t.as_str(),
+                "anonymous" | "withheld" | "private" | "restricted" | "unknown" | "unavailable"
+            )
+    }
+}
+
+impl fmt::Display for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.number)
+    }
+}
