@@ -1,0 +1,585 @@
+//! Session events as the contact center sends them (api.md "Events in").
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Which kind of conversation a session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    /// A phone call.
+    Voice,
+    /// A chat (web, app or SMS).
+    Chat,
+    /// A voicemail left by the customer.
+    Voicemail,
+}
+
+impl Channel {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Voice => "voice",
+            Channel::Chat => "chat",
+            Channel::Voicemail => "voicemail",
+        }
+    }
+}
+
+/// Who started the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// The customer reached the contact center.
+    Inbound,
+    /// An agent reached the customer.
+    Outbound,
+}
+
+/// The session types of behaviour.md §1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SessionType {
+    /// Inbound call through the IVR.
+    VoiceInboundIvr,
+    /// Inbound call from the mobile app.
+    VoiceInboundApp,
+    /// Inbound call from the web.
+    VoiceInboundWeb,
+    /// Scheduled call booked in the app.
+    VoiceScheduledApp,
+    /// Scheduled call booked on the web.
+    VoiceScheduledWeb,
+    /// Call placed by an agent.
+    VoiceOutbound,
+    /// Web chat.
+    MessagingInboundWeb,
+    /// In-app chat.
+    MessagingInboundApp,
+    /// SMS conversation.
+    MessagingInboundSms,
+    /// Voicemail.
+    Voicemail,
+}
+
+impl SessionType {
+    /// Display name, used for tags.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            SessionType::VoiceInboundIvr => "Voice Inbound (IVR)",
+            SessionType::VoiceInboundApp => "Voice Inbound (App)",
+            SessionType::VoiceInboundWeb => "Voice Inbound (Web)",
+            SessionType::VoiceScheduledApp => "Voice Scheduled (App)",
+            SessionType::VoiceScheduledWeb => "Voice Scheduled (Web)",
+            SessionType::VoiceOutbound => "Voice Outbound",
+            SessionType::MessagingInboundWeb => "Messaging Inbound (Web Chat)",
+            SessionType::MessagingInboundApp => "Messaging Inbound (App Chat)",
+            SessionType::MessagingInboundSms => "Messaging Inbound (SMS)",
+            SessionType::Voicemail => "Voicemail",
+        }
+    }
+
+    /// CALL_TYPE label, used in titles.
+    pub fn call_type_label(self) -> &'static str {
+        match self {
+            SessionType::VoiceInboundIvr => "IVR Call",
+            SessionType::VoiceInboundApp => "Inbound Call (App)",
+            SessionType::VoiceInboundWeb => "Inbound Call (Web)",
+            SessionType::VoiceScheduledApp => "Voice Scheduled (App)",
+            SessionType::VoiceScheduledWeb => "Scheduled Call (Web)",
+            SessionType::VoiceOutbound => "Outbound Call",
+            SessionType::MessagingInboundWeb => "Web Chat",
+            SessionType::MessagingInboundApp => "App Chat",
+            SessionType::MessagingInboundSms => "SMS",
+            SessionType::Voicemail => "Voicemail",
+        }
+    }
+
+    /// The channel this type belongs to.
+    pub fn channel(self) -> Channel {
+        match self {
+            SessionType::MessagingInboundWeb
+            | SessionType::MessagingInboundApp
+            | SessionType::MessagingInboundSms => Channel::Chat,
+            SessionType::Voicemail => Channel::Voicemail,
+            _ => Channel::Voice,
+        }
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionType::VoiceInboundIvr => "voice_inbound_ivr",
+            SessionType::VoiceInboundApp => "voice_inbound_app",
+            SessionType::VoiceInboundWeb => "voice_inbound_web",
+            SessionType::VoiceScheduledApp => "voice_scheduled_app",
+            SessionType::VoiceScheduledWeb => "voice_scheduled_web",
+            SessionType::VoiceOutbound => "voice_outbound",
+            SessionType::MessagingInboundWeb => "messaging_inbound_web",
+            SessionType::MessagingInboundApp => "messaging_inbound_app",
+            SessionType::MessagingInboundSms => "messaging_inbound_sms",
+            SessionType::Voicemail => "voicemail",
+        }
+    }
+}
+
+/// The customer as the contact center knows them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Customer {
+    /// Phone number as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    /// Email address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// App user id (mobile or web SDK).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// An agent of the contact center.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    /// Agent id on the platform.
+    pub id: String,
+    /// Email, the identity shared with the CRM.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Display name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// `session.created` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionCreated {
+    /// voice, chat or voicemail.
+    pub channel: Channel,
+    /// One of behaviour.md §1.
+    pub session_type: SessionType,
+    /// inbound or outbound.
+    pub direction: Direction,
+    /// Who is on the other side.
+    #[serde(default)]
+    pub customer: Customer,
+    /// Menu/queue nodes, outermost first.
+    #[serde(default)]
+    pub queue_path: Vec<String>,
+    /// Language of the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// The number dialed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dialed_number: Option<String>,
+    /// Record the outbound call was dialed from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin_record_id: Option<String>,
+    /// Earlier session this one calls back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_session_id: Option<String>,
+    /// Click-to-call request that produced this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dial_request_id: Option<String>,
+    /// Whether the platform records this session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_enabled: Option<bool>,
+}
+
+/// `session.queued` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionQueued {
+    /// The queue path the session now waits in.
+    pub queue_path: Vec<String>,
+    /// Customer details learnt since creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Customer>,
+}
+
+/// `session.assigned` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionAssigned {
+    /// The agent the session is offered to.
+    pub agent: Agent,
+    /// Customer details learnt since creation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer: Option<Customer>,
+}
+
+/// `message.created` sender.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sender {
+    /// The customer.
+    Customer,
+    /// An agent.
+    Agent,
+    /// A bot.
+    Bot,
+    /// The platform.
+    System,
+}
+
+/// `message.created` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessageCreated {
+    /// Who sent it.
+    pub sender: Sender,
+    /// What was written.
+    pub text: String,
+}
+
+/// `session.ended` data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionEnded {
+    /// Talk time in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_s: Option<f64>,
+    /// Hold time in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hold_s: Option<f64>,
+    /// Wait time in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_s: Option<f64>,
+}
+
+/// `session.transferred` data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionTransferred {
+    /// The agent now handling the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
+    /// The queue the session moved to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_path: Option<Vec<String>>,
+}
+
+/// What an agent did with a voicemail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VoicemailAction {
+    /// Listened to it.
+    Read,
+    /// Closed it.
+    Closed,
+    /// Called the customer back.
+    CalledBack,
+}
+
+/// `voicemail.updated` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VoicemailUpdated {
+    /// What the agent did.
+    pub action: VoicemailAction,
+    /// Who did it.
+    pub agent: Agent,
+}
+
+/// `recording.available` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordingAvailable {
+    /// Where the recording can be fetched.
+    pub url: String,
+}
+
+/// `csat.submitted` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CsatSubmitted {
+    /// Survey score.
+    pub score: f64,
+    /// Free comment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// A file shared during a smart action.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharedFile {
+    /// File name.
+    pub name: String,
+    /// Where it can be fetched.
+    pub url: String,
+}
+
+/// `smart_action.completed` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmartActionCompleted {
+    /// Which action (identity check, photo, payment…).
+    pub action: String,
+    /// Its results.
+    pub result: serde_json::Map<String, serde_json::Value>,
+    /// Files the customer shared.
+    #[serde(default)]
+    pub files: Vec<SharedFile>,
+}
+
+/// `smart_action.failed` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmartActionFailed {
+    /// Which action.
+    pub action: String,
+    /// The error message.
+    pub error: String,
+    /// Whether the customer caused the failure.
+    pub user_error: bool,
+}
+
+/// `custom_data.updated` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomDataUpdated {
+    /// Key/values sent by the SDK.
+    pub data: BTreeMap<String, serde_json::Value>,
+}
+
+/// `crm.record.updated` data (simulate input only: an agent changing a record).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CrmRecordUpdated {
+    /// Session whose record changes.
+    pub record_of_session: String,
+    /// New status.
+    pub status: String,
+}
+
+/// Event type and its data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data")]
+pub enum EventKind {
+    /// A session starts.
+    #[serde(rename = "session.created")]
+    Created(SessionCreated),
+    /// The session waits in a queue.
+    #[serde(rename = "session.queued")]
+    Queued(SessionQueued),
+    /// An agent is assigned.
+    #[serde(rename = "session.assigned")]
+    Assigned(SessionAssigned),
+    /// The agent and the customer are connected.
+    #[serde(rename = "session.connected")]
+    Connected,
+    /// A chat message.
+    #[serde(rename = "message.created")]
+    Message(MessageCreated),
+    /// The customer left before an agent connected.
+    #[serde(rename = "session.abandoned")]
+    Abandoned,
+    /// The session is over.
+    #[serde(rename = "session.ended")]
+    Ended(SessionEnded),
+    /// Moved to another agent or queue.
+    #[serde(rename = "session.transferred")]
+    Transferred(SessionTransferred),
+    /// An agent acted on a voicemail.
+    #[serde(rename = "voicemail.updated")]
+    VoicemailUpdated(VoicemailUpdated),
+    /// A recording can be fetched.
+    #[serde(rename = "recording.available")]
+    Recording(RecordingAvailable),
+    /// A survey score.
+    #[serde(rename = "csat.submitted")]
+    Csat(CsatSubmitted),
+    /// A smart action succeeded.
+    #[serde(rename = "smart_action.completed")]
+    SmartActionCompleted(SmartActionCompleted),
+    /// A smart action failed.
+    #[serde(rename = "smart_action.failed")]
+    SmartActionFailed(SmartActionFailed),
+    /// SDK custom data.
+    #[serde(rename = "custom_data.updated")]
+    CustomData(CustomDataUpdated),
+}
+
+impl EventKind {
+    /// The wire name of the type.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            EventKind::Created(_) => "session.created",
+            EventKind::Queued(_) => "session.queued",
+            EventKind::Assigned(_) => "session.assigned",
+            EventKind::Connected => "session.connected",
+            EventKind::Message(_) => "message.created",
+            EventKind::Abandoned => "session.abandoned",
+            EventKind::Ended(_) => "session.ended",
+            EventKind::Transferred(_) => "session.transferred",
+            EventKind::VoicemailUpdated(_) => "voicemail.updated",
+            EventKind::Recording(_) => "recording.available",
+            EventKind::Csat(_) => "csat.submitted",
+            EventKind::SmartActionCompleted(_) => "smart_action.completed",
+            EventKind::SmartActionFailed(_) => "smart_action.failed",
+            EventKind::CustomData(_) => "custom_data.updated",
+        }
+    }
+}
+
+/// One session event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Unique event id (idempotency key).
+    pub id: String,
+    /// The session it belongs to.
+    pub session_id: String,
+    /// When it happened (rule times come from here).
+    pub at: DateTime<Utc>,
+    /// Type and data.
+    #[serde(flatten)]
+    pub kind: EventKind,
+}
+
+/// One reason an event was refused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FieldError {
+    /// Dotted path of the offending field.
+    pub field: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+/// The event types casebridge accepts.
+pub const EVENT_TYPES: &[&str] = &[
+    "session.created",
+    "session.queued",
+    "session.assigned",
+    "session.connected",
+    "message.created",
+    "session.abandoned",
+    "session.ended",
+    "session.transferred",
+    "voicemail.updated",
+    "recording.available",
+    "csat.submitted",
+    "smart_action.completed",
+    "smart_action.failed",
+    "custom_data.updated",
+];
+
+const MAX_ID_LEN: usize = 200;
+
+fn id_field(v: &serde_json::Value, name: &str, errors: &mut Vec<FieldError>) -> String {
+    match v.get(name) {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_ID_LEN => {
+            s.clone()
+        }
+        Some(serde_json::Value::String(_)) => {
+            errors.push(FieldError {
+                field: name.into(),
+                message: format!("must be a non-empty string of at most {MAX_ID_LEN} characters"),
+            });
+            String::new()
+        }
+        Some(_) => {
+            errors.push(FieldError { field: name.into(), message: "must be a string".into() });
+            String::new()
+        }
+        None => {
+            errors.push(FieldError { field: name.into(), message: "is required".into() });
+            String::new()
+        }
+    }
+}
+
+/// Parses and validates one event, reporting every problem with its field.
+pub fn parse_event(v: &serde_json::Value) -> Result<Event, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    if !v.is_object() {
+        return Err(vec![FieldError {
+            field: String::new(),
+            message: "an event must be a JSON object with id, session_id, type, at and data".into(),
+        }]);
+    }
+    let id = id_field(v, "id", &mut errors);
+    let session_id = id_field(v, "session_id", &mut errors);
+    let at = match v.get("at") {
+        Some(serde_json::Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                errors.push(FieldError {
+                    field: "at".into(),
+                    message: "must be an RFC 3339 timestamp such as 2026-11-20T10:00:00Z".into(),
+                });
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(FieldError { field: "at".into(), message: "must be an RFC 3339 string".into() });
+            None
+        }
+        None => {
+            errors.push(FieldError { field: "at".into(), message: "is required".into() });
+            None
+        }
+    };
+    let ty = match v.get("type") {
+        Some(serde_json::Value::String(s)) if EVENT_TYPES.contains(&s.as_str()) => Some(s.clone()),
+        Some(serde_json::Value::String(s)) => {
+            errors.push(FieldError {
+                field: "type".into(),
+                message: format!("unknown event type {s:?}; expected one of {}", EVENT_TYPES.join(", ")),
+            });
+            None
+        }
+        _ => {
+            errors.push(FieldError { field: "type".into(), message: "is required (a string)".into() });
+            None
+        }
+    };
+    let mut kind = None;
+    if let Some(ty) = ty {
+        let data = v.get("data").cloned().unwrap_or(serde_json::Value::Null);
+        let data = if data.is_null() { serde_json::json!({}) } else { data };
+        let wrapped = serde_json::json!({"type": ty, "data": data});
+        match parse_kind(&wrapped) {
+            Ok(k) => {
+                if let EventKind::Created(c) = &k {
+                    check_created(c, &mut errors);
+                }
+                kind = Some(k)
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    match (errors.is_empty(), at, kind) {
+        (true, Some(at), Some(kind)) => Ok(Event { id, session_id, at, kind }),
+        _ => Err(errors),
+    }
+}
+
+fn parse_kind(wrapped: &serde_json::Value) -> Result<EventKind, FieldError> {
+    // Unit variants carry no data; serde's adjacently tagged form refuses `{}` for them.
+    match wrapped["type"].as_str() {
+        Some("session.connected") => return Ok(EventKind::Connected),
+        Some("session.abandoned") => return Ok(EventKind::Abandoned),
+        _ => {}
+    }
+    let de = wrapped.clone();
+    serde_path_to_error::deserialize::<_, EventKind>(de).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() { "data".to_string() } else { path };
+        let inner = e.into_inner().to_string();
+        let message = inner.split(" at line ").next().unwrap_or(&inner).to_string();
+        FieldError { field, message }
+    })
+}
+
+fn check_created(c: &SessionCreated, errors: &mut Vec<FieldError>) {
+    if c.session_type.channel() != c.channel {
+        errors.push(FieldError {
+            field: "data.channel".into(),
+            message: format!(
+                "session_type {} belongs to channel {}, not {}",
+                c.session_type.as_str(),
+                c.session_type.channel().as_str(),
+                c.channel.as_str()
+            ),
+        });
+    }
+    let outbound_type = c.session_type == SessionType::VoiceOutbound;
+    if outbound_type != (c.direction == Direction::Outbound) {
+        errors.push(FieldError {
+            field: "data.direction".into(),
+            message: "direction must be outbound exactly when session_type is voice_outbound".into(),
+        });
+    }
+}

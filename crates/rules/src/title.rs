@@ -1,0 +1,111 @@
+//! Title templates: `{VARIABLE}` placeholders, `{{` and `}}` for literal braces.
+
+use std::collections::BTreeMap;
+
+/// Variables a title may use.
+pub const VARIABLES: &[&str] =
+    &["CALL_TYPE", "CALL_ID", "MENU_PATH", "PHONE_NUMBER", "LANGUAGE", "TIMESTAMP"];
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Text(String),
+    Var(String),
+}
+
+/// A parsed title template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template(Vec<Part>);
+
+/// Why a template was refused.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TemplateError {
+    /// `{NAME}` with a name that is not a variable.
+    #[error("unknown variable {{{0}}} at character {1}; known variables: CALL_TYPE, CALL_ID, MENU_PATH, PHONE_NUMBER, LANGUAGE, TIMESTAMP")]
+    UnknownVariable(String, usize),
+    /// A `{` without its `}`.
+    #[error("unclosed '{{' at character {0}; write '{{{{' for a literal brace")]
+    Unclosed(usize),
+    /// A `}` outside a variable.
+    #[error("stray '}}' at character {0}; write '}}}}' for a literal brace")]
+    Stray(usize),
+}
+
+impl Template {
+    /// Parses a template, refusing unknown variables and unbalanced braces.
+    pub fn parse(s: &str) -> Result<Template, TemplateError> {
+        let chars: Vec<char> = s.chars().collect();
+        let mut parts = Vec::new();
+        let mut text = String::new();
+        let mut i = 0;
+        while i < chars.len() {
+            let c = chars[i];
+            if c == '{' {
+                if chars.get(i + 1) == Some(&'{') {
+                    text.push('{');
+                    i += 2;
+                    continue;
+                }
+                let close = chars[i + 1..].iter().position(|&c| c == '}').ok_or(TemplateError::Unclosed(i + 1))?;
+                let name: String = chars[i + 1..i + 1 + close].iter().collect();
+                if !VARIABLES.contains(&name.as_str()) {
+                    return Err(TemplateError::UnknownVariable(name, i + 1));
+                }
+                if !text.is_empty() {
+                    parts.push(Part::Text(std::mem::take(&mut text)));
+                }
+                parts.push(Part::Var(name));
+                i += close + 2;
+            } else if c == '}' {
+                if chars.get(i + 1) == Some(&'}') {
+                    text.push('}');
+                    i += 2;
+                    continue;
+                }
+                return Err(TemplateError::Stray(i + 1));
+            } else {
+                text.push(c);
+                i += 1;
+            }
+        }
+        if !text.is_empty() {
+            parts.push(Part::Text(text));
+        }
+        Ok(Template(parts))
+    }
+
+    /// Renders with the given values; a variable without a value renders empty.
+    pub fn render(&self, values: &BTreeMap<&str, String>) -> String {
+        let mut out = String::new();
+        for p in &self.0 {
+            match p {
+                Part::Text(t) => out.push_str(t),
+                Part::Var(v) => {
+                    if let Some(val) = values.get(v.as_str()) {
+                        out.push_str(val)
+                    }
+                }
+            }
+        }
+        out.trim().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_and_variables() {
+        let t = Template::parse("{{x}} {CALL_TYPE}-{CALL_ID}}}").unwrap_or_else(|e| panic!("{e}"));
+        let mut v = BTreeMap::new();
+        v.insert("CALL_TYPE", "IVR Call".to_string());
+        assert_eq!(t.render(&v), "{x} IVR Call-}");
+    }
+
+    #[test]
+    fn unknown_variable_refused() {
+        assert_eq!(Template::parse("a {NOPE}"), Err(TemplateError::UnknownVariable("NOPE".into(), 3)));
+        assert!(matches!(Template::parse("a {CALL_ID"), Err(TemplateError::Unclosed(_))));
+        assert!(matches!(Template::parse("a } b"), Err(TemplateError::Stray(_))));
+    }
+}
