@@ -1,1 +1,54 @@
+//! CRM connectors behind one trait. Connectors are written for CRMs reached over HTTP:
+//! lookups can fail or be slow, every create carries casebridge's idempotency key (the
+//! CRM's external id), and writes are retried from the outbox, so every write must be safe
+//! to repeat.
 
+pub mod builtin;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use casebridge_rules::model::{Answer, CrmOp, CrmProfile, Lookup};
+
+pub use builtin::BuiltinConnector;
+
+/// Why a CRM call failed, in the terms the outbox needs.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CrmError {
+    /// Worth retrying (5xx, timeout, throttled).
+    #[error("temporary CRM failure: {message}")]
+    Transient {
+        /// What happened.
+        message: String,
+        /// The CRM's Retry-After, when it gave one.
+        retry_after: Option<Duration>,
+    },
+    /// Will fail the same way again (4xx other than throttling).
+    #[error("CRM refused the write: {0}")]
+    Permanent(String),
+    /// The object no longer exists (merged or deleted).
+    #[error("CRM object no longer exists: {0}")]
+    Gone(String),
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteOutcome {
+    /// For creates: casebridge's key and the CRM id it now maps to.
+    pub created: Option<(String, String)>,
+    /// One line for the session's timeline.
+    pub summary: String,
+}
+
+/// A CRM, as casebridge uses it.
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// Connector kind (`builtin`, `salesforce`, …).
+    fn kind(&self) -> &'static str;
+    /// What the rules must know about this CRM.
+    fn profile(&self) -> CrmProfile;
+    /// Answers a lookup. Object references in it are CRM ids.
+    async fn lookup(&self, lookup: &Lookup) -> Result<Answer, CrmError>;
+    /// Performs one write; references in `op` are CRM ids. `key` is the write's idempotency key.
+    async fn execute(&self, key: &str, op: &CrmOp) -> Result<WriteOutcome, CrmError>;
+}
