@@ -1,1 +1,79 @@
-fn main() {}
+//! The `casebridge` binary: `serve`, `simulate`, `migrate`, `check-config`.
+
+mod api;
+mod config;
+mod error;
+mod openapi;
+mod pipeline;
+mod serve;
+mod simulate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// casebridge: contact-center sessions in, correct CRM records out.
+#[derive(Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTP service and its CRM workers.
+    Serve(serve::ServeArgs),
+    /// Replay a file of events through the rules offline and print what each session gets.
+    Simulate(simulate::SimulateArgs),
+    /// Create or upgrade the database schema, then exit.
+    Migrate(serve::DbArgs),
+    /// Validate a configuration or settings file (TOML or JSON) and print its warnings.
+    CheckConfig {
+        /// The file to check.
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => serve::run(a).await.map(|_| ExitCode::SUCCESS),
+            Command::Migrate(a) => serve::migrate(a).await.map(|_| ExitCode::SUCCESS),
+            Command::Simulate(a) => simulate::run(a).await,
+            Command::CheckConfig { file } => Ok(check_config(&file)),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn check_config(file: &std::path::Path) -> ExitCode {
+    match config::load(file) {
+        Ok(c) => {
+            for w in &c.warnings {
+                println!("warning: {}: {}", w.field, w.message);
+            }
+            println!("{}: valid{}", file.display(), if c.settings.is_none() { " (no settings; defaults apply)" } else { "" });
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -112,6 +112,7 @@ impl Connector for BuiltinConnector {
             CrmOp::CreateAccount { key: k, kind, name, phone, email, user_id, at } => {
                 let (a, new) = s
                     .crm_create_account(NewAccount {
+                        id: None,
                         kind: kind_name(*kind).into(),
                         name: name.clone(),
                         phone: phone.clone(),
@@ -138,6 +139,8 @@ impl Connector for BuiltinConnector {
                 };
                 let (r, new) = s
                     .crm_create_record(NewRecord {
+                        id: None,
+                        closed_at: None,
                         account_id,
                         title: title.clone(),
                         status: None,

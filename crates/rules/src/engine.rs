@@ -431,16 +431,20 @@ impl Ctx<'_> {
 
     fn merge_customer(&mut self, c: Option<&crate::event::Customer>) {
         let Some(c) = c else { return };
+        let before = self.s.customer.clone();
         let cur = &mut self.s.customer;
         if c.name.is_some() { cur.name = c.name.clone(); }
         if c.email.is_some() { cur.email = c.email.clone(); }
         if c.user_id.is_some() { cur.user_id = c.user_id.clone(); }
         if cur.phone.is_none() && c.phone.is_some() { cur.phone = c.phone.clone(); }
+        if self.s.customer != before {
+            self.s.customer_changed = true;
+        }
     }
 
     /// §2.4: the account this session created gets the details known at assignment.
     fn update_created_account(&mut self) {
-        if self.s.account_outcome != AccountOutcome::Created || self.s.assigned_at.is_some() {
+        if self.s.account_outcome != AccountOutcome::Created || self.s.assigned_at.is_some() || !self.s.customer_changed {
             return;
         }
         if let Some(a) = self.s.account.clone() {

@@ -121,6 +121,8 @@ pub struct Session {
     pub direction: Option<Direction>,
     /// Customer as given.
     pub customer: Customer,
+    /// Customer details changed after creation (queued/assigned carried new ones).
+    pub customer_changed: bool,
     /// Customer phone, normalized.
     pub phone: Option<Phone>,
     /// Queue path.

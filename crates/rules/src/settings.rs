@@ -297,21 +297,46 @@ fn err(field: &str, message: impl Into<String>) -> FieldError {
     FieldError { field: field.into(), message: message.into() }
 }
 
-/// Parses a settings document (JSON value), missing keys taking defaults.
-pub fn parse_settings(v: serde_json::Value) -> Result<Settings, Vec<FieldError>> {
-    let mut unknown = Vec::new();
-    let de = v;
-    let parsed: Result<Settings, _> = serde_path_to_error::deserialize(de);
-    match parsed {
-        Ok(s) => Ok(s),
+/// Top-level keys of the settings document.
+pub const SECTIONS: &[&str] = &[
+    "region", "time_zone", "crm", "own_numbers", "accounts", "records", "session_data",
+    "call_logging", "agent_status", "custom_data_mapping",
+];
+
+fn one_error(v: serde_json::Value) -> Option<FieldError> {
+    match serde_path_to_error::deserialize::<_, Settings>(v) {
+        Ok(_) => None,
         Err(e) => {
             let path = e.path().to_string();
             let inner = e.into_inner().to_string();
             let message = inner.split(" at line ").next().unwrap_or(&inner).to_string();
-            unknown.push(err(if path == "." { "" } else { &path }, message));
-            Err(unknown)
+            Some(err(if path == "." { "" } else { &path }, message))
         }
     }
+}
+
+/// Parses a settings document (JSON value), missing keys taking defaults. Each section is
+/// checked on its own so that every broken section is reported at once.
+pub fn parse_settings(v: serde_json::Value) -> Result<Settings, Vec<FieldError>> {
+    let serde_json::Value::Object(map) = &v else {
+        return Err(vec![err("", "the settings document must be a JSON object")]);
+    };
+    let mut errors = Vec::new();
+    for (k, val) in map {
+        if !SECTIONS.contains(&k.as_str()) {
+            errors.push(err(k, format!("unknown setting; known settings: {}", SECTIONS.join(", "))));
+            continue;
+        }
+        let mut one = serde_json::Map::new();
+        one.insert(k.clone(), val.clone());
+        if let Some(e) = one_error(serde_json::Value::Object(one)) {
+            errors.push(e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    serde_json::from_value(v).map_err(|e| vec![err("", e.to_string())])
 }
 
 impl Settings {

@@ -16,6 +16,8 @@ pub fn is_closed_status(s: &str) -> bool {
 /// A person to create.
 #[derive(Debug, Clone, Default)]
 pub struct NewAccount {
+    /// Id to use (imports and fixtures); generated when None.
+    pub id: Option<String>,
     /// contact, lead or person_account.
     pub kind: String,
     /// Name.
@@ -37,6 +39,10 @@ pub struct NewAccount {
 /// A record to create.
 #[derive(Debug, Clone, Default)]
 pub struct NewRecord {
+    /// Id to use (imports and fixtures); generated when None.
+    pub id: Option<String>,
+    /// Closing time for a record created closed (imports and fixtures).
+    pub closed_at: Option<DateTime<Utc>>,
     /// Requester.
     pub account_id: Option<String>,
     /// Title.

@@ -196,6 +196,10 @@ pub trait Store: Send + Sync + 'static {
     async fn sessions_by_account(&self, account_id: &str, limit: i64, cursor: Option<&str>) -> Result<Vec<(String, SessionRow)>>;
     /// Whether the listed events are applied and their sessions' writes done or parked.
     async fn settled(&self, event_ids: &[String]) -> Result<bool>;
+    /// Whether a session has no event to apply and no write not yet attempted.
+    async fn session_settled(&self, session_id: &str) -> Result<bool>;
+    /// Number of stored sessions.
+    async fn session_count(&self) -> Result<i64>;
 }
 
 /// Converts a stored timeline kind.

@@ -392,6 +392,21 @@ impl Store for SqliteStore {
         }
         Ok(true)
     }
+
+    async fn session_settled(&self, session_id: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT COUNT(*) FROM events WHERE session_id = ? AND applied = 0) + (SELECT COUNT(*) FROM outbox WHERE session_id = ? AND state = 'pending' AND attempts = 0)",
+        )
+        .bind(session_id)
+        .bind(session_id)
+        .fetch_one(&self.read)
+        .await?;
+        Ok(n == 0)
+    }
+
+    async fn session_count(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&self.read).await?)
+    }
 }
 
 fn split_ref(r: &Option<(String, bool)>) -> (Option<String>, Option<String>) {
@@ -500,7 +515,10 @@ impl BuiltinCrmStore for SqliteStore {
                 return Ok((account_row(&r), false));
             }
         }
-        let id = next_id(&mut tx, "crm_accounts", "acct_").await?;
+        let id = match &a.id {
+            Some(id) => id.clone(),
+            None => next_id(&mut tx, "crm_accounts", "acct_").await?,
+        };
         let at = ts(a.at);
         sqlx::query("INSERT INTO crm_accounts (id, ext_key, kind, name, phone, phone_key, email, email_key, user_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
             .bind(&id)
@@ -573,10 +591,13 @@ impl BuiltinCrmStore for SqliteStore {
             }
         }
         let mut tx = self.write.begin().await?;
-        let id = next_id(&mut tx, "crm_records", "rec_").await?;
+        let id = match &r.id {
+            Some(id) => id.clone(),
+            None => next_id(&mut tx, "crm_records", "rec_").await?,
+        };
         let status = r.status.clone().unwrap_or_else(|| "new".into());
         let at = ts(r.at);
-        let closed_at = if is_closed_status(&status) { Some(at.clone()) } else { None };
+        let closed_at = if is_closed_status(&status) { Some(r.closed_at.map(ts).unwrap_or_else(|| at.clone())) } else { None };
         sqlx::query(
             "INSERT INTO crm_records (id, ext_key, account_id, title, status, closed_at, leaf_queue, channel, owner_agent_id, tags, abandoned, missed_reason, created_at, updated_at)
              VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",

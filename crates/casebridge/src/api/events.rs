@@ -1,0 +1,140 @@
+//! `POST /v1/events`.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use casebridge_rules::event::parse_event;
+use casebridge_store::NewEvent;
+use serde::Deserialize;
+
+use super::{AppState, body};
+use crate::error::{ApiResult, Problem};
+
+/// Query of `POST /v1/events`.
+#[derive(Debug, Deserialize)]
+pub struct WaitQuery {
+    /// Seconds to wait for the work to settle (at most 30).
+    pub wait: Option<f64>,
+}
+
+/// Largest number of events in one batch.
+pub const MAX_BATCH: usize = 10_000;
+
+/// Splits a body into event values: one object, an array, or NDJSON.
+pub fn split_body(b: &[u8], ndjson: bool) -> Result<Vec<serde_json::Value>, Problem> {
+    if ndjson {
+        let text = std::str::from_utf8(b).map_err(|_| Problem::bad_request("NDJSON body is not UTF-8"))?;
+        let mut out = Vec::new();
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let v = serde_json::from_str(line)
+                .map_err(|e| Problem::bad_request(format!("line {} is not valid JSON: {e}", i + 1)).with("line", (i + 1).into()))?;
+            out.push(v);
+        }
+        return Ok(out);
+    }
+    let v: serde_json::Value =
+        serde_json::from_slice(b).map_err(|e| Problem::bad_request(format!("body is not valid JSON: {e}; send one event object, an array, or NDJSON with Content-Type: application/x-ndjson")))?;
+    Ok(match v {
+        serde_json::Value::Array(items) => items,
+        other => vec![other],
+    })
+}
+
+/// Accepts events (api.md "Events in").
+#[utoipa::path(post, path = "/v1/events", tag = "events",
+    params(("wait" = Option<f64>, Query, description = "Seconds (≤ 30) to wait until the work is settled")),
+    request_body(content = serde_json::Value, description = "One event, an array of events, or NDJSON"),
+    responses((status = 202, description = "Stored: {accepted, duplicates[, settled]}"), (status = 422, description = "Some events are invalid; none stored")))]
+pub async fn post_events(
+    State(st): State<AppState>,
+    Query(q): Query<WaitQuery>,
+    headers: HeaderMap,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<Response> {
+    let raw = body(raw, st.max_body_bytes)?;
+    let wait = match q.wait {
+        Some(w) if !(0.0..=30.0).contains(&w) || w.is_nan() => {
+            return Err(Problem::fields("query parameter wait is out of range", &[casebridge_rules::event::FieldError {
+                field: "wait".into(),
+                message: "must be between 0 and 30 seconds".into(),
+            }]));
+        }
+        w => w,
+    };
+    let ndjson = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-ndjson") || v.starts_with("application/ndjson"));
+    let values = split_body(&raw, ndjson)?;
+    if values.is_empty() {
+        return Err(Problem::validation("the batch holds no event", vec![]));
+    }
+    if values.len() > MAX_BATCH {
+        return Err(Problem::validation(format!("a batch holds at most {MAX_BATCH} events; split it"), vec![]));
+    }
+    let mut errors = Vec::new();
+    let mut events = Vec::with_capacity(values.len());
+    for (i, v) in values.iter().enumerate() {
+        match parse_event(v) {
+            Ok(e) => events.push(e),
+            Err(errs) => {
+                for e in errs {
+                    errors.push(serde_json::json!({"index": i, "field": e.field, "message": e.message}));
+                }
+            }
+        }
+    }
+    if !errors.is_empty() {
+        let n = errors.iter().filter_map(|e| e["index"].as_u64()).collect::<std::collections::BTreeSet<_>>().len();
+        return Err(Problem::validation(
+            format!("{n} of {} event(s) are invalid; nothing was stored. Fix them and send the batch again", values.len()),
+            errors,
+        ));
+    }
+    let rows: Vec<NewEvent> = events
+        .iter()
+        .map(|e| NewEvent {
+            id: e.id.clone(),
+            session_id: e.session_id.clone(),
+            event_type: e.kind.type_name().to_string(),
+            at: e.at,
+            body: serde_json::to_string(e).unwrap_or_default(),
+        })
+        .collect();
+    let started = std::time::Instant::now();
+    let out = st.store.ingest(&rows).await?;
+    metrics::histogram!("casebridge_intake_commit_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("casebridge_events_accepted_total").increment(out.accepted);
+    metrics::counter!("casebridge_events_duplicate_total").increment(out.duplicates);
+    if out.accepted > 0 {
+        st.pipeline.events_in.notify_one();
+    }
+    let mut resp = serde_json::json!({"accepted": out.accepted, "duplicates": out.duplicates});
+    if let Some(w) = wait {
+        let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(w);
+        let settled = loop {
+            if st.store.settled(&ids).await? {
+                break true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break false;
+            }
+            let _ = tokio::time::timeout_at(
+                deadline.min(tokio::time::Instant::now() + Duration::from_millis(50)),
+                st.pipeline.progress.notified(),
+            )
+            .await;
+        };
+        resp["settled"] = settled.into();
+    }
+    Ok((StatusCode::ACCEPTED, Json(resp)).into_response())
+}

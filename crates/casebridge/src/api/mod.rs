@@ -1,0 +1,114 @@
+//! The HTTP API (api.md): routes, auth, body limits.
+
+pub mod crm;
+pub mod events;
+pub mod ops;
+pub mod sessions;
+pub mod settings;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use axum::routing::{get, post};
+use casebridge_store::Store;
+use casebridge_store::builtin::BuiltinCrmStore;
+use metrics_exporter_prometheus::PrometheusHandle;
+use subtle::ConstantTimeEq;
+
+use crate::error::Problem;
+use crate::pipeline::Pipeline;
+
+/// Shared state of the handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// Workers and settings.
+    pub pipeline: Arc<Pipeline>,
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// The built-in CRM's storage.
+    pub builtin: Arc<dyn BuiltinCrmStore>,
+    /// Bearer token; None in loopback open mode.
+    pub token: Option<Arc<str>>,
+    /// Prometheus renderer.
+    pub metrics: Option<PrometheusHandle>,
+    /// Largest accepted body.
+    pub max_body_bytes: usize,
+}
+
+/// The whole API.
+pub fn router(state: AppState) -> Router {
+    let limit = state.max_body_bytes;
+    let open = Router::new()
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz));
+    let guarded = Router::new()
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .route("/v1/events", post(events::post_events))
+        .route("/v1/sessions", get(sessions::list_sessions))
+        .route("/v1/sessions/{id}", get(sessions::get_session))
+        .route("/v1/settings", get(settings::get_settings).put(settings::put_settings))
+        .route("/v1/crm/accounts", post(crm::create_account).get(crm::list_accounts))
+        .route("/v1/crm/accounts/{id}", get(crm::get_account))
+        .route("/v1/crm/records", post(crm::create_record).get(crm::list_records))
+        .route("/v1/crm/records/{id}", get(crm::get_record).patch(crm::patch_record))
+        .route("/v1/crm/attachments/{id}", get(crm::get_attachment))
+        .route("/v1/outbox", get(ops::list_outbox))
+        .route("/v1/outbox/{id}/retry", post(ops::retry_outbox))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth));
+    open.merge(guarded)
+        .fallback(|| async { Problem::not_found("no such endpoint; see /openapi.json for the API") })
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(Problem::internal("handler panicked"))
+        }))
+        .with_state(state)
+}
+
+async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Result<Response, Problem> {
+    if let Some(token) = &st.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        let ok: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
+        if !ok {
+            let mut p = Problem::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "missing or wrong bearer token: send Authorization: Bearer <CASEBRIDGE_API_TOKEN>",
+            );
+            p.title = "Unauthorized".into();
+            return Err(p);
+        }
+    }
+    Ok(next.run(req).await)
+}
+
+/// Reads a body, turning a too-large or broken body into a problem.
+pub fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Problem> {
+    b.map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too-large",
+                format!("request body is larger than {limit} bytes: split the batch or raise --max-body-bytes"),
+            )
+        } else {
+            Problem::bad_request(format!("could not read the request body: {e}"))
+        }
+    })
+}
+
+/// Parses a JSON body into a value, with a readable error.
+pub fn json_body(b: &Bytes) -> Result<serde_json::Value, Problem> {
+    serde_json::from_slice(b).map_err(|e| Problem::bad_request(format!("body is not valid JSON: {e}")))
+}

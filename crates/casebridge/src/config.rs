@@ -1,0 +1,90 @@
+//! The optional TOML configuration file: the settings document plus a `[server]` table.
+
+use std::path::{Path, PathBuf};
+
+use casebridge_rules::event::FieldError;
+use casebridge_rules::settings::{Settings, Warning, parse_settings};
+use serde::Deserialize;
+
+/// Server options of the file's `[server]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerOptions {
+    /// Address to bind.
+    pub bind: Option<String>,
+    /// Data folder for SQLite.
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL.
+    pub database_url: Option<String>,
+    /// Bearer token (prefer the CASEBRIDGE_API_TOKEN environment variable).
+    pub api_token: Option<String>,
+    /// Largest request body.
+    pub max_body_bytes: Option<usize>,
+}
+
+/// A loaded configuration file.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigFile {
+    /// `[server]`.
+    pub server: ServerOptions,
+    /// The settings, when the file holds any.
+    pub settings: Option<Settings>,
+    /// Warnings of those settings.
+    pub warnings: Vec<Warning>,
+}
+
+/// Why a file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// Unreadable.
+    #[error("cannot read {0}: {1}")]
+    Io(String, std::io::Error),
+    /// Not TOML or JSON.
+    #[error("{0} is not valid {1}: {2}")]
+    Syntax(String, &'static str, String),
+    /// Invalid contents.
+    #[error("{0} is invalid:\n{1}")]
+    Invalid(String, String),
+}
+
+fn list(errors: &[FieldError]) -> String {
+    errors.iter().map(|e| format!("  - {}: {}", if e.field.is_empty() { "(document)" } else { &e.field }, e.message)).collect::<Vec<_>>().join("\n")
+}
+
+/// Reads a settings or config file: JSON when it ends in `.json` (or starts with `{`), TOML otherwise.
+pub fn read_document(path: &Path) -> Result<serde_json::Value, ConfigError> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Io(name.clone(), e))?;
+    let is_json = path.extension().is_some_and(|e| e == "json") || text.trim_start().starts_with('{');
+    if is_json {
+        serde_json::from_str(&text).map_err(|e| ConfigError::Syntax(name, "JSON", e.to_string()))
+    } else {
+        let v: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Syntax(name.clone(), "TOML", e.to_string()))?;
+        serde_json::to_value(v).map_err(|e| ConfigError::Syntax(name, "TOML", e.to_string()))
+    }
+}
+
+/// Loads and validates a configuration file (server options and settings).
+pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
+    let name = path.display().to_string();
+    let mut doc = read_document(path)?;
+    let mut out = ConfigFile::default();
+    if let Some(obj) = doc.as_object_mut() {
+        if let Some(server) = obj.remove("server") {
+            out.server = serde_json::from_value(server)
+                .map_err(|e| ConfigError::Invalid(name.clone(), format!("  - server: {e}")))?;
+        }
+        if !obj.is_empty() {
+            let s = parse_settings(doc).map_err(|e| ConfigError::Invalid(name.clone(), list(&e)))?;
+            out.warnings = s.validate().map_err(|e| ConfigError::Invalid(name.clone(), list(&e)))?;
+            out.settings = Some(s);
+        }
+    }
+    Ok(out)
+}
+
+/// Loads a settings document alone (for `simulate`); a `[server]` table is ignored.
+pub fn load_settings(path: &Path) -> Result<(Settings, Vec<Warning>), ConfigError> {
+    let c = load(path)?;
+    Ok((c.settings.unwrap_or_default(), c.warnings))
+}

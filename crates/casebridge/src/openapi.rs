@@ -1,0 +1,36 @@
+//! The OpenAPI document, generated from the handlers' annotations.
+
+use utoipa::OpenApi;
+
+use crate::api::{crm, events, ops, sessions, settings};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "casebridge", description = "Contact-center sessions in, correct CRM records out."),
+    paths(
+        events::post_events,
+        sessions::get_session, sessions::list_sessions,
+        settings::get_settings, settings::put_settings,
+        crm::create_account, crm::list_accounts, crm::get_account,
+        crm::create_record, crm::list_records, crm::get_record, crm::patch_record, crm::get_attachment,
+        ops::healthz, ops::readyz, ops::metrics, ops::list_outbox, ops::retry_outbox,
+    ),
+    modifiers(&Security),
+)]
+struct ApiDoc;
+
+struct Security;
+
+impl utoipa::Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()));
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new("bearer", Vec::<String>::new())]);
+    }
+}
+
+/// The whole API as OpenAPI 3.1.
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}

@@ -1,0 +1,369 @@
+//! The two workers: rules (pending events → decisions and outbox rows, one commit per
+//! step) and delivery (outbox rows → CRM writes, in order per lane, retried, parked).
+//!
+//! Serialization: one rules worker applies events in arrival order, and a step that needs a
+//! lookup waits until its lane (customer key) has no CRM write left to deliver, so a lookup
+//! always sees what earlier sessions of the same customer wrote.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use casebridge_crm::{Connector, CrmError};
+use casebridge_rules::engine::{self, Step};
+use casebridge_rules::event::{Event, EventKind};
+use casebridge_rules::model::{Answer, Answers, CrmOp, Entry, EntryKind, Lookup, ObjRef};
+use casebridge_rules::phone::Phone;
+use casebridge_rules::session::Session;
+use casebridge_rules::settings::Settings;
+use casebridge_store::{NewCommand, OutboxRow, StepCommit, Store};
+use chrono::Utc;
+use tokio::sync::{Notify, RwLock};
+use tokio_util::sync::CancellationToken;
+
+/// Attempts before a write is parked as a dead letter.
+pub const MAX_ATTEMPTS: i64 = 8;
+
+/// Shared by the API and the workers.
+pub struct Pipeline {
+    /// Storage.
+    pub store: Arc<dyn Store>,
+    /// The CRM.
+    pub crm: Arc<dyn Connector>,
+    /// Current settings.
+    pub settings: RwLock<Arc<Settings>>,
+    /// Wakes the rules worker (events stored, lane drained).
+    pub events_in: Notify,
+    /// Wakes the delivery worker (outbox rows added).
+    pub outbox_in: Notify,
+    /// Wakes `?wait=` callers.
+    pub progress: Notify,
+    /// Base delay of the retry schedule.
+    pub retry_base: Duration,
+}
+
+/// What happened to one pending event.
+enum Applied {
+    Done,
+    Blocked,
+}
+
+impl Pipeline {
+    /// A pipeline over a store and a connector.
+    pub fn new(store: Arc<dyn Store>, crm: Arc<dyn Connector>, settings: Settings) -> Arc<Self> {
+        Arc::new(Pipeline {
+            store,
+            crm,
+            settings: RwLock::new(Arc::new(settings)),
+            events_in: Notify::new(),
+            outbox_in: Notify::new(),
+            progress: Notify::new(),
+            retry_base: Duration::from_millis(500),
+        })
+    }
+
+    /// Current settings.
+    pub async fn settings(&self) -> Arc<Settings> {
+        self.settings.read().await.clone()
+    }
+
+    /// Runs both workers until cancelled.
+    pub async fn run(self: Arc<Self>, stop: CancellationToken) {
+        let a = tokio::spawn(self.clone().rules_loop(stop.clone()));
+        let b = tokio::spawn(self.clone().delivery_loop(stop.clone()));
+        let _ = tokio::join!(a, b);
+    }
+
+    async fn rules_loop(self: Arc<Self>, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let progressed = match self.rules_pass().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Rules pass failed; retrying.");
+                    0
+                }
+            };
+            if progressed == 0 {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = self.events_in.notified() => {},
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {},
+                }
+            }
+        }
+    }
+
+    /// Applies what can be applied now; returns how many events were applied.
+    pub async fn rules_pass(&self) -> anyhow::Result<usize> {
+        let pending = self.store.pending_events(512).await?;
+        let mut blocked: HashSet<String> = HashSet::new();
+        let mut applied = 0;
+        for p in pending {
+            if blocked.contains(&p.session_id) {
+                continue;
+            }
+            let event: Event = match serde_json::from_str(&p.body) {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(seq = p.seq, error = %e, "Stored event unreadable; skipped.");
+                    self.store
+                        .commit_step(StepCommit {
+                            event_seqs: vec![p.seq],
+                            session_id: p.session_id.clone(),
+                            session: self.store.load_session(&p.session_id).await?.map(|s| s.body).unwrap_or_else(|| "{}".into()),
+                            lane: None,
+                            account: None,
+                            record: None,
+                            created_at: None,
+                            timeline: vec![],
+                            commands: vec![],
+                        })
+                        .await?;
+                    continue;
+                }
+            };
+            match self.apply_one(p.seq, &event).await {
+                Ok(Applied::Done) => {
+                    applied += 1;
+                    metrics::counter!("casebridge_events_applied_total").increment(1);
+                }
+                Ok(Applied::Blocked) => {
+                    blocked.insert(p.session_id.clone());
+                }
+                Err(e) => {
+                    tracing::warn!(session = %p.session_id, error = %e, "Event not applied yet; will retry.");
+                    blocked.insert(p.session_id.clone());
+                }
+            }
+        }
+        if applied > 0 {
+            self.progress.notify_waiters();
+            self.outbox_in.notify_one();
+        }
+        Ok(applied)
+    }
+
+    async fn apply_one(&self, seq: i64, event: &Event) -> anyhow::Result<Applied> {
+        let started = std::time::Instant::now();
+        let session: Option<Session> = match self.store.load_session(&event.session_id).await? {
+            Some(row) => Some(serde_json::from_str(&row.body)?),
+            None => None,
+        };
+        let settings = self.settings().await;
+        let profile = self.crm.profile();
+        let mut answers = Answers::new();
+        let mut lane_checked = false;
+        loop {
+            match engine::apply(session.as_ref(), event, &settings, &profile, &answers) {
+                Step::Need(lookups) => {
+                    if !lane_checked {
+                        let lane = lane_for(session.as_ref(), event, &settings);
+                        if self.store.lane_busy(&lane).await? {
+                            return Ok(Applied::Blocked);
+                        }
+                        lane_checked = true;
+                    }
+                    for l in lookups {
+                        let a = self.answer(&l).await?;
+                        answers.insert(l, a);
+                    }
+                }
+                Step::Done(out) => {
+                    let s = &out.session;
+                    let lane = s.lane.clone().unwrap_or_else(|| format!("session:{}", s.id));
+                    let commands = out
+                        .commands
+                        .iter()
+                        .map(|c| {
+                            Ok(NewCommand {
+                                key: c.key.clone(),
+                                lane: lane.clone(),
+                                session_id: s.id.clone(),
+                                op: serde_json::to_string(&c.op)?,
+                            })
+                        })
+                        .collect::<Result<Vec<_>, serde_json::Error>>()?;
+                    for e in out.timeline.iter().filter(|e| e.kind == EntryKind::Decision) {
+                        if let Some(rule) = &e.rule {
+                            metrics::counter!("casebridge_decisions_total", "rule" => rule.clone()).increment(1);
+                        }
+                    }
+                    let n = commands.len();
+                    self.store
+                        .commit_step(StepCommit {
+                            event_seqs: vec![seq],
+                            session_id: s.id.clone(),
+                            session: serde_json::to_string(s)?,
+                            lane: s.lane.clone(),
+                            account: s.account.as_ref().map(ref_pair),
+                            record: s.record.as_ref().map(ref_pair),
+                            created_at: s.created_at,
+                            timeline: out.timeline,
+                            commands,
+                        })
+                        .await?;
+                    if n > 0 {
+                        self.outbox_in.notify_one();
+                    }
+                    metrics::histogram!("casebridge_rules_step_seconds").record(started.elapsed().as_secs_f64());
+                    return Ok(Applied::Done);
+                }
+            }
+        }
+    }
+
+    async fn resolve(&self, r: &ObjRef) -> anyhow::Result<ObjRef> {
+        Ok(match r {
+            ObjRef::Key(k) => match self.store.ref_get(k).await? {
+                Some(id) => ObjRef::Crm(id),
+                None => r.clone(),
+            },
+            other => other.clone(),
+        })
+    }
+
+    async fn answer(&self, l: &Lookup) -> anyhow::Result<Answer> {
+        let started = std::time::Instant::now();
+        let out = match l {
+            Lookup::RecordOfSession(id) => {
+                let rec = match self.store.load_session(id).await? {
+                    Some(row) => {
+                        let s: Session = serde_json::from_str(&row.body)?;
+                        match s.record {
+                            Some(r) => Some(self.resolve(&r).await?),
+                            None => None,
+                        }
+                    }
+                    None => None,
+                };
+                Answer::Record(rec)
+            }
+            Lookup::RecordsOfAccount(a) => match self.resolve(a).await? {
+                ObjRef::Crm(id) => self.crm.lookup(&Lookup::RecordsOfAccount(ObjRef::Crm(id))).await?,
+                // The account's creation never landed (parked): it has no records.
+                ObjRef::Key(_) => Answer::Records(vec![]),
+            },
+            other => self.crm.lookup(other).await?,
+        };
+        metrics::histogram!("casebridge_crm_lookup_seconds").record(started.elapsed().as_secs_f64());
+        Ok(out)
+    }
+
+    async fn delivery_loop(self: Arc<Self>, stop: CancellationToken) {
+        while !stop.is_cancelled() {
+            let n = match self.delivery_pass().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "Delivery pass failed; retrying.");
+                    0
+                }
+            };
+            if n == 0 {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    _ = self.outbox_in.notified() => {},
+                    _ = tokio::time::sleep(Duration::from_millis(200)) => {},
+                }
+            }
+        }
+    }
+
+    /// Delivers due writes; returns how many were attempted.
+    pub async fn delivery_pass(&self) -> anyhow::Result<usize> {
+        let rows = self.store.claim_commands(Utc::now(), 256).await?;
+        let n = rows.len();
+        for row in rows {
+            self.deliver(row).await?;
+        }
+        if n > 0 {
+            self.progress.notify_waiters();
+            self.events_in.notify_one();
+        }
+        Ok(n)
+    }
+
+    async fn deliver(&self, row: OutboxRow) -> anyhow::Result<()> {
+        let started = std::time::Instant::now();
+        let op: CrmOp = match serde_json::from_str(&row.op) {
+            Ok(op) => op,
+            Err(e) => {
+                self.store.park_command(row.id, &format!("unreadable write: {e}"), crm_line("Write unreadable: parked", None)).await?;
+                return Ok(());
+            }
+        };
+        let name = op.name();
+        let result = match self.resolve_op(op).await? {
+            Ok(op) => self.crm.execute(&row.key, &op).await,
+            // Another lane's create has not landed yet (or was parked): wait for it.
+            Err(missing) => Err(CrmError::Transient { message: format!("{missing} is not created in the CRM yet"), retry_after: None }),
+        };
+        match result {
+            Ok(out) => {
+                if let Some((key, id)) = &out.created {
+                    self.store.ref_set(key, id).await?;
+                }
+                self.store.complete_command(row.id, crm_line(&out.summary, None)).await?;
+                metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "done").increment(1);
+            }
+            Err(CrmError::Transient { message, retry_after }) if row.attempts + 1 < MAX_ATTEMPTS => {
+                let backoff = self.retry_base * 2u32.saturating_pow(row.attempts as u32);
+                let wait = retry_after.unwrap_or(backoff).min(Duration::from_secs(600));
+                let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
+                let line = (row.attempts == 0).then(|| crm_line(&format!("{name} failed ({message}); will retry"), Some("outbox.retry")));
+                self.store.retry_command(row.id, &message, next, line).await?;
+                metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "retry").increment(1);
+            }
+            Err(e) => {
+                let msg = e.to_string();
+                self.store.park_command(row.id, &msg, crm_line(&format!("{name} parked as a dead letter: {msg}"), Some("outbox.dead_letter"))).await?;
+                metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "dead").increment(1);
+            }
+        }
+        metrics::histogram!("casebridge_crm_write_seconds").record(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Replaces casebridge keys by CRM ids; Err names a key that has no CRM id.
+    async fn resolve_op(&self, op: CrmOp) -> anyhow::Result<Result<CrmOp, String>> {
+        let mut v = serde_json::to_value(&op)?;
+        let mut missing = None;
+        for field in ["account", "record"] {
+            if let Some(serde_json::Value::Object(m)) = v.get(field) {
+                if let Some(serde_json::Value::String(k)) = m.get("key") {
+                    match self.store.ref_get(k).await? {
+                        Some(id) => {
+                            v[field] = serde_json::json!({"crm": id});
+                        }
+                        None => missing = Some(k.clone()),
+                    }
+                }
+            }
+        }
+        if let Some(k) = missing {
+            return Ok(Err(k));
+        }
+        Ok(Ok(serde_json::from_value(v)?))
+    }
+}
+
+fn crm_line(summary: &str, rule: Option<&str>) -> Entry {
+    Entry { at: Utc::now(), kind: EntryKind::Crm, summary: summary.to_string(), rule: rule.map(str::to_string) }
+}
+
+fn ref_pair(r: &ObjRef) -> (String, bool) {
+    match r {
+        ObjRef::Key(k) => (k.clone(), true),
+        ObjRef::Crm(id) => (id.clone(), false),
+    }
+}
+
+fn lane_for(session: Option<&Session>, event: &Event, settings: &Settings) -> String {
+    if let Some(l) = session.and_then(|s| s.lane.clone()) {
+        return l;
+    }
+    if let EventKind::Created(c) = &event.kind {
+        let phone = c.customer.phone.as_deref().filter(|p| !Phone::is_anonymous(p)).map(|p| Phone::parse(p, &settings.region));
+        return engine::lane_of(&event.session_id, &c.customer, phone.as_ref());
+    }
+    format!("session:{}", event.session_id)
+}

@@ -1,0 +1,160 @@
+//! `casebridge serve` and `casebridge migrate`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use casebridge_crm::BuiltinConnector;
+use casebridge_rules::settings::{Settings, parse_settings};
+use casebridge_store::{SqliteStore, Store};
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+
+use crate::api::{self, AppState};
+use crate::config;
+use crate::pipeline::Pipeline;
+
+/// Where the data lives.
+#[derive(Args, Clone)]
+pub struct DbArgs {
+    /// Data folder for the embedded SQLite database.
+    #[arg(long, env = "CASEBRIDGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// PostgreSQL URL (postgres://…) instead of SQLite.
+    #[arg(long, env = "CASEBRIDGE_DATABASE_URL")]
+    pub database_url: Option<String>,
+}
+
+/// Options of `serve`.
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to bind.
+    #[arg(long, env = "CASEBRIDGE_BIND")]
+    pub bind: Option<String>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// TOML configuration file: the settings document plus a [server] table.
+    #[arg(long, env = "CASEBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Largest request body in bytes.
+    #[arg(long, env = "CASEBRIDGE_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Log format: text or json.
+    #[arg(long, env = "CASEBRIDGE_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+async fn open_store(db: &DbArgs) -> anyhow::Result<SqliteStore> {
+    if let Some(url) = &db.database_url {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            bail!("PostgreSQL storage is not available in this build yet; leave --database-url unset to use the embedded SQLite database");
+        }
+        bail!("--database-url must start with postgres://");
+    }
+    let dir = db.data_dir.clone().unwrap_or_else(|| PathBuf::from("casebridge-data"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+    let path = dir.join("casebridge.db");
+    SqliteStore::open(&path).await.with_context(|| format!("cannot open {}", path.display()))
+}
+
+/// `casebridge migrate`.
+pub async fn migrate(db: DbArgs) -> anyhow::Result<()> {
+    let store = open_store(&db).await?;
+    store.migrate().await.context("migration failed")?;
+    println!("database is up to date");
+    Ok(())
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" { b.json().init() } else { b.init() }
+}
+
+/// `casebridge serve`.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    init_logs(&args.log_format);
+    let file = match &args.config {
+        Some(p) => config::load(p)?,
+        None => config::ConfigFile::default(),
+    };
+    for w in &file.warnings {
+        tracing::warn!(field = %w.field, "Setting has no effect: {}", w.message);
+    }
+    let bind = args.bind.clone().or(file.server.bind.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
+    let addr: SocketAddr = bind.parse().with_context(|| format!("--bind {bind:?} is not an address such as 127.0.0.1:8080"))?;
+    let token = std::env::var("CASEBRIDGE_API_TOKEN").ok().filter(|t| !t.is_empty()).or(file.server.api_token.clone());
+    if token.is_none() && !addr.ip().is_loopback() {
+        bail!("refusing to bind {addr} without a token: set CASEBRIDGE_API_TOKEN, or bind a loopback address such as 127.0.0.1");
+    }
+    let db = DbArgs {
+        data_dir: args.db.data_dir.clone().or(file.server.data_dir.clone()),
+        database_url: args.db.database_url.clone().or(file.server.database_url.clone()),
+    };
+    let store = open_store(&db).await?;
+    store.migrate().await.context("migration failed")?;
+    let settings = match file.settings.clone() {
+        Some(s) => {
+            store.settings_put(&serde_json::to_string(&s)?).await?;
+            s
+        }
+        None => match store.settings_get().await? {
+            Some(doc) => parse_settings(serde_json::from_str(&doc)?).map_err(|e| anyhow::anyhow!("stored settings are unreadable: {e:?}"))?,
+            None => Settings::default(),
+        },
+    };
+    let store = Arc::new(store);
+    let crm = Arc::new(BuiltinConnector::new(store.clone()));
+    let pipeline = Pipeline::new(store.clone(), crm, settings);
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let state = AppState {
+        pipeline: pipeline.clone(),
+        store: store.clone(),
+        builtin: store.clone(),
+        token: token.map(Into::into),
+        metrics,
+        max_body_bytes: args.max_body_bytes.or(file.server.max_body_bytes).unwrap_or(4 * 1024 * 1024),
+    };
+    let open_mode = state.token.is_none();
+    let app = api::router(state);
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot bind {addr}"))?;
+    let local = listener.local_addr()?;
+    let stop = CancellationToken::new();
+    let workers = tokio::spawn(pipeline.clone().run(stop.clone()));
+    println!("casebridge listening on http://{local} (API reference: http://{local}/openapi.json)");
+    if open_mode {
+        println!("no CASEBRIDGE_API_TOKEN set: accepting unauthenticated calls on loopback only");
+    }
+    tracing::info!(%local, "Ready.");
+    let shutdown = stop.clone();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("Shutting down: finishing requests in flight.");
+            shutdown.cancel();
+        })
+        .await?;
+    stop.cancel();
+    let _ = workers.await;
+    store.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

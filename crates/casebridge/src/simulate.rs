@@ -1,0 +1,349 @@
+//! `casebridge simulate`: the real pipeline on an in-memory database and built-in CRM.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use casebridge_crm::BuiltinConnector;
+use casebridge_rules::event::{Event, parse_event};
+use casebridge_rules::model::{EntryKind, ObjRef};
+use casebridge_rules::phone::Phone;
+use casebridge_rules::session::Session;
+use casebridge_rules::settings::Settings;
+use casebridge_store::builtin::{BuiltinCrmStore, NewAccount, NewRecord};
+use casebridge_store::{NewEvent, SqliteStore, Store};
+use chrono::{DateTime, Utc};
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::config;
+use crate::pipeline::Pipeline;
+
+/// Output formats.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    /// Aligned columns for people.
+    Table,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Options of `simulate`.
+#[derive(Args)]
+pub struct SimulateArgs {
+    /// Settings document (JSON or TOML); defaults when absent.
+    #[arg(long)]
+    pub settings: Option<PathBuf>,
+    /// Built-in CRM content to start from: {"accounts": [...], "records": [...]}.
+    #[arg(long)]
+    pub crm_fixture: Option<PathBuf>,
+    /// A second settings document: print only the sessions whose outcome differs.
+    #[arg(long)]
+    pub compare: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Events, one JSON object per line (NDJSON).
+    pub events: PathBuf,
+}
+
+enum Item {
+    Event(Box<Event>),
+    RecordUpdate { session: String, status: String, at: DateTime<Utc> },
+}
+
+/// One session's result.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Outcome {
+    session_id: String,
+    account_outcome: Value,
+    account_id: Option<String>,
+    record_outcome: Value,
+    record_id: Option<String>,
+    title: Option<String>,
+    tags: Vec<String>,
+    reason: String,
+}
+
+impl Outcome {
+    fn key(&self) -> (Value, Value, Option<String>, Vec<String>) {
+        (self.account_outcome.clone(), self.record_outcome.clone(), self.title.clone(), self.tags.clone())
+    }
+}
+
+fn bad(line: usize, why: impl std::fmt::Display) -> anyhow::Error {
+    anyhow::anyhow!("line {line}: {why}")
+}
+
+fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Item>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut items = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line).map_err(|e| bad(n, format!("not valid JSON: {e}")))?;
+        if v.get("type").and_then(Value::as_str) == Some("crm.record.updated") {
+            let at = v.get("at").and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .ok_or_else(|| bad(n, "at: must be an RFC 3339 timestamp"))?;
+            let data = v.get("data").ok_or_else(|| bad(n, "data: is required"))?;
+            let session = data.get("record_of_session").and_then(Value::as_str).ok_or_else(|| bad(n, "data.record_of_session: is required (a session id)"))?;
+            let status = data.get("status").and_then(Value::as_str).ok_or_else(|| bad(n, "data.status: is required"))?;
+            if !casebridge_store::builtin::STATUSES.contains(&status) {
+                return Err(bad(n, format!("data.status: must be one of {}", casebridge_store::builtin::STATUSES.join(", "))));
+            }
+            items.push(Item::RecordUpdate { session: session.into(), status: status.into(), at: at.with_timezone(&Utc) });
+            continue;
+        }
+        match parse_event(&v) {
+            Ok(e) => items.push(Item::Event(Box::new(e))),
+            Err(errs) => {
+                let why = errs.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
+                return Err(bad(n, why));
+            }
+        }
+    }
+    Ok(items)
+}
+
+async fn load_fixture(store: &SqliteStore, path: &PathBuf, region: &str) -> anyhow::Result<()> {
+    let doc = config::read_document(path)?;
+    let time = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc));
+    let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
+    let epoch = DateTime::<Utc>::UNIX_EPOCH;
+    for a in doc.get("accounts").and_then(Value::as_array).cloned().unwrap_or_default() {
+        let phone = s(&a, "phone");
+        store
+            .crm_create_account(NewAccount {
+                id: s(&a, "id"),
+                kind: s(&a, "kind").unwrap_or_else(|| "contact".into()),
+                name: s(&a, "name"),
+                phone_key: phone.as_deref().map(|p| Phone::parse(p, region).number),
+                phone,
+                email: s(&a, "email"),
+                user_id: s(&a, "user_id"),
+                ext_key: None,
+                at: time(&a, "updated_at").or(time(&a, "created_at")).unwrap_or(epoch),
+            })
+            .await?;
+    }
+    for r in doc.get("records").and_then(Value::as_array).cloned().unwrap_or_default() {
+        store
+            .crm_create_record(NewRecord {
+                id: s(&r, "id"),
+                closed_at: time(&r, "closed_at"),
+                account_id: s(&r, "account_id"),
+                title: s(&r, "title").unwrap_or_default(),
+                status: s(&r, "status"),
+                leaf_queue: s(&r, "leaf_queue"),
+                channel: s(&r, "channel"),
+                at: time(&r, "created_at").unwrap_or(epoch),
+                ..Default::default()
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+async fn drain(p: &Pipeline) -> anyhow::Result<()> {
+    loop {
+        let a = p.rules_pass().await?;
+        let b = p.delivery_pass().await?;
+        if a == 0 && b == 0 {
+            return Ok(());
+        }
+    }
+}
+
+async fn simulate_once(settings: &Settings, fixture: Option<&PathBuf>, items: &[Item], label: &str) -> anyhow::Result<Vec<Outcome>> {
+    let store = SqliteStore::in_memory().await?;
+    store.migrate().await?;
+    if let Some(f) = fixture {
+        load_fixture(&store, f, &settings.region).await.context("cannot load the CRM fixture")?;
+    }
+    let store = Arc::new(store);
+    let p = Pipeline::new(store.clone(), Arc::new(BuiltinConnector::new(store.clone())), settings.clone());
+    let bar = (std::io::stderr().is_terminal() && items.len() >= 1000).then(|| {
+        let b = indicatif::ProgressBar::new(items.len() as u64);
+        b.set_message(label.to_string());
+        b
+    });
+    let mut order: Vec<String> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match item {
+            Item::Event(e) => {
+                if !order.contains(&e.session_id) {
+                    order.push(e.session_id.clone());
+                }
+                let ne = NewEvent { id: e.id.clone(), session_id: e.session_id.clone(), event_type: e.kind.type_name().into(), at: e.at, body: serde_json::to_string(e)? };
+                store.ingest(&[ne]).await?;
+            }
+            Item::RecordUpdate { session, status, at } => {
+                drain(&p).await?;
+                let rec = record_of(&*store, session).await?;
+                match rec {
+                    Some(id) => store.crm_set_status(&id, status, *at).await?,
+                    None => eprintln!("note: crm.record.updated for session {session}, which has no record; ignored"),
+                }
+            }
+        }
+        drain(&p).await?;
+        if let Some(b) = &bar {
+            b.set_position(i as u64 + 1);
+        }
+    }
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let mut out = Vec::new();
+    for id in order {
+        out.push(outcome(&*store, &id).await?);
+    }
+    Ok(out)
+}
+
+async fn record_of(store: &SqliteStore, session: &str) -> anyhow::Result<Option<String>> {
+    let Some(row) = store.load_session(session).await? else { return Ok(None) };
+    let s: Session = serde_json::from_str(&row.body)?;
+    Ok(match s.record {
+        Some(ObjRef::Crm(id)) => Some(id),
+        Some(ObjRef::Key(k)) => store.ref_get(&k).await?,
+        None => None,
+    })
+}
+
+async fn outcome(store: &SqliteStore, id: &str) -> anyhow::Result<Outcome> {
+    let row = store.load_session(id).await?.context("session vanished")?;
+    let s: Session = serde_json::from_str(&row.body)?;
+    let record_id = record_of(store, id).await?;
+    let rec = match &record_id {
+        Some(r) => store.crm_get_record(r).await?,
+        None => None,
+    };
+    let timeline = store.timeline(id).await?;
+    let reason = match &s.record_rule {
+        Some(rule) => timeline
+            .iter()
+            .rev()
+            .find(|e| e.kind == EntryKind::Decision && e.rule.as_deref() == Some(rule))
+            .map(|e| format!("{rule}: {}", e.summary))
+            .unwrap_or_else(|| rule.clone()),
+        None => "record trigger not reached".into(),
+    };
+    Ok(Outcome {
+        session_id: id.to_string(),
+        account_outcome: serde_json::to_value(s.account_outcome)?,
+        account_id: row.account_id.clone(),
+        record_outcome: serde_json::to_value(s.record_outcome)?,
+        title: rec.as_ref().map(|r| r.title.clone()),
+        tags: rec.map(|r| r.tags).unwrap_or_default(),
+        record_id,
+        reason,
+    })
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+}
+
+fn print_table(rows: &[Vec<String>]) {
+    let mut widths = vec![0; rows.first().map_or(0, Vec::len)];
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            widths[i] = widths[i].max(c.chars().count().min(60));
+        }
+    }
+    for r in rows {
+        let line: Vec<String> = r.iter().enumerate().map(|(i, c)| format!("{:<w$}", c, w = widths[i])).collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+/// Runs the command.
+pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let load = |p: &Option<PathBuf>| -> anyhow::Result<Settings> {
+        match p {
+            Some(p) => Ok(config::load_settings(p)?.0),
+            None => Ok(Settings::default()),
+        }
+    };
+    let sa = match load(&a.settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let sb = match a.compare.as_ref().map(|p| load(&Some(p.clone()))).transpose() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let items = match read_items(&a.events) {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("error: {}: {e}", a.events.display());
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let ra = simulate_once(&sa, a.crm_fixture.as_ref(), &items, "settings").await?;
+    match sb {
+        None => match a.format {
+            Format::Json => {
+                for o in &ra {
+                    println!("{}", serde_json::to_string(o)?);
+                }
+            }
+            Format::Table => {
+                let mut rows = vec![vec!["SESSION".into(), "ACCOUNT".into(), "RECORD".into(), "TITLE".into(), "TAGS".into(), "REASON".into()]];
+                for o in &ra {
+                    rows.push(vec![
+                        o.session_id.clone(),
+                        format!("{} {}", text(&o.account_outcome), o.account_id.clone().unwrap_or_default()).trim().to_string(),
+                        format!("{} {}", text(&o.record_outcome), o.record_id.clone().unwrap_or_default()).trim().to_string(),
+                        o.title.clone().unwrap_or_default(),
+                        o.tags.join(","),
+                        o.reason.clone(),
+                    ]);
+                }
+                print_table(&rows);
+            }
+        },
+        Some(sb) => {
+            let rb = simulate_once(&sb, a.crm_fixture.as_ref(), &items, "compare").await?;
+            let by_b: BTreeMap<&str, &Outcome> = rb.iter().map(|o| (o.session_id.as_str(), o)).collect();
+            let mut diffs = Vec::new();
+            for x in &ra {
+                if let Some(y) = by_b.get(x.session_id.as_str()) {
+                    if x.key() != y.key() {
+                        diffs.push((x, *y));
+                    }
+                }
+            }
+            match a.format {
+                Format::Json => {
+                    for (x, y) in &diffs {
+                        println!("{}", json!({"session_id": x.session_id, "a": x, "b": y}));
+                    }
+                }
+                Format::Table => {
+                    let mut rows = vec![vec!["SESSION".into(), "A".into(), "B".into(), "B REASON".into()]];
+                    for (x, y) in &diffs {
+                        let show = |o: &Outcome| format!("{}/{} {}", text(&o.account_outcome), text(&o.record_outcome), o.title.clone().map(|t| format!("\"{t}\"")).unwrap_or_default()).trim().to_string();
+                        rows.push(vec![x.session_id.clone(), show(x), show(y), y.reason.clone()]);
+                    }
+                    print_table(&rows);
+                    println!("{} of {} session(s) differ", diffs.len(), ra.len());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
