@@ -1,0 +1,83 @@
+//! Serialization per customer, and crash safety (SIGKILL between accept and CRM write).
+
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::harness::*;
+
+#[tokio::test]
+async fn concurrent_sessions_of_one_customer_make_one_account_and_one_record() {
+    let s = Server::start().await;
+    s.put_settings(settings(json!({"records": {"append_to_open_in_leaf_queue": true}}))).await;
+    let mut posts = Vec::new();
+    for i in 0..12 {
+        let mut c = Ses::new(&format!("race{i}"), "2026-11-20T10:00:00Z");
+        let evs = vec![c.created("messaging_inbound_web", json!({"phone": "+14155550300"}), &["Chat"]), c.assigned("ag"), c.connected()];
+        let http = s.http.clone();
+        let url = format!("{}/v1/events?wait=20", s.base);
+        posts.push(tokio::spawn(async move { http.post(url).json(&evs).send().await.map(|r| r.status().as_u16()) }));
+    }
+    for p in posts {
+        assert_eq!(p.await.unwrap().unwrap(), 202);
+    }
+    let accounts = s.get("/v1/crm/accounts?phone=%2B14155550300").await;
+    assert_eq!(accounts["accounts"].as_array().unwrap().len(), 1, "{accounts}");
+    let acc = accounts["accounts"][0]["id"].as_str().unwrap();
+    let recs = s.records(&format!("account_id={acc}")).await;
+    assert_eq!(recs.len(), 1, "one record, the others appended: {recs:?}");
+    assert_eq!(recs[0]["session_ids"].as_array().unwrap().len(), 12);
+}
+
+async fn all_settled(s: &Server, ids: &[String], deadline: Duration) {
+    let end = Instant::now() + deadline;
+    for id in ids {
+        loop {
+            let (c, v) = s.call(reqwest::Method::GET, &format!("/v1/sessions/{id}"), None).await;
+            if c == 200 && v["settled"] == true && v["state"] == "ended" {
+                break;
+            }
+            assert!(Instant::now() < end, "session {id} never settled: {v}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn sigkill_between_accept_and_crm_write_loses_and_doubles_nothing() {
+    let mut s = Server::start().await;
+    s.put_settings(settings(json!({"records": {"append_to_open_in_leaf_queue": true}}))).await;
+    let mut ids = Vec::new();
+    for round in 0..3 {
+        let mut batch: Vec<Value> = Vec::new();
+        for i in 0..60 {
+            let id = format!("k{round}-{i}");
+            // Ten customers, each calling several times: appends race with creates.
+            let phone = format!("+1415555{:04}", 400 + i % 10);
+            let start = format!("2026-11-20T{:02}:{:02}:00Z", 10 + round, i % 60);
+            batch.extend(call(&id, &start, &phone, &["Support"]));
+            ids.push(id);
+        }
+        let (c, v) = s.call(reqwest::Method::POST, "/v1/events", Some(&Value::Array(batch))).await;
+        assert_eq!(c, 202, "{v}");
+        assert_eq!(v["accepted"], 240);
+        // Accepted means on disk: kill at once, mid-way through the work.
+        s.kill();
+        s.restart().await;
+    }
+    all_settled(&s, &ids, Duration::from_secs(60)).await;
+    for i in 0..10 {
+        let phone = format!("%2B1415555{:04}", 400 + i);
+        let accounts = s.get(&format!("/v1/crm/accounts?phone={phone}")).await;
+        assert_eq!(accounts["accounts"].as_array().unwrap().len(), 1, "one account per customer: {accounts}");
+        let acc = accounts["accounts"][0]["id"].as_str().unwrap();
+        let recs = s.records(&format!("account_id={acc}")).await;
+        assert_eq!(recs.len(), 1, "every later call appended to the one open record: {recs:?}");
+        assert_eq!(recs[0]["session_ids"].as_array().unwrap().len(), 18);
+        let rec = s.get(&format!("/v1/crm/records/{}", recs[0]["id"].as_str().unwrap())).await;
+        assert_eq!(rec["activities"].as_array().unwrap().len(), 18, "one activity per session");
+        assert_eq!(rec["notes"].as_array().unwrap().len(), 1, "the phone note once");
+    }
+    let dead = s.get("/v1/outbox?state=dead").await;
+    assert!(dead["writes"].as_array().unwrap().is_empty(), "{dead}");
+}
