@@ -48,7 +48,11 @@ pub enum ConfigError {
 }
 
 fn list(errors: &[FieldError]) -> String {
-    errors.iter().map(|e| format!("  - {}: {}", if e.field.is_empty() { "(document)" } else { &e.field }, e.message)).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(|e| format!("  - {}: {}", if e.field.is_empty() { "(document)" } else { &e.field }, e.message))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Reads a settings or config file: JSON when it ends in `.json` (or starts with `{`), TOML otherwise.
@@ -59,7 +63,8 @@ pub fn read_document(path: &Path) -> Result<serde_json::Value, ConfigError> {
     if is_json {
         serde_json::from_str(&text).map_err(|e| ConfigError::Syntax(name, "JSON", e.to_string()))
     } else {
-        let v: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Syntax(name.clone(), "TOML", e.to_string()))?;
+        let v: toml::Value =
+            toml::from_str(&text).map_err(|e| ConfigError::Syntax(name.clone(), "TOML", e.to_string()))?;
         serde_json::to_value(v).map_err(|e| ConfigError::Syntax(name, "TOML", e.to_string()))
     }
 }

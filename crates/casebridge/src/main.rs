@@ -1,4 +1,6 @@
 //! The `casebridge` binary: `serve`, `simulate`, `migrate`, `check-config`.
+// Problem details travel only on the refusal path; their size does not matter there.
+#![allow(clippy::result_large_err)]
 
 mod api;
 mod config;
@@ -68,7 +70,11 @@ fn check_config(file: &std::path::Path) -> ExitCode {
             for w in &c.warnings {
                 println!("warning: {}: {}", w.field, w.message);
             }
-            println!("{}: valid{}", file.display(), if c.settings.is_none() { " (no settings; defaults apply)" } else { "" });
+            println!(
+                "{}: valid{}",
+                file.display(),
+                if c.settings.is_none() { " (no settings; defaults apply)" } else { "" }
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

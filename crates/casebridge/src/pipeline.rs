@@ -110,7 +110,12 @@ impl Pipeline {
                         .commit_step(StepCommit {
                             event_seqs: vec![p.seq],
                             session_id: p.session_id.clone(),
-                            session: self.store.load_session(&p.session_id).await?.map(|s| s.body).unwrap_or_else(|| "{}".into()),
+                            session: self
+                                .store
+                                .load_session(&p.session_id)
+                                .await?
+                                .map(|s| s.body)
+                                .unwrap_or_else(|| "{}".into()),
                             lane: None,
                             account: None,
                             record: None,
@@ -287,7 +292,9 @@ impl Pipeline {
         let op: CrmOp = match serde_json::from_str(&row.op) {
             Ok(op) => op,
             Err(e) => {
-                self.store.park_command(row.id, &format!("unreadable write: {e}"), crm_line("Write unreadable: parked", None)).await?;
+                self.store
+                    .park_command(row.id, &format!("unreadable write: {e}"), crm_line("Write unreadable: parked", None))
+                    .await?;
                 return Ok(());
             }
         };
@@ -295,7 +302,10 @@ impl Pipeline {
         let result = match self.resolve_op(op).await? {
             Ok(op) => self.crm.execute(&row.key, &op).await,
             // Another lane's create has not landed yet (or was parked): wait for it.
-            Err(missing) => Err(CrmError::Transient { message: format!("{missing} is not created in the CRM yet"), retry_after: None }),
+            Err(missing) => Err(CrmError::Transient {
+                message: format!("{missing} is not created in the CRM yet"),
+                retry_after: None,
+            }),
         };
         match result {
             Ok(out) => {
@@ -309,13 +319,20 @@ impl Pipeline {
                 let backoff = self.retry_base * 2u32.saturating_pow(row.attempts as u32);
                 let wait = retry_after.unwrap_or(backoff).min(Duration::from_secs(600));
                 let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-                let line = (row.attempts == 0).then(|| crm_line(&format!("{name} failed ({message}); will retry"), Some("outbox.retry")));
+                let line = (row.attempts == 0)
+                    .then(|| crm_line(&format!("{name} failed ({message}); will retry"), Some("outbox.retry")));
                 self.store.retry_command(row.id, &message, next, line).await?;
                 metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "retry").increment(1);
             }
             Err(e) => {
                 let msg = e.to_string();
-                self.store.park_command(row.id, &msg, crm_line(&format!("{name} parked as a dead letter: {msg}"), Some("outbox.dead_letter"))).await?;
+                self.store
+                    .park_command(
+                        row.id,
+                        &msg,
+                        crm_line(&format!("{name} parked as a dead letter: {msg}"), Some("outbox.dead_letter")),
+                    )
+                    .await?;
                 metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "dead").increment(1);
             }
         }
@@ -328,14 +345,14 @@ impl Pipeline {
         let mut v = serde_json::to_value(&op)?;
         let mut missing = None;
         for field in ["account", "record"] {
-            if let Some(serde_json::Value::Object(m)) = v.get(field) {
-                if let Some(serde_json::Value::String(k)) = m.get("key") {
-                    match self.store.ref_get(k).await? {
-                        Some(id) => {
-                            v[field] = serde_json::json!({"crm": id});
-                        }
-                        None => missing = Some(k.clone()),
+            if let Some(serde_json::Value::Object(m)) = v.get(field)
+                && let Some(serde_json::Value::String(k)) = m.get("key")
+            {
+                match self.store.ref_get(k).await? {
+                    Some(id) => {
+                        v[field] = serde_json::json!({"crm": id});
                     }
+                    None => missing = Some(k.clone()),
                 }
             }
         }
@@ -362,7 +379,8 @@ fn lane_for(session: Option<&Session>, event: &Event, settings: &Settings) -> St
         return l;
     }
     if let EventKind::Created(c) = &event.kind {
-        let phone = c.customer.phone.as_deref().filter(|p| !Phone::is_anonymous(p)).map(|p| Phone::parse(p, &settings.region));
+        let phone =
+            c.customer.phone.as_deref().filter(|p| !Phone::is_anonymous(p)).map(|p| Phone::parse(p, &settings.region));
         return engine::lane_of(&event.session_id, &c.customer, phone.as_ref());
     }
     format!("session:{}", event.session_id)

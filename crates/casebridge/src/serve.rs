@@ -48,7 +48,9 @@ pub struct ServeArgs {
 async fn open_store(db: &DbArgs) -> anyhow::Result<SqliteStore> {
     if let Some(url) = &db.database_url {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            bail!("PostgreSQL storage is not available in this build yet; leave --database-url unset to use the embedded SQLite database");
+            bail!(
+                "PostgreSQL storage is not available in this build yet; leave --database-url unset to use the embedded SQLite database"
+            );
         }
         bail!("--database-url must start with postgres://");
     }
@@ -83,10 +85,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(field = %w.field, "Setting has no effect: {}", w.message);
     }
     let bind = args.bind.clone().or(file.server.bind.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
-    let addr: SocketAddr = bind.parse().with_context(|| format!("--bind {bind:?} is not an address such as 127.0.0.1:8080"))?;
+    let addr: SocketAddr =
+        bind.parse().with_context(|| format!("--bind {bind:?} is not an address such as 127.0.0.1:8080"))?;
     let token = std::env::var("CASEBRIDGE_API_TOKEN").ok().filter(|t| !t.is_empty()).or(file.server.api_token.clone());
     if token.is_none() && !addr.ip().is_loopback() {
-        bail!("refusing to bind {addr} without a token: set CASEBRIDGE_API_TOKEN, or bind a loopback address such as 127.0.0.1");
+        bail!(
+            "refusing to bind {addr} without a token: set CASEBRIDGE_API_TOKEN, or bind a loopback address such as 127.0.0.1"
+        );
     }
     let db = DbArgs {
         data_dir: args.db.data_dir.clone().or(file.server.data_dir.clone()),
@@ -100,7 +105,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             s
         }
         None => match store.settings_get().await? {
-            Some(doc) => parse_settings(serde_json::from_str(&doc)?).map_err(|e| anyhow::anyhow!("stored settings are unreadable: {e:?}"))?,
+            Some(doc) => parse_settings(serde_json::from_str(&doc)?)
+                .map_err(|e| anyhow::anyhow!("stored settings are unreadable: {e:?}"))?,
             None => Settings::default(),
         },
     };

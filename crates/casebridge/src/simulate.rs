@@ -89,15 +89,29 @@ fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Item>> {
         }
         let v: Value = serde_json::from_str(line).map_err(|e| bad(n, format!("not valid JSON: {e}")))?;
         if v.get("type").and_then(Value::as_str) == Some("crm.record.updated") {
-            let at = v.get("at").and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            let at = v
+                .get("at")
+                .and_then(Value::as_str)
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
                 .ok_or_else(|| bad(n, "at: must be an RFC 3339 timestamp"))?;
             let data = v.get("data").ok_or_else(|| bad(n, "data: is required"))?;
-            let session = data.get("record_of_session").and_then(Value::as_str).ok_or_else(|| bad(n, "data.record_of_session: is required (a session id)"))?;
-            let status = data.get("status").and_then(Value::as_str).ok_or_else(|| bad(n, "data.status: is required"))?;
+            let session = data
+                .get("record_of_session")
+                .and_then(Value::as_str)
+                .ok_or_else(|| bad(n, "data.record_of_session: is required (a session id)"))?;
+            let status =
+                data.get("status").and_then(Value::as_str).ok_or_else(|| bad(n, "data.status: is required"))?;
             if !casebridge_store::builtin::STATUSES.contains(&status) {
-                return Err(bad(n, format!("data.status: must be one of {}", casebridge_store::builtin::STATUSES.join(", "))));
+                return Err(bad(
+                    n,
+                    format!("data.status: must be one of {}", casebridge_store::builtin::STATUSES.join(", ")),
+                ));
             }
-            items.push(Item::RecordUpdate { session: session.into(), status: status.into(), at: at.with_timezone(&Utc) });
+            items.push(Item::RecordUpdate {
+                session: session.into(),
+                status: status.into(),
+                at: at.with_timezone(&Utc),
+            });
             continue;
         }
         match parse_event(&v) {
@@ -111,9 +125,14 @@ fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Item>> {
     Ok(items)
 }
 
-async fn load_fixture(store: &SqliteStore, path: &PathBuf, region: &str) -> anyhow::Result<()> {
+async fn load_fixture(store: &SqliteStore, path: &std::path::Path, region: &str) -> anyhow::Result<()> {
     let doc = config::read_document(path)?;
-    let time = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).and_then(|s| DateTime::parse_from_rfc3339(s).ok()).map(|t| t.with_timezone(&Utc));
+    let time = |v: &Value, k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
     let s = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
     let epoch = DateTime::<Utc>::UNIX_EPOCH;
     for a in doc.get("accounts").and_then(Value::as_array).cloned().unwrap_or_default() {
@@ -160,7 +179,12 @@ async fn drain(p: &Pipeline) -> anyhow::Result<()> {
     }
 }
 
-async fn simulate_once(settings: &Settings, fixture: Option<&PathBuf>, items: &[Item], label: &str) -> anyhow::Result<Vec<Outcome>> {
+async fn simulate_once(
+    settings: &Settings,
+    fixture: Option<&PathBuf>,
+    items: &[Item],
+    label: &str,
+) -> anyhow::Result<Vec<Outcome>> {
     let store = SqliteStore::in_memory().await?;
     store.migrate().await?;
     if let Some(f) = fixture {
@@ -180,12 +204,18 @@ async fn simulate_once(settings: &Settings, fixture: Option<&PathBuf>, items: &[
                 if !order.contains(&e.session_id) {
                     order.push(e.session_id.clone());
                 }
-                let ne = NewEvent { id: e.id.clone(), session_id: e.session_id.clone(), event_type: e.kind.type_name().into(), at: e.at, body: serde_json::to_string(e)? };
+                let ne = NewEvent {
+                    id: e.id.clone(),
+                    session_id: e.session_id.clone(),
+                    event_type: e.kind.type_name().into(),
+                    at: e.at,
+                    body: serde_json::to_string(e)?,
+                };
                 store.ingest(&[ne]).await?;
             }
             Item::RecordUpdate { session, status, at } => {
                 drain(&p).await?;
-                let rec = record_of(&*store, session).await?;
+                let rec = record_of(&store, session).await?;
                 match rec {
                     Some(id) => store.crm_set_status(&id, status, *at).await?,
                     None => eprintln!("note: crm.record.updated for session {session}, which has no record; ignored"),
@@ -202,7 +232,7 @@ async fn simulate_once(settings: &Settings, fixture: Option<&PathBuf>, items: &[
     }
     let mut out = Vec::new();
     for id in order {
-        out.push(outcome(&*store, &id).await?);
+        out.push(outcome(&store, &id).await?);
     }
     Ok(out)
 }
@@ -302,12 +332,23 @@ pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             Format::Table => {
-                let mut rows = vec![vec!["SESSION".into(), "ACCOUNT".into(), "RECORD".into(), "TITLE".into(), "TAGS".into(), "REASON".into()]];
+                let mut rows = vec![vec![
+                    "SESSION".into(),
+                    "ACCOUNT".into(),
+                    "RECORD".into(),
+                    "TITLE".into(),
+                    "TAGS".into(),
+                    "REASON".into(),
+                ]];
                 for o in &ra {
                     rows.push(vec![
                         o.session_id.clone(),
-                        format!("{} {}", text(&o.account_outcome), o.account_id.clone().unwrap_or_default()).trim().to_string(),
-                        format!("{} {}", text(&o.record_outcome), o.record_id.clone().unwrap_or_default()).trim().to_string(),
+                        format!("{} {}", text(&o.account_outcome), o.account_id.clone().unwrap_or_default())
+                            .trim()
+                            .to_string(),
+                        format!("{} {}", text(&o.record_outcome), o.record_id.clone().unwrap_or_default())
+                            .trim()
+                            .to_string(),
                         o.title.clone().unwrap_or_default(),
                         o.tags.join(","),
                         o.reason.clone(),
@@ -321,10 +362,10 @@ pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
             let by_b: BTreeMap<&str, &Outcome> = rb.iter().map(|o| (o.session_id.as_str(), o)).collect();
             let mut diffs = Vec::new();
             for x in &ra {
-                if let Some(y) = by_b.get(x.session_id.as_str()) {
-                    if x.key() != y.key() {
-                        diffs.push((x, *y));
-                    }
+                if let Some(y) = by_b.get(x.session_id.as_str())
+                    && x.key() != y.key()
+                {
+                    diffs.push((x, *y));
                 }
             }
             match a.format {
@@ -336,7 +377,16 @@ pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
                 Format::Table => {
                     let mut rows = vec![vec!["SESSION".into(), "A".into(), "B".into(), "B REASON".into()]];
                     for (x, y) in &diffs {
-                        let show = |o: &Outcome| format!("{}/{} {}", text(&o.account_outcome), text(&o.record_outcome), o.title.clone().map(|t| format!("\"{t}\"")).unwrap_or_default()).trim().to_string();
+                        let show = |o: &Outcome| {
+                            format!(
+                                "{}/{} {}",
+                                text(&o.account_outcome),
+                                text(&o.record_outcome),
+                                o.title.clone().map(|t| format!("\"{t}\"")).unwrap_or_default()
+                            )
+                            .trim()
+                            .to_string()
+                        };
                         rows.push(vec![x.session_id.clone(), show(x), show(y), y.reason.clone()]);
                     }
                     print_table(&rows);

@@ -88,9 +88,15 @@ impl Connector for BuiltinConnector {
             )
         };
         match lookup {
-            Lookup::AccountsByPhone(p) => Ok(hits(self.store.crm_find_accounts(Some(p), None, None).await.map_err(err)?)),
-            Lookup::AccountsByEmail(e) => Ok(hits(self.store.crm_find_accounts(None, Some(e), None).await.map_err(err)?)),
-            Lookup::AccountsByUserId(u) => Ok(hits(self.store.crm_find_accounts(None, None, Some(u)).await.map_err(err)?)),
+            Lookup::AccountsByPhone(p) => {
+                Ok(hits(self.store.crm_find_accounts(Some(p), None, None).await.map_err(err)?))
+            }
+            Lookup::AccountsByEmail(e) => {
+                Ok(hits(self.store.crm_find_accounts(None, Some(e), None).await.map_err(err)?))
+            }
+            Lookup::AccountsByUserId(u) => {
+                Ok(hits(self.store.crm_find_accounts(None, None, Some(u)).await.map_err(err)?))
+            }
             Lookup::RecordsOfAccount(a) => {
                 let id = crm_id(a)?;
                 let recs = self
@@ -124,15 +130,34 @@ impl Connector for BuiltinConnector {
                     })
                     .await
                     .map_err(err)?;
-                let summary = if new { format!("Account {} created", a.id) } else { format!("Account {} already created (replay)", a.id) };
+                let summary = if new {
+                    format!("Account {} created", a.id)
+                } else {
+                    format!("Account {} already created (replay)", a.id)
+                };
                 Ok(WriteOutcome { created: Some((k.clone(), a.id)), summary })
             }
             CrmOp::UpdateAccount { account, name, email, user_id } => {
                 let id = crm_id(account)?;
-                s.crm_update_account(id, name.as_deref(), email.as_deref(), user_id.as_deref(), now).await.map_err(err)?;
+                s.crm_update_account(id, name.as_deref(), email.as_deref(), user_id.as_deref(), now)
+                    .await
+                    .map_err(err)?;
                 done(format!("Account {id} updated"))
             }
-            CrmOp::CreateRecord { key: k, account, title, leaf_queue, channel, owner, tags, session_id, abandoned, missed_reason, note, at } => {
+            CrmOp::CreateRecord {
+                key: k,
+                account,
+                title,
+                leaf_queue,
+                channel,
+                owner,
+                tags,
+                session_id,
+                abandoned,
+                missed_reason,
+                note,
+                at,
+            } => {
                 let account_id = match account {
                     Some(a) => Some(crm_id(a)?.to_string()),
                     None => None,
@@ -159,7 +184,11 @@ impl Connector for BuiltinConnector {
                 if let Some(n) = note {
                     s.crm_add_note(&format!("{key}/note"), &r.id, n, *at).await.map_err(err)?;
                 }
-                let summary = if new { format!("Record {} created: \"{}\"", r.id, r.title) } else { format!("Record {} already created (replay)", r.id) };
+                let summary = if new {
+                    format!("Record {} created: \"{}\"", r.id, r.title)
+                } else {
+                    format!("Record {} already created (replay)", r.id)
+                };
                 Ok(WriteOutcome { created: Some((k.clone(), r.id)), summary })
             }
             CrmOp::AppendSession { record, session_id, tags, reopen_to, at } => {
@@ -220,9 +249,17 @@ impl Connector for BuiltinConnector {
                 match target {
                     DataTarget::Activity => {
                         let subject = format!("{} session {}", data.session_type, data.session_id);
-                        s.crm_upsert_activity(&format!("session:{}", data.session_id), rid, aid, Some(&data.session_id), &subject, &body, at)
-                            .await
-                            .map_err(err)?;
+                        s.crm_upsert_activity(
+                            &format!("session:{}", data.session_id),
+                            rid,
+                            aid,
+                            Some(&data.session_id),
+                            &subject,
+                            &body,
+                            at,
+                        )
+                        .await
+                        .map_err(err)?;
                         done(format!("Session activity written on {parent}"))
                     }
                     DataTarget::SessionObject => {

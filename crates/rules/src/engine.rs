@@ -8,16 +8,17 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::event::{Channel, Direction, Event, EventKind, Sender, SessionType, VoicemailAction};
 use crate::model::{
-    AccountHit, AccountKind, Answer, Answers, Command, CrmOp, CrmProfile, DataTarget, Entry,
-    EntryKind, Leg, Lookup, MissedReason, ObjRef, RecordInfo, SessionData,
+    AccountHit, AccountKind, Answer, Answers, Command, CrmOp, CrmProfile, DataTarget, Entry, EntryKind, Leg, Lookup,
+    MissedReason, ObjRef, RecordInfo, SessionData,
 };
 use crate::phone::Phone;
 use crate::session::{AccountOutcome, PendingUpdate, Phase, RecordOutcome, Session};
-use crate::settings::{AbandonedChatMode, MultipleMatch, Settings, SessionDataTarget, UnrecordedLink};
+use crate::settings::{AbandonedChatMode, MultipleMatch, SessionDataTarget, Settings, UnrecordedLink};
 use crate::title::Template;
 
 /// The result of one step.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(clippy::large_enum_variant)] // short-lived; boxing would only add noise
 pub enum Step {
     /// Answer these and call again with the answers added.
     Need(Vec<Lookup>),
@@ -214,7 +215,12 @@ impl Ctx<'_> {
                 if first {
                     self.s.assigned_at = Some(e.at);
                 }
-                self.s.legs.push(Leg { at: e.at, kind: "assigned".into(), agent_id: Some(a.agent.id.clone()), queue: None });
+                self.s.legs.push(Leg {
+                    at: e.at,
+                    kind: "assigned".into(),
+                    agent_id: Some(a.agent.id.clone()),
+                    queue: None,
+                });
                 self.s.agent = Some(a.agent.clone());
                 if matches!(self.s.phase, Phase::Created | Phase::Queued) {
                     self.s.phase = Phase::Assigned;
@@ -225,7 +231,10 @@ impl Ctx<'_> {
                     self.rewrite_data_if_written()?;
                     return Ok(());
                 }
-                if self.is_call_with_assign_trigger() && !self.settings.records.delay_call_until_connected {
+                if self.s.record_outcome == RecordOutcome::Pending
+                    && self.is_call_with_assign_trigger()
+                    && !self.settings.records.delay_call_until_connected
+                {
                     self.trigger("records.trigger.assigned", None)?;
                 } else {
                     self.reown(&a.agent.id);
@@ -288,9 +297,8 @@ impl Ctx<'_> {
                     return Ok(());
                 }
                 self.s.ended_at = Some(e.at);
-                self.s.duration_s = d.duration_s.or_else(|| {
-                    self.s.connected_at.map(|c| (e.at - c).num_milliseconds() as f64 / 1000.0)
-                });
+                self.s.duration_s =
+                    d.duration_s.or_else(|| self.s.connected_at.map(|c| (e.at - c).num_milliseconds() as f64 / 1000.0));
                 self.s.hold_s = d.hold_s;
                 self.s.wait_s = d.wait_s.or_else(|| {
                     let start = self.s.created_at?;
@@ -299,29 +307,38 @@ impl Ctx<'_> {
                 });
                 let was_abandoned = self.s.abandoned;
                 self.s.phase = Phase::Ended;
-                if self.s.connected_at.is_none() && !was_abandoned && self.s.channel != Some(Channel::Voicemail)
+                if self.s.connected_at.is_none()
+                    && !was_abandoned
+                    && self.s.channel != Some(Channel::Voicemail)
                     && self.s.direction == Some(Direction::Inbound)
                 {
                     self.missed(true)?;
                 }
                 if self.s.record_outcome == RecordOutcome::Pending {
                     let rule = match self.s.channel {
-                        Some(Channel::Chat) if self.settings.records.delay_chat_until_customer_messages.is_some() && self.s.connected_at.is_some() => {
+                        Some(Channel::Chat)
+                            if self.settings.records.delay_chat_until_customer_messages.is_some()
+                                && self.s.connected_at.is_some() =>
+                        {
                             "records.delay_chat_until_customer_messages"
                         }
                         _ => "records.trigger_not_reached",
                     };
                     self.no_record(rule, "Session ended before its record trigger: no record");
                 }
-                if self.s.channel == Some(Channel::Chat) && !self.s.transcript.is_empty() && !self.s.transcript_attached {
+                if self.s.channel == Some(Channel::Chat) && !self.s.transcript.is_empty() && !self.s.transcript_attached
+                {
                     self.s.transcript_attached = true;
                     let content = self.s.transcript.join("\n");
-                    self.record_update(PendingUpdate::Attachment {
-                        name: format!("transcript-{}.txt", self.s.id),
-                        url: None,
-                        content: Some(content),
-                        at: e.at,
-                    }, "conversation.transcript");
+                    self.record_update(
+                        PendingUpdate::Attachment {
+                            name: format!("transcript-{}.txt", self.s.id),
+                            url: None,
+                            content: Some(content),
+                            at: e.at,
+                        },
+                        "conversation.transcript",
+                    );
                 }
                 self.try_attach_recording();
                 self.write_data()?;
@@ -360,10 +377,10 @@ impl Ctx<'_> {
                 let text = format!("Voicemail {what} by agent {}", v.agent.id);
                 self.s.updates.push(text.clone());
                 self.record_update(PendingUpdate::Note { body: text, at: e.at }, "conversation.voicemail");
-                if v.action == VoicemailAction::Closed {
-                    if let Some(r) = self.s.record.clone() {
-                        self.command(CrmOp::SetStatus { record: r, status: "closed".into(), at: e.at });
-                    }
+                if v.action == VoicemailAction::Closed
+                    && let Some(r) = self.s.record.clone()
+                {
+                    self.command(CrmOp::SetStatus { record: r, status: "closed".into(), at: e.at });
                 }
                 self.rewrite_data_if_written()?;
             }
@@ -383,16 +400,18 @@ impl Ctx<'_> {
                 self.rewrite_data_if_written()?;
             }
             EventKind::SmartActionCompleted(a) => {
-                let body = format!(
-                    "Smart action {} completed: {}",
-                    a.action,
-                    serde_json::Value::Object(a.result.clone())
-                );
+                let body =
+                    format!("Smart action {} completed: {}", a.action, serde_json::Value::Object(a.result.clone()));
                 self.s.updates.push(body.clone());
                 self.record_update(PendingUpdate::Note { body, at: e.at }, "conversation.smart_action");
                 for f in &a.files {
                     self.record_update(
-                        PendingUpdate::Attachment { name: f.name.clone(), url: Some(f.url.clone()), content: None, at: e.at },
+                        PendingUpdate::Attachment {
+                            name: f.name.clone(),
+                            url: Some(f.url.clone()),
+                            content: None,
+                            at: e.at,
+                        },
                         "conversation.smart_action",
                     );
                 }
@@ -405,7 +424,10 @@ impl Ctx<'_> {
                     self.record_update(PendingUpdate::Note { body, at: e.at }, "conversation.smart_action");
                     self.rewrite_data_if_written()?;
                 } else {
-                    self.decide("Smart action failed without the customer's error: nothing written", "conversation.smart_action");
+                    self.decide(
+                        "Smart action failed without the customer's error: nothing written",
+                        "conversation.smart_action",
+                    );
                 }
             }
             EventKind::CustomData(d) => {
@@ -433,10 +455,18 @@ impl Ctx<'_> {
         let Some(c) = c else { return };
         let before = self.s.customer.clone();
         let cur = &mut self.s.customer;
-        if c.name.is_some() { cur.name = c.name.clone(); }
-        if c.email.is_some() { cur.email = c.email.clone(); }
-        if c.user_id.is_some() { cur.user_id = c.user_id.clone(); }
-        if cur.phone.is_none() && c.phone.is_some() { cur.phone = c.phone.clone(); }
+        if c.name.is_some() {
+            cur.name = c.name.clone();
+        }
+        if c.email.is_some() {
+            cur.email = c.email.clone();
+        }
+        if c.user_id.is_some() {
+            cur.user_id = c.user_id.clone();
+        }
+        if cur.phone.is_none() && c.phone.is_some() {
+            cur.phone = c.phone.clone();
+        }
         if self.s.customer != before {
             self.s.customer_changed = true;
         }
@@ -444,12 +474,16 @@ impl Ctx<'_> {
 
     /// §2.4: the account this session created gets the details known at assignment.
     fn update_created_account(&mut self) {
-        if self.s.account_outcome != AccountOutcome::Created || self.s.assigned_at.is_some() || !self.s.customer_changed {
+        if self.s.account_outcome != AccountOutcome::Created || self.s.assigned_at.is_some() || !self.s.customer_changed
+        {
             return;
         }
         if let Some(a) = self.s.account.clone() {
             let c = self.s.customer.clone();
-            self.decide("Account updated with the customer's details known at assignment", "accounts.update_at_assignment");
+            self.decide(
+                "Account updated with the customer's details known at assignment",
+                "accounts.update_at_assignment",
+            );
             self.command(CrmOp::UpdateAccount { account: a, name: c.name, email: c.email, user_id: c.user_id });
         }
     }
@@ -459,12 +493,13 @@ impl Ctx<'_> {
     }
 
     fn reown(&mut self, agent: &str) {
-        if self.s.record_is_own && self.s.record_owner.as_deref() != Some(agent) {
-            if let Some(r) = self.s.record.clone() {
-                self.s.record_owner = Some(agent.to_string());
-                self.decide(format!("Record owner set to agent {agent}"), "records.owner");
-                self.command(CrmOp::SetOwner { record: r, agent_id: agent.to_string() });
-            }
+        if self.s.record_is_own
+            && self.s.record_owner.as_deref() != Some(agent)
+            && let Some(r) = self.s.record.clone()
+        {
+            self.s.record_owner = Some(agent.to_string());
+            self.decide(format!("Record owner set to agent {agent}"), "records.owner");
+            self.command(CrmOp::SetOwner { record: r, agent_id: agent.to_string() });
         }
     }
 
@@ -531,19 +566,18 @@ impl Ctx<'_> {
             let others: Vec<&str> = hits.iter().filter(|h| h.id != chosen.id).map(|h| h.id.as_str()).collect();
             let mut summary = format!("Account {} found by {label}", chosen.id);
             if !others.is_empty() {
-                summary.push_str(&format!(
-                    "; {} other match(es) not used: {}",
-                    others.len(),
-                    others.join(", ")
-                ));
+                summary.push_str(&format!("; {} other match(es) not used: {}", others.len(), others.join(", ")));
             }
             let rule = if others.is_empty() {
                 "accounts.lookup".to_string()
             } else {
-                format!("accounts.multiple_match.{}", match st.accounts.multiple_match {
-                    MultipleMatch::MostRecent => "most_recent",
-                    MultipleMatch::Priority => "priority",
-                })
+                format!(
+                    "accounts.multiple_match.{}",
+                    match st.accounts.multiple_match {
+                        MultipleMatch::MostRecent => "most_recent",
+                        MultipleMatch::Priority => "priority",
+                    }
+                )
             };
             self.decide(summary, &rule);
             return Ok(());
@@ -554,11 +588,17 @@ impl Ctx<'_> {
         let has_other = c.user_id.as_deref().is_some_and(|u| !u.trim().is_empty())
             || c.email.as_deref().is_some_and(|e| !e.trim().is_empty());
         let blocked: Option<(String, String)> = if st.accounts.skip_creation {
-            Some(("No account: customer not found and account creation is skipped".into(), "accounts.skip_creation".into()))
+            Some((
+                "No account: customer not found and account creation is skipped".into(),
+                "accounts.skip_creation".into(),
+            ))
         } else if own {
             Some(("No account created: the number is one of the contact center's own".into(), "own_numbers".into()))
         } else if let Some(entry) = phone.as_ref().and_then(|p| self.never_create_rule(&raw_phone, p)) {
-            Some((format!("No account created: the number matches never_create_for entry {entry:?}"), "accounts.never_create_for".into()))
+            Some((
+                format!("No account created: the number matches never_create_for entry {entry:?}"),
+                "accounts.never_create_for".into(),
+            ))
         } else if phone.is_none() && !has_other {
             let why = if anonymous { "an anonymous or withheld caller" } else { "no phone, email or app user id" };
             Some((format!("No account created: {why}"), "accounts.anonymous".into()))
@@ -640,7 +680,10 @@ impl Ctx<'_> {
         match self.s.channel {
             Some(Channel::Voice) => {
                 if st.delay_call_until_connected {
-                    self.no_record("records.delay_call_until_connected", "Abandoned call: only calls that connect to an agent get records");
+                    self.no_record(
+                        "records.delay_call_until_connected",
+                        "Abandoned call: only calls that connect to an agent get records",
+                    );
                 } else if st.abandoned_calls {
                     self.trigger("records.abandoned_calls", Some(reason))?;
                 } else {
@@ -650,7 +693,10 @@ impl Ctx<'_> {
             Some(Channel::Chat) => {
                 let ac = &st.abandoned_chats;
                 match ac.mode {
-                    AbandonedChatMode::Off => self.no_record("records.abandoned_chats.off", "Abandoned chat: records for abandoned chats are off"),
+                    AbandonedChatMode::Off => self.no_record(
+                        "records.abandoned_chats.off",
+                        "Abandoned chat: records for abandoned chats are off",
+                    ),
                     AbandonedChatMode::All => self.trigger("records.abandoned_chats.all", Some(reason))?,
                     AbandonedChatMode::MinCustomerMessages => {
                         let n = ac.min_customer_messages.unwrap_or(1);
@@ -698,22 +744,40 @@ impl Ctx<'_> {
             match self.need(Lookup::RecordOfSession(rel.clone()))? {
                 Answer::Record(Some(r)) => {
                     let r = r.clone();
-                    return self.append(r, None, "conversation.callback", &format!("Callback of session {rel}: appended to its record"));
+                    return self.append(
+                        r,
+                        None,
+                        "conversation.callback",
+                        &format!("Callback of session {rel}: appended to its record"),
+                    );
                 }
-                _ => self.decide(format!("Related session {rel} has no record: the usual rules apply"), "conversation.callback"),
+                _ => self.decide(
+                    format!("Related session {rel} has no record: the usual rules apply"),
+                    "conversation.callback",
+                ),
             }
         }
         if self.s.direction == Some(Direction::Outbound) {
             if let Some(origin) = self.s.origin_record_id.clone() {
-                return self.append(ObjRef::Crm(origin), None, "conversation.outbound.origin_record", "Outbound call dialed from a record: appended to it");
+                return self.append(
+                    ObjRef::Crm(origin),
+                    None,
+                    "conversation.outbound.origin_record",
+                    "Outbound call dialed from a record: appended to it",
+                );
             }
             if let Some(acc) = self.s.account.clone() {
                 let recs = self.records_of(&acc)?;
-                if let Some(latest) = recs.iter().max_by_key(|r| (r.created_at, r.id.clone())) {
-                    if !latest.is_closed {
-                        let id = latest.id.clone();
-                        return self.append(id, None, "conversation.outbound.latest_open", "Outbound call: the account's most recent record is open, appended to it");
-                    }
+                if let Some(latest) = recs.iter().max_by_key(|r| (r.created_at, r.id.clone()))
+                    && !latest.is_closed
+                {
+                    let id = latest.id.clone();
+                    return self.append(
+                        id,
+                        None,
+                        "conversation.outbound.latest_open",
+                        "Outbound call: the account's most recent record is open, appended to it",
+                    );
                 }
             }
             return self.create_or_skip("conversation.outbound.create", abandoned, "Outbound call: new record");
@@ -730,10 +794,15 @@ impl Ctx<'_> {
                     .collect();
                 if let Some(open) = cands.iter().filter(|r| !r.is_closed).max_by_key(|r| (r.created_at, r.id.clone())) {
                     let id = open.id.clone();
-                    return self.append(id, None, "records.append_to_open_in_leaf_queue", &format!(
-                        "Appended to the latest open record in leaf queue {}",
-                        leaf.as_deref().unwrap_or("(none)")
-                    ));
+                    return self.append(
+                        id,
+                        None,
+                        "records.append_to_open_in_leaf_queue",
+                        &format!(
+                            "Appended to the latest open record in leaf queue {}",
+                            leaf.as_deref().unwrap_or("(none)")
+                        ),
+                    );
                 }
                 if let Some(days) = st.append_to_closed_within_days {
                     let start = self.s.created_at.unwrap_or(self.at);
@@ -746,15 +815,22 @@ impl Ctx<'_> {
                         .max_by_key(|(c, r)| (*c, r.id.clone()));
                     if let Some((_, r)) = closed {
                         let id = r.id.clone();
-                        let status = st.default_open_status.clone().unwrap_or_else(|| self.profile.default_open_status.clone());
-                        return self.append(id, Some(status), "records.append_to_closed_within_days", &format!(
-                            "Appended to a record closed within {days} day(s) and reopened it"
-                        ));
+                        let status =
+                            st.default_open_status.clone().unwrap_or_else(|| self.profile.default_open_status.clone());
+                        return self.append(
+                            id,
+                            Some(status),
+                            "records.append_to_closed_within_days",
+                            &format!("Appended to a record closed within {days} day(s) and reopened it"),
+                        );
                     }
                 }
                 self.decide("No appendable record in this leaf queue", "records.append_to_open_in_leaf_queue");
             } else {
-                self.decide("Append is on but the session has no account: nothing to append to", "records.append_to_open_in_leaf_queue");
+                self.decide(
+                    "Append is on but the session has no account: nothing to append to",
+                    "records.append_to_open_in_leaf_queue",
+                );
             }
         }
         self.create_or_skip(rule, abandoned, "New record")
@@ -763,10 +839,10 @@ impl Ctx<'_> {
     fn tags(&self) -> Vec<String> {
         let st = &self.settings.records;
         let mut tags = Vec::new();
-        if st.tag_session_type {
-            if let Some(t) = self.s.session_type.and_then(|t| self.profile.tags.format(t.display_name())) {
-                tags.push(t);
-            }
+        if st.tag_session_type
+            && let Some(t) = self.s.session_type.and_then(|t| self.profile.tags.format(t.display_name()))
+        {
+            tags.push(t);
         }
         if st.tag_platform && self.profile.tags != crate::model::TagStyle::None {
             tags.push(st.platform_tag.clone());
@@ -788,7 +864,9 @@ impl Ctx<'_> {
             v.insert("MENU_PATH", m);
         }
         let number = match self.s.direction {
-            Some(Direction::Outbound) => self.s.phone.as_ref().map(|p| p.number.clone()).or_else(|| self.s.customer.phone.clone()),
+            Some(Direction::Outbound) => {
+                self.s.phone.as_ref().map(|p| p.number.clone()).or_else(|| self.s.customer.phone.clone())
+            }
             _ => self.s.dialed_number.clone(),
         };
         if let Some(n) = number {
@@ -826,10 +904,10 @@ impl Ctx<'_> {
         if abandoned.is_some() {
             text.push_str(" (abandoned)");
         }
-        if self.s.agent.is_none() {
-            if let Some(o) = &owner {
-                text.push_str(&format!(", owned by default owner {o}"));
-            }
+        if self.s.agent.is_none()
+            && let Some(o) = &owner
+        {
+            text.push_str(&format!(", owned by default owner {o}"));
         }
         self.decide(text, rule);
         let op = CrmOp::CreateRecord {
@@ -934,7 +1012,11 @@ impl Ctx<'_> {
             disposition: s.disposition.clone(),
             notes: s.notes.clone(),
             recording_url: s.recording_url.clone().filter(|_| s.recording_enabled),
-            transcript: if s.record.is_none() && !s.transcript.is_empty() { Some(s.transcript.join("\n")) } else { None },
+            transcript: if s.record.is_none() && !s.transcript.is_empty() {
+                Some(s.transcript.join("\n"))
+            } else {
+                None
+            },
             abandoned: s.abandoned,
             missed_reason: s.missed_reason,
             legs: s.legs.clone(),
@@ -958,23 +1040,45 @@ impl Ctx<'_> {
                     let latest = recs.iter().max_by_key(|r| (r.created_at, r.id.clone())).map(|r| r.id.clone());
                     if !self.s.data_written {
                         match &latest {
-                            Some(r) => self.decide(format!("No record: session data written on the account's latest record {}", r.as_str()), "session_data.unrecorded_session_link.latest_record"),
-                            None => self.decide("No record and the account has none: session data written on the account", "session_data.unrecorded_session_link.latest_record"),
+                            Some(r) => self.decide(
+                                format!(
+                                    "No record: session data written on the account's latest record {}",
+                                    r.as_str()
+                                ),
+                                "session_data.unrecorded_session_link.latest_record",
+                            ),
+                            None => self.decide(
+                                "No record and the account has none: session data written on the account",
+                                "session_data.unrecorded_session_link.latest_record",
+                            ),
                         }
                     }
                     (latest, Some(acc))
                 }
                 (UnrecordedLink::Account, Some(acc)) => {
                     if !self.s.data_written {
-                        self.decide("No record: session data written on the account", "session_data.unrecorded_session_link.account");
+                        self.decide(
+                            "No record: session data written on the account",
+                            "session_data.unrecorded_session_link.account",
+                        );
                     }
                     (None, Some(acc))
                 }
                 _ => {
                     if !self.s.data_written {
-                        self.decide("No record: session data kept standalone", "session_data.unrecorded_session_link.none");
+                        self.decide(
+                            "No record: session data kept standalone",
+                            "session_data.unrecorded_session_link.none",
+                        );
                     }
-                    (None, if self.settings.session_data.unrecorded_session_link == UnrecordedLink::None { None } else { self.s.account.clone() })
+                    (
+                        None,
+                        if self.settings.session_data.unrecorded_session_link == UnrecordedLink::None {
+                            None
+                        } else {
+                            self.s.account.clone()
+                        },
+                    )
                 }
             }
         };

@@ -100,9 +100,9 @@ impl SessionType {
     /// The channel this type belongs to.
     pub fn channel(self) -> Channel {
         match self {
-            SessionType::MessagingInboundWeb
-            | SessionType::MessagingInboundApp
-            | SessionType::MessagingInboundSms => Channel::Chat,
+            SessionType::MessagingInboundWeb | SessionType::MessagingInboundApp | SessionType::MessagingInboundSms => {
+                Channel::Chat
+            }
             SessionType::Voicemail => Channel::Voicemail,
             _ => Channel::Voice,
         }
@@ -459,9 +459,7 @@ const MAX_ID_LEN: usize = 200;
 
 fn id_field(v: &serde_json::Value, name: &str, errors: &mut Vec<FieldError>) -> String {
     match v.get(name) {
-        Some(serde_json::Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_ID_LEN => {
-            s.clone()
-        }
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_ID_LEN => s.clone(),
         Some(serde_json::Value::String(_)) => {
             errors.push(FieldError {
                 field: name.into(),
@@ -547,19 +545,32 @@ pub fn parse_event(v: &serde_json::Value) -> Result<Event, Vec<FieldError>> {
 }
 
 fn parse_kind(wrapped: &serde_json::Value) -> Result<EventKind, FieldError> {
-    // Unit variants carry no data; serde's adjacently tagged form refuses `{}` for them.
-    match wrapped["type"].as_str() {
-        Some("session.connected") => return Ok(EventKind::Connected),
-        Some("session.abandoned") => return Ok(EventKind::Abandoned),
-        _ => {}
+    fn data<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, FieldError> {
+        serde_path_to_error::deserialize::<_, T>(v.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." || path.is_empty() { "data".to_string() } else { format!("data.{path}") };
+            let inner = e.into_inner().to_string();
+            let message = inner.split(" at line ").next().unwrap_or(&inner).to_string();
+            FieldError { field, message }
+        })
     }
-    let de = wrapped.clone();
-    serde_path_to_error::deserialize::<_, EventKind>(de).map_err(|e| {
-        let path = e.path().to_string();
-        let field = if path == "." || path.is_empty() { "data".to_string() } else { path };
-        let inner = e.into_inner().to_string();
-        let message = inner.split(" at line ").next().unwrap_or(&inner).to_string();
-        FieldError { field, message }
+    let d = &wrapped["data"];
+    Ok(match wrapped["type"].as_str().unwrap_or_default() {
+        "session.created" => EventKind::Created(data(d)?),
+        "session.queued" => EventKind::Queued(data(d)?),
+        "session.assigned" => EventKind::Assigned(data(d)?),
+        "session.connected" => EventKind::Connected,
+        "message.created" => EventKind::Message(data(d)?),
+        "session.abandoned" => EventKind::Abandoned,
+        "session.ended" => EventKind::Ended(data(d)?),
+        "session.transferred" => EventKind::Transferred(data(d)?),
+        "voicemail.updated" => EventKind::VoicemailUpdated(data(d)?),
+        "recording.available" => EventKind::Recording(data(d)?),
+        "csat.submitted" => EventKind::Csat(data(d)?),
+        "smart_action.completed" => EventKind::SmartActionCompleted(data(d)?),
+        "smart_action.failed" => EventKind::SmartActionFailed(data(d)?),
+        "custom_data.updated" => EventKind::CustomData(data(d)?),
+        other => return Err(FieldError { field: "type".into(), message: format!("unknown event type {other:?}") }),
     })
 }
 

@@ -279,6 +279,7 @@ pub enum DataTarget {
 /// One write to the CRM.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant)] // serialized into the outbox, rarely held in bulk
 pub enum CrmOp {
     /// Create a person, idempotent on `key`.
     CreateAccount {

@@ -77,10 +77,7 @@ impl Phone {
     pub fn is_anonymous(input: &str) -> bool {
         let t = input.trim().to_ascii_lowercase();
         t.is_empty()
-            || matches!(
-                t.as_str(),
-                "anonymous" | "withheld" | "private" | "restricted" | "unknown" | "unavailable"
-            )
+            || matches!(t.as_str(), "anonymous" | "withheld" | "private" | "restricted" | "unknown" | "unavailable")
     }
 }
 

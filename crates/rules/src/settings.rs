@@ -299,8 +299,16 @@ fn err(field: &str, message: impl Into<String>) -> FieldError {
 
 /// Top-level keys of the settings document.
 pub const SECTIONS: &[&str] = &[
-    "region", "time_zone", "crm", "own_numbers", "accounts", "records", "session_data",
-    "call_logging", "agent_status", "custom_data_mapping",
+    "region",
+    "time_zone",
+    "crm",
+    "own_numbers",
+    "accounts",
+    "records",
+    "session_data",
+    "call_logging",
+    "agent_status",
+    "custom_data_mapping",
 ];
 
 fn one_error(v: serde_json::Value) -> Option<FieldError> {
@@ -345,13 +353,22 @@ impl Settings {
         let mut errors = Vec::new();
         let mut warnings = Vec::new();
         if crate::phone::parse_region(&self.region).is_err() {
-            errors.push(err("region", format!("unknown region {:?}: use an ISO 3166-1 alpha-2 code such as \"US\"", self.region)));
+            errors.push(err(
+                "region",
+                format!("unknown region {:?}: use an ISO 3166-1 alpha-2 code such as \"US\"", self.region),
+            ));
         }
         if self.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            errors.push(err("time_zone", format!("unknown time zone {:?}: use an IANA name such as \"UTC\" or \"Europe/Paris\"", self.time_zone)));
+            errors.push(err(
+                "time_zone",
+                format!("unknown time zone {:?}: use an IANA name such as \"UTC\" or \"Europe/Paris\"", self.time_zone),
+            ));
         }
         if !CRM_KINDS.contains(&self.crm.kind.as_str()) {
-            errors.push(err("crm.kind", format!("unknown CRM kind {:?}; this build supports: {}", self.crm.kind, CRM_KINDS.join(", "))));
+            errors.push(err(
+                "crm.kind",
+                format!("unknown CRM kind {:?}; this build supports: {}", self.crm.kind, CRM_KINDS.join(", ")),
+            ));
         }
         for (i, n) in self.own_numbers.iter().enumerate() {
             if n.trim().is_empty() {
@@ -360,7 +377,10 @@ impl Settings {
         }
         for (i, n) in self.accounts.never_create_for.iter().enumerate() {
             if n.trim().trim_end_matches('*').is_empty() {
-                errors.push(err(&format!("accounts.never_create_for[{i}]"), "must be a number or a prefix such as \"+1800\" or \"1*\""));
+                errors.push(err(
+                    &format!("accounts.never_create_for[{i}]"),
+                    "must be a number or a prefix such as \"+1800\" or \"1*\"",
+                ));
             }
         }
         let r = &self.records;
@@ -374,24 +394,39 @@ impl Settings {
             errors.push(err("session_data.unrecorded_session_link", "account and latest_record need account lookup, which accounts.skip_lookup turns off; use \"none\" or turn lookup on"));
         }
         if r.append_to_closed_within_days.is_some() && !r.append_to_open_in_leaf_queue {
-            warnings.push(Warning { field: "records.append_to_closed_within_days".into(), message: "has no effect unless records.append_to_open_in_leaf_queue is on".into() });
+            warnings.push(Warning {
+                field: "records.append_to_closed_within_days".into(),
+                message: "has no effect unless records.append_to_open_in_leaf_queue is on".into(),
+            });
         }
         if r.append_requires_same_channel && !r.append_to_open_in_leaf_queue {
-            warnings.push(Warning { field: "records.append_requires_same_channel".into(), message: "has no effect unless records.append_to_open_in_leaf_queue is on".into() });
+            warnings.push(Warning {
+                field: "records.append_requires_same_channel".into(),
+                message: "has no effect unless records.append_to_open_in_leaf_queue is on".into(),
+            });
         }
         if r.delay_chat_until_customer_messages == Some(0) {
             errors.push(err("records.delay_chat_until_customer_messages", "must be at least 1, or null for no delay"));
         }
         match (r.abandoned_chats.mode, r.abandoned_chats.min_customer_messages) {
-            (AbandonedChatMode::MinCustomerMessages, None | Some(0)) => errors.push(err("records.abandoned_chats.min_customer_messages", "must be at least 1 when mode is min_customer_messages")),
-            (AbandonedChatMode::Off | AbandonedChatMode::All, Some(_)) => warnings.push(Warning { field: "records.abandoned_chats.min_customer_messages".into(), message: "is only used when mode is min_customer_messages".into() }),
+            (AbandonedChatMode::MinCustomerMessages, None | Some(0)) => errors.push(err(
+                "records.abandoned_chats.min_customer_messages",
+                "must be at least 1 when mode is min_customer_messages",
+            )),
+            (AbandonedChatMode::Off | AbandonedChatMode::All, Some(_)) => warnings.push(Warning {
+                field: "records.abandoned_chats.min_customer_messages".into(),
+                message: "is only used when mode is min_customer_messages".into(),
+            }),
             _ => {}
         }
         if r.delay_call_until_connected && r.abandoned_calls {
             warnings.push(Warning { field: "records.abandoned_calls".into(), message: "has no effect while records.delay_call_until_connected is on: only calls that connect to an agent get records".into() });
         }
         if r.skip_creation && r.abandoned_calls {
-            warnings.push(Warning { field: "records.abandoned_calls".into(), message: "has no effect while records.skip_creation is on".into() });
+            warnings.push(Warning {
+                field: "records.abandoned_calls".into(),
+                message: "has no effect while records.skip_creation is on".into(),
+            });
         }
         if let Err(e) = Template::parse(&r.title_template) {
             errors.push(err("records.title_template", e.to_string()));
@@ -399,10 +434,10 @@ impl Settings {
         if (r.tag_platform) && r.platform_tag.trim().is_empty() {
             errors.push(err("records.platform_tag", "must not be empty while records.tag_platform is on"));
         }
-        if let Some(s) = &r.default_open_status {
-            if s.trim().is_empty() {
-                errors.push(err("records.default_open_status", "must be a status name or null for the CRM's default"));
-            }
+        if let Some(s) = &r.default_open_status
+            && s.trim().is_empty()
+        {
+            errors.push(err("records.default_open_status", "must be a status name or null for the CRM's default"));
         }
         for (k, f) in &self.custom_data_mapping {
             if f.trim().is_empty() {

@@ -3,8 +3,7 @@
 use std::collections::BTreeMap;
 
 /// Variables a title may use.
-pub const VARIABLES: &[&str] =
-    &["CALL_TYPE", "CALL_ID", "MENU_PATH", "PHONE_NUMBER", "LANGUAGE", "TIMESTAMP"];
+pub const VARIABLES: &[&str] = &["CALL_TYPE", "CALL_ID", "MENU_PATH", "PHONE_NUMBER", "LANGUAGE", "TIMESTAMP"];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
@@ -20,7 +19,9 @@ pub struct Template(Vec<Part>);
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TemplateError {
     /// `{NAME}` with a name that is not a variable.
-    #[error("unknown variable {{{0}}} at character {1}; known variables: CALL_TYPE, CALL_ID, MENU_PATH, PHONE_NUMBER, LANGUAGE, TIMESTAMP")]
+    #[error(
+        "unknown variable {{{0}}} at character {1}; known variables: CALL_TYPE, CALL_ID, MENU_PATH, PHONE_NUMBER, LANGUAGE, TIMESTAMP"
+    )]
     UnknownVariable(String, usize),
     /// A `{` without its `}`.
     #[error("unclosed '{{' at character {0}; write '{{{{' for a literal brace")]

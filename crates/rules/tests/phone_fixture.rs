@@ -21,10 +21,10 @@ fn every_fixture_case_normalizes_as_libphonenumber_does() {
         if got != want || !verbatim_ok {
             failures.push(format!("{input:?}/{region}: got {got:?}, want {want:?}"));
         }
-        if let Some(nd) = c["national_digits"].as_str() {
-            if p.national_digits.as_deref() != Some(nd) {
-                failures.push(format!("{input:?}/{region}: national {:?}, want {nd}", p.national_digits));
-            }
+        if let Some(nd) = c["national_digits"].as_str()
+            && p.national_digits.as_deref() != Some(nd)
+        {
+            failures.push(format!("{input:?}/{region}: national {:?}, want {nd}", p.national_digits));
         }
     }
     assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));

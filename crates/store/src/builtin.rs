@@ -86,13 +86,25 @@ pub trait BuiltinCrmStore: Send + Sync + 'static {
     /// Creates a person (or returns the one with the same key); true when new.
     async fn crm_create_account(&self, a: NewAccount) -> Result<(CrmAccount, bool)>;
     /// People matching any given key.
-    async fn crm_find_accounts(&self, phone_key: Option<&str>, email: Option<&str>, user_id: Option<&str>) -> Result<Vec<CrmAccount>>;
+    async fn crm_find_accounts(
+        &self,
+        phone_key: Option<&str>,
+        email: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<CrmAccount>>;
     /// One person.
     async fn crm_get_account(&self, id: &str) -> Result<Option<CrmAccount>>;
     /// A person by casebridge key.
     async fn crm_account_by_key(&self, key: &str) -> Result<Option<CrmAccount>>;
     /// Updates a person's details (absent values are kept).
-    async fn crm_update_account(&self, id: &str, name: Option<&str>, email: Option<&str>, user_id: Option<&str>, at: DateTime<Utc>) -> Result<()>;
+    async fn crm_update_account(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+        user_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Activities hung on a person.
     async fn crm_account_activities(&self, id: &str) -> Result<Vec<CrmActivity>>;
     /// Creates a record (or returns the one with the same key); true when new.
@@ -104,11 +116,21 @@ pub trait BuiltinCrmStore: Send + Sync + 'static {
     /// A record by casebridge key.
     async fn crm_record_by_key(&self, key: &str) -> Result<Option<CrmRecord>>;
     /// Activities, notes, attachments and session objects of a record.
-    async fn crm_record_details(&self, id: &str) -> Result<(Vec<CrmActivity>, Vec<CrmNote>, Vec<CrmAttachment>, Vec<CrmSessionObject>)>;
+    async fn crm_record_details(
+        &self,
+        id: &str,
+    ) -> Result<(Vec<CrmActivity>, Vec<CrmNote>, Vec<CrmAttachment>, Vec<CrmSessionObject>)>;
     /// Changes a record's status at a time.
     async fn crm_set_status(&self, id: &str, status: &str, at: DateTime<Utc>) -> Result<()>;
     /// Adds a session to a record, adds tags, optionally reopens.
-    async fn crm_append_session(&self, id: &str, session_id: &str, tags: &[String], reopen_to: Option<&str>, at: DateTime<Utc>) -> Result<()>;
+    async fn crm_append_session(
+        &self,
+        id: &str,
+        session_id: &str,
+        tags: &[String],
+        reopen_to: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Reassigns a record.
     async fn crm_set_owner(&self, id: &str, agent_id: &str, at: DateTime<Utc>) -> Result<()>;
     /// Marks a record abandoned.
@@ -116,14 +138,43 @@ pub trait BuiltinCrmStore: Send + Sync + 'static {
     /// Adds a note (idempotent on key).
     async fn crm_add_note(&self, key: &str, id: &str, body: &str, at: DateTime<Utc>) -> Result<()>;
     /// Adds an attachment (idempotent on key).
-    async fn crm_add_attachment(&self, key: &str, id: &str, name: &str, url: Option<&str>, content: Option<&str>, at: DateTime<Utc>) -> Result<()>;
+    async fn crm_add_attachment(
+        &self,
+        key: &str,
+        id: &str,
+        name: &str,
+        url: Option<&str>,
+        content: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// An attachment's name and inline content.
     async fn crm_attachment_content(&self, id: &str) -> Result<Option<(String, Option<String>)>>;
     /// Merges custom fields.
-    async fn crm_set_fields(&self, id: &str, fields: &serde_json::Map<String, serde_json::Value>, at: DateTime<Utc>) -> Result<()>;
+    async fn crm_set_fields(
+        &self,
+        id: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Writes or rewrites an activity (keyed).
     #[allow(clippy::too_many_arguments)]
-    async fn crm_upsert_activity(&self, key: &str, record_id: Option<&str>, account_id: Option<&str>, session_id: Option<&str>, subject: &str, body: &serde_json::Value, at: DateTime<Utc>) -> Result<()>;
+    async fn crm_upsert_activity(
+        &self,
+        key: &str,
+        record_id: Option<&str>,
+        account_id: Option<&str>,
+        session_id: Option<&str>,
+        subject: &str,
+        body: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
     /// Writes or rewrites a session object.
-    async fn crm_upsert_session_object(&self, session_id: &str, record_id: Option<&str>, account_id: Option<&str>, data: &serde_json::Value, at: DateTime<Utc>) -> Result<()>;
+    async fn crm_upsert_session_object(
+        &self,
+        session_id: &str,
+        record_id: Option<&str>,
+        account_id: Option<&str>,
+        data: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
 }

@@ -193,7 +193,12 @@ pub trait Store: Send + Sync + 'static {
     /// Timeline of a session.
     async fn timeline(&self, session_id: &str) -> Result<Vec<Entry>>;
     /// Sessions of an account, newest first; cursor is the last row's `created_at|id`.
-    async fn sessions_by_account(&self, account_id: &str, limit: i64, cursor: Option<&str>) -> Result<Vec<(String, SessionRow)>>;
+    async fn sessions_by_account(
+        &self,
+        account_id: &str,
+        limit: i64,
+        cursor: Option<&str>,
+    ) -> Result<Vec<(String, SessionRow)>>;
     /// Whether the listed events are applied and their sessions' writes done or parked.
     async fn settled(&self, event_ids: &[String]) -> Result<bool>;
     /// Whether a session has no event to apply and no write not yet attempted.

@@ -152,7 +152,11 @@ impl Store for SqliteStore {
             .bind(id)
             .fetch_optional(&self.read)
             .await?;
-        Ok(row.map(|r| SessionRow { body: r.get("body"), account_id: r.get("account_id"), record_id: r.get("record_id") }))
+        Ok(row.map(|r| SessionRow {
+            body: r.get("body"),
+            account_id: r.get("account_id"),
+            record_id: r.get("record_id"),
+        }))
     }
 
     async fn commit_step(&self, c: StepCommit) -> Result<()> {
@@ -161,10 +165,16 @@ impl Store for SqliteStore {
         let (account_key, mut account_id) = split_ref(&c.account);
         let (record_key, mut record_id) = split_ref(&c.record);
         if let Some(k) = &account_key {
-            account_id = sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(k).fetch_optional(&mut *tx).await?;
+            account_id = sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?")
+                .bind(k)
+                .fetch_optional(&mut *tx)
+                .await?;
         }
         if let Some(k) = &record_key {
-            record_id = sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(k).fetch_optional(&mut *tx).await?;
+            record_id = sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?")
+                .bind(k)
+                .fetch_optional(&mut *tx)
+                .await?;
         }
         sqlx::query(
             "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at)
@@ -231,12 +241,15 @@ impl Store for SqliteStore {
 
     async fn complete_command(&self, id: i64, line: Entry) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        let sid: Option<String> = sqlx::query_scalar("SELECT session_id FROM outbox WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
-        sqlx::query("UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL WHERE id = ?")
-            .bind(ts(Utc::now()))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let sid: Option<String> =
+            sqlx::query_scalar("SELECT session_id FROM outbox WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+        sqlx::query(
+            "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL WHERE id = ?",
+        )
+        .bind(ts(Utc::now()))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         if let Some(sid) = sid {
             insert_timeline(&mut tx, &sid, &line).await?;
         }
@@ -253,7 +266,10 @@ impl Store for SqliteStore {
             .execute(&mut *tx)
             .await?;
         if let Some(line) = line {
-            let sid: Option<String> = sqlx::query_scalar("SELECT session_id FROM outbox WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+            let sid: Option<String> = sqlx::query_scalar("SELECT session_id FROM outbox WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
             if let Some(sid) = sid {
                 insert_timeline(&mut tx, &sid, &line).await?;
             }
@@ -269,7 +285,8 @@ impl Store for SqliteStore {
             .bind(id)
             .execute(&mut *tx)
             .await?;
-        let sid: Option<String> = sqlx::query_scalar("SELECT session_id FROM outbox WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
+        let sid: Option<String> =
+            sqlx::query_scalar("SELECT session_id FROM outbox WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
         if let Some(sid) = sid {
             insert_timeline(&mut tx, &sid, &line).await?;
         }
@@ -306,13 +323,23 @@ impl Store for SqliteStore {
 
     async fn ref_set(&self, key: &str, crm_id: &str) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        sqlx::query("INSERT INTO crm_refs (key, crm_id) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET crm_id = excluded.crm_id")
-            .bind(key)
+        sqlx::query(
+            "INSERT INTO crm_refs (key, crm_id) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET crm_id = excluded.crm_id",
+        )
+        .bind(key)
+        .bind(crm_id)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE sessions SET account_id = ? WHERE account_key = ?")
             .bind(crm_id)
+            .bind(key)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE sessions SET account_id = ? WHERE account_key = ?").bind(crm_id).bind(key).execute(&mut *tx).await?;
-        sqlx::query("UPDATE sessions SET record_id = ? WHERE record_key = ?").bind(crm_id).bind(key).execute(&mut *tx).await?;
+        sqlx::query("UPDATE sessions SET record_id = ? WHERE record_key = ?")
+            .bind(crm_id)
+            .bind(key)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -346,7 +373,12 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn sessions_by_account(&self, account_id: &str, limit: i64, cursor: Option<&str>) -> Result<Vec<(String, SessionRow)>> {
+    async fn sessions_by_account(
+        &self,
+        account_id: &str,
+        limit: i64,
+        cursor: Option<&str>,
+    ) -> Result<Vec<(String, SessionRow)>> {
         let (c_at, c_id) = match cursor.and_then(|c| c.split_once('|')) {
             Some((a, b)) => (a.to_string(), b.to_string()),
             None => ("\u{10FFFF}".to_string(), String::new()),
@@ -368,7 +400,10 @@ impl Store for SqliteStore {
             .iter()
             .map(|r| {
                 let cur = format!("{}|{}", r.get::<String, _>("c"), r.get::<String, _>("id"));
-                (cur, SessionRow { body: r.get("body"), account_id: r.get("account_id"), record_id: r.get("record_id") })
+                (
+                    cur,
+                    SessionRow { body: r.get("body"), account_id: r.get("account_id"), record_id: r.get("record_id") },
+                )
             })
             .collect())
     }
@@ -376,16 +411,21 @@ impl Store for SqliteStore {
     async fn settled(&self, event_ids: &[String]) -> Result<bool> {
         let mut conn = self.read.acquire().await?;
         for id in event_ids {
-            let row = sqlx::query("SELECT applied, session_id FROM events WHERE id = ?").bind(id).fetch_optional(&mut *conn).await?;
+            let row = sqlx::query("SELECT applied, session_id FROM events WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *conn)
+                .await?;
             let Some(row) = row else { return Ok(false) };
             if row.get::<i64, _>("applied") == 0 {
                 return Ok(false);
             }
             let sid: String = row.get("session_id");
-            let unsettled: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE session_id = ? AND state = 'pending' AND attempts = 0")
-                .bind(&sid)
-                .fetch_one(&mut *conn)
-                .await?;
+            let unsettled: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM outbox WHERE session_id = ? AND state = 'pending' AND attempts = 0",
+            )
+            .bind(&sid)
+            .fetch_one(&mut *conn)
+            .await?;
             if unsettled > 0 {
                 return Ok(false);
             }
@@ -477,10 +517,12 @@ async fn next_id(conn: &mut sqlx::SqliteConnection, table: &str, prefix: &str) -
 
 impl SqliteStore {
     async fn sessions_of(&self, record_id: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar("SELECT session_id FROM crm_record_sessions WHERE record_id = ? ORDER BY added_at, session_id")
-            .bind(record_id)
-            .fetch_all(&self.read)
-            .await?)
+        Ok(sqlx::query_scalar(
+            "SELECT session_id FROM crm_record_sessions WHERE record_id = ? ORDER BY added_at, session_id",
+        )
+        .bind(record_id)
+        .fetch_all(&self.read)
+        .await?)
     }
 
     async fn record_by(&self, col: &str, v: &str) -> Result<Option<CrmRecord>> {
@@ -497,7 +539,11 @@ impl SqliteStore {
     }
 
     async fn touch(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE crm_records SET updated_at = ? WHERE id = ?").bind(ts(at)).bind(id).execute(&self.write).await?;
+        sqlx::query("UPDATE crm_records SET updated_at = ? WHERE id = ?")
+            .bind(ts(at))
+            .bind(id)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 
@@ -510,10 +556,11 @@ impl SqliteStore {
 impl BuiltinCrmStore for SqliteStore {
     async fn crm_create_account(&self, a: NewAccount) -> Result<(CrmAccount, bool)> {
         let mut tx = self.write.begin().await?;
-        if let Some(k) = &a.ext_key {
-            if let Some(r) = sqlx::query("SELECT * FROM crm_accounts WHERE ext_key = ?").bind(k).fetch_optional(&mut *tx).await? {
-                return Ok((account_row(&r), false));
-            }
+        if let Some(k) = &a.ext_key
+            && let Some(r) =
+                sqlx::query("SELECT * FROM crm_accounts WHERE ext_key = ?").bind(k).fetch_optional(&mut *tx).await?
+        {
+            return Ok((account_row(&r), false));
         }
         let id = match &a.id {
             Some(id) => id.clone(),
@@ -539,7 +586,12 @@ impl BuiltinCrmStore for SqliteStore {
         Ok((account_row(&r), true))
     }
 
-    async fn crm_find_accounts(&self, phone_key: Option<&str>, email: Option<&str>, user_id: Option<&str>) -> Result<Vec<CrmAccount>> {
+    async fn crm_find_accounts(
+        &self,
+        phone_key: Option<&str>,
+        email: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<CrmAccount>> {
         let rows = sqlx::query(
             "SELECT * FROM crm_accounts WHERE (? IS NOT NULL AND phone_key = ?) OR (? IS NOT NULL AND email_key = ?) OR (? IS NOT NULL AND user_id = ?) ORDER BY created_at, id",
         )
@@ -560,11 +612,19 @@ impl BuiltinCrmStore for SqliteStore {
     }
 
     async fn crm_account_by_key(&self, key: &str) -> Result<Option<CrmAccount>> {
-        let r = sqlx::query("SELECT * FROM crm_accounts WHERE ext_key = ?").bind(key).fetch_optional(&self.read).await?;
+        let r =
+            sqlx::query("SELECT * FROM crm_accounts WHERE ext_key = ?").bind(key).fetch_optional(&self.read).await?;
         Ok(r.as_ref().map(account_row))
     }
 
-    async fn crm_update_account(&self, id: &str, name: Option<&str>, email: Option<&str>, user_id: Option<&str>, at: DateTime<Utc>) -> Result<()> {
+    async fn crm_update_account(
+        &self,
+        id: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+        user_id: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         sqlx::query(
             "UPDATE crm_accounts SET name = COALESCE(?, name), email = COALESCE(?, email), email_key = COALESCE(?, email_key), user_id = COALESCE(?, user_id), updated_at = ? WHERE id = ?",
         )
@@ -580,15 +640,18 @@ impl BuiltinCrmStore for SqliteStore {
     }
 
     async fn crm_account_activities(&self, id: &str) -> Result<Vec<CrmActivity>> {
-        let rows = sqlx::query("SELECT * FROM crm_activities WHERE account_id = ? ORDER BY created_at, id").bind(id).fetch_all(&self.read).await?;
+        let rows = sqlx::query("SELECT * FROM crm_activities WHERE account_id = ? ORDER BY created_at, id")
+            .bind(id)
+            .fetch_all(&self.read)
+            .await?;
         Ok(rows.iter().map(activity_row).collect())
     }
 
     async fn crm_create_record(&self, r: NewRecord) -> Result<(CrmRecord, bool)> {
-        if let Some(k) = &r.ext_key {
-            if let Some(rec) = self.record_by("ext_key", k).await? {
-                return Ok((rec, false));
-            }
+        if let Some(k) = &r.ext_key
+            && let Some(rec) = self.record_by("ext_key", k).await?
+        {
+            return Ok((rec, false));
         }
         let mut tx = self.write.begin().await?;
         let id = match &r.id {
@@ -597,7 +660,8 @@ impl BuiltinCrmStore for SqliteStore {
         };
         let status = r.status.clone().unwrap_or_else(|| "new".into());
         let at = ts(r.at);
-        let closed_at = if is_closed_status(&status) { Some(r.closed_at.map(ts).unwrap_or_else(|| at.clone())) } else { None };
+        let closed_at =
+            if is_closed_status(&status) { Some(r.closed_at.map(ts).unwrap_or_else(|| at.clone())) } else { None };
         sqlx::query(
             "INSERT INTO crm_records (id, ext_key, account_id, title, status, closed_at, leaf_queue, channel, owner_agent_id, tags, abandoned, missed_reason, created_at, updated_at)
              VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -661,16 +725,32 @@ impl BuiltinCrmStore for SqliteStore {
         self.record_by("ext_key", key).await
     }
 
-    async fn crm_record_details(&self, id: &str) -> Result<(Vec<CrmActivity>, Vec<CrmNote>, Vec<CrmAttachment>, Vec<CrmSessionObject>)> {
-        let acts = sqlx::query("SELECT * FROM crm_activities WHERE record_id = ? ORDER BY created_at, id").bind(id).fetch_all(&self.read).await?;
-        let notes = sqlx::query("SELECT * FROM crm_notes WHERE record_id = ? ORDER BY created_at, id").bind(id).fetch_all(&self.read).await?;
+    async fn crm_record_details(
+        &self,
+        id: &str,
+    ) -> Result<(Vec<CrmActivity>, Vec<CrmNote>, Vec<CrmAttachment>, Vec<CrmSessionObject>)> {
+        let acts = sqlx::query("SELECT * FROM crm_activities WHERE record_id = ? ORDER BY created_at, id")
+            .bind(id)
+            .fetch_all(&self.read)
+            .await?;
+        let notes = sqlx::query("SELECT * FROM crm_notes WHERE record_id = ? ORDER BY created_at, id")
+            .bind(id)
+            .fetch_all(&self.read)
+            .await?;
         let atts = sqlx::query("SELECT id, name, url, content IS NOT NULL AS inline, created_at FROM crm_attachments WHERE record_id = ? ORDER BY created_at, id").bind(id).fetch_all(&self.read).await?;
-        let sos = sqlx::query("SELECT * FROM crm_session_objects WHERE record_id = ? ORDER BY created_at, id").bind(id).fetch_all(&self.read).await?;
+        let sos = sqlx::query("SELECT * FROM crm_session_objects WHERE record_id = ? ORDER BY created_at, id")
+            .bind(id)
+            .fetch_all(&self.read)
+            .await?;
         Ok((
             acts.iter().map(activity_row).collect(),
             notes
                 .iter()
-                .map(|r| CrmNote { id: r.get("id"), body: r.get("body"), created_at: parse_ts(r.get::<String, _>("created_at").as_str()) })
+                .map(|r| CrmNote {
+                    id: r.get("id"),
+                    body: r.get("body"),
+                    created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
+                })
                 .collect(),
             atts.iter()
                 .map(|r| {
@@ -714,7 +794,14 @@ impl BuiltinCrmStore for SqliteStore {
         Ok(())
     }
 
-    async fn crm_append_session(&self, id: &str, session_id: &str, tags: &[String], reopen_to: Option<&str>, at: DateTime<Utc>) -> Result<()> {
+    async fn crm_append_session(
+        &self,
+        id: &str,
+        session_id: &str,
+        tags: &[String],
+        reopen_to: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let rec = self.require_record(id).await?;
         let mut all = rec.tags.clone();
         for t in tags {
@@ -729,11 +816,20 @@ impl BuiltinCrmStore for SqliteStore {
             .bind(ts(at))
             .execute(&mut *tx)
             .await?;
-        sqlx::query("UPDATE crm_records SET tags = ?, updated_at = ? WHERE id = ?").bind(serde_json::to_string(&all)?).bind(ts(at)).bind(id).execute(&mut *tx).await?;
-        if let Some(s) = reopen_to {
-            if rec.is_closed {
-                sqlx::query("UPDATE crm_records SET status = ?, closed_at = NULL WHERE id = ?").bind(s).bind(id).execute(&mut *tx).await?;
-            }
+        sqlx::query("UPDATE crm_records SET tags = ?, updated_at = ? WHERE id = ?")
+            .bind(serde_json::to_string(&all)?)
+            .bind(ts(at))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(s) = reopen_to
+            && rec.is_closed
+        {
+            sqlx::query("UPDATE crm_records SET status = ?, closed_at = NULL WHERE id = ?")
+                .bind(s)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -741,13 +837,23 @@ impl BuiltinCrmStore for SqliteStore {
 
     async fn crm_set_owner(&self, id: &str, agent_id: &str, at: DateTime<Utc>) -> Result<()> {
         self.require_record(id).await?;
-        sqlx::query("UPDATE crm_records SET owner_agent_id = ?, updated_at = ? WHERE id = ?").bind(agent_id).bind(ts(at)).bind(id).execute(&self.write).await?;
+        sqlx::query("UPDATE crm_records SET owner_agent_id = ?, updated_at = ? WHERE id = ?")
+            .bind(agent_id)
+            .bind(ts(at))
+            .bind(id)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 
     async fn crm_mark_abandoned(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<()> {
         self.require_record(id).await?;
-        sqlx::query("UPDATE crm_records SET abandoned = 1, missed_reason = ?, updated_at = ? WHERE id = ?").bind(reason).bind(ts(at)).bind(id).execute(&self.write).await?;
+        sqlx::query("UPDATE crm_records SET abandoned = 1, missed_reason = ?, updated_at = ? WHERE id = ?")
+            .bind(reason)
+            .bind(ts(at))
+            .bind(id)
+            .execute(&self.write)
+            .await?;
         Ok(())
     }
 
@@ -767,7 +873,15 @@ impl BuiltinCrmStore for SqliteStore {
         self.touch(id, at).await
     }
 
-    async fn crm_add_attachment(&self, key: &str, id: &str, name: &str, url: Option<&str>, content: Option<&str>, at: DateTime<Utc>) -> Result<()> {
+    async fn crm_add_attachment(
+        &self,
+        key: &str,
+        id: &str,
+        name: &str,
+        url: Option<&str>,
+        content: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         self.require_record(id).await?;
         let mut tx = self.write.begin().await?;
         let aid = next_id(&mut tx, "crm_attachments", "att_").await?;
@@ -786,11 +900,19 @@ impl BuiltinCrmStore for SqliteStore {
     }
 
     async fn crm_attachment_content(&self, id: &str) -> Result<Option<(String, Option<String>)>> {
-        let r = sqlx::query("SELECT name, content FROM crm_attachments WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
+        let r = sqlx::query("SELECT name, content FROM crm_attachments WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.read)
+            .await?;
         Ok(r.map(|r| (r.get("name"), r.get("content"))))
     }
 
-    async fn crm_set_fields(&self, id: &str, fields: &serde_json::Map<String, serde_json::Value>, at: DateTime<Utc>) -> Result<()> {
+    async fn crm_set_fields(
+        &self,
+        id: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let rec = self.require_record(id).await?;
         let mut all = rec.custom_fields.clone();
         for (k, v) in fields {
@@ -805,7 +927,16 @@ impl BuiltinCrmStore for SqliteStore {
         Ok(())
     }
 
-    async fn crm_upsert_activity(&self, key: &str, record_id: Option<&str>, account_id: Option<&str>, session_id: Option<&str>, subject: &str, body: &serde_json::Value, at: DateTime<Utc>) -> Result<()> {
+    async fn crm_upsert_activity(
+        &self,
+        key: &str,
+        record_id: Option<&str>,
+        account_id: Option<&str>,
+        session_id: Option<&str>,
+        subject: &str,
+        body: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let aid = next_id(&mut tx, "crm_activities", "act_").await?;
         sqlx::query(
@@ -827,7 +958,14 @@ impl BuiltinCrmStore for SqliteStore {
         Ok(())
     }
 
-    async fn crm_upsert_session_object(&self, session_id: &str, record_id: Option<&str>, account_id: Option<&str>, data: &serde_json::Value, at: DateTime<Utc>) -> Result<()> {
+    async fn crm_upsert_session_object(
+        &self,
+        session_id: &str,
+        record_id: Option<&str>,
+        account_id: Option<&str>,
+        data: &serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let mut tx = self.write.begin().await?;
         let sid = next_id(&mut tx, "crm_session_objects", "so_").await?;
         sqlx::query(

@@ -8,8 +8,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use casebridge_rules::event::FieldError;
 use casebridge_rules::phone::Phone;
-use casebridge_store::builtin::{NewAccount, NewRecord, RecordFilter, STATUSES};
 use casebridge_store::CrmRecord;
+use casebridge_store::builtin::{NewAccount, NewRecord, RecordFilter, STATUSES};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -72,10 +72,10 @@ pub async fn create_account(State(st): State<AppState>, raw: Result<Bytes, Bytes
     let email = opt_str(&v, "email", &mut errors);
     let user_id = opt_str(&v, "user_id", &mut errors);
     let at = opt_time(&v, "at", &mut errors);
-    if let Some(e) = &email {
-        if !e.contains('@') {
-            errors.push(field("email", "must be an email address"));
-        }
+    if let Some(e) = &email
+        && !e.contains('@')
+    {
+        errors.push(field("email", "must be an email address"));
     }
     if !errors.is_empty() {
         return Err(Problem::fields("the account is invalid; nothing was created", &errors));
@@ -84,7 +84,17 @@ pub async fn create_account(State(st): State<AppState>, raw: Result<Bytes, Bytes
     let phone_key = phone.as_deref().map(|p| Phone::parse(p, &region).number);
     let (a, _) = st
         .builtin
-        .crm_create_account(NewAccount { id: None, kind: kind.unwrap_or_default(), name, phone, phone_key, email, user_id, ext_key: None, at: at.unwrap_or_else(Utc::now) })
+        .crm_create_account(NewAccount {
+            id: None,
+            kind: kind.unwrap_or_default(),
+            name,
+            phone,
+            phone_key,
+            email,
+            user_id,
+            ext_key: None,
+            at: at.unwrap_or_else(Utc::now),
+        })
         .await?;
     Ok((StatusCode::CREATED, Json(a)).into_response())
 }
@@ -120,7 +130,11 @@ pub async fn list_accounts(State(st): State<AppState>, Query(q): Query<AccountQu
     responses((status = 200), (status = 404)))]
 pub async fn get_account(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     require_builtin(&st).await?;
-    let a = st.builtin.crm_get_account(&id).await?.ok_or_else(|| Problem::not_found(format!("no account {id:?} in the built-in CRM")))?;
+    let a = st
+        .builtin
+        .crm_get_account(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no account {id:?} in the built-in CRM")))?;
     let mut v = serde_json::to_value(a).map_err(Problem::internal)?;
     v["activities"] = serde_json::to_value(st.builtin.crm_account_activities(&id).await?).map_err(Problem::internal)?;
     Ok(Json(v))
@@ -139,23 +153,23 @@ pub async fn create_record(State(st): State<AppState>, raw: Result<Bytes, BytesR
         errors.push(field("title", "is required"));
     }
     let status = opt_str(&v, "status", &mut errors);
-    if let Some(s) = &status {
-        if !STATUSES.contains(&s.as_str()) {
-            errors.push(field("status", &format!("must be one of {}", STATUSES.join(", "))));
-        }
+    if let Some(s) = &status
+        && !STATUSES.contains(&s.as_str())
+    {
+        errors.push(field("status", &format!("must be one of {}", STATUSES.join(", "))));
     }
     let leaf_queue = opt_str(&v, "leaf_queue", &mut errors);
     let channel = opt_str(&v, "channel", &mut errors);
-    if let Some(c) = &channel {
-        if !["voice", "chat", "voicemail"].contains(&c.as_str()) {
-            errors.push(field("channel", "must be voice, chat or voicemail"));
-        }
+    if let Some(c) = &channel
+        && !["voice", "chat", "voicemail"].contains(&c.as_str())
+    {
+        errors.push(field("channel", "must be voice, chat or voicemail"));
     }
     let at = opt_time(&v, "at", &mut errors);
-    if let Some(a) = &account_id {
-        if st.builtin.crm_get_account(a).await?.is_none() {
-            errors.push(field("account_id", "no such account in the built-in CRM"));
-        }
+    if let Some(a) = &account_id
+        && st.builtin.crm_get_account(a).await?.is_none()
+    {
+        errors.push(field("account_id", "no such account in the built-in CRM"));
     }
     if !errors.is_empty() {
         return Err(Problem::fields("the record is invalid; nothing was created", &errors));
@@ -214,20 +228,30 @@ pub async fn list_records(State(st): State<AppState>, Query(q): Query<RecordQuer
     responses((status = 200), (status = 404)))]
 pub async fn get_record(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     require_builtin(&st).await?;
-    let r = st.builtin.crm_get_record(&id).await?.ok_or_else(|| Problem::not_found(format!("no record {id:?} in the built-in CRM")))?;
+    let r = st
+        .builtin
+        .crm_get_record(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found(format!("no record {id:?} in the built-in CRM")))?;
     Ok(Json(full_record(&st, r).await?))
 }
 
 /// `PATCH /v1/crm/records/{id}` {status, at?}: an agent working the record.
 #[utoipa::path(patch, path = "/v1/crm/records/{id}", tag = "builtin-crm", params(("id" = String, Path)), request_body = serde_json::Value,
     responses((status = 200), (status = 404), (status = 422)))]
-pub async fn patch_record(State(st): State<AppState>, Path(id): Path<String>, raw: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
+pub async fn patch_record(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    raw: Result<Bytes, BytesRejection>,
+) -> ApiResult<Json<Value>> {
     require_builtin(&st).await?;
     let v = json_body(&body(raw, st.max_body_bytes)?)?;
     let mut errors = Vec::new();
     let status = opt_str(&v, "status", &mut errors);
     match &status {
-        Some(s) if !STATUSES.contains(&s.as_str()) => errors.push(field("status", &format!("must be one of {}", STATUSES.join(", ")))),
+        Some(s) if !STATUSES.contains(&s.as_str()) => {
+            errors.push(field("status", &format!("must be one of {}", STATUSES.join(", "))))
+        }
         None => errors.push(field("status", "is required")),
         _ => {}
     }
@@ -249,9 +273,10 @@ pub async fn patch_record(State(st): State<AppState>, Path(id): Path<String>, ra
 pub async fn get_attachment(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     require_builtin(&st).await?;
     match st.builtin.crm_attachment_content(&id).await? {
-        Some((_, Some(content))) => Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], content).into_response()),
+        Some((_, Some(content))) => {
+            Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], content).into_response())
+        }
         Some((name, None)) => Err(Problem::not_found(format!("attachment {name} is a link, not stored here"))),
         None => Err(Problem::not_found(format!("no attachment {id:?}"))),
     }
 }
-

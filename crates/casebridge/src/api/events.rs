@@ -34,8 +34,9 @@ pub fn split_body(b: &[u8], ndjson: bool) -> Result<Vec<serde_json::Value>, Prob
             if line.trim().is_empty() {
                 continue;
             }
-            let v = serde_json::from_str(line)
-                .map_err(|e| Problem::bad_request(format!("line {} is not valid JSON: {e}", i + 1)).with("line", (i + 1).into()))?;
+            let v = serde_json::from_str(line).map_err(|e| {
+                Problem::bad_request(format!("line {} is not valid JSON: {e}", i + 1)).with("line", (i + 1).into())
+            })?;
             out.push(v);
         }
         return Ok(out);
@@ -62,10 +63,13 @@ pub async fn post_events(
     let raw = body(raw, st.max_body_bytes)?;
     let wait = match q.wait {
         Some(w) if !(0.0..=30.0).contains(&w) || w.is_nan() => {
-            return Err(Problem::fields("query parameter wait is out of range", &[casebridge_rules::event::FieldError {
-                field: "wait".into(),
-                message: "must be between 0 and 30 seconds".into(),
-            }]));
+            return Err(Problem::fields(
+                "query parameter wait is out of range",
+                &[casebridge_rules::event::FieldError {
+                    field: "wait".into(),
+                    message: "must be between 0 and 30 seconds".into(),
+                }],
+            ));
         }
         w => w,
     };
@@ -95,7 +99,10 @@ pub async fn post_events(
     if !errors.is_empty() {
         let n = errors.iter().filter_map(|e| e["index"].as_u64()).collect::<std::collections::BTreeSet<_>>().len();
         return Err(Problem::validation(
-            format!("{n} of {} event(s) are invalid; nothing was stored. Fix them and send the batch again", values.len()),
+            format!(
+                "{n} of {} event(s) are invalid; nothing was stored. Fix them and send the batch again",
+                values.len()
+            ),
             errors,
         ));
     }

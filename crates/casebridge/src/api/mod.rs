@@ -44,9 +44,7 @@ pub struct AppState {
 /// The whole API.
 pub fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes;
-    let open = Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/readyz", get(ops::readyz));
+    let open = Router::new().route("/healthz", get(ops::healthz)).route("/readyz", get(ops::readyz));
     let guarded = Router::new()
         .route("/metrics", get(ops::metrics))
         .route("/openapi.json", get(ops::openapi))

@@ -61,10 +61,13 @@ pub struct OutboxQuery {
 pub async fn list_outbox(State(st): State<AppState>, Query(q): Query<OutboxQuery>) -> ApiResult<Json<Value>> {
     let state = q.state.unwrap_or_else(|| "dead".into());
     if !["pending", "done", "dead"].contains(&state.as_str()) {
-        return Err(Problem::fields("unknown state", &[casebridge_rules::event::FieldError {
-            field: "state".into(),
-            message: "must be pending, done or dead".into(),
-        }]));
+        return Err(Problem::fields(
+            "unknown state",
+            &[casebridge_rules::event::FieldError {
+                field: "state".into(),
+                message: "must be pending, done or dead".into(),
+            }],
+        ));
     }
     let rows = st.store.list_commands(&state, q.limit.unwrap_or(100).clamp(1, 1000)).await?;
     let items: Vec<Value> = rows

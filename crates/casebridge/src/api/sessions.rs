@@ -64,10 +64,13 @@ pub struct ListQuery {
     responses((status = 200, description = "{sessions, next_cursor}")))]
 pub async fn list_sessions(State(st): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
     let Some(account) = q.account_id.filter(|a| !a.is_empty()) else {
-        return Err(Problem::fields("account_id is required", &[casebridge_rules::event::FieldError {
-            field: "account_id".into(),
-            message: "give the CRM account id whose sessions to list".into(),
-        }]));
+        return Err(Problem::fields(
+            "account_id is required",
+            &[casebridge_rules::event::FieldError {
+                field: "account_id".into(),
+                message: "give the CRM account id whose sessions to list".into(),
+            }],
+        ));
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let rows = st.store.sessions_by_account(&account, limit + 1, q.cursor.as_deref()).await?;

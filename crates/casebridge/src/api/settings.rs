@@ -14,7 +14,8 @@ use crate::error::{ApiResult, Problem};
 
 /// Validates a settings document: the settings and their warnings, or a 422.
 pub fn check(v: Value) -> Result<(Settings, Vec<casebridge_rules::settings::Warning>), Problem> {
-    let s = parse_settings(v).map_err(|e| Problem::fields("the settings document is invalid; nothing was saved", &e))?;
+    let s =
+        parse_settings(v).map_err(|e| Problem::fields("the settings document is invalid; nothing was saved", &e))?;
     let w = s.validate().map_err(|e| Problem::fields("the settings document is invalid; nothing was saved", &e))?;
     Ok((s, w))
 }

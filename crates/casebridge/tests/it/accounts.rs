@@ -16,7 +16,11 @@ async fn lookup_order_is_user_id_then_phone_then_email() {
     let mut b = Ses::new("b", T);
     let mut c = Ses::new("c", T);
     s.send(vec![
-        a.created("messaging_inbound_app", json!({"user_id": "u-1", "phone": "+14155550100", "email": "ann@example.com"}), &["Q"]),
+        a.created(
+            "messaging_inbound_app",
+            json!({"user_id": "u-1", "phone": "+14155550100", "email": "ann@example.com"}),
+            &["Q"],
+        ),
         b.created("messaging_inbound_web", json!({"phone": "+1 415 555 0100", "email": "ann@example.com"}), &["Q"]),
         c.created("messaging_inbound_web", json!({"email": "ANN@example.COM"}), &["Q"]),
     ])
@@ -32,13 +36,18 @@ async fn lookup_order_is_user_id_then_phone_then_email() {
 #[tokio::test]
 async fn several_matches_follow_multiple_match_and_name_the_others() {
     let s = Server::start().await;
-    let contact = s.create_account(json!({"kind": "contact", "phone": "+14155550100", "at": "2026-01-01T00:00:00Z"})).await;
+    let contact =
+        s.create_account(json!({"kind": "contact", "phone": "+14155550100", "at": "2026-01-01T00:00:00Z"})).await;
     let lead = s.create_account(json!({"kind": "lead", "phone": "415-555-0100", "at": "2026-06-01T00:00:00Z"})).await;
     s.send(call("m1", T, "+14155550100", &["Q"])).await;
     let m1 = s.session("m1").await;
     assert_eq!(m1["account_id"], lead["id"], "most_recent picks the latest update");
     assert!(has_rule(&m1, "accounts.multiple_match.most_recent"));
-    let names_other = m1["timeline"].as_array().unwrap().iter().any(|e| e["summary"].as_str().unwrap().contains(contact["id"].as_str().unwrap()));
+    let names_other = m1["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["summary"].as_str().unwrap().contains(contact["id"].as_str().unwrap()));
     assert!(names_other, "timeline names the other match: {m1}");
     s.put_settings(settings(json!({"accounts": {"multiple_match": "priority"}}))).await;
     s.send(call("m2", "2026-11-21T10:00:00Z", "+14155550100", &["Q"])).await;
@@ -63,7 +72,11 @@ async fn unknown_caller_gets_an_account_with_details_and_phone_note() {
     let mut a = Ses::new("n1", T);
     s.send(vec![
         a.created("voice_inbound_ivr", json!({"phone": "(415) 555-0199"}), &["Support"]),
-        a.ev(5, "session.assigned", json!({"agent": {"id": "ag-1"}, "customer": {"name": "Ann Lee", "email": "ann@example.com"}})),
+        a.ev(
+            5,
+            "session.assigned",
+            json!({"agent": {"id": "ag-1"}, "customer": {"name": "Ann Lee", "email": "ann@example.com"}}),
+        ),
         a.connected(),
         a.ended(),
     ])
@@ -82,12 +95,20 @@ async fn unknown_caller_gets_an_account_with_details_and_phone_note() {
 #[tokio::test]
 async fn no_account_for_anonymous_own_and_never_create_numbers() {
     let s = Server::start().await;
-    s.put_settings(settings(json!({"own_numbers": ["+1 800 555 0000"], "accounts": {"never_create_for": ["+1900*", "4321"]}}))).await;
+    s.put_settings(settings(
+        json!({"own_numbers": ["+1 800 555 0000"], "accounts": {"never_create_for": ["+1900*", "4321"]}}),
+    ))
+    .await;
     s.send(call("anon", T, "anonymous", &["Q"])).await;
     s.send(call("own", T, "18005550000", &["Q"])).await;
     s.send(call("prefix", T, "+19005550123", &["Q"])).await;
     s.send(call("ext", T, "4321", &["Q"])).await;
-    for (id, rule) in [("anon", "accounts.anonymous"), ("own", "own_numbers"), ("prefix", "accounts.never_create_for"), ("ext", "accounts.never_create_for")] {
+    for (id, rule) in [
+        ("anon", "accounts.anonymous"),
+        ("own", "own_numbers"),
+        ("prefix", "accounts.never_create_for"),
+        ("ext", "accounts.never_create_for"),
+    ] {
         let v = s.session(id).await;
         assert_eq!(v["account_outcome"], "none", "{id}: {v}");
         assert!(has_rule(&v, rule), "{id} names rule {rule}: {v}");
@@ -106,7 +127,10 @@ async fn skip_lookup_and_skip_creation_leave_the_session_without_account() {
     let k2 = s.session("k2").await;
     assert_eq!(k2["account_outcome"], "none");
     assert!(has_rule(&k2, "accounts.skip_creation"));
-    s.put_settings(settings(json!({"accounts": {"skip_lookup": true}, "session_data": {"unrecorded_session_link": "none"}}))).await;
+    s.put_settings(settings(
+        json!({"accounts": {"skip_lookup": true}, "session_data": {"unrecorded_session_link": "none"}}),
+    ))
+    .await;
     s.send(call("k3", T, "+14155550100", &["Q"])).await;
     let k3 = s.session("k3").await;
     assert_eq!(k3["account_outcome"], "none");

@@ -18,10 +18,13 @@ fn simulate_prints_one_json_line_per_session() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(lines.len() >= 5);
     for l in &lines {
-        for k in ["session_id", "account_outcome", "account_id", "record_outcome", "record_id", "title", "tags", "reason"] {
+        for k in
+            ["session_id", "account_outcome", "account_id", "record_outcome", "record_id", "title", "tags", "reason"]
+        {
             assert!(l.get(k).is_some(), "{k} missing in {l}");
         }
     }
@@ -41,11 +44,16 @@ fn simulate_compare_shows_what_changes_between_two_settings_files() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert!(!lines.is_empty(), "the two settings differ on some session");
     for l in &lines {
         assert!(l["a"].is_object() && l["b"].is_object());
-        assert_ne!((&l["a"]["record_outcome"], &l["a"]["title"]), (&l["b"]["record_outcome"], &l["b"]["title"]), "only differences: {l}");
+        assert_ne!(
+            (&l["a"]["record_outcome"], &l["a"]["title"]),
+            (&l["b"]["record_outcome"], &l["b"]["title"]),
+            "only differences: {l}"
+        );
     }
     let abandoned = lines.iter().find(|l| l["session_id"] == "abandoned-call").expect("the abandoned call differs");
     assert_eq!(abandoned["a"]["record_outcome"], "created");
@@ -89,9 +97,11 @@ fn simulate_plays_agents_closing_records() {
         call("s2", 11)
     );
     std::fs::write(&f, text).unwrap();
-    let out = Command::new(bin()).args(["simulate", "--format", "json", "--settings"]).arg(&s).arg(&f).output().unwrap();
+    let out =
+        Command::new(bin()).args(["simulate", "--format", "json", "--settings"]).arg(&s).arg(&f).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines[1]["record_outcome"], "created", "s1's record was closed, so s2 gets a new one: {lines:?}");
 }
 
@@ -99,7 +109,11 @@ fn simulate_plays_agents_closing_records() {
 fn check_config_reports_errors_and_warnings() {
     let dir = tempfile::tempdir().unwrap();
     let good = dir.path().join("good.toml");
-    std::fs::write(&good, "[server]\nbind = \"127.0.0.1:9000\"\n\n[records]\nabandoned_calls = true\ndelay_call_until_connected = true\n").unwrap();
+    std::fs::write(
+        &good,
+        "[server]\nbind = \"127.0.0.1:9000\"\n\n[records]\nabandoned_calls = true\ndelay_call_until_connected = true\n",
+    )
+    .unwrap();
     let out = Command::new(bin()).arg("check-config").arg(&good).output().unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("warning: records.abandoned_calls"));

@@ -10,11 +10,19 @@ const T: &str = "2026-11-20T10:00:00Z";
 async fn outbound_appends_to_origin_record_or_latest_open() {
     let s = Server::start().await;
     let acc = s.create_account(json!({"kind": "contact", "phone": "+14155550100"})).await;
-    let origin = s.create_record(json!({"title": "Billing dispute", "account_id": acc["id"], "at": "2026-11-01T00:00:00Z"})).await;
-    let latest = s.create_record(json!({"title": "Later", "account_id": acc["id"], "at": "2026-11-10T00:00:00Z"})).await;
+    let origin = s
+        .create_record(json!({"title": "Billing dispute", "account_id": acc["id"], "at": "2026-11-01T00:00:00Z"}))
+        .await;
+    let latest =
+        s.create_record(json!({"title": "Later", "account_id": acc["id"], "at": "2026-11-10T00:00:00Z"})).await;
     let mut o1 = Ses::new("o1", T);
-    s.send(vec![o1.ev(0, "session.created", json!({"channel": "voice", "session_type": "voice_outbound", "direction": "outbound",
-        "customer": {"phone": "+14155550100"}, "origin_record_id": origin["id"]}))]).await;
+    s.send(vec![o1.ev(
+        0,
+        "session.created",
+        json!({"channel": "voice", "session_type": "voice_outbound", "direction": "outbound",
+        "customer": {"phone": "+14155550100"}, "origin_record_id": origin["id"]}),
+    )])
+    .await;
     let v = s.session("o1").await;
     assert_eq!(v["record_id"], origin["id"]);
     assert!(has_rule(&v, "conversation.outbound.origin_record"));
@@ -22,7 +30,12 @@ async fn outbound_appends_to_origin_record_or_latest_open() {
     s.send(vec![o2.created("voice_outbound", json!({"phone": "+14155550100"}), &[])]).await;
     let v = s.session("o2").await;
     assert_eq!(v["record_id"], latest["id"], "most recent record is open");
-    s.call(reqwest::Method::PATCH, &format!("/v1/crm/records/{}", latest["id"].as_str().unwrap()), Some(&json!({"status": "closed"}))).await;
+    s.call(
+        reqwest::Method::PATCH,
+        &format!("/v1/crm/records/{}", latest["id"].as_str().unwrap()),
+        Some(&json!({"status": "closed"})),
+    )
+    .await;
     let mut o3 = Ses::new("o3", T);
     s.send(vec![o3.created("voice_outbound", json!({"phone": "+14155550100"}), &[])]).await;
     assert_eq!(s.session("o3").await["record_outcome"], "created", "most recent is closed: new record");
@@ -33,8 +46,13 @@ async fn callback_appends_to_the_related_sessions_record() {
     let s = Server::start().await;
     s.send(call("first", T, "+14155550101", &["Q"])).await;
     let mut cb = Ses::new("cb", "2026-11-20T10:10:00Z");
-    s.send(vec![cb.ev(0, "session.created", json!({"channel": "voice", "session_type": "voice_outbound", "direction": "outbound",
-        "customer": {"phone": "+14155550101"}, "related_session_id": "first"}))]).await;
+    s.send(vec![cb.ev(
+        0,
+        "session.created",
+        json!({"channel": "voice", "session_type": "voice_outbound", "direction": "outbound",
+        "customer": {"phone": "+14155550101"}, "related_session_id": "first"}),
+    )])
+    .await;
     let v = s.session("cb").await;
     assert_eq!(v["record_outcome"], "appended");
     assert_eq!(v["record_id"], s.session("first").await["record_id"]);
@@ -104,7 +122,11 @@ async fn voicemail_updates_reach_its_record() {
     let notes: Vec<&str> = rec["notes"].as_array().unwrap().iter().map(|n| n["body"].as_str().unwrap()).collect();
     assert!(notes.contains(&"Voicemail read by agent ag-1"), "{notes:?}");
     assert!(rec["attachments"].as_array().unwrap().iter().any(|a| a["url"] == "https://files.example/vm.mp3"));
-    assert_eq!(rec["activities"][0]["body"]["updates"].as_array().unwrap().len(), 2, "session data updated after the end");
+    assert_eq!(
+        rec["activities"][0]["body"]["updates"].as_array().unwrap().len(),
+        2,
+        "session data updated after the end"
+    );
 }
 
 #[tokio::test]
@@ -128,7 +150,8 @@ async fn recording_transcript_csat_smart_actions_and_custom_data() {
     .await;
     let rec = s.record_of("rich").await;
     assert_eq!(rec["custom_fields"]["customer_plan"], "gold", "kept until the record existed: {rec}");
-    let notes: Vec<String> = rec["notes"].as_array().unwrap().iter().map(|n| n["body"].as_str().unwrap().to_string()).collect();
+    let notes: Vec<String> =
+        rec["notes"].as_array().unwrap().iter().map(|n| n["body"].as_str().unwrap().to_string()).collect();
     assert!(notes.iter().any(|n| n.contains("identity_check") && n.contains("verified")), "{notes:?}");
     assert!(notes.iter().any(|n| n == "Smart action payment failed: card declined"));
     assert!(!notes.iter().any(|n| n.contains("photo")), "non-customer failures are not written");
@@ -143,13 +166,25 @@ async fn recording_transcript_csat_smart_actions_and_custom_data() {
 
     s.put_settings(settings(json!({"session_data": {"attach_recordings": false}}))).await;
     let mut v = Ses::new("norec", T);
-    s.send(vec![v.created("voice_inbound_ivr", json!({"phone": "+14155550106"}), &["Q"]), v.assigned("a"), v.connected(),
-        v.ev(5, "recording.available", json!({"url": "https://files.example/r.mp3"})), v.ended()]).await;
+    s.send(vec![
+        v.created("voice_inbound_ivr", json!({"phone": "+14155550106"}), &["Q"]),
+        v.assigned("a"),
+        v.connected(),
+        v.ev(5, "recording.available", json!({"url": "https://files.example/r.mp3"})),
+        v.ended(),
+    ])
+    .await;
     assert!(s.record_of("norec").await["attachments"].as_array().unwrap().is_empty());
     let mut w = Ses::new("withrec", T);
     s.put_settings(settings(json!({}))).await;
-    s.send(vec![w.created("voice_inbound_ivr", json!({"phone": "+14155550107"}), &["Q"]), w.assigned("a"), w.connected(), w.ended(),
-        w.ev(5, "recording.available", json!({"url": "https://files.example/w.mp3"}))]).await;
+    s.send(vec![
+        w.created("voice_inbound_ivr", json!({"phone": "+14155550107"}), &["Q"]),
+        w.assigned("a"),
+        w.connected(),
+        w.ended(),
+        w.ev(5, "recording.available", json!({"url": "https://files.example/w.mp3"})),
+    ])
+    .await;
     assert_eq!(s.record_of("withrec").await["attachments"][0]["url"], "https://files.example/w.mp3");
 }
 
@@ -166,11 +201,21 @@ async fn session_data_as_session_object_and_updates_kept_without_record() {
     // A chat that never gets a record keeps its custom data on the session data.
     s.put_settings(settings(json!({"custom_data_mapping": {"plan": "customer_plan"}}))).await;
     let mut c = Ses::new("lost", T);
-    s.send(vec![c.created("messaging_inbound_web", json!({"phone": "+14155550109"}), &["Chat"]),
-        c.ev(1, "custom_data.updated", json!({"data": {"plan": "gold"}})), c.abandoned(60), c.ended()]).await;
+    s.send(vec![
+        c.created("messaging_inbound_web", json!({"phone": "+14155550109"}), &["Chat"]),
+        c.ev(1, "custom_data.updated", json!({"data": {"plan": "gold"}})),
+        c.abandoned(60),
+        c.ended(),
+    ])
+    .await;
     let v = s.session("lost").await;
     assert_eq!(v["record_outcome"], "none");
     let acc = s.get(&format!("/v1/crm/accounts/{}", v["account_id"].as_str().unwrap())).await;
-    let act = acc["activities"].as_array().unwrap().iter().find(|a| a["session_id"] == "lost").expect("activity on the account");
+    let act = acc["activities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["session_id"] == "lost")
+        .expect("activity on the account");
     assert_eq!(act["body"]["custom_data"]["plan"], "gold");
 }

@@ -80,10 +80,10 @@ impl Server {
     async fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await {
-                if r.status().is_success() {
-                    return;
-                }
+            if let Ok(r) = self.http.get(format!("{}/readyz", self.base)).send().await
+                && r.status().is_success()
+            {
+                return;
             }
             assert!(Instant::now() < deadline, "server never became ready");
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -185,10 +185,20 @@ impl Ses {
     }
 
     pub fn created(&mut self, session_type: &str, customer: Value, queue: &[&str]) -> Value {
-        let channel = if session_type.starts_with("messaging") { "chat" } else if session_type == "voicemail" { "voicemail" } else { "voice" };
+        let channel = if session_type.starts_with("messaging") {
+            "chat"
+        } else if session_type == "voicemail" {
+            "voicemail"
+        } else {
+            "voice"
+        };
         let direction = if session_type == "voice_outbound" { "outbound" } else { "inbound" };
-        self.ev(0, "session.created", json!({"channel": channel, "session_type": session_type, "direction": direction,
-            "customer": customer, "queue_path": queue, "dialed_number": "+18005550000"}))
+        self.ev(
+            0,
+            "session.created",
+            json!({"channel": channel, "session_type": session_type, "direction": direction,
+            "customer": customer, "queue_path": queue, "dialed_number": "+18005550000"}),
+        )
     }
 
     pub fn assigned(&mut self, agent: &str) -> Value {

@@ -13,7 +13,14 @@ async fn one_object_array_and_ndjson_are_accepted_and_duplicates_change_nothing(
     let (c, v) = s.call(reqwest::Method::POST, "/v1/events", Some(&evs[0])).await;
     assert_eq!((c, v["accepted"].clone()), (202, json!(1)));
     let ndjson: String = evs[1..].iter().map(|e| format!("{e}\n")).collect();
-    let r = s.http.post(format!("{}/v1/events?wait=10", s.base)).header("content-type", "application/x-ndjson").body(ndjson).send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/events?wait=10", s.base))
+        .header("content-type", "application/x-ndjson")
+        .body(ndjson)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 202);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["accepted"], 3);
@@ -99,18 +106,32 @@ async fn settings_report_every_error_and_refused_saves_change_nothing() {
     let s = Server::start().await;
     let before = s.get("/v1/settings").await;
     assert_eq!(before["records"]["title_template"], "{CALL_TYPE} {PHONE_NUMBER}");
-    let (c, v) = s.call(reqwest::Method::PUT, "/v1/settings", Some(&json!({
-        "region": "XX", "time_zone": "Mars/Olympus",
-        "accounts": {"skip_lookup": true},
-        "records": {"append_to_open_in_leaf_queue": true, "title_template": "{CALL_TYPE} {NOPE}"},
-    }))).await;
+    let (c, v) = s
+        .call(
+            reqwest::Method::PUT,
+            "/v1/settings",
+            Some(&json!({
+                "region": "XX", "time_zone": "Mars/Olympus",
+                "accounts": {"skip_lookup": true},
+                "records": {"append_to_open_in_leaf_queue": true, "title_template": "{CALL_TYPE} {NOPE}"},
+            })),
+        )
+        .await;
     assert_eq!(c, 422);
     let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
-    for f in ["region", "time_zone", "records.append_to_open_in_leaf_queue", "records.title_template", "session_data.unrecorded_session_link"] {
+    for f in [
+        "region",
+        "time_zone",
+        "records.append_to_open_in_leaf_queue",
+        "records.title_template",
+        "session_data.unrecorded_session_link",
+    ] {
         assert!(fields.contains(&f), "{f} missing from {v}");
     }
     assert_eq!(s.get("/v1/settings").await, before, "nothing saved");
-    let (c, v) = s.call(reqwest::Method::PUT, "/v1/settings", Some(&json!({"records": {"abandoned_calls": "yes"}, "bogus": 1}))).await;
+    let (c, v) = s
+        .call(reqwest::Method::PUT, "/v1/settings", Some(&json!({"records": {"abandoned_calls": "yes"}, "bogus": 1})))
+        .await;
     assert_eq!(c, 422);
     let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert!(fields.contains(&"bogus") && fields.iter().any(|f| f.starts_with("records")), "{v}");
@@ -157,7 +178,13 @@ async fn health_readiness_metrics_and_openapi() {
     let (c, text) = s.call(reqwest::Method::GET, "/metrics", None).await;
     assert_eq!(c, 200);
     let text = text.as_str().unwrap().to_string();
-    for m in ["casebridge_events_accepted_total", "casebridge_crm_writes_total", "casebridge_decisions_total", "casebridge_outbox", "casebridge_rules_step_seconds"] {
+    for m in [
+        "casebridge_events_accepted_total",
+        "casebridge_crm_writes_total",
+        "casebridge_decisions_total",
+        "casebridge_outbox",
+        "casebridge_rules_step_seconds",
+    ] {
         assert!(text.contains(m), "{m} missing");
     }
     let api = s.get("/openapi.json").await;

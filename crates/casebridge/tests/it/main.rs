@@ -1,9 +1,10 @@
 //! Integration tests through the public surface: the real binary, a real SQLite file, HTTP.
+#![allow(clippy::unwrap_used)] // tests: a panic is a failure with its message
 
 mod accounts;
+mod cli;
+mod conversation;
 mod harness;
 mod intake;
 mod records;
-mod conversation;
 mod reliability;
-mod cli;

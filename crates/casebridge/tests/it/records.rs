@@ -55,14 +55,27 @@ async fn chat_record_at_connection_or_after_n_customer_messages() {
 
     s.put_settings(settings(json!({"records": {"delay_chat_until_customer_messages": 2}}))).await;
     let mut b = Ses::new("ch2", T);
-    s.send(vec![b.created("messaging_inbound_web", phone(6), &["Chat"]), b.msg("customer"), b.assigned("ag-1"), b.connected()]).await;
+    s.send(vec![
+        b.created("messaging_inbound_web", phone(6), &["Chat"]),
+        b.msg("customer"),
+        b.assigned("ag-1"),
+        b.connected(),
+    ])
+    .await;
     assert_eq!(s.session("ch2").await["record_outcome"], "pending");
     s.send(vec![b.msg("agent"), b.msg("customer")]).await;
     let ch2 = s.session("ch2").await;
     assert_eq!(ch2["record_outcome"], "created", "connected and 2 customer messages: {ch2}");
 
     let mut c = Ses::new("ch3", T);
-    s.send(vec![c.created("messaging_inbound_web", phone(7), &["Chat"]), c.assigned("ag-1"), c.connected(), c.msg("customer"), c.ended()]).await;
+    s.send(vec![
+        c.created("messaging_inbound_web", phone(7), &["Chat"]),
+        c.assigned("ag-1"),
+        c.connected(),
+        c.msg("customer"),
+        c.ended(),
+    ])
+    .await;
     let ch3 = s.session("ch3").await;
     assert_eq!(ch3["record_outcome"], "none", "ended before N messages");
     assert!(has_rule(&ch3, "records.delay_chat_until_customer_messages"));
@@ -73,7 +86,12 @@ async fn abandoned_calls_get_records_only_when_asked_and_never_with_delay() {
     let s = Server::start().await;
     let abandon = |id: &str, n: u32| {
         let mut a = Ses::new(id, T);
-        vec![a.created("voice_inbound_ivr", phone(n), &["Q"]), a.ev(5, "session.queued", json!({"queue_path": ["Q"]})), a.abandoned(30), a.ended()]
+        vec![
+            a.created("voice_inbound_ivr", phone(n), &["Q"]),
+            a.ev(5, "session.queued", json!({"queue_path": ["Q"]})),
+            a.abandoned(30),
+            a.ended(),
+        ]
     };
     s.send(abandon("ab1", 10)).await;
     let ab1 = s.session("ab1").await;
@@ -87,7 +105,13 @@ async fn abandoned_calls_get_records_only_when_asked_and_never_with_delay() {
     assert_eq!(rec["abandoned"], true);
     assert_eq!(rec["missed_reason"], "abandoned_in_queue");
 
-    let (code, out) = s.call(reqwest::Method::PUT, "/v1/settings", Some(&json!({"records": {"abandoned_calls": true, "delay_call_until_connected": true}}))).await;
+    let (code, out) = s
+        .call(
+            reqwest::Method::PUT,
+            "/v1/settings",
+            Some(&json!({"records": {"abandoned_calls": true, "delay_call_until_connected": true}})),
+        )
+        .await;
     assert_eq!(code, 200);
     assert!(out["warnings"].as_array().unwrap().iter().any(|w| w["field"] == "records.abandoned_calls"), "{out}");
     s.send(abandon("ab3", 12)).await;
@@ -115,7 +139,10 @@ async fn abandoned_chat_modes_and_short_abandons() {
     let short = s.session("all-short").await;
     assert_eq!(short["record_outcome"], "created", "all includes short abandons");
     assert_eq!(short["missed_reason"], "short_abandoned");
-    s.put_settings(settings(json!({"records": {"abandoned_chats": {"mode": "min_customer_messages", "min_customer_messages": 2}}}))).await;
+    s.put_settings(settings(
+        json!({"records": {"abandoned_chats": {"mode": "min_customer_messages", "min_customer_messages": 2}}}),
+    ))
+    .await;
     s.send(chat("min-1", 22, 1, 60)).await;
     s.send(chat("min-2", 23, 2, 60)).await;
     assert_eq!(s.session("min-1").await["record_outcome"], "none");
@@ -145,7 +172,10 @@ async fn append_to_latest_open_record_in_the_same_leaf_queue() {
 #[tokio::test]
 async fn append_requires_same_channel_when_asked() {
     let s = Server::start().await;
-    s.put_settings(settings(json!({"records": {"append_to_open_in_leaf_queue": true, "append_requires_same_channel": true}}))).await;
+    s.put_settings(settings(
+        json!({"records": {"append_to_open_in_leaf_queue": true, "append_requires_same_channel": true}}),
+    ))
+    .await;
     s.send(call("sc1", T, "+14155550031", &["Q"])).await;
     let mut chat = Ses::new("sc2", "2026-11-20T11:00:00Z");
     s.send(vec![chat.created("messaging_inbound_sms", phone(31), &["Q"]), chat.assigned("ag"), chat.connected()]).await;
@@ -157,10 +187,19 @@ async fn append_requires_same_channel_when_asked() {
 #[tokio::test]
 async fn closed_record_within_d_days_is_reopened_to_default_open_status() {
     let s = Server::start().await;
-    s.put_settings(settings(json!({"records": {"append_to_open_in_leaf_queue": true, "append_to_closed_within_days": 3}}))).await;
+    s.put_settings(settings(
+        json!({"records": {"append_to_open_in_leaf_queue": true, "append_to_closed_within_days": 3}}),
+    ))
+    .await;
     s.send(call("r1", T, "+14155550040", &["Q"])).await;
     let rid = s.session("r1").await["record_id"].as_str().unwrap().to_string();
-    let (c, _) = s.call(reqwest::Method::PATCH, &format!("/v1/crm/records/{rid}"), Some(&json!({"status": "closed", "at": "2026-11-20T12:00:00Z"}))).await;
+    let (c, _) = s
+        .call(
+            reqwest::Method::PATCH,
+            &format!("/v1/crm/records/{rid}"),
+            Some(&json!({"status": "closed", "at": "2026-11-20T12:00:00Z"})),
+        )
+        .await;
     assert_eq!(c, 200);
     s.send(call("r2", "2026-11-23T11:00:00Z", "+14155550040", &["Q"])).await;
     let r2 = s.session("r2").await;
@@ -170,7 +209,12 @@ async fn closed_record_within_d_days_is_reopened_to_default_open_status() {
     assert_eq!(rec["status"], "open");
     assert_eq!(rec["is_closed"], false);
     // Closed again, and the next call is more than 3 days after the close.
-    s.call(reqwest::Method::PATCH, &format!("/v1/crm/records/{rid}"), Some(&json!({"status": "solved", "at": "2026-11-23T12:00:00Z"}))).await;
+    s.call(
+        reqwest::Method::PATCH,
+        &format!("/v1/crm/records/{rid}"),
+        Some(&json!({"status": "solved", "at": "2026-11-23T12:00:00Z"})),
+    )
+    .await;
     s.send(call("r3", "2026-11-27T12:00:01Z", "+14155550040", &["Q"])).await;
     let r3 = s.session("r3").await;
     assert_eq!(r3["record_outcome"], "created");
@@ -190,9 +234,15 @@ async fn skip_record_creation_still_appends_otherwise_links_per_setting() {
     assert!(has_rule(&s3, "records.skip_creation"));
     assert!(has_rule(&s3, "session_data.unrecorded_session_link.account"));
     let acc = s.get(&format!("/v1/crm/accounts/{}", s3["account_id"].as_str().unwrap())).await;
-    assert!(acc["activities"].as_array().unwrap().iter().any(|a| a["session_id"] == "s3" && a["record_id"].is_null()), "{acc}");
+    assert!(
+        acc["activities"].as_array().unwrap().iter().any(|a| a["session_id"] == "s3" && a["record_id"].is_null()),
+        "{acc}"
+    );
 
-    s.put_settings(settings(json!({"records": {"skip_creation": true}, "session_data": {"unrecorded_session_link": "latest_record"}}))).await;
+    s.put_settings(settings(
+        json!({"records": {"skip_creation": true}, "session_data": {"unrecorded_session_link": "latest_record"}}),
+    ))
+    .await;
     s.send(call("s4", "2026-11-20T12:00:00Z", "+14155550050", &["Other"])).await;
     let rec = s.record_of("s1").await;
     assert!(rec["activities"].as_array().unwrap().iter().any(|a| a["session_id"] == "s4"), "latest_record link: {rec}");
@@ -201,7 +251,10 @@ async fn skip_record_creation_still_appends_otherwise_links_per_setting() {
 #[tokio::test]
 async fn skip_account_creation_with_append_creates_a_new_record() {
     let s = Server::start().await;
-    s.put_settings(settings(json!({"accounts": {"skip_creation": true}, "records": {"append_to_open_in_leaf_queue": true}}))).await;
+    s.put_settings(settings(
+        json!({"accounts": {"skip_creation": true}, "records": {"append_to_open_in_leaf_queue": true}}),
+    ))
+    .await;
     s.send(call("sa1", T, "+14155550060", &["Q"])).await;
     s.send(call("sa2", "2026-11-20T11:00:00Z", "+14155550060", &["Q"])).await;
     let (a, b) = (s.session("sa1").await, s.session("sa2").await);
@@ -214,7 +267,8 @@ async fn titles_render_variables_escapes_and_time_zone_and_tags_are_applied() {
     let s = Server::start().await;
     s.put_settings(settings(json!({"time_zone": "Europe/Paris", "records": {
         "title_template": "{{{CALL_TYPE}}} {CALL_ID} {MENU_PATH} {PHONE_NUMBER} {LANGUAGE} {TIMESTAMP}",
-        "tag_session_type": true, "tag_platform": true}}))).await;
+        "tag_session_type": true, "tag_platform": true}})))
+        .await;
     let mut a = Ses::new("t1", T);
     s.send(vec![a.ev(0, "session.created", json!({"channel": "voice", "session_type": "voice_inbound_ivr", "direction": "inbound",
         "customer": {"phone": "+14155550070"}, "queue_path": ["Support", "Billing"], "language": "fr", "dialed_number": "+33123456789"})), a.assigned("ag")]).await;
@@ -224,7 +278,11 @@ async fn titles_render_variables_escapes_and_time_zone_and_tags_are_applied() {
     let mut o = Ses::new("t2", T);
     s.put_settings(settings(json!({"records": {"title_template": "{CALL_TYPE} {PHONE_NUMBER} {TIMESTAMP}"}}))).await;
     s.send(vec![o.created("voice_outbound", json!({"phone": "+14155550071"}), &[])]).await;
-    assert_eq!(s.record_of("t2").await["title"], "Outbound Call +14155550071 2026-11-20T10:00:00Z", "outbound: the customer's number, UTC with Z");
+    assert_eq!(
+        s.record_of("t2").await["title"],
+        "Outbound Call +14155550071 2026-11-20T10:00:00Z",
+        "outbound: the customer's number, UTC with Z"
+    );
 }
 
 #[tokio::test]

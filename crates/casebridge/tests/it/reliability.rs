@@ -13,7 +13,11 @@ async fn concurrent_sessions_of_one_customer_make_one_account_and_one_record() {
     let mut posts = Vec::new();
     for i in 0..12 {
         let mut c = Ses::new(&format!("race{i}"), "2026-11-20T10:00:00Z");
-        let evs = vec![c.created("messaging_inbound_web", json!({"phone": "+14155550300"}), &["Chat"]), c.assigned("ag"), c.connected()];
+        let evs = vec![
+            c.created("messaging_inbound_web", json!({"phone": "+14155550300"}), &["Chat"]),
+            c.assigned("ag"),
+            c.connected(),
+        ];
         let http = s.http.clone();
         let url = format!("{}/v1/events?wait=20", s.base);
         posts.push(tokio::spawn(async move { http.post(url).json(&evs).send().await.map(|r| r.status().as_u16()) }));
