@@ -193,6 +193,13 @@ impl Pipeline {
                             metrics::counter!("casebridge_decisions_total", "rule" => rule.clone()).increment(1);
                         }
                     }
+                    let was = session.as_ref().map(|x| (x.account_outcome, x.record_outcome));
+                    if was.map(|w| w.0) != Some(s.account_outcome) {
+                        metrics::counter!("casebridge_account_outcomes_total", "outcome" => outcome_name(&s.account_outcome)).increment(1);
+                    }
+                    if was.map(|w| w.1) != Some(s.record_outcome) {
+                        metrics::counter!("casebridge_record_outcomes_total", "outcome" => outcome_name(&s.record_outcome)).increment(1);
+                    }
                     let n = commands.len();
                     self.store
                         .commit_step(StepCommit {
@@ -361,6 +368,10 @@ impl Pipeline {
         }
         Ok(Ok(serde_json::from_value(v)?))
     }
+}
+
+fn outcome_name<T: serde::Serialize>(o: &T) -> String {
+    serde_json::to_value(o).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 fn crm_line(summary: &str, rule: Option<&str>) -> Entry {

@@ -192,3 +192,23 @@ async fn health_readiness_metrics_and_openapi() {
         assert!(api["paths"][p].is_object(), "{p} missing from the OpenAPI document");
     }
 }
+
+#[tokio::test]
+async fn sigterm_shuts_down_gracefully() {
+    let mut s = Server::start().await;
+    s.send(call("g", T, "+14155550205", &["Q"])).await;
+    let mut child = s.child.take().unwrap();
+    let st = std::process::Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(st.success());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let code = loop {
+        if let Some(code) = child.try_wait().unwrap() {
+            break code;
+        }
+        assert!(std::time::Instant::now() < deadline, "still running 10 s after SIGTERM");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert!(code.success(), "{code:?}");
+    s.restart().await;
+    assert_eq!(s.session("g").await["record_outcome"], "created", "data survives the restart");
+}
