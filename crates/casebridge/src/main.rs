@@ -17,7 +17,12 @@ use clap::{Parser, Subcommand};
 
 /// casebridge: contact-center sessions in, correct CRM records out.
 #[derive(Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  casebridge serve                                  # http://127.0.0.1:8080, data in ./casebridge-data\n  CASEBRIDGE_API_TOKEN=secret casebridge serve --bind 0.0.0.0:8080\n  casebridge simulate --settings a.toml --compare b.toml events.ndjson\n  casebridge check-config casebridge.toml"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -212,3 +212,70 @@ async fn sigterm_shuts_down_gracefully() {
     s.restart().await;
     assert_eq!(s.session("g").await["record_outcome"], "created", "data survives the restart");
 }
+
+fn arb_json() -> impl proptest::strategy::Strategy<Value = Value> {
+    use proptest::prelude::*;
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::from),
+        any::<i64>().prop_map(Value::from),
+        "[a-z._]{0,12}".prop_map(Value::from),
+        prop_oneof![
+            Just("session.created"),
+            Just("session.assigned"),
+            Just("message.created"),
+            Just("2026-11-20T10:00:00Z")
+        ]
+        .prop_map(Value::from),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            proptest::collection::btree_map(
+                prop_oneof![
+                    Just("id".to_string()),
+                    Just("type".to_string()),
+                    Just("data".to_string()),
+                    Just("at".to_string()),
+                    Just("session_id".to_string()),
+                    Just("records".to_string()),
+                    "[a-z_]{1,8}"
+                ],
+                inner,
+                0..5
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+#[tokio::test]
+async fn fuzzed_bodies_get_4xx_and_store_nothing() {
+    use proptest::strategy::{Strategy, ValueTree};
+    let s = Server::start().await;
+    let before = s.get("/v1/settings").await;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = arb_json();
+    let mut refused = 0;
+    for _ in 0..300 {
+        let v = strategy.new_tree(&mut runner).unwrap().current();
+        for path in ["/v1/events", "/v1/crm/accounts", "/v1/crm/records"] {
+            let (c, out) = s.call(reqwest::Method::POST, path, Some(&v)).await;
+            // A generated body may by chance be valid (201/202); anything else must be a 4xx.
+            assert!((400..500).contains(&c) || c == 201 || c == 202, "{path} {v} -> {c} {out}");
+            if c >= 400 {
+                assert_eq!(out["status"], c, "problem+json body: {out}");
+                refused += 1;
+            }
+        }
+        let (c, out) = s.call(reqwest::Method::PUT, "/v1/settings", Some(&v)).await;
+        if c == 200 {
+            s.put_settings(before.clone()).await;
+        } else {
+            assert!((400..500).contains(&c), "settings {v} -> {c} {out}");
+        }
+    }
+    assert!(refused > 800, "most fuzzed bodies are refused ({refused})");
+    let (c, _) = s.call(reqwest::Method::GET, "/healthz", None).await;
+    assert_eq!(c, 200, "still up");
+}
