@@ -5,6 +5,7 @@
 mod api;
 mod config;
 mod error;
+mod intake;
 mod openapi;
 mod pipeline;
 mod serve;

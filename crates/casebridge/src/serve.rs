@@ -118,6 +118,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         pipeline: pipeline.clone(),
         store: store.clone(),
         builtin: store.clone(),
+        intake: crate::intake::Intake::start(store.clone()),
         token: token.map(Into::into),
         metrics,
         max_body_bytes: args.max_body_bytes.or(file.server.max_body_bytes).unwrap_or(4 * 1024 * 1024),

@@ -158,6 +158,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ready(&self) -> Result<()>;
     /// Stores a batch atomically; known ids count as duplicates.
     async fn ingest(&self, events: &[NewEvent]) -> Result<IngestOutcome>;
+    /// Stores several batches in one durable commit; each batch is counted on its own.
+    async fn ingest_groups(&self, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>>;
     /// Oldest events the rules have not applied yet.
     async fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>>;
     /// Number of events not applied yet.

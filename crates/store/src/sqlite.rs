@@ -1,6 +1,12 @@
 //! SQLite implementation. All writes go through one connection (SQLite has one writer
-//! anyway; this avoids busy retries), reads through a small pool. WAL, synchronous=FULL:
-//! an acknowledged event is on disk.
+//! anyway; this avoids busy retries), reads through a small pool.
+//!
+//! Durability: WAL mode. Event intake and settings commit with `synchronous=FULL` (fsync
+//! before the answer), everything else with `NORMAL`. Work derived from events (rules
+//! steps, outbox progress, built-in CRM writes) survives a process crash either way; a power
+//! loss can only drop a suffix of that derived work, which is then redone from the stored
+//! events, idempotently. The WAL keeps commits in order, so a FULL commit also makes every
+//! earlier commit durable.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -31,7 +37,7 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(false);
         let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
@@ -111,25 +117,16 @@ impl Store for SqliteStore {
     }
 
     async fn ingest(&self, events: &[NewEvent]) -> Result<IngestOutcome> {
-        let mut tx = self.write.begin().await?;
-        let mut out = IngestOutcome::default();
-        let now = ts(Utc::now());
-        for e in events {
-            let r = sqlx::query(
-                "INSERT INTO events (id, session_id, type, at, body, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-            )
-            .bind(&e.id)
-            .bind(&e.session_id)
-            .bind(&e.event_type)
-            .bind(ts(e.at))
-            .bind(&e.body)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-            if r.rows_affected() == 1 { out.accepted += 1 } else { out.duplicates += 1 }
-        }
-        tx.commit().await?;
-        Ok(out)
+        let mut out = self.ingest_groups(&[events]).await?;
+        Ok(out.pop().unwrap_or_default())
+    }
+
+    async fn ingest_groups(&self, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
+        let mut conn = self.write.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        let out = ingest_on(&mut conn, groups).await;
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+        out
     }
 
     async fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>> {
@@ -349,11 +346,15 @@ impl Store for SqliteStore {
     }
 
     async fn settings_put(&self, doc: &str) -> Result<()> {
-        sqlx::query("INSERT INTO settings (id, doc, updated_at) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at")
+        let mut conn = self.write.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        let r = sqlx::query("INSERT INTO settings (id, doc, updated_at) VALUES (1, ?, ?) ON CONFLICT(id) DO UPDATE SET doc = excluded.doc, updated_at = excluded.updated_at")
             .bind(doc)
             .bind(ts(Utc::now()))
-            .execute(&self.write)
-            .await?;
+            .execute(&mut *conn)
+            .await;
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+        r?;
         Ok(())
     }
 
@@ -447,6 +448,34 @@ impl Store for SqliteStore {
     async fn session_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&self.read).await?)
     }
+}
+
+/// Stores several intake batches in one durable commit (group commit).
+async fn ingest_on(conn: &mut sqlx::SqliteConnection, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let now = ts(Utc::now());
+    let mut outs = Vec::with_capacity(groups.len());
+    for events in groups {
+        let mut out = IngestOutcome::default();
+        for e in events.iter() {
+            let r = sqlx::query(
+                "INSERT INTO events (id, session_id, type, at, body, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+            )
+            .bind(&e.id)
+            .bind(&e.session_id)
+            .bind(&e.event_type)
+            .bind(ts(e.at))
+            .bind(&e.body)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            if r.rows_affected() == 1 { out.accepted += 1 } else { out.duplicates += 1 }
+        }
+        outs.push(out);
+    }
+    tx.commit().await?;
+    Ok(outs)
 }
 
 fn split_ref(r: &Option<(String, bool)>) -> (Option<String>, Option<String>) {

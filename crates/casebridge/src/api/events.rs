@@ -116,9 +116,7 @@ pub async fn post_events(
             body: serde_json::to_string(e).unwrap_or_default(),
         })
         .collect();
-    let started = std::time::Instant::now();
-    let out = st.store.ingest(&rows).await?;
-    metrics::histogram!("casebridge_intake_commit_seconds").record(started.elapsed().as_secs_f64());
+    let out = st.intake.submit(rows).await?;
     metrics::counter!("casebridge_events_accepted_total").increment(out.accepted);
     metrics::counter!("casebridge_events_duplicate_total").increment(out.duplicates);
     if out.accepted > 0 {

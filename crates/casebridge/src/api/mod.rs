@@ -37,6 +37,8 @@ pub struct AppState {
     pub token: Option<Arc<str>>,
     /// Prometheus renderer.
     pub metrics: Option<PrometheusHandle>,
+    /// Group committer for events.
+    pub intake: crate::intake::Intake,
     /// Largest accepted body.
     pub max_body_bytes: usize,
 }

@@ -1,0 +1,83 @@
+//! Group commit for event intake: concurrent requests share one durable commit.
+//!
+//! Each request's batch stays atomic (it is all in the one transaction, or the request fails),
+//! and a request is answered only after the commit that holds it. The queue is bounded: when
+//! it is full the request is refused with 503 and Retry-After instead of waiting without end.
+
+use std::sync::Arc;
+
+use casebridge_store::{IngestOutcome, NewEvent, Store};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::Problem;
+
+/// Requests waiting for a commit, at most.
+pub const QUEUE: usize = 512;
+/// Events in one commit, at most (a single larger request still commits alone).
+const GROUP_EVENTS: usize = 8192;
+
+struct Job {
+    events: Vec<NewEvent>,
+    reply: oneshot::Sender<Result<IngestOutcome, String>>,
+}
+
+/// Handle to the committer task.
+#[derive(Clone)]
+pub struct Intake {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Intake {
+    /// Starts the committer.
+    pub fn start(store: Arc<dyn Store>) -> Intake {
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut n = first.events.len();
+                let mut jobs = vec![first];
+                while n < GROUP_EVENTS {
+                    match rx.try_recv() {
+                        Ok(j) => {
+                            n += j.events.len();
+                            jobs.push(j);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let groups: Vec<&[NewEvent]> = jobs.iter().map(|j| j.events.as_slice()).collect();
+                let started = std::time::Instant::now();
+                let result = store.ingest_groups(&groups).await;
+                metrics::histogram!("casebridge_intake_commit_seconds").record(started.elapsed().as_secs_f64());
+                metrics::histogram!("casebridge_intake_group_requests").record(jobs.len() as f64);
+                match result {
+                    Ok(outs) => {
+                        for (j, o) in jobs.into_iter().zip(outs) {
+                            let _ = j.reply.send(Ok(o));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "Event intake commit failed.");
+                        for j in jobs {
+                            let _ = j.reply.send(Err(e.to_string()));
+                        }
+                    }
+                }
+            }
+        });
+        Intake { tx }
+    }
+
+    /// Stores a validated batch durably; answers once it is committed.
+    pub async fn submit(&self, events: Vec<NewEvent>) -> Result<IngestOutcome, Problem> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.try_send(Job { events, reply }).map_err(|_| {
+            metrics::counter!("casebridge_intake_refused_total").increment(1);
+            Problem::unavailable("event intake is saturated; nothing was stored, retry after the delay", 1)
+        })?;
+        match rx.await {
+            Ok(Ok(o)) => Ok(o),
+            Ok(Err(e)) => Err(Problem::internal(e)),
+            Err(_) => Err(Problem::unavailable("the service is shutting down; nothing was stored", 1)),
+        }
+    }
+}
