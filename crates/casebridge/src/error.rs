@@ -31,7 +31,7 @@ impl Problem {
     /// A problem with a status, a slug for its type and a detail.
     pub fn new(status: StatusCode, slug: &str, detail: impl Into<String>) -> Self {
         Problem {
-            type_: format!("https://casebridge.dev/problems/{slug}"),
+            type_: format!("urn:casebridge:problem:{slug}"),
             title: status.canonical_reason().unwrap_or("Error").to_string(),
             status: status.as_u16(),
             detail: detail.into(),

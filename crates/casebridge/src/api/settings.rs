@@ -13,7 +13,11 @@ use super::{AppState, body, json_body};
 use crate::error::{ApiResult, Problem};
 
 /// Validates a settings document: the settings and their warnings, or a 422.
-pub fn check(v: Value) -> Result<(Settings, Vec<casebridge_rules::settings::Warning>), Problem> {
+pub fn check(mut v: Value) -> Result<(Settings, Vec<casebridge_rules::settings::Warning>), Problem> {
+    // A document saved from a PUT answer carries its warnings; they are not settings.
+    if let Some(o) = v.as_object_mut() {
+        o.remove("warnings");
+    }
     let s =
         parse_settings(v).map_err(|e| Problem::fields("the settings document is invalid; nothing was saved", &e))?;
     let w = s.validate().map_err(|e| Problem::fields("the settings document is invalid; nothing was saved", &e))?;

@@ -85,3 +85,32 @@ async fn sigkill_between_accept_and_crm_write_loses_and_doubles_nothing() {
     let dead = s.get("/v1/outbox?state=dead").await;
     assert!(dead["writes"].as_array().unwrap().is_empty(), "{dead}");
 }
+
+#[tokio::test]
+async fn a_write_the_crm_refuses_is_parked_visible_and_retryable() {
+    let s = Server::start().await;
+    let mut o = Ses::new("ghost", "2026-11-20T10:00:00Z");
+    s.send(vec![o.ev(0, "session.created", json!({"channel": "voice", "session_type": "voice_outbound", "direction": "outbound",
+        "customer": {"phone": "+14155550500"}, "origin_record_id": "rec_does_not_exist"}))]).await;
+    let dead = s.get("/v1/outbox?state=dead").await;
+    let writes = dead["writes"].as_array().unwrap();
+    assert_eq!(writes.len(), 1, "{dead}");
+    assert_eq!(writes[0]["session_id"], "ghost");
+    assert!(writes[0]["last_error"].as_str().unwrap().contains("rec_does_not_exist"), "{dead}");
+    let v = s.session("ghost").await;
+    assert!(has_rule(&v, "outbox.dead_letter"), "the timeline says the write was parked: {v}");
+    let id = writes[0]["id"].as_i64().unwrap();
+    let (c, _) = s.call(reqwest::Method::POST, &format!("/v1/outbox/{id}/retry"), None).await;
+    assert_eq!(c, 202);
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let d = s.get("/v1/outbox?state=dead").await;
+        if d["writes"][0]["attempts"].as_i64() == Some(2) {
+            break;
+        }
+        assert!(Instant::now() < end, "retry never ran: {d}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (c, _) = s.call(reqwest::Method::POST, "/v1/outbox/999999/retry", None).await;
+    assert_eq!(c, 404);
+}
