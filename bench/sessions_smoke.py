@@ -28,3 +28,14 @@ while True:
     if r.get("settled"): break
 t2=time.time()
 print(f"all 500 sessions settled {t2-t0:.2f}s after the first POST = {500/(t2-t0):.0f} sessions/s end to end")
+
+# Batched: 4,000 sessions posted 100 sessions (400 events) per request, then time to settle.
+evs=[e for i in range(10000, 14000) for e in session(i)]
+t0=time.time()
+for k in range(0, len(evs), 400):
+    post("/v1/events", json.dumps(evs[k:k+400]))
+t1=time.time()
+while not post("/v1/events?wait=30", json.dumps(evs[-1])).get("settled"):
+    pass
+t2=time.time()
+print(f"batched: {len(evs)} events accepted in {t1-t0:.2f}s = {len(evs)/(t1-t0):.0f} events/s; 4000 sessions settled in {t2-t0:.2f}s = {4000/(t2-t0):.0f} sessions/s")

@@ -42,6 +42,15 @@ pub struct Pipeline {
     pub retry_base: Duration,
 }
 
+/// State of one rules pass whose steps are not committed yet.
+#[derive(Default)]
+struct Pass {
+    commits: Vec<StepCommit>,
+    sessions: std::collections::HashMap<String, Session>,
+    dirty_lanes: HashSet<String>,
+    blocked: HashSet<String>,
+}
+
 /// What happened to one pending event.
 enum Applied {
     Done,
@@ -94,65 +103,89 @@ impl Pipeline {
     }
 
     /// Applies what can be applied now; returns how many events were applied.
+    ///
+    /// Steps are committed in batches; until a batch is committed, the pass reads the sessions
+    /// it changed from memory and treats lanes it gave new writes to as busy.
     pub async fn rules_pass(&self) -> anyhow::Result<usize> {
         let pending = self.store.pending_events(512).await?;
-        let mut blocked: HashSet<String> = HashSet::new();
+        let mut pass = Pass::default();
         let mut applied = 0;
         for p in pending {
-            if blocked.contains(&p.session_id) {
+            if pass.blocked.contains(&p.session_id) {
                 continue;
             }
             let event: Event = match serde_json::from_str(&p.body) {
                 Ok(e) => e,
                 Err(e) => {
                     tracing::error!(seq = p.seq, error = %e, "Stored event unreadable; skipped.");
-                    self.store
-                        .commit_step(StepCommit {
-                            event_seqs: vec![p.seq],
-                            session_id: p.session_id.clone(),
-                            session: self
-                                .store
-                                .load_session(&p.session_id)
-                                .await?
-                                .map(|s| s.body)
-                                .unwrap_or_else(|| "{}".into()),
-                            lane: None,
-                            account: None,
-                            record: None,
-                            created_at: None,
-                            timeline: vec![],
-                            commands: vec![],
-                        })
-                        .await?;
+                    let body = match pass.sessions.get(&p.session_id) {
+                        Some(s) => serde_json::to_string(s)?,
+                        None => {
+                            self.store.load_session(&p.session_id).await?.map(|s| s.body).unwrap_or_else(|| "{}".into())
+                        }
+                    };
+                    pass.commits.push(StepCommit {
+                        event_seqs: vec![p.seq],
+                        session_id: p.session_id.clone(),
+                        session: body,
+                        lane: None,
+                        account: None,
+                        record: None,
+                        created_at: None,
+                        timeline: vec![],
+                        commands: vec![],
+                    });
                     continue;
                 }
             };
-            match self.apply_one(p.seq, &event).await {
+            match self.apply_one(p.seq, &event, &mut pass).await {
                 Ok(Applied::Done) => {
                     applied += 1;
                     metrics::counter!("casebridge_events_applied_total").increment(1);
                 }
                 Ok(Applied::Blocked) => {
-                    blocked.insert(p.session_id.clone());
+                    pass.blocked.insert(p.session_id.clone());
                 }
                 Err(e) => {
                     tracing::warn!(session = %p.session_id, error = %e, "Event not applied yet; will retry.");
-                    blocked.insert(p.session_id.clone());
+                    pass.blocked.insert(p.session_id.clone());
                 }
             }
+            if pass.commits.len() >= 128 {
+                self.flush(&mut pass).await?;
+            }
         }
+        self.flush(&mut pass).await?;
         if applied > 0 {
             self.progress.notify_waiters();
-            self.outbox_in.notify_one();
         }
         Ok(applied)
     }
 
-    async fn apply_one(&self, seq: i64, event: &Event) -> anyhow::Result<Applied> {
+    async fn flush(&self, pass: &mut Pass) -> anyhow::Result<()> {
+        if pass.commits.is_empty() {
+            return Ok(());
+        }
+        let commits = std::mem::take(&mut pass.commits);
+        let with_writes = commits.iter().any(|c| !c.commands.is_empty());
+        self.store.commit_steps(commits).await?;
+        // Committed: the store is the truth again.
+        pass.sessions.clear();
+        pass.dirty_lanes.clear();
+        if with_writes {
+            self.outbox_in.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn apply_one(&self, seq: i64, event: &Event, pass: &mut Pass) -> anyhow::Result<Applied> {
         let started = std::time::Instant::now();
-        let session: Option<Session> = match self.store.load_session(&event.session_id).await? {
-            Some(row) => Some(serde_json::from_str(&row.body)?),
-            None => None,
+        let session: Option<Session> = match pass.sessions.get(&event.session_id) {
+            Some(s) => Some(s.clone()),
+            None => match self.store.load_session(&event.session_id).await? {
+                Some(row) => Some(serde_json::from_str(&row.body)?),
+                None => None,
+            },
         };
         let settings = self.settings().await;
         let profile = self.crm.profile();
@@ -163,18 +196,18 @@ impl Pipeline {
                 Step::Need(lookups) => {
                     if !lane_checked {
                         let lane = lane_for(session.as_ref(), event, &settings);
-                        if self.store.lane_busy(&lane).await? {
+                        if pass.dirty_lanes.contains(&lane) || self.store.lane_busy(&lane).await? {
                             return Ok(Applied::Blocked);
                         }
                         lane_checked = true;
                     }
                     for l in lookups {
-                        let a = self.answer(&l).await?;
+                        let a = self.answer(&l, pass).await?;
                         answers.insert(l, a);
                     }
                 }
                 Step::Done(out) => {
-                    let s = &out.session;
+                    let s = out.session;
                     let lane = s.lane.clone().unwrap_or_else(|| format!("session:{}", s.id));
                     let commands = out
                         .commands
@@ -200,23 +233,21 @@ impl Pipeline {
                     if was.map(|w| w.1) != Some(s.record_outcome) {
                         metrics::counter!("casebridge_record_outcomes_total", "outcome" => outcome_name(&s.record_outcome)).increment(1);
                     }
-                    let n = commands.len();
-                    self.store
-                        .commit_step(StepCommit {
-                            event_seqs: vec![seq],
-                            session_id: s.id.clone(),
-                            session: serde_json::to_string(s)?,
-                            lane: s.lane.clone(),
-                            account: s.account.as_ref().map(ref_pair),
-                            record: s.record.as_ref().map(ref_pair),
-                            created_at: s.created_at,
-                            timeline: out.timeline,
-                            commands,
-                        })
-                        .await?;
-                    if n > 0 {
-                        self.outbox_in.notify_one();
+                    if !commands.is_empty() {
+                        pass.dirty_lanes.insert(lane);
                     }
+                    pass.commits.push(StepCommit {
+                        event_seqs: vec![seq],
+                        session_id: s.id.clone(),
+                        session: serde_json::to_string(&s)?,
+                        lane: s.lane.clone(),
+                        account: s.account.as_ref().map(ref_pair),
+                        record: s.record.as_ref().map(ref_pair),
+                        created_at: s.created_at,
+                        timeline: out.timeline,
+                        commands,
+                    });
+                    pass.sessions.insert(s.id.clone(), s);
                     metrics::histogram!("casebridge_rules_step_seconds").record(started.elapsed().as_secs_f64());
                     return Ok(Applied::Done);
                 }
@@ -234,18 +265,19 @@ impl Pipeline {
         })
     }
 
-    async fn answer(&self, l: &Lookup) -> anyhow::Result<Answer> {
+    async fn answer(&self, l: &Lookup, pass: &Pass) -> anyhow::Result<Answer> {
         let started = std::time::Instant::now();
         let out = match l {
             Lookup::RecordOfSession(id) => {
-                let rec = match self.store.load_session(id).await? {
-                    Some(row) => {
-                        let s: Session = serde_json::from_str(&row.body)?;
-                        match s.record {
-                            Some(r) => Some(self.resolve(&r).await?),
-                            None => None,
-                        }
-                    }
+                let related = match pass.sessions.get(id) {
+                    Some(s) => Some(s.clone()),
+                    None => match self.store.load_session(id).await? {
+                        Some(row) => Some(serde_json::from_str::<Session>(&row.body)?),
+                        None => None,
+                    },
+                };
+                let rec = match related.and_then(|s| s.record) {
+                    Some(r) => Some(self.resolve(&r).await?),
                     None => None,
                 };
                 Answer::Record(rec)
@@ -316,10 +348,8 @@ impl Pipeline {
         };
         match result {
             Ok(out) => {
-                if let Some((key, id)) = &out.created {
-                    self.store.ref_set(key, id).await?;
-                }
-                self.store.complete_command(row.id, crm_line(&out.summary, None)).await?;
+                let created = out.created.as_ref().map(|(k, id)| (k.as_str(), id.as_str()));
+                self.store.complete_command(row.id, crm_line(&out.summary, None), created).await?;
                 metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "done").increment(1);
             }
             Err(CrmError::Transient { message, retry_after }) if row.attempts + 1 < MAX_ATTEMPTS => {

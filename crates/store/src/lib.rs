@@ -167,13 +167,17 @@ pub trait Store: Send + Sync + 'static {
     /// A session's state JSON.
     async fn load_session(&self, id: &str) -> Result<Option<SessionRow>>;
     /// Commits one step: state, timeline, outbox rows, consumed events.
-    async fn commit_step(&self, c: StepCommit) -> Result<()>;
+    async fn commit_step(&self, c: StepCommit) -> Result<()> {
+        self.commit_steps(vec![c]).await
+    }
+    /// Commits several steps in one transaction, in order.
+    async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()>;
     /// Whether a lane still has CRM writes to deliver.
     async fn lane_busy(&self, lane: &str) -> Result<bool>;
     /// Due outbox rows, the first pending one of each lane.
     async fn claim_commands(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>>;
-    /// Marks a write done.
-    async fn complete_command(&self, id: i64, line: Entry) -> Result<()>;
+    /// Marks a write done; for a create, remembers the CRM id of the key in the same commit.
+    async fn complete_command(&self, id: i64, line: Entry, created: Option<(&str, &str)>) -> Result<()>;
     /// Schedules another attempt.
     async fn retry_command(&self, id: i64, error: &str, next: DateTime<Utc>, line: Option<Entry>) -> Result<()>;
     /// Parks a write as a dead letter.

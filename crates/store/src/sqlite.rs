@@ -156,59 +156,10 @@ impl Store for SqliteStore {
         }))
     }
 
-    async fn commit_step(&self, c: StepCommit) -> Result<()> {
+    async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        let now = ts(Utc::now());
-        let (account_key, mut account_id) = split_ref(&c.account);
-        let (record_key, mut record_id) = split_ref(&c.record);
-        if let Some(k) = &account_key {
-            account_id = sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?")
-                .bind(k)
-                .fetch_optional(&mut *tx)
-                .await?;
-        }
-        if let Some(k) = &record_key {
-            record_id = sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?")
-                .bind(k)
-                .fetch_optional(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
-               account_id = excluded.account_id, record_key = excluded.record_key, record_id = excluded.record_id,
-               created_at = excluded.created_at, updated_at = excluded.updated_at",
-        )
-        .bind(&c.session_id)
-        .bind(&c.session)
-        .bind(&c.lane)
-        .bind(&account_key)
-        .bind(&account_id)
-        .bind(&record_key)
-        .bind(&record_id)
-        .bind(c.created_at.map(ts))
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-        for e in &c.timeline {
-            insert_timeline(&mut tx, &c.session_id, e).await?;
-        }
-        for cmd in &c.commands {
-            sqlx::query(
-                "INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
-            )
-            .bind(&cmd.key)
-            .bind(&cmd.lane)
-            .bind(&cmd.session_id)
-            .bind(&cmd.op)
-            .bind(&now)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for seq in &c.event_seqs {
-            sqlx::query("UPDATE events SET applied = 1 WHERE seq = ?").bind(seq).execute(&mut *tx).await?;
+        for c in &steps {
+            commit_one(&mut tx, c).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -236,8 +187,11 @@ impl Store for SqliteStore {
         Ok(rows.iter().map(outbox_row).collect())
     }
 
-    async fn complete_command(&self, id: i64, line: Entry) -> Result<()> {
+    async fn complete_command(&self, id: i64, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
         let mut tx = self.write.begin().await?;
+        if let Some((key, crm_id)) = created {
+            set_ref(&mut tx, key, crm_id).await?;
+        }
         let sid: Option<String> =
             sqlx::query_scalar("SELECT session_id FROM outbox WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
         sqlx::query(
@@ -320,23 +274,7 @@ impl Store for SqliteStore {
 
     async fn ref_set(&self, key: &str, crm_id: &str) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        sqlx::query(
-            "INSERT INTO crm_refs (key, crm_id) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET crm_id = excluded.crm_id",
-        )
-        .bind(key)
-        .bind(crm_id)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query("UPDATE sessions SET account_id = ? WHERE account_key = ?")
-            .bind(crm_id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE sessions SET record_id = ? WHERE record_key = ?")
-            .bind(crm_id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
+        set_ref(&mut tx, key, crm_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -476,6 +414,79 @@ async fn ingest_on(conn: &mut sqlx::SqliteConnection, groups: &[&[NewEvent]]) ->
     }
     tx.commit().await?;
     Ok(outs)
+}
+
+async fn commit_one(tx: &mut sqlx::SqliteConnection, c: &StepCommit) -> Result<()> {
+    let now = ts(Utc::now());
+    let (account_key, mut account_id) = split_ref(&c.account);
+    let (record_key, mut record_id) = split_ref(&c.record);
+    if let Some(k) = &account_key {
+        account_id =
+            sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(k).fetch_optional(&mut *tx).await?;
+    }
+    if let Some(k) = &record_key {
+        record_id =
+            sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(k).fetch_optional(&mut *tx).await?;
+    }
+    sqlx::query(
+            "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
+               account_id = excluded.account_id, record_key = excluded.record_key, record_id = excluded.record_id,
+               created_at = excluded.created_at, updated_at = excluded.updated_at",
+        )
+        .bind(&c.session_id)
+        .bind(&c.session)
+        .bind(&c.lane)
+        .bind(&account_key)
+        .bind(&account_id)
+        .bind(&record_key)
+        .bind(&record_id)
+        .bind(c.created_at.map(ts))
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+    for e in &c.timeline {
+        insert_timeline(tx, &c.session_id, e).await?;
+    }
+    for cmd in &c.commands {
+        sqlx::query(
+                "INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+            )
+            .bind(&cmd.key)
+            .bind(&cmd.lane)
+            .bind(&cmd.session_id)
+            .bind(&cmd.op)
+            .bind(&now)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for seq in &c.event_seqs {
+        sqlx::query("UPDATE events SET applied = 1 WHERE seq = ?").bind(seq).execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+async fn set_ref(tx: &mut sqlx::SqliteConnection, key: &str, crm_id: &str) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO crm_refs (key, crm_id) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET crm_id = excluded.crm_id",
+    )
+    .bind(key)
+    .bind(crm_id)
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("UPDATE sessions SET account_id = ? WHERE account_key = ?")
+        .bind(crm_id)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("UPDATE sessions SET record_id = ? WHERE record_key = ?")
+        .bind(crm_id)
+        .bind(key)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
 }
 
 fn split_ref(r: &Option<(String, bool)>) -> (Option<String>, Option<String>) {

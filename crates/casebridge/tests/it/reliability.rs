@@ -90,8 +90,13 @@ async fn sigkill_between_accept_and_crm_write_loses_and_doubles_nothing() {
 async fn a_write_the_crm_refuses_is_parked_visible_and_retryable() {
     let s = Server::start().await;
     let mut o = Ses::new("ghost", "2026-11-20T10:00:00Z");
-    s.send(vec![o.ev(0, "session.created", json!({"channel": "voice", "session_type": "voice_outbound", "direction": "outbound",
-        "customer": {"phone": "+14155550500"}, "origin_record_id": "rec_does_not_exist"}))]).await;
+    s.send(vec![o.ev(
+        0,
+        "session.created",
+        json!({"channel": "voice", "session_type": "voice_outbound", "direction": "outbound",
+        "customer": {"phone": "+14155550500"}, "origin_record_id": "rec_does_not_exist"}),
+    )])
+    .await;
     let dead = s.get("/v1/outbox?state=dead").await;
     let writes = dead["writes"].as_array().unwrap();
     assert_eq!(writes.len(), 1, "{dead}");
