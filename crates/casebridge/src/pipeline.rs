@@ -47,7 +47,7 @@ pub struct Pipeline {
 struct Pass {
     commits: Vec<StepCommit>,
     sessions: std::collections::HashMap<String, Session>,
-    dirty_lanes: HashSet<String>,
+    dirty_keys: HashSet<String>,
     blocked: HashSet<String>,
 }
 
@@ -171,7 +171,7 @@ impl Pipeline {
         self.store.commit_steps(commits).await?;
         // Committed: the store is the truth again.
         pass.sessions.clear();
-        pass.dirty_lanes.clear();
+        pass.dirty_keys.clear();
         if with_writes {
             self.outbox_in.notify_one();
         }
@@ -190,16 +190,24 @@ impl Pipeline {
         let settings = self.settings().await;
         let profile = self.crm.profile();
         let mut answers = Answers::new();
-        let mut lane_checked = false;
+        let mut checked: HashSet<String> = HashSet::new();
         loop {
             match engine::apply(session.as_ref(), event, &settings, &profile, &answers) {
                 Step::Need(lookups) => {
-                    if !lane_checked {
-                        let lane = lane_for(session.as_ref(), event, &settings);
-                        if pass.dirty_lanes.contains(&lane) || self.store.lane_busy(&lane).await? {
+                    // A lookup must see every write that concerns the same customer: wait
+                    // until none is left to deliver for any of its keys.
+                    let mut keys = base_keys(session.as_ref(), event, &settings);
+                    for l in &lookups {
+                        if let Lookup::RecordsOfAccount(a) = l {
+                            keys.extend(self.account_keys(a).await?);
+                        }
+                    }
+                    keys.retain(|k| !checked.contains(k));
+                    if !keys.is_empty() {
+                        if keys.iter().any(|k| pass.dirty_keys.contains(k)) || self.store.keys_busy(&keys).await? {
                             return Ok(Applied::Blocked);
                         }
-                        lane_checked = true;
+                        checked.extend(keys);
                     }
                     for l in lookups {
                         let a = self.answer(&l, pass).await?;
@@ -209,6 +217,11 @@ impl Pipeline {
                 Step::Done(out) => {
                     let s = out.session;
                     let lane = s.lane.clone().unwrap_or_else(|| format!("session:{}", s.id));
+                    let mut keys = engine::customer_keys(&s.customer, s.phone.as_ref(), None);
+                    if let Some(a) = &s.account {
+                        keys.extend(self.account_keys(a).await?);
+                    }
+                    keys.push(lane.clone());
                     let commands = out
                         .commands
                         .iter()
@@ -218,6 +231,7 @@ impl Pipeline {
                                 lane: lane.clone(),
                                 session_id: s.id.clone(),
                                 op: serde_json::to_string(&c.op)?,
+                                keys: keys.clone(),
                             })
                         })
                         .collect::<Result<Vec<_>, serde_json::Error>>()?;
@@ -234,7 +248,7 @@ impl Pipeline {
                         metrics::counter!("casebridge_record_outcomes_total", "outcome" => outcome_name(&s.record_outcome)).increment(1);
                     }
                     if !commands.is_empty() {
-                        pass.dirty_lanes.insert(lane);
+                        pass.dirty_keys.extend(keys);
                     }
                     pass.commits.push(StepCommit {
                         event_seqs: vec![seq],
@@ -253,6 +267,17 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// An account's keys: casebridge's key and, once created, the CRM id.
+    async fn account_keys(&self, a: &ObjRef) -> anyhow::Result<Vec<String>> {
+        let mut keys = vec![format!("account:{}", a.as_str())];
+        if let ObjRef::Crm(id) = self.resolve(a).await?
+            && id != a.as_str()
+        {
+            keys.push(format!("account:{id}"));
+        }
+        Ok(keys)
     }
 
     async fn resolve(&self, r: &ObjRef) -> anyhow::Result<ObjRef> {
@@ -415,14 +440,19 @@ fn ref_pair(r: &ObjRef) -> (String, bool) {
     }
 }
 
-fn lane_for(session: Option<&Session>, event: &Event, settings: &Settings) -> String {
-    if let Some(l) = session.and_then(|s| s.lane.clone()) {
-        return l;
+/// The customer keys of a session (or of the session an event creates), with its lane.
+fn base_keys(session: Option<&Session>, event: &Event, settings: &Settings) -> Vec<String> {
+    if let Some(s) = session.filter(|s| s.is_created()) {
+        let mut keys = engine::customer_keys(&s.customer, s.phone.as_ref(), None);
+        keys.extend(s.lane.clone());
+        return keys;
     }
     if let EventKind::Created(c) = &event.kind {
         let phone =
             c.customer.phone.as_deref().filter(|p| !Phone::is_anonymous(p)).map(|p| Phone::parse(p, &settings.region));
-        return engine::lane_of(&event.session_id, &c.customer, phone.as_ref());
+        let mut keys = engine::customer_keys(&c.customer, phone.as_ref(), None);
+        keys.push(engine::lane_of(&event.session_id, &c.customer, phone.as_ref()));
+        return keys;
     }
-    format!("session:{}", event.session_id)
+    vec![format!("session:{}", event.session_id)]
 }

@@ -61,6 +61,29 @@ pub fn lane_of(session_id: &str, customer: &crate::event::Customer, phone: Optio
     format!("session:{session_id}")
 }
 
+/// Every customer key of a session: app user id, phone, email, and the account once known.
+/// Two sessions that share any of them are serialized against each other.
+pub fn customer_keys(
+    customer: &crate::event::Customer,
+    phone: Option<&Phone>,
+    account: Option<&ObjRef>,
+) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(u) = customer.user_id.as_deref().map(str::trim).filter(|u| !u.is_empty()) {
+        keys.push(format!("user:{u}"));
+    }
+    if let Some(p) = phone {
+        keys.push(format!("phone:{}", p.number));
+    }
+    if let Some(e) = customer.email.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        keys.push(format!("email:{}", e.to_lowercase()));
+    }
+    if let Some(a) = account {
+        keys.push(format!("account:{}", a.as_str()));
+    }
+    keys
+}
+
 struct NeedLookup(Lookup);
 
 struct Ctx<'a> {

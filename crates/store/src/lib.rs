@@ -92,6 +92,8 @@ pub struct NewCommand {
     pub session_id: String,
     /// The write as JSON.
     pub op: String,
+    /// Customer keys the write concerns (see `customer_keys` in the rules crate).
+    pub keys: Vec<String>,
 }
 
 /// Everything one rules step commits at once.
@@ -172,8 +174,8 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Commits several steps in one transaction, in order.
     async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()>;
-    /// Whether a lane still has CRM writes to deliver.
-    async fn lane_busy(&self, lane: &str) -> Result<bool>;
+    /// Whether a CRM write that concerns any of these customer keys is still to be delivered.
+    async fn keys_busy(&self, keys: &[String]) -> Result<bool>;
     /// Due outbox rows, the first pending one of each lane.
     async fn claim_commands(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>>;
     /// Marks a write done; for a create, remembers the CRM id of the key in the same commit.

@@ -165,12 +165,20 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn lane_busy(&self, lane: &str) -> Result<bool> {
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox WHERE lane = ? AND state = 'pending'")
-            .bind(lane)
-            .fetch_one(&self.read)
+    async fn keys_busy(&self, keys: &[String]) -> Result<bool> {
+        let mut conn = self.read.acquire().await?;
+        for k in keys {
+            let busy: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM outbox_keys k JOIN outbox o ON o.id = k.outbox_id WHERE k.key = ? AND o.state = 'pending' LIMIT 1",
+            )
+            .bind(k)
+            .fetch_optional(&mut *conn)
             .await?;
-        Ok(n > 0)
+            if busy.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     async fn claim_commands(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
@@ -450,7 +458,7 @@ async fn commit_one(tx: &mut sqlx::SqliteConnection, c: &StepCommit) -> Result<(
         insert_timeline(tx, &c.session_id, e).await?;
     }
     for cmd in &c.commands {
-        sqlx::query(
+        let r = sqlx::query(
                 "INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
             )
             .bind(&cmd.key)
@@ -461,6 +469,19 @@ async fn commit_one(tx: &mut sqlx::SqliteConnection, c: &StepCommit) -> Result<(
             .bind(&now)
             .execute(&mut *tx)
             .await?;
+        // A replayed step finds its write already there (rows_affected 0): keys are there too.
+        if r.rows_affected() == 1 {
+            let id = r.last_insert_rowid();
+            {
+                for k in &cmd.keys {
+                    sqlx::query("INSERT OR IGNORE INTO outbox_keys (key, outbox_id) VALUES (?, ?)")
+                        .bind(k)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+            }
+        }
     }
     for seq in &c.event_seqs {
         sqlx::query("UPDATE events SET applied = 1 WHERE seq = ?").bind(seq).execute(&mut *tx).await?;

@@ -33,6 +33,35 @@ async fn concurrent_sessions_of_one_customer_make_one_account_and_one_record() {
     assert_eq!(recs[0]["session_ids"].as_array().unwrap().len(), 12);
 }
 
+#[tokio::test]
+async fn sessions_sharing_any_identifier_are_serialized_too() {
+    let s = Server::start().await;
+    s.put_settings(settings(json!({"records": {"append_to_open_in_leaf_queue": true}}))).await;
+    let mut posts = Vec::new();
+    for i in 0..12 {
+        // Half know the customer by phone and email, half by email only: different lanes.
+        let customer = if i % 2 == 0 {
+            json!({"phone": "+14155550310", "email": "pat@example.com"})
+        } else {
+            json!({"email": "Pat@Example.com"})
+        };
+        let mut c = Ses::new(&format!("mix{i}"), "2026-11-20T10:00:00Z");
+        let evs = vec![c.created("messaging_inbound_web", customer, &["Chat"]), c.assigned("ag"), c.connected()];
+        let http = s.http.clone();
+        let url = format!("{}/v1/events?wait=20", s.base);
+        posts.push(tokio::spawn(async move { http.post(url).json(&evs).send().await.map(|r| r.status().as_u16()) }));
+    }
+    for p in posts {
+        assert_eq!(p.await.unwrap().unwrap(), 202);
+    }
+    let accounts = s.get("/v1/crm/accounts?email=pat%40example.com").await;
+    assert_eq!(accounts["accounts"].as_array().unwrap().len(), 1, "{accounts}");
+    let acc = accounts["accounts"][0]["id"].as_str().unwrap();
+    let recs = s.records(&format!("account_id={acc}")).await;
+    assert_eq!(recs.len(), 1, "{recs:?}");
+    assert_eq!(recs[0]["session_ids"].as_array().unwrap().len(), 12);
+}
+
 async fn all_settled(s: &Server, ids: &[String], deadline: Duration) {
     let end = Instant::now() + deadline;
     for id in ids {
