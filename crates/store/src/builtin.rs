@@ -94,8 +94,6 @@ pub trait BuiltinCrmStore: Send + Sync + 'static {
     ) -> Result<Vec<CrmAccount>>;
     /// One person.
     async fn crm_get_account(&self, id: &str) -> Result<Option<CrmAccount>>;
-    /// A person by casebridge key.
-    async fn crm_account_by_key(&self, key: &str) -> Result<Option<CrmAccount>>;
     /// Updates a person's details (absent values are kept).
     async fn crm_update_account(
         &self,
@@ -113,8 +111,6 @@ pub trait BuiltinCrmStore: Send + Sync + 'static {
     async fn crm_list_records(&self, f: RecordFilter) -> Result<Vec<CrmRecord>>;
     /// One record.
     async fn crm_get_record(&self, id: &str) -> Result<Option<CrmRecord>>;
-    /// A record by casebridge key.
-    async fn crm_record_by_key(&self, key: &str) -> Result<Option<CrmRecord>>;
     /// Activities, notes, attachments and session objects of a record.
     async fn crm_record_details(
         &self,

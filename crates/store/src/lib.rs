@@ -168,10 +168,6 @@ pub trait Store: Send + Sync + 'static {
     async fn pending_event_count(&self) -> Result<i64>;
     /// A session's state JSON.
     async fn load_session(&self, id: &str) -> Result<Option<SessionRow>>;
-    /// Commits one step: state, timeline, outbox rows, consumed events.
-    async fn commit_step(&self, c: StepCommit) -> Result<()> {
-        self.commit_steps(vec![c]).await
-    }
     /// Commits several steps in one transaction, in order.
     async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()>;
     /// Whether a CRM write that concerns any of these customer keys is still to be delivered.
@@ -192,8 +188,6 @@ pub trait Store: Send + Sync + 'static {
     async fn redrive_command(&self, id: i64) -> Result<bool>;
     /// The CRM id of an object casebridge created.
     async fn ref_get(&self, key: &str) -> Result<Option<String>>;
-    /// Remembers the CRM id of an object casebridge created.
-    async fn ref_set(&self, key: &str, crm_id: &str) -> Result<()>;
     /// The saved settings document.
     async fn settings_get(&self) -> Result<Option<String>>;
     /// Saves the settings document.
@@ -211,8 +205,6 @@ pub trait Store: Send + Sync + 'static {
     async fn settled(&self, event_ids: &[String]) -> Result<bool>;
     /// Whether a session has no event to apply and no write not yet attempted.
     async fn session_settled(&self, session_id: &str) -> Result<bool>;
-    /// Number of stored sessions.
-    async fn session_count(&self) -> Result<i64>;
 }
 
 /// Converts a stored timeline kind.

@@ -280,13 +280,6 @@ impl Store for SqliteStore {
         Ok(sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(key).fetch_optional(&self.read).await?)
     }
 
-    async fn ref_set(&self, key: &str, crm_id: &str) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        set_ref(&mut tx, key, crm_id).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     async fn settings_get(&self) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT doc FROM settings WHERE id = 1").fetch_optional(&self.read).await?)
     }
@@ -389,10 +382,6 @@ impl Store for SqliteStore {
         .fetch_one(&self.read)
         .await?;
         Ok(n == 0)
-    }
-
-    async fn session_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM sessions").fetch_one(&self.read).await?)
     }
 }
 
@@ -673,12 +662,6 @@ impl BuiltinCrmStore for SqliteStore {
         Ok(r.as_ref().map(account_row))
     }
 
-    async fn crm_account_by_key(&self, key: &str) -> Result<Option<CrmAccount>> {
-        let r =
-            sqlx::query("SELECT * FROM crm_accounts WHERE ext_key = ?").bind(key).fetch_optional(&self.read).await?;
-        Ok(r.as_ref().map(account_row))
-    }
-
     async fn crm_update_account(
         &self,
         id: &str,
@@ -781,10 +764,6 @@ impl BuiltinCrmStore for SqliteStore {
 
     async fn crm_get_record(&self, id: &str) -> Result<Option<CrmRecord>> {
         self.record_by("id", id).await
-    }
-
-    async fn crm_record_by_key(&self, key: &str) -> Result<Option<CrmRecord>> {
-        self.record_by("ext_key", key).await
     }
 
     async fn crm_record_details(
