@@ -357,7 +357,7 @@ impl Pipeline {
             Ok(op) => op,
             Err(e) => {
                 self.store
-                    .park_command(row.id, &format!("unreadable write: {e}"), crm_line("Write unreadable: parked", None))
+                    .park_command(&row, &format!("unreadable write: {e}"), crm_line("Write unreadable: parked", None))
                     .await?;
                 return Ok(());
             }
@@ -374,7 +374,7 @@ impl Pipeline {
         match result {
             Ok(out) => {
                 let created = out.created.as_ref().map(|(k, id)| (k.as_str(), id.as_str()));
-                self.store.complete_command(row.id, crm_line(&out.summary, None), created).await?;
+                self.store.complete_command(&row, crm_line(&out.summary, None), created).await?;
                 metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "done").increment(1);
             }
             Err(CrmError::Transient { message, retry_after }) if row.attempts + 1 < MAX_ATTEMPTS => {
@@ -383,14 +383,14 @@ impl Pipeline {
                 let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
                 let line = (row.attempts == 0)
                     .then(|| crm_line(&format!("{name} failed ({message}); will retry"), Some("outbox.retry")));
-                self.store.retry_command(row.id, &message, next, line).await?;
+                self.store.retry_command(&row, &message, next, line).await?;
                 metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "retry").increment(1);
             }
             Err(e) => {
                 let msg = e.to_string();
                 self.store
                     .park_command(
-                        row.id,
+                        &row,
                         &msg,
                         crm_line(&format!("{name} parked as a dead letter: {msg}"), Some("outbox.dead_letter")),
                     )

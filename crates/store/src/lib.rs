@@ -175,11 +175,12 @@ pub trait Store: Send + Sync + 'static {
     /// Due outbox rows, the first pending one of each lane.
     async fn claim_commands(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>>;
     /// Marks a write done; for a create, remembers the CRM id of the key in the same commit.
-    async fn complete_command(&self, id: i64, line: Entry, created: Option<(&str, &str)>) -> Result<()>;
+    async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()>;
     /// Schedules another attempt.
-    async fn retry_command(&self, id: i64, error: &str, next: DateTime<Utc>, line: Option<Entry>) -> Result<()>;
+    async fn retry_command(&self, row: &OutboxRow, error: &str, next: DateTime<Utc>, line: Option<Entry>)
+    -> Result<()>;
     /// Parks a write as a dead letter.
-    async fn park_command(&self, id: i64, error: &str, line: Entry) -> Result<()>;
+    async fn park_command(&self, row: &OutboxRow, error: &str, line: Entry) -> Result<()>;
     /// Outbox rows by state.
     async fn list_commands(&self, state: &str, limit: i64) -> Result<Vec<OutboxRow>>;
     /// Counts of outbox rows by state.

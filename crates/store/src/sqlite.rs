@@ -195,60 +195,52 @@ impl Store for SqliteStore {
         Ok(rows.iter().map(outbox_row).collect())
     }
 
-    async fn complete_command(&self, id: i64, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
+    async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
         let mut tx = self.write.begin().await?;
         if let Some((key, crm_id)) = created {
             set_ref(&mut tx, key, crm_id).await?;
         }
-        let sid: Option<String> =
-            sqlx::query_scalar("SELECT session_id FROM outbox WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
         sqlx::query(
             "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL WHERE id = ?",
         )
         .bind(ts(Utc::now()))
-        .bind(id)
+        .bind(row.id)
         .execute(&mut *tx)
         .await?;
-        if let Some(sid) = sid {
-            insert_timeline(&mut tx, &sid, &line).await?;
-        }
+        insert_timeline(&mut tx, &row.session_id, &line).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    async fn retry_command(&self, id: i64, error: &str, next: DateTime<Utc>, line: Option<Entry>) -> Result<()> {
+    async fn retry_command(
+        &self,
+        row: &OutboxRow,
+        error: &str,
+        next: DateTime<Utc>,
+        line: Option<Entry>,
+    ) -> Result<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?")
             .bind(error)
             .bind(ts(next))
-            .bind(id)
+            .bind(row.id)
             .execute(&mut *tx)
             .await?;
         if let Some(line) = line {
-            let sid: Option<String> = sqlx::query_scalar("SELECT session_id FROM outbox WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-            if let Some(sid) = sid {
-                insert_timeline(&mut tx, &sid, &line).await?;
-            }
+            insert_timeline(&mut tx, &row.session_id, &line).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    async fn park_command(&self, id: i64, error: &str, line: Entry) -> Result<()> {
+    async fn park_command(&self, row: &OutboxRow, error: &str, line: Entry) -> Result<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query("UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ? WHERE id = ?")
             .bind(error)
-            .bind(id)
+            .bind(row.id)
             .execute(&mut *tx)
             .await?;
-        let sid: Option<String> =
-            sqlx::query_scalar("SELECT session_id FROM outbox WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
-        if let Some(sid) = sid {
-            insert_timeline(&mut tx, &sid, &line).await?;
-        }
+        insert_timeline(&mut tx, &row.session_id, &line).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -598,6 +590,16 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Fails with NotFound unless the record exists (one indexed lookup).
+    async fn record_must_exist(&self, id: &str) -> Result<()> {
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM crm_records WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
+        match found {
+            Some(_) => Ok(()),
+            None => Err(StoreError::NotFound(format!("record {id} does not exist"))),
+        }
+    }
+
     async fn require_record(&self, id: &str) -> Result<CrmRecord> {
         self.record_by("id", id).await?.ok_or_else(|| StoreError::NotFound(format!("record {id} does not exist")))
     }
@@ -822,7 +824,7 @@ impl BuiltinCrmStore for SqliteStore {
     }
 
     async fn crm_set_status(&self, id: &str, status: &str, at: DateTime<Utc>) -> Result<()> {
-        self.require_record(id).await?;
+        self.record_must_exist(id).await?;
         let closed_at = if is_closed_status(status) { Some(ts(at)) } else { None };
         sqlx::query("UPDATE crm_records SET status = ?, closed_at = CASE WHEN ? IS NULL THEN NULL ELSE COALESCE(CASE WHEN status IN ('solved','closed') THEN closed_at END, ?) END, updated_at = ? WHERE id = ?")
             .bind(status)
@@ -877,7 +879,7 @@ impl BuiltinCrmStore for SqliteStore {
     }
 
     async fn crm_set_owner(&self, id: &str, agent_id: &str, at: DateTime<Utc>) -> Result<()> {
-        self.require_record(id).await?;
+        self.record_must_exist(id).await?;
         sqlx::query("UPDATE crm_records SET owner_agent_id = ?, updated_at = ? WHERE id = ?")
             .bind(agent_id)
             .bind(ts(at))
@@ -888,7 +890,7 @@ impl BuiltinCrmStore for SqliteStore {
     }
 
     async fn crm_mark_abandoned(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<()> {
-        self.require_record(id).await?;
+        self.record_must_exist(id).await?;
         sqlx::query("UPDATE crm_records SET abandoned = 1, missed_reason = ?, updated_at = ? WHERE id = ?")
             .bind(reason)
             .bind(ts(at))
@@ -899,7 +901,7 @@ impl BuiltinCrmStore for SqliteStore {
     }
 
     async fn crm_add_note(&self, key: &str, id: &str, body: &str, at: DateTime<Utc>) -> Result<()> {
-        self.require_record(id).await?;
+        self.record_must_exist(id).await?;
         let mut tx = self.write.begin().await?;
         let nid = next_id(&mut tx, "crm_notes", "note_").await?;
         sqlx::query("INSERT INTO crm_notes (id, ext_key, record_id, body, created_at) VALUES (?,?,?,?,?) ON CONFLICT(ext_key) DO NOTHING")
@@ -923,7 +925,7 @@ impl BuiltinCrmStore for SqliteStore {
         content: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        self.require_record(id).await?;
+        self.record_must_exist(id).await?;
         let mut tx = self.write.begin().await?;
         let aid = next_id(&mut tx, "crm_attachments", "att_").await?;
         sqlx::query("INSERT INTO crm_attachments (id, ext_key, record_id, name, url, content, created_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(ext_key) DO NOTHING")
