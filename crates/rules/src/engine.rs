@@ -49,16 +49,8 @@ pub fn record_key(session_id: &str) -> String {
 
 /// The serialization lane of a new session: its customer key.
 pub fn lane_of(session_id: &str, customer: &crate::event::Customer, phone: Option<&Phone>) -> String {
-    if let Some(u) = customer.user_id.as_deref().filter(|u| !u.trim().is_empty()) {
-        return format!("user:{u}");
-    }
-    if let Some(p) = phone {
-        return format!("phone:{}", p.number);
-    }
-    if let Some(e) = customer.email.as_deref().filter(|e| !e.trim().is_empty()) {
-        return format!("email:{}", e.trim().to_lowercase());
-    }
-    format!("session:{session_id}")
+    // The first customer key (app user id, else phone, else email), or the session itself.
+    customer_keys(customer, phone, None).into_iter().next().unwrap_or_else(|| format!("session:{session_id}"))
 }
 
 /// Every customer key of a session: app user id, phone, email, and the account once known.

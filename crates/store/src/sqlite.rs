@@ -491,6 +491,11 @@ async fn set_ref(tx: &mut sqlx::SqliteConnection, key: &str, crm_id: &str) -> Re
     Ok(())
 }
 
+async fn touch(tx: &mut sqlx::SqliteConnection, id: &str, at: DateTime<Utc>) -> Result<()> {
+    sqlx::query("UPDATE crm_records SET updated_at = ? WHERE id = ?").bind(ts(at)).bind(id).execute(&mut *tx).await?;
+    Ok(())
+}
+
 fn split_ref(r: &Option<(String, bool)>) -> (Option<String>, Option<String>) {
     match r {
         Some((k, true)) => (Some(k.clone()), None),
@@ -579,15 +584,6 @@ impl SqliteStore {
             }
             None => Ok(None),
         }
-    }
-
-    async fn touch(&self, id: &str, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query("UPDATE crm_records SET updated_at = ? WHERE id = ?")
-            .bind(ts(at))
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
     }
 
     /// Fails with NotFound unless the record exists (one indexed lookup).
@@ -912,8 +908,9 @@ impl BuiltinCrmStore for SqliteStore {
             .bind(ts(at))
             .execute(&mut *tx)
             .await?;
+        touch(&mut tx, id, at).await?;
         tx.commit().await?;
-        self.touch(id, at).await
+        Ok(())
     }
 
     async fn crm_add_attachment(
@@ -938,8 +935,9 @@ impl BuiltinCrmStore for SqliteStore {
             .bind(ts(at))
             .execute(&mut *tx)
             .await?;
+        touch(&mut tx, id, at).await?;
         tx.commit().await?;
-        self.touch(id, at).await
+        Ok(())
     }
 
     async fn crm_attachment_content(&self, id: &str) -> Result<Option<(String, Option<String>)>> {
