@@ -2,8 +2,10 @@
 // Problem details travel only on the refusal path; their size does not matter there.
 #![allow(clippy::result_large_err)]
 
+mod agents;
 mod api;
 mod config;
+mod dial;
 mod error;
 mod intake;
 mod openapi;

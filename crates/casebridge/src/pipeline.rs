@@ -12,11 +12,14 @@ use std::time::Duration;
 use casebridge_crm::{Connector, CrmError};
 use casebridge_rules::engine::{self, Step};
 use casebridge_rules::event::{Event, EventKind};
-use casebridge_rules::model::{Answer, Answers, CrmOp, Entry, EntryKind, Lookup, ObjRef};
+use casebridge_rules::model::{
+    Answer, Answers, CrmOp, CrmProfile, EnabledField, Entry, EntryKind, Lookup, ObjRef, PlatformActivity,
+};
 use casebridge_rules::phone::Phone;
 use casebridge_rules::session::Session;
 use casebridge_rules::settings::Settings;
-use casebridge_store::{NewCommand, OutboxRow, StepCommit, Store};
+use casebridge_store::agents::NewActivity;
+use casebridge_store::{AgentStore, NewCommand, OutboxRow, StepCommit, Store};
 use chrono::Utc;
 use tokio::sync::{Notify, RwLock};
 use tokio_util::sync::CancellationToken;
@@ -28,8 +31,14 @@ pub const MAX_ATTEMPTS: i64 = 8;
 pub struct Pipeline {
     /// Storage.
     pub store: Arc<dyn Store>,
+    /// Agents, wrap-ups, dial requests, enabled fields.
+    pub agents: Arc<dyn AgentStore>,
     /// The CRM.
     pub crm: Arc<dyn Connector>,
+    /// Standard custom fields enabled in the CRM (behaviour.md §11).
+    pub fields: RwLock<std::collections::BTreeMap<String, EnabledField>>,
+    /// Sends dial requests to the contact center.
+    pub http: reqwest::Client,
     /// Current settings.
     pub settings: RwLock<Arc<Settings>>,
     /// Wakes the rules worker (events stored, lane drained).
@@ -49,6 +58,8 @@ struct Pass {
     sessions: std::collections::HashMap<String, Session>,
     dirty_keys: HashSet<String>,
     blocked: HashSet<String>,
+    /// Agents whose session ended in this pass (held statuses may apply).
+    freed_agents: Vec<String>,
 }
 
 /// What happened to one pending event.
@@ -59,10 +70,23 @@ enum Applied {
 
 impl Pipeline {
     /// A pipeline over a store and a connector.
-    pub fn new(store: Arc<dyn Store>, crm: Arc<dyn Connector>, settings: Settings) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        agents: Arc<dyn AgentStore>,
+        crm: Arc<dyn Connector>,
+        settings: Settings,
+    ) -> Arc<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .user_agent(concat!("casebridge/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
         Arc::new(Pipeline {
             store,
+            agents,
             crm,
+            fields: RwLock::new(Default::default()),
+            http,
             settings: RwLock::new(Arc::new(settings)),
             events_in: Notify::new(),
             outbox_in: Notify::new(),
@@ -74,6 +98,23 @@ impl Pipeline {
     /// Current settings.
     pub async fn settings(&self) -> Arc<Settings> {
         self.settings.read().await.clone()
+    }
+
+    /// Reloads the standard fields enabled in the CRM.
+    pub async fn load_fields(&self) -> anyhow::Result<()> {
+        let rows = self.agents.enabled_fields().await?;
+        *self.fields.write().await = rows
+            .into_iter()
+            .map(|r| (r.key, EnabledField { crm_field: r.crm_field, enabled_at: r.enabled_at }))
+            .collect();
+        Ok(())
+    }
+
+    /// What the rules know of the CRM: the connector's profile and the enabled fields.
+    pub async fn profile(&self) -> CrmProfile {
+        let mut p = self.crm.profile();
+        p.custom_fields = self.fields.read().await.clone();
+        p
     }
 
     /// Runs both workers until cancelled.
@@ -134,6 +175,9 @@ impl Pipeline {
                         created_at: None,
                         timeline: vec![],
                         commands: vec![],
+                        activities: vec![],
+                        agent_id: None,
+                        over: false,
                     });
                     continue;
                 }
@@ -158,6 +202,11 @@ impl Pipeline {
         self.flush(&mut pass).await?;
         if applied > 0 {
             self.progress.notify_waiters();
+        }
+        for agent in std::mem::take(&mut pass.freed_agents) {
+            if let Err(e) = crate::agents::sessions_over(self, &agent).await {
+                tracing::warn!(agent = %agent, error = %e, "Held agent status not applied.");
+            }
         }
         Ok(applied)
     }
@@ -188,7 +237,7 @@ impl Pipeline {
             },
         };
         let settings = self.settings().await;
-        let profile = self.crm.profile();
+        let profile = self.profile().await;
         let mut answers = Answers::new();
         let mut checked: HashSet<String> = HashSet::new();
         loop {
@@ -250,6 +299,13 @@ impl Pipeline {
                     if !commands.is_empty() {
                         pass.dirty_keys.extend(keys);
                     }
+                    if s.is_over()
+                        && !session.as_ref().is_some_and(|x| x.is_over())
+                        && let Some(a) = &s.agent
+                    {
+                        pass.freed_agents.push(a.id.clone());
+                    }
+                    let activities = out.activities.iter().map(new_activity).collect();
                     pass.commits.push(StepCommit {
                         event_seqs: vec![seq],
                         session_id: s.id.clone(),
@@ -260,6 +316,9 @@ impl Pipeline {
                         created_at: s.created_at,
                         timeline: out.timeline,
                         commands,
+                        activities,
+                        agent_id: s.agent.as_ref().map(|a| a.id.clone()),
+                        over: s.is_over(),
                     });
                     pass.sessions.insert(s.id.clone(), s);
                     metrics::histogram!("casebridge_rules_step_seconds").record(started.elapsed().as_secs_f64());
@@ -306,6 +365,9 @@ impl Pipeline {
                     None => None,
                 };
                 Answer::Record(rec)
+            }
+            Lookup::DialRequestOrigin(id) => {
+                Answer::Origin(self.agents.dial(id).await?.and_then(|d| d.origin_record_id))
             }
             Lookup::RecordsOfAccount(a) => match self.resolve(a).await? {
                 ObjRef::Crm(id) => self.crm.lookup(&Lookup::RecordsOfAccount(ObjRef::Crm(id))).await?,
@@ -364,6 +426,7 @@ impl Pipeline {
         };
         let name = op.name();
         let result = match self.resolve_op(op).await? {
+            Ok(CrmOp::DialWebhook { .. }) => crate::dial::deliver(self, &row).await,
             Ok(op) => self.crm.execute(&row.key, &op).await,
             // Another lane's create has not landed yet (or was parked): wait for it.
             Err(missing) => Err(CrmError::Transient {
@@ -406,7 +469,7 @@ impl Pipeline {
     async fn resolve_op(&self, op: CrmOp) -> anyhow::Result<Result<CrmOp, String>> {
         let mut v = serde_json::to_value(&op)?;
         let mut missing = None;
-        for field in ["account", "record"] {
+        for field in ["account", "record", "person"] {
             if let Some(serde_json::Value::Object(m)) = v.get(field)
                 && let Some(serde_json::Value::String(k)) = m.get("key")
             {
@@ -422,6 +485,32 @@ impl Pipeline {
             return Ok(Err(k));
         }
         Ok(Ok(serde_json::from_value(v)?))
+    }
+}
+
+fn new_activity(a: &PlatformActivity) -> NewActivity {
+    let (person_ref, person_is_key) = match &a.person {
+        Some(ObjRef::Key(k)) => (Some(k.clone()), true),
+        Some(ObjRef::Crm(id)) => (Some(id.clone()), false),
+        None => (None, false),
+    };
+    NewActivity {
+        ext_key: format!("{}:{}", a.session_id, a.kind),
+        session_id: a.session_id.clone(),
+        kind: a.kind.clone(),
+        action: None,
+        person_ref,
+        person_is_key,
+        record_id: None,
+        related_by: None,
+        disposition: None,
+        label: None,
+        notes: None,
+        agent_id: a.agent_id.clone(),
+        queue: a.queue.clone(),
+        channel: a.channel.map(|c| c.as_str().to_string()),
+        missed_reason: a.missed_reason.map(|m| m.as_str().to_string()),
+        session_at: a.session_at,
     }
 }
 

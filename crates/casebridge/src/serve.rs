@@ -112,7 +112,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let store = Arc::new(store);
     let crm = Arc::new(BuiltinConnector::new(store.clone()));
-    let pipeline = Pipeline::new(store.clone(), crm, settings);
+    let pipeline = Pipeline::new(store.clone(), store.clone(), crm, settings);
+    pipeline.load_fields().await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let state = AppState {
         pipeline: pipeline.clone(),

@@ -191,7 +191,8 @@ async fn simulate_once(
         load_fixture(&store, f, &settings.region).await.context("cannot load the CRM fixture")?;
     }
     let store = Arc::new(store);
-    let p = Pipeline::new(store.clone(), Arc::new(BuiltinConnector::new(store.clone())), settings.clone());
+    let p =
+        Pipeline::new(store.clone(), store.clone(), Arc::new(BuiltinConnector::new(store.clone())), settings.clone());
     let bar = (std::io::stderr().is_terminal() && items.len() >= 1000).then(|| {
         let b = indicatif::ProgressBar::new(items.len() as u64);
         b.set_message(label.to_string());

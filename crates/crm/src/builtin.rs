@@ -11,7 +11,7 @@ use casebridge_store::builtin::{BuiltinCrmStore, NewAccount, NewRecord, RecordFi
 use casebridge_store::{CrmRecord, StoreError};
 use chrono::Utc;
 
-use crate::{Connector, CrmError, WriteOutcome};
+use crate::{Connector, CrmError, FieldSpec, WriteOutcome};
 
 /// Connector for the built-in CRM.
 pub struct BuiltinConnector {
@@ -106,8 +106,18 @@ impl Connector for BuiltinConnector {
                     .map_err(err)?;
                 Ok(Answer::Records(recs.iter().map(record_info).collect()))
             }
-            Lookup::RecordOfSession(_) => Err(CrmError::Permanent("sessions are casebridge's, not the CRM's".into())),
+            Lookup::RecordOfSession(_) | Lookup::DialRequestOrigin(_) => {
+                Err(CrmError::Permanent("sessions and dial requests are casebridge's, not the CRM's".into()))
+            }
         }
+    }
+
+    async fn record_exists(&self, id: &str) -> Result<bool, CrmError> {
+        Ok(self.store.crm_get_record(id).await.map_err(err)?.is_some())
+    }
+
+    async fn ensure_custom_field(&self, f: &FieldSpec) -> Result<bool, CrmError> {
+        self.store.crm_ensure_custom_field(&f.name, f.object, &f.label, f.kind).await.map_err(err)
     }
 
     async fn execute(&self, key: &str, op: &CrmOp) -> Result<WriteOutcome, CrmError> {
@@ -229,6 +239,50 @@ impl Connector for BuiltinConnector {
                 let id = crm_id(record)?;
                 s.crm_set_status(id, status, *at).await.map_err(err)?;
                 done(format!("Record {id} status set to {status}"))
+            }
+            CrmOp::SetAccountFields { account, fields } => {
+                let id = crm_id(account)?;
+                let map: serde_json::Map<String, serde_json::Value> = fields.clone().into_iter().collect();
+                s.crm_set_account_fields(id, &map, now).await.map_err(err)?;
+                done(format!("Fields {} set on account {id}", fields.keys().cloned().collect::<Vec<_>>().join(", ")))
+            }
+            CrmOp::LogCall { session_id, person, record, disposition, label, notes, agent_id, at } => {
+                let ext = format!("call:{session_id}");
+                let pid = match person {
+                    Some(p) => Some(crm_id(p)?),
+                    None => None,
+                };
+                let rid = match record {
+                    Some(r) => Some(crm_id(r)?),
+                    None => None,
+                };
+                if pid.is_none() && rid.is_none() {
+                    let was = s.crm_withdraw_activity(&ext, now).await.map_err(err)?;
+                    return done(if was { "Call log withdrawn".into() } else { "No call log to withdraw".into() });
+                }
+                if let Some(r) = rid {
+                    // Relate-to-case needs a record that exists.
+                    s.crm_get_record(r).await.map_err(err)?.ok_or_else(|| CrmError::Gone(format!("record {r}")))?;
+                }
+                let body = serde_json::json!({
+                    "type": "call_log", "session_id": session_id, "disposition": disposition,
+                    "disposition_label": label, "notes": notes, "agent_id": agent_id,
+                });
+                let subject = if disposition.is_empty() { "Call".to_string() } else { format!("Call: {label}") };
+                s.crm_upsert_activity(&ext, rid, pid, Some(session_id), &subject, &body, *at).await.map_err(err)?;
+                done(match (pid, rid) {
+                    (Some(p), Some(r)) => format!("Call logged on person {p}, related to record {r}"),
+                    (Some(p), None) => format!("Call logged on person {p}"),
+                    (None, Some(r)) => format!("Call logged on record {r}"),
+                    (None, None) => unreachable!("handled above"),
+                })
+            }
+            CrmOp::SetAgentStatus { email, crm_status, at } => {
+                s.crm_set_agent_status(email, crm_status, *at).await.map_err(err)?;
+                done(format!("Agent {email} status set to {crm_status} in the CRM"))
+            }
+            CrmOp::DialWebhook { .. } => {
+                Err(CrmError::Permanent("dial requests go to the contact center, not the CRM".into()))
             }
             CrmOp::WriteSessionData { target, record, account, data } => {
                 let rid = match record {

@@ -51,4 +51,21 @@ pub trait Connector: Send + Sync + 'static {
     async fn lookup(&self, lookup: &Lookup) -> Result<Answer, CrmError>;
     /// Performs one write; references in `op` are CRM ids. `key` is the write's idempotency key.
     async fn execute(&self, key: &str, op: &CrmOp) -> Result<WriteOutcome, CrmError>;
+    /// Whether a record with this CRM id exists.
+    async fn record_exists(&self, id: &str) -> Result<bool, CrmError>;
+    /// Creates a custom field unless one with the name exists (true when created).
+    async fn ensure_custom_field(&self, field: &FieldSpec) -> Result<bool, CrmError>;
+}
+
+/// A custom field to create in the CRM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSpec {
+    /// The CRM's field name.
+    pub name: String,
+    /// `account` or `record`.
+    pub object: &'static str,
+    /// Label.
+    pub label: String,
+    /// `text` or `number`.
+    pub kind: &'static str,
 }

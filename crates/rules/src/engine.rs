@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use crate::event::{Channel, Direction, Event, EventKind, Sender, SessionType, VoicemailAction};
 use crate::model::{
     AccountHit, AccountKind, Answer, Answers, Command, CrmOp, CrmProfile, DataTarget, Entry, EntryKind, Leg, Lookup,
-    MissedReason, ObjRef, RecordInfo, SessionData,
+    MissedReason, ObjRef, PlatformActivity, RecordInfo, SessionData,
 };
 use crate::phone::Phone;
 use crate::session::{AccountOutcome, PendingUpdate, Phase, RecordOutcome, Session};
@@ -35,6 +35,8 @@ pub struct Outcome {
     pub timeline: Vec<Entry>,
     /// CRM writes, in order.
     pub commands: Vec<Command>,
+    /// Lines of casebridge's own activity log (missed, abandoned, voicemail).
+    pub activities: Vec<PlatformActivity>,
 }
 
 /// The key casebridge gives the account a session creates.
@@ -85,6 +87,7 @@ struct Ctx<'a> {
     s: Session,
     timeline: Vec<Entry>,
     commands: Vec<Command>,
+    activities: Vec<PlatformActivity>,
     at: DateTime<Utc>,
 }
 
@@ -103,9 +106,15 @@ pub fn apply(
         recording_enabled: true,
         ..Session::default()
     });
-    let mut cx = Ctx { settings, profile, answers, s, timeline: vec![], commands: vec![], at: event.at };
+    let mut cx =
+        Ctx { settings, profile, answers, s, timeline: vec![], commands: vec![], activities: vec![], at: event.at };
     match cx.event(event) {
-        Ok(()) => Step::Done(Outcome { session: cx.s, timeline: cx.timeline, commands: cx.commands }),
+        Ok(()) => Step::Done(Outcome {
+            session: cx.s,
+            timeline: cx.timeline,
+            commands: cx.commands,
+            activities: cx.activities,
+        }),
         Err(NeedLookup(l)) => Step::Need(vec![l]),
     }
 }
@@ -178,6 +187,12 @@ impl Ctx<'_> {
     }
 
     fn apply_event(&mut self, e: &Event) -> R<()> {
+        self.apply_kind(e)?;
+        self.standard_fields();
+        Ok(())
+    }
+
+    fn apply_kind(&mut self, e: &Event) -> R<()> {
         match &e.kind {
             EventKind::Created(c) => {
                 if self.s.is_created() {
@@ -208,6 +223,7 @@ impl Ctx<'_> {
                 self.account_phase()?;
                 let st = c.session_type;
                 if st == SessionType::Voicemail {
+                    self.activity("voicemail", None);
                     self.trigger("records.trigger.voicemail_created", None)?;
                 } else if c.direction == Direction::Outbound {
                     self.trigger("records.trigger.outbound_created", None)?;
@@ -466,6 +482,53 @@ impl Ctx<'_> {
         Ok(())
     }
 
+    /// A line of casebridge's own activity log, on the session's person.
+    fn activity(&mut self, kind: &str, missed_reason: Option<MissedReason>) {
+        self.activities.push(PlatformActivity {
+            session_id: self.s.id.clone(),
+            kind: kind.to_string(),
+            missed_reason,
+            person: self.s.account.clone(),
+            agent_id: self.s.agent.as_ref().map(|a| a.id.clone()),
+            queue: self.s.leaf_queue(),
+            channel: self.s.channel,
+            session_at: self.s.created_at.unwrap_or(self.at),
+        });
+    }
+
+    /// Writes the standard custom fields (§11) whose values changed, for sessions that
+    /// started after the fields were enabled in the CRM.
+    fn standard_fields(&mut self) {
+        let enabled = &self.profile.custom_fields;
+        if enabled.is_empty() {
+            return;
+        }
+        let Some(start) = self.s.created_at else { return };
+        let on = |k: &str| enabled.get(k).filter(|f| f.enabled_at <= start).map(|f| f.crm_field.clone());
+        if !self.s.account_fields_written
+            && let (Some(acc), Some(uid), Some(field)) =
+                (self.s.account.clone(), self.s.customer.user_id.clone(), on("custom_user_id"))
+        {
+            self.s.account_fields_written = true;
+            let fields = BTreeMap::from([(field, serde_json::Value::String(uid))]);
+            self.command(CrmOp::SetAccountFields { account: acc, fields });
+        }
+        let Some(record) = self.s.record.clone() else { return };
+        let mut fields = BTreeMap::new();
+        for (k, v) in crate::fields::record_values(&self.s) {
+            if self.s.fields_written.get(k) == Some(&v) {
+                continue;
+            }
+            if let Some(field) = on(k) {
+                self.s.fields_written.insert(k.to_string(), v.clone());
+                fields.insert(field, v);
+            }
+        }
+        if !fields.is_empty() {
+            self.command(CrmOp::SetFields { record, fields });
+        }
+    }
+
     fn merge_customer(&mut self, c: Option<&crate::event::Customer>) {
         let Some(c) = c else { return };
         let before = self.s.customer.clone();
@@ -683,6 +746,7 @@ impl Ctx<'_> {
         self.s.abandoned = true;
         self.s.missed_reason = Some(reason);
         self.decide(format!("Missed session: {}", reason.as_str()), "records.missed_reason");
+        self.activity(if by_platform { "missed" } else { "abandoned" }, Some(reason));
         if let Some(r) = self.s.record.clone() {
             if self.s.record_is_own {
                 self.command(CrmOp::MarkAbandoned { record: r, missed_reason: reason });
@@ -773,6 +837,23 @@ impl Ctx<'_> {
             }
         }
         if self.s.direction == Some(Direction::Outbound) {
+            if self.s.origin_record_id.is_none()
+                && let Some(d) = self.s.dial_request_id.clone()
+            {
+                match self.need(Lookup::DialRequestOrigin(d.clone()))?.clone() {
+                    Answer::Origin(Some(o)) => {
+                        self.decide(
+                            format!("Dial request {d} was made from record {o}"),
+                            "conversation.outbound.dial_request",
+                        );
+                        self.s.origin_record_id = Some(o.clone());
+                    }
+                    _ => self.decide(
+                        format!("Dial request {d} has no origin record: the usual outbound rules apply"),
+                        "conversation.outbound.dial_request",
+                    ),
+                }
+            }
             if let Some(origin) = self.s.origin_record_id.clone() {
                 return self.append(
                     ObjRef::Crm(origin),

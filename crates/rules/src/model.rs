@@ -64,6 +64,8 @@ pub enum Lookup {
     RecordsOfAccount(ObjRef),
     /// The record another session ended up with.
     RecordOfSession(String),
+    /// The origin record of a click-to-call dial request (behaviour.md §12).
+    DialRequestOrigin(String),
 }
 
 /// An account found by a lookup.
@@ -112,6 +114,8 @@ pub enum Answer {
     Records(Vec<RecordInfo>),
     /// A session's record, if any.
     Record(Option<ObjRef>),
+    /// A dial request's origin record id, if the request is known and has one.
+    Origin(Option<String>),
 }
 
 /// Answers gathered so far for one step.
@@ -162,12 +166,29 @@ pub struct CrmProfile {
     pub default_open_status: String,
     /// Whether the caller's phone is written as a note on new records.
     pub phone_note: bool,
+    /// Standard custom fields enabled in the CRM: catalog key → when (behaviour.md §11).
+    #[serde(default)]
+    pub custom_fields: BTreeMap<String, EnabledField>,
+}
+
+/// A standard custom field enabled in the CRM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnabledField {
+    /// The CRM's field name.
+    pub crm_field: String,
+    /// Sessions that start at or after this time get values.
+    pub enabled_at: DateTime<Utc>,
 }
 
 impl CrmProfile {
     /// The built-in CRM.
     pub fn builtin() -> Self {
-        CrmProfile { tags: TagStyle::AsIs, default_open_status: "open".into(), phone_note: true }
+        CrmProfile {
+            tags: TagStyle::AsIs,
+            default_open_status: "open".into(),
+            phone_note: true,
+            custom_fields: BTreeMap::new(),
+        }
     }
 }
 
@@ -401,6 +422,57 @@ pub enum CrmOp {
         /// Rule time.
         at: DateTime<Utc>,
     },
+    /// Set custom fields on a person.
+    SetAccountFields {
+        /// The person.
+        account: ObjRef,
+        /// Field → value.
+        fields: BTreeMap<String, serde_json::Value>,
+    },
+    /// Write (or rewrite) the call log of a wrap-up on a person and/or a record; with neither,
+    /// remove the session's call log (a later wrap-up chose "Do not log").
+    LogCall {
+        /// The session.
+        session_id: String,
+        /// The person it is logged on.
+        person: Option<ObjRef>,
+        /// The record it is related to.
+        record: Option<ObjRef>,
+        /// Disposition code.
+        disposition: String,
+        /// Disposition label.
+        label: String,
+        /// Agent's notes.
+        notes: String,
+        /// The agent.
+        agent_id: Option<String>,
+        /// When the call started.
+        at: DateTime<Utc>,
+    },
+    /// Set an agent's status in the CRM (two-way status sync).
+    SetAgentStatus {
+        /// The agent's email (the identity both sides share).
+        email: String,
+        /// CRM status.
+        crm_status: String,
+        /// When the platform status changed.
+        at: DateTime<Utc>,
+    },
+    /// Hand a click-to-call dial request to the contact center (signed outbound webhook).
+    DialWebhook {
+        /// Dial request id.
+        dial_request_id: String,
+        /// The agent.
+        agent_id: String,
+        /// The agent's email.
+        agent_email: Option<String>,
+        /// Number to dial (E.164).
+        phone: String,
+        /// Record it was dialed from.
+        origin_record_id: Option<String>,
+        /// When it was requested.
+        requested_at: DateTime<Utc>,
+    },
     /// Write (or rewrite) the session's activity or session object.
     WriteSessionData {
         /// activity or session_object.
@@ -429,6 +501,10 @@ impl CrmOp {
             CrmOp::SetFields { .. } => "set_fields",
             CrmOp::SetStatus { .. } => "set_status",
             CrmOp::WriteSessionData { .. } => "write_session_data",
+            CrmOp::SetAccountFields { .. } => "set_account_fields",
+            CrmOp::LogCall { .. } => "log_call",
+            CrmOp::SetAgentStatus { .. } => "set_agent_status",
+            CrmOp::DialWebhook { .. } => "dial_webhook",
         }
     }
 }
@@ -466,4 +542,25 @@ pub struct Entry {
     /// The rule that fired or prevented something.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+}
+
+/// A line of casebridge's own activity log (behaviour.md §9): every interaction on the person.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlatformActivity {
+    /// The session.
+    pub session_id: String,
+    /// `call_log`, `missed`, `abandoned` or `voicemail`.
+    pub kind: String,
+    /// Why the session was missed.
+    pub missed_reason: Option<MissedReason>,
+    /// The person (the session's account).
+    pub person: Option<ObjRef>,
+    /// The agent.
+    pub agent_id: Option<String>,
+    /// Menu path.
+    pub queue: Option<String>,
+    /// Channel.
+    pub channel: Option<Channel>,
+    /// When the session started.
+    pub session_at: DateTime<Utc>,
 }

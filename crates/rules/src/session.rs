@@ -211,6 +211,12 @@ pub struct Session {
     pub buffered: Vec<Event>,
     /// Commands issued so far (makes command keys deterministic).
     pub commands_issued: u32,
+    /// Standard custom field values written on the record so far (catalog key → value).
+    #[serde(default)]
+    pub fields_written: BTreeMap<String, serde_json::Value>,
+    /// The account's custom user id field is written.
+    #[serde(default)]
+    pub account_fields_written: bool,
 }
 
 impl Session {

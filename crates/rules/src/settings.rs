@@ -31,7 +31,22 @@ pub struct Settings {
     pub agent_status: AgentStatusSettings,
     /// SDK custom data key → CRM field.
     pub custom_data_mapping: BTreeMap<String, String>,
+    /// Click-to-call hand-off to the contact center.
+    pub click_to_call: ClickToCallSettings,
 }
+
+/// Where dial requests are sent (behaviour.md §12).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClickToCallSettings {
+    /// The contact center's endpoint for dial requests (http or https).
+    pub webhook_url: Option<String>,
+    /// Shared secret for the HMAC-SHA256 signature; shown as `********` once saved.
+    pub signing_secret: Option<String>,
+}
+
+/// What `GET /v1/settings` shows in place of a secret.
+pub const REDACTED: &str = "********";
 
 impl Default for Settings {
     fn default() -> Self {
@@ -46,6 +61,7 @@ impl Default for Settings {
             call_logging: CallLoggingSettings::default(),
             agent_status: AgentStatusSettings::default(),
             custom_data_mapping: BTreeMap::new(),
+            click_to_call: ClickToCallSettings::default(),
         }
     }
 }
@@ -309,6 +325,7 @@ pub const SECTIONS: &[&str] = &[
     "call_logging",
     "agent_status",
     "custom_data_mapping",
+    "click_to_call",
 ];
 
 fn one_error(v: serde_json::Value) -> Option<FieldError> {
@@ -348,6 +365,22 @@ pub fn parse_settings(v: serde_json::Value) -> Result<Settings, Vec<FieldError>>
 }
 
 impl Settings {
+    /// The document as `GET /v1/settings` shows it: secrets replaced by [`REDACTED`].
+    pub fn redacted(&self) -> Settings {
+        let mut s = self.clone();
+        if s.click_to_call.signing_secret.is_some() {
+            s.click_to_call.signing_secret = Some(REDACTED.into());
+        }
+        s
+    }
+
+    /// Keeps the saved secrets where a new document sends back [`REDACTED`].
+    pub fn keep_secrets_from(&mut self, saved: &Settings) {
+        if self.click_to_call.signing_secret.as_deref() == Some(REDACTED) {
+            self.click_to_call.signing_secret = saved.click_to_call.signing_secret.clone();
+        }
+    }
+
     /// Every error of the document at once, and the warnings of a valid one.
     pub fn validate(&self) -> Result<Vec<Warning>, Vec<FieldError>> {
         let mut errors = Vec::new();
@@ -450,6 +483,74 @@ impl Settings {
         }
         if !["latest_wins", "crm_overrides"].contains(&a.priority.as_str()) {
             errors.push(err("agent_status.priority", "must be latest_wins or crm_overrides"));
+        }
+        let known = |st: &str| a.platform_statuses.iter().any(|p| p == st);
+        for (i, p) in a.platform_statuses.iter().enumerate() {
+            if p.trim().is_empty() {
+                errors.push(err(&format!("agent_status.platform_statuses[{i}]"), "must not be empty"));
+            }
+        }
+        for (crm, plat) in &a.crm_to_platform {
+            if !known(plat) {
+                errors.push(err(
+                    &format!("agent_status.crm_to_platform.{crm}"),
+                    format!("{plat:?} is not in agent_status.platform_statuses; add it there or map to one of them"),
+                ));
+            }
+        }
+        for (plat, crm) in &a.platform_to_crm {
+            if !known(plat) {
+                errors.push(err(
+                    &format!("agent_status.platform_to_crm.{plat}"),
+                    format!("{plat:?} is not in agent_status.platform_statuses"),
+                ));
+            }
+            if crm.trim().is_empty() {
+                errors.push(err(&format!("agent_status.platform_to_crm.{plat}"), "must name a CRM status"));
+            }
+        }
+        if a.mode != "off" && a.crm_to_platform.is_empty() {
+            warnings.push(Warning {
+                field: "agent_status.crm_to_platform".into(),
+                message: "is empty: every CRM status will be ignored; map each CRM status to a platform status".into(),
+            });
+        }
+        if a.mode == "two_way" {
+            if a.synced_teams.is_empty() {
+                warnings.push(Warning {
+                    field: "agent_status.synced_teams".into(),
+                    message: "is empty: two-way sync applies only to agents whose CRM team is listed here".into(),
+                });
+            }
+            let unmapped: Vec<&str> = a
+                .platform_statuses
+                .iter()
+                .filter(|p| !a.platform_to_crm.contains_key(*p))
+                .map(String::as_str)
+                .collect();
+            if !unmapped.is_empty() {
+                warnings.push(Warning {
+                    field: "agent_status.platform_to_crm".into(),
+                    message: format!("{} not pushed to the CRM: they have no entry", unmapped.join(", ")),
+                });
+            }
+        } else if !a.platform_to_crm.is_empty() || !a.synced_teams.is_empty() {
+            warnings.push(Warning {
+                field: "agent_status.platform_to_crm".into(),
+                message: "platform_to_crm and synced_teams are only used when mode is two_way".into(),
+            });
+        }
+        let c = &self.click_to_call;
+        if let Some(u) = &c.webhook_url
+            && !(u.starts_with("http://") || u.starts_with("https://"))
+        {
+            errors.push(err("click_to_call.webhook_url", "must be an http:// or https:// URL, or null"));
+        }
+        if c.webhook_url.is_some() && c.signing_secret.as_deref().is_none_or(|s| s.len() < 16) {
+            errors.push(err(
+                "click_to_call.signing_secret",
+                "must be at least 16 characters when a webhook_url is set (the contact center checks the signature)",
+            ));
         }
         if errors.is_empty() { Ok(warnings) } else { Err(errors) }
     }

@@ -41,6 +41,7 @@ impl World {
             Lookup::RecordsOfAccount(ObjRef::Crm(a)) if a == "A1" => Answer::Records(self.records.clone()),
             Lookup::RecordsOfAccount(_) => Answer::Records(vec![]),
             Lookup::RecordOfSession(s) => Answer::Record(self.sessions.get(s).and_then(|s| s.record.clone())),
+            Lookup::DialRequestOrigin(_) => Answer::Origin(None),
         }
     }
 

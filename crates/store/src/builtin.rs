@@ -173,4 +173,21 @@ pub trait BuiltinCrmStore: Send + Sync + 'static {
         data: &serde_json::Value,
         at: DateTime<Utc>,
     ) -> Result<()>;
+    /// Detaches a keyed activity from its person and record (a call log withdrawn).
+    async fn crm_withdraw_activity(&self, key: &str, at: DateTime<Utc>) -> Result<bool>;
+    /// Merges custom fields into a person.
+    async fn crm_set_account_fields(
+        &self,
+        id: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+    /// Sets an agent's CRM status.
+    async fn crm_set_agent_status(&self, email: &str, status: &str, at: DateTime<Utc>) -> Result<()>;
+    /// Every agent's CRM status: (email, status, updated_at).
+    async fn crm_agent_statuses(&self) -> Result<Vec<(String, String, DateTime<Utc>)>>;
+    /// Defines a custom field unless one with the name exists; true when new.
+    async fn crm_ensure_custom_field(&self, name: &str, object: &str, label: &str, kind: &str) -> Result<bool>;
+    /// Custom field definitions: (name, object, label, type).
+    async fn crm_custom_fields(&self) -> Result<Vec<(String, String, String, String)>>;
 }

@@ -2,14 +2,17 @@
 //! and the built-in CRM. One trait ([`Store`]), a SQLite implementation here and room for
 //! PostgreSQL beside it, each with its own migrations.
 
+pub mod agents;
 pub mod builtin;
 pub mod sqlite;
+mod sqlite_agents;
 
 use async_trait::async_trait;
 use casebridge_rules::model::{Entry, EntryKind};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use agents::AgentStore;
 pub use builtin::BuiltinCrmStore;
 pub use sqlite::SqliteStore;
 
@@ -117,6 +120,12 @@ pub struct StepCommit {
     pub timeline: Vec<Entry>,
     /// Outbox rows.
     pub commands: Vec<NewCommand>,
+    /// Lines of casebridge's own activity log.
+    pub activities: Vec<agents::NewActivity>,
+    /// The session's current agent.
+    pub agent_id: Option<String>,
+    /// The session is over (abandoned or ended).
+    pub over: bool,
 }
 
 /// An outbox row claimed for delivery.
@@ -243,6 +252,9 @@ pub struct CrmAccount {
     pub user_id: Option<String>,
     /// casebridge key when casebridge created it.
     pub external_key: Option<String>,
+    /// Custom fields.
+    #[serde(default)]
+    pub custom_fields: serde_json::Map<String, serde_json::Value>,
     /// Created.
     pub created_at: DateTime<Utc>,
     /// Updated.

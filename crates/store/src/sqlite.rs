@@ -26,8 +26,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// SQLite-backed store (and built-in CRM).
 #[derive(Clone)]
 pub struct SqliteStore {
-    write: SqlitePool,
-    read: SqlitePool,
+    pub(crate) write: SqlitePool,
+    pub(crate) read: SqlitePool,
 }
 
 impl SqliteStore {
@@ -94,7 +94,7 @@ fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> OutboxRow {
     }
 }
 
-async fn insert_timeline(tx: &mut sqlx::SqliteConnection, session_id: &str, e: &Entry) -> Result<()> {
+pub(crate) async fn insert_timeline(tx: &mut sqlx::SqliteConnection, session_id: &str, e: &Entry) -> Result<()> {
     sqlx::query("INSERT INTO timeline (session_id, at, kind, summary, rule) VALUES (?, ?, ?, ?, ?)")
         .bind(session_id)
         .bind(ts(e.at))
@@ -418,11 +418,12 @@ async fn commit_one(tx: &mut sqlx::SqliteConnection, c: &StepCommit) -> Result<(
             sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(k).fetch_optional(&mut *tx).await?;
     }
     sqlx::query(
-            "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
                account_id = excluded.account_id, record_key = excluded.record_key, record_id = excluded.record_id,
-               created_at = excluded.created_at, updated_at = excluded.updated_at",
+               created_at = excluded.created_at, updated_at = excluded.updated_at, agent_id = excluded.agent_id,
+               over = excluded.over",
         )
         .bind(&c.session_id)
         .bind(&c.session)
@@ -433,39 +434,47 @@ async fn commit_one(tx: &mut sqlx::SqliteConnection, c: &StepCommit) -> Result<(
         .bind(&record_id)
         .bind(c.created_at.map(ts))
         .bind(&now)
+        .bind(&c.agent_id)
+        .bind(c.over)
         .execute(&mut *tx)
         .await?;
     for e in &c.timeline {
         insert_timeline(tx, &c.session_id, e).await?;
     }
     for cmd in &c.commands {
-        let r = sqlx::query(
-                "INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
-            )
-            .bind(&cmd.key)
-            .bind(&cmd.lane)
-            .bind(&cmd.session_id)
-            .bind(&cmd.op)
-            .bind(&now)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-        // A replayed step finds its write already there (rows_affected 0): keys are there too.
-        if r.rows_affected() == 1 {
-            let id = r.last_insert_rowid();
-            {
-                for k in &cmd.keys {
-                    sqlx::query("INSERT OR IGNORE INTO outbox_keys (key, outbox_id) VALUES (?, ?)")
-                        .bind(k)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-            }
-        }
+        insert_command(tx, cmd, &now).await?;
+    }
+    for a in &c.activities {
+        crate::sqlite_agents::upsert_activity(tx, a, false).await?;
     }
     for seq in &c.event_seqs {
         sqlx::query("UPDATE events SET applied = 1 WHERE seq = ?").bind(seq).execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
+/// Adds an outbox row and its customer keys (a replayed row is already there: nothing to do).
+pub(crate) async fn insert_command(tx: &mut sqlx::SqliteConnection, cmd: &NewCommand, now: &str) -> Result<()> {
+    let r = sqlx::query(
+        "INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+    )
+    .bind(&cmd.key)
+    .bind(&cmd.lane)
+    .bind(&cmd.session_id)
+    .bind(&cmd.op)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    if r.rows_affected() == 1 {
+        let id = r.last_insert_rowid();
+        for k in &cmd.keys {
+            sqlx::query("INSERT OR IGNORE INTO outbox_keys (key, outbox_id) VALUES (?, ?)")
+                .bind(k)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
     }
     Ok(())
 }
@@ -506,7 +515,7 @@ fn split_ref(r: &Option<(String, bool)>) -> (Option<String>, Option<String>) {
 
 // ---- built-in CRM ----
 
-fn account_row(r: &sqlx::sqlite::SqliteRow) -> CrmAccount {
+pub(crate) fn account_row(r: &sqlx::sqlite::SqliteRow) -> CrmAccount {
     CrmAccount {
         id: r.get("id"),
         kind: r.get("kind"),
@@ -515,6 +524,7 @@ fn account_row(r: &sqlx::sqlite::SqliteRow) -> CrmAccount {
         email: r.get("email"),
         user_id: r.get("user_id"),
         external_key: r.get("ext_key"),
+        custom_fields: serde_json::from_str(r.get::<String, _>("custom_fields").as_str()).unwrap_or_default(),
         created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
         updated_at: parse_ts(r.get::<String, _>("updated_at").as_str()),
     }
@@ -556,7 +566,7 @@ fn activity_row(r: &sqlx::sqlite::SqliteRow) -> CrmActivity {
     }
 }
 
-async fn next_id(conn: &mut sqlx::SqliteConnection, table: &str, prefix: &str) -> Result<String> {
+pub(crate) async fn next_id(conn: &mut sqlx::SqliteConnection, table: &str, prefix: &str) -> Result<String> {
     // Rows are never deleted, so the next rowid is the row count plus one, without a scan.
     let sql = format!("SELECT COALESCE(MAX(rowid), 0) FROM {table}");
     let n: i64 = sqlx::query_scalar(&sql).fetch_one(&mut *conn).await?;
@@ -1024,5 +1034,84 @@ impl BuiltinCrmStore for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn crm_withdraw_activity(&self, key: &str, at: DateTime<Utc>) -> Result<bool> {
+        let r = sqlx::query(
+            "UPDATE crm_activities SET record_id = NULL, account_id = NULL, updated_at = ? WHERE ext_key = ? AND (record_id IS NOT NULL OR account_id IS NOT NULL)",
+        )
+        .bind(ts(at))
+        .bind(key)
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected() > 0)
+    }
+
+    async fn crm_set_account_fields(
+        &self,
+        id: &str,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        let a = self
+            .crm_get_account(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("account {id} does not exist")))?;
+        let mut all = a.custom_fields;
+        for (k, v) in fields {
+            all.insert(k.clone(), v.clone());
+        }
+        sqlx::query("UPDATE crm_accounts SET custom_fields = ?, updated_at = ? WHERE id = ?")
+            .bind(serde_json::to_string(&all)?)
+            .bind(ts(at))
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    async fn crm_set_agent_status(&self, email: &str, status: &str, at: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO crm_agent_statuses (email_key, email, crm_status, updated_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT(email_key) DO UPDATE SET email = excluded.email, crm_status = excluded.crm_status, updated_at = excluded.updated_at",
+        )
+        .bind(email.trim().to_lowercase())
+        .bind(email.trim())
+        .bind(status)
+        .bind(ts(at))
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    async fn crm_agent_statuses(&self) -> Result<Vec<(String, String, DateTime<Utc>)>> {
+        let rows = sqlx::query("SELECT email, crm_status, updated_at FROM crm_agent_statuses ORDER BY email_key")
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("email"), r.get("crm_status"), parse_ts(r.get::<String, _>("updated_at").as_str())))
+            .collect())
+    }
+
+    async fn crm_ensure_custom_field(&self, name: &str, object: &str, label: &str, kind: &str) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO crm_custom_fields (name, object, label, type, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(object)
+        .bind(label)
+        .bind(kind)
+        .bind(ts(Utc::now()))
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn crm_custom_fields(&self) -> Result<Vec<(String, String, String, String)>> {
+        let rows = sqlx::query("SELECT name, object, label, type FROM crm_custom_fields ORDER BY name")
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get("name"), r.get("object"), r.get("label"), r.get("type"))).collect())
     }
 }

@@ -1,0 +1,72 @@
+//! Agent status sync as a service: loads an agent's state, runs the pure step
+//! (`casebridge_rules::agent`), saves it with a compare-and-swap and queues the CRM push in
+//! the same commit.
+
+use casebridge_rules::agent::{self, AgentState, Input, Outcome};
+use casebridge_rules::model::CrmOp;
+use casebridge_store::NewCommand;
+use casebridge_store::agents::AgentRow;
+use chrono::Utc;
+
+use crate::pipeline::Pipeline;
+
+/// Why an agent step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// No such agent.
+    #[error("no agent {0:?}; register it with PUT /v1/agents/{0}")]
+    Unknown(String),
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] casebridge_store::StoreError),
+    /// Stored state unreadable.
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+}
+
+/// An agent's state from its row (an unreadable state starts over).
+pub fn state_of(row: &AgentRow) -> AgentState {
+    serde_json::from_str(&row.state).unwrap_or_default()
+}
+
+/// Applies one input to an agent; retries when another writer saved in between.
+pub async fn apply(p: &Pipeline, id: &str, input: Input) -> Result<(AgentRow, AgentState, Outcome), AgentError> {
+    loop {
+        let row = p.agents.agent(id).await?.ok_or_else(|| AgentError::Unknown(id.to_string()))?;
+        let mut state = state_of(&row);
+        let busy = p.agents.agent_busy(id).await?;
+        let settings = p.settings().await;
+        let now = Utc::now();
+        let out = agent::apply(&mut state, input.clone(), &settings.agent_status, busy, now);
+        let mut commands = Vec::new();
+        if let Some(crm_status) = &out.push_crm_status {
+            let op = CrmOp::SetAgentStatus { email: row.email.clone(), crm_status: crm_status.clone(), at: now };
+            commands.push(NewCommand {
+                key: format!("agent:{id}#{}", row.version + 1),
+                lane: format!("agent:{id}"),
+                session_id: format!("agent:{id}"),
+                op: serde_json::to_string(&op)?,
+                keys: vec![],
+            });
+        }
+        let doc = serde_json::to_string(&state)?;
+        if p.agents.agent_save(id, row.version, &doc, &commands).await? {
+            if !commands.is_empty() {
+                p.outbox_in.notify_one();
+            }
+            metrics::counter!("casebridge_agent_status_steps_total", "result" => out.result).increment(1);
+            return Ok((row, state, out));
+        }
+    }
+}
+
+/// An agent's sessions may all be over: a held CRM status may apply now.
+pub async fn sessions_over(p: &Pipeline, id: &str) -> Result<(), AgentError> {
+    match p.agents.agent(id).await? {
+        Some(row) if state_of(&row).held.is_some() => {
+            apply(p, id, Input::SessionsOver).await?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,360 @@
+//! SQLite implementation of [`AgentStore`].
+
+use async_trait::async_trait;
+use casebridge_rules::model::Entry;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use crate::agents::*;
+use crate::sqlite::{insert_command, insert_timeline, next_id};
+use crate::{NewCommand, Result, SqliteStore, StoreError, parse_ts, ts};
+
+fn disposition_row(r: &sqlx::sqlite::SqliteRow) -> DispositionRow {
+    DispositionRow {
+        code: r.get("code"),
+        label: r.get("label"),
+        active: r.get::<i64, _>("active") != 0,
+        created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
+        updated_at: parse_ts(r.get::<String, _>("updated_at").as_str()),
+    }
+}
+
+fn agent_row(r: &sqlx::sqlite::SqliteRow) -> AgentRow {
+    AgentRow {
+        id: r.get("id"),
+        email: r.get("email"),
+        name: r.get("name"),
+        state: r.get("state"),
+        version: r.get("version"),
+        created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
+        updated_at: parse_ts(r.get::<String, _>("updated_at").as_str()),
+    }
+}
+
+fn dial_row(r: &sqlx::sqlite::SqliteRow) -> DialRequestRow {
+    DialRequestRow {
+        id: r.get("id"),
+        agent_id: r.get("agent_id"),
+        phone: r.get("phone"),
+        origin_record_id: r.get("origin_record_id"),
+        created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
+    }
+}
+
+fn activity_row(r: &sqlx::sqlite::SqliteRow) -> ActivityRow {
+    ActivityRow {
+        id: r.get("id"),
+        session_id: r.get("session_id"),
+        kind: r.get("kind"),
+        action: r.get("action"),
+        person_id: r.get("person_id"),
+        record_id: r.get("record_id"),
+        related_by: r.get("related_by"),
+        disposition: r.get("disposition"),
+        label: r.get("label"),
+        notes: r.get("notes"),
+        agent_id: r.get("agent_id"),
+        queue: r.get("queue"),
+        channel: r.get("channel"),
+        missed_reason: r.get("missed_reason"),
+        revision: r.get("revision"),
+        session_at: parse_ts(r.get::<String, _>("session_at").as_str()),
+        created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
+        updated_at: parse_ts(r.get::<String, _>("updated_at").as_str()),
+    }
+}
+
+/// Writes an activity line; `replace` counts a new revision (a later wrap-up), otherwise a
+/// replayed line changes nothing.
+pub(crate) async fn upsert_activity(tx: &mut sqlx::SqliteConnection, a: &NewActivity, replace: bool) -> Result<()> {
+    let now = ts(Utc::now());
+    let id = next_id(tx, "platform_activities", "pa_").await?;
+    let conflict = if replace {
+        "ON CONFLICT(ext_key) DO UPDATE SET action = excluded.action, person_ref = excluded.person_ref,
+           person_is_key = excluded.person_is_key, record_id = excluded.record_id, related_by = excluded.related_by,
+           disposition = excluded.disposition, label = excluded.label, notes = excluded.notes,
+           agent_id = excluded.agent_id, revision = revision + 1, updated_at = excluded.updated_at"
+    } else {
+        "ON CONFLICT(ext_key) DO NOTHING"
+    };
+    let sql = format!(
+        "INSERT INTO platform_activities (id, ext_key, session_id, kind, action, person_ref, person_is_key, record_id,
+           related_by, disposition, label, notes, agent_id, queue, channel, missed_reason, session_at, created_at, updated_at)
+         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) {conflict}"
+    );
+    sqlx::query(&sql)
+        .bind(id)
+        .bind(&a.ext_key)
+        .bind(&a.session_id)
+        .bind(&a.kind)
+        .bind(&a.action)
+        .bind(&a.person_ref)
+        .bind(a.person_is_key)
+        .bind(&a.record_id)
+        .bind(&a.related_by)
+        .bind(&a.disposition)
+        .bind(&a.label)
+        .bind(&a.notes)
+        .bind(&a.agent_id)
+        .bind(&a.queue)
+        .bind(&a.channel)
+        .bind(&a.missed_reason)
+        .bind(ts(a.session_at))
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
+const ACTIVITY_SELECT: &str =
+    "SELECT p.*, CASE WHEN p.person_is_key = 1 THEN r.crm_id ELSE p.person_ref END AS person_id
+     FROM platform_activities p LEFT JOIN crm_refs r ON p.person_is_key = 1 AND r.key = p.person_ref";
+
+#[async_trait]
+impl AgentStore for SqliteStore {
+    async fn dispositions(&self) -> Result<Vec<DispositionRow>> {
+        let rows = sqlx::query("SELECT * FROM dispositions ORDER BY code").fetch_all(&self.read).await?;
+        Ok(rows.iter().map(disposition_row).collect())
+    }
+
+    async fn disposition(&self, code: &str) -> Result<Option<DispositionRow>> {
+        let r = sqlx::query("SELECT * FROM dispositions WHERE code = ?").bind(code).fetch_optional(&self.read).await?;
+        Ok(r.as_ref().map(disposition_row))
+    }
+
+    async fn disposition_create(&self, code: &str, label: &str) -> Result<DispositionRow> {
+        let now = ts(Utc::now());
+        let r = sqlx::query(
+            "INSERT INTO dispositions (code, label, active, created_at, updated_at) VALUES (?, ?, 1, ?, ?) ON CONFLICT(code) DO NOTHING",
+        )
+        .bind(code)
+        .bind(label)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.write)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "disposition {code:?} exists; change it with PATCH /v1/dispositions/{code}"
+            )));
+        }
+        self.disposition(code).await?.ok_or_else(|| StoreError::NotFound(code.into()))
+    }
+
+    async fn disposition_update(
+        &self,
+        code: &str,
+        label: Option<&str>,
+        active: Option<bool>,
+    ) -> Result<Option<DispositionRow>> {
+        let r = sqlx::query(
+            "UPDATE dispositions SET label = COALESCE(?, label), active = COALESCE(?, active), updated_at = ? WHERE code = ?",
+        )
+        .bind(label)
+        .bind(active)
+        .bind(ts(Utc::now()))
+        .bind(code)
+        .execute(&self.write)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.disposition(code).await
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<AgentRow>> {
+        let r = sqlx::query("SELECT * FROM agents WHERE id = ?").bind(id).fetch_optional(&self.write).await?;
+        Ok(r.as_ref().map(agent_row))
+    }
+
+    async fn agent_by_email(&self, email: &str) -> Result<Option<AgentRow>> {
+        let r = sqlx::query("SELECT * FROM agents WHERE email_key = ?")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(r.as_ref().map(agent_row))
+    }
+
+    async fn agent_put(&self, id: &str, email: &str, name: Option<&str>) -> Result<(AgentRow, bool)> {
+        let key = email.trim().to_lowercase();
+        let mut tx = self.write.begin().await?;
+        let other: Option<String> = sqlx::query_scalar("SELECT id FROM agents WHERE email_key = ? AND id <> ?")
+            .bind(&key)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(o) = other {
+            return Err(StoreError::Conflict(format!(
+                "agent {o} already has the email {email}; an email identifies one agent on both sides"
+            )));
+        }
+        let now = ts(Utc::now());
+        let r = sqlx::query(
+            "INSERT INTO agents (id, email, email_key, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT(id) DO UPDATE SET email = excluded.email, email_key = excluded.email_key,
+               name = COALESCE(excluded.name, name), updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(email.trim())
+        .bind(&key)
+        .bind(name)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        let _ = r;
+        let row = sqlx::query("SELECT * FROM agents WHERE id = ?").bind(id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        let row = agent_row(&row);
+        let created = row.created_at == row.updated_at;
+        Ok((row, created))
+    }
+
+    async fn agent_save(&self, id: &str, version: i64, state: &str, commands: &[NewCommand]) -> Result<bool> {
+        let mut tx = self.write.begin().await?;
+        let now = ts(Utc::now());
+        let r = sqlx::query(
+            "UPDATE agents SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
+        )
+        .bind(state)
+        .bind(&now)
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for c in commands {
+            insert_command(&mut tx, c, &now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn agent_busy(&self, agent_id: &str) -> Result<bool> {
+        let r: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sessions WHERE agent_id = ? AND over = 0 LIMIT 1")
+            .bind(agent_id)
+            .fetch_optional(&self.write)
+            .await?;
+        Ok(r.is_some())
+    }
+
+    async fn dial_create(&self, d: &DialRequestRow, command: &NewCommand) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query(
+            "INSERT INTO dial_requests (id, agent_id, phone, origin_record_id, created_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&d.id)
+        .bind(&d.agent_id)
+        .bind(&d.phone)
+        .bind(&d.origin_record_id)
+        .bind(ts(d.created_at))
+        .execute(&mut *tx)
+        .await?;
+        insert_command(&mut tx, command, &ts(Utc::now())).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dial(&self, id: &str) -> Result<Option<DialRequestRow>> {
+        let r = sqlx::query("SELECT * FROM dial_requests WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
+        Ok(r.as_ref().map(dial_row))
+    }
+
+    async fn wrapup_commit(&self, a: &NewActivity, timeline: &[Entry], commands: &[NewCommand]) -> Result<String> {
+        let mut tx = self.write.begin().await?;
+        upsert_activity(&mut tx, a, true).await?;
+        for e in timeline {
+            insert_timeline(&mut tx, &a.session_id, e).await?;
+        }
+        let now = ts(Utc::now());
+        for c in commands {
+            insert_command(&mut tx, c, &now).await?;
+        }
+        let id: String = sqlx::query_scalar("SELECT id FROM platform_activities WHERE ext_key = ?")
+            .bind(&a.ext_key)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn activities(&self, f: &ActivityFilter) -> Result<Vec<ActivityRow>> {
+        let mut sql = format!("SELECT * FROM ({ACTIVITY_SELECT}) WHERE 1 = 1");
+        if f.person_id.is_some() {
+            sql.push_str(" AND person_id = ?");
+        }
+        if f.session_id.is_some() {
+            sql.push_str(" AND session_id = ?");
+        }
+        if f.from.is_some() {
+            sql.push_str(" AND session_at >= ?");
+        }
+        if f.to.is_some() {
+            sql.push_str(" AND session_at < ?");
+        }
+        if !f.kinds.is_empty() {
+            sql.push_str(&format!(" AND kind IN ({})", vec!["?"; f.kinds.len()].join(", ")));
+        }
+        sql.push_str(" ORDER BY session_at DESC, id DESC");
+        let mut q = sqlx::query(&sql);
+        if let Some(p) = &f.person_id {
+            q = q.bind(p);
+        }
+        if let Some(s) = &f.session_id {
+            q = q.bind(s);
+        }
+        if let Some(t) = f.from {
+            q = q.bind(ts(t));
+        }
+        if let Some(t) = f.to {
+            q = q.bind(ts(t));
+        }
+        for k in &f.kinds {
+            q = q.bind(k);
+        }
+        let rows = q.fetch_all(&self.read).await?;
+        Ok(rows.iter().map(activity_row).collect())
+    }
+
+    async fn enabled_fields(&self) -> Result<Vec<EnabledFieldRow>> {
+        let rows = sqlx::query("SELECT * FROM custom_fields ORDER BY key").fetch_all(&self.read).await?;
+        Ok(rows
+            .iter()
+            .map(|r| EnabledFieldRow {
+                key: r.get("key"),
+                crm_field: r.get("crm_field"),
+                enabled_at: parse_ts(r.get::<String, _>("enabled_at").as_str()),
+            })
+            .collect())
+    }
+
+    async fn enable_field(&self, key: &str, crm_field: &str, at: DateTime<Utc>) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO custom_fields (key, crm_field, enabled_at) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(crm_field)
+        .bind(ts(at))
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn commands_settled(&self, keys: &[String]) -> Result<bool> {
+        if keys.is_empty() {
+            return Ok(true);
+        }
+        let sql = format!(
+            "SELECT COUNT(*) FROM outbox WHERE key IN ({}) AND state = 'pending' AND attempts = 0",
+            vec!["?"; keys.len()].join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql);
+        for k in keys {
+            q = q.bind(k);
+        }
+        Ok(q.fetch_one(&self.read).await? == 0)
+    }
+}
