@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::api::{crm, events, ops, sessions, settings};
+use crate::api::{agents, crm, events, ops, sessions, settings, wrapup};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,11 @@ use crate::api::{crm, events, ops, sessions, settings};
         crm::create_account, crm::list_accounts, crm::get_account,
         crm::create_record, crm::list_records, crm::get_record, crm::patch_record, crm::get_attachment,
         ops::healthz, ops::readyz, ops::metrics, ops::list_outbox, ops::retry_outbox,
+        agents::put_agent, agents::get_agent, agents::put_context, agents::delete_context, agents::put_status,
+        agents::crm_status, agents::dial, agents::get_dial, agents::builtin_statuses,
+        wrapup::wrapup, wrapup::list_activities, wrapup::list_dispositions, wrapup::create_disposition,
+        wrapup::patch_disposition, wrapup::report_dispositions, wrapup::report_abandoned,
+        wrapup::list_fields, wrapup::create_fields,
     ),
     modifiers(&Security),
 )]

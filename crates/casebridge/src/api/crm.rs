@@ -6,15 +6,14 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use casebridge_rules::event::FieldError;
 use casebridge_rules::phone::Phone;
 use casebridge_store::CrmRecord;
 use casebridge_store::builtin::{NewAccount, NewRecord, RecordFilter, STATUSES};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, body, json_body};
+use super::{AppState, body, field, json_body, opt_str, opt_time};
 use crate::error::{ApiResult, Problem};
 
 async fn require_builtin(st: &AppState) -> ApiResult<()> {
@@ -26,32 +25,6 @@ async fn require_builtin(st: &AppState) -> ApiResult<()> {
         )));
     }
     Ok(())
-}
-
-fn field(f: &str, m: &str) -> FieldError {
-    FieldError { field: f.into(), message: m.into() }
-}
-
-fn opt_str(v: &Value, k: &str, errors: &mut Vec<FieldError>) -> Option<String> {
-    match v.get(k) {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            errors.push(field(k, "must be a string"));
-            None
-        }
-    }
-}
-
-fn opt_time(v: &Value, k: &str, errors: &mut Vec<FieldError>) -> Option<DateTime<Utc>> {
-    let s = opt_str(v, k, errors)?;
-    match DateTime::parse_from_rfc3339(&s) {
-        Ok(t) => Some(t.with_timezone(&Utc)),
-        Err(_) => {
-            errors.push(field(k, "must be an RFC 3339 timestamp such as 2026-11-20T10:00:00Z"));
-            None
-        }
-    }
 }
 
 /// `POST /v1/crm/accounts`.
