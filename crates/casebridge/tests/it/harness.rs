@@ -115,6 +115,27 @@ impl Server {
         v
     }
 
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(&body)).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::PUT, path, Some(&body)).await
+    }
+
+    /// Polls `path` until `ok` holds for its body, or fails after 15 s with the last body.
+    pub async fn poll(&self, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let v = self.get(path).await;
+            if ok(&v) {
+                return v;
+            }
+            assert!(Instant::now() < deadline, "GET {path} never matched: {v}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     pub async fn put_settings(&self, v: Value) -> Value {
         let (s, out) = self.call(reqwest::Method::PUT, "/v1/settings", Some(&v)).await;
         assert_eq!(s, 200, "PUT settings: {out}");

@@ -2,9 +2,11 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure with its message
 
 mod accounts;
+mod agents;
 mod cli;
 mod conversation;
 mod harness;
 mod intake;
 mod records;
 mod reliability;
+mod wrapup;
