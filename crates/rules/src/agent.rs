@@ -177,6 +177,23 @@ fn out(result: &'static str, reason: impl Into<String>) -> Outcome {
     Outcome { result, reason: reason.into(), push_crm_status: None }
 }
 
+/// Forgets instances not heard from within `agent_status.instance_ttl_minutes`.
+pub fn prune(state: &mut AgentState, settings: &AgentStatusSettings, now: DateTime<Utc>) {
+    let Some(ttl) = settings.instance_ttl_minutes else { return };
+    let cutoff = now - chrono::Duration::minutes(i64::from(ttl));
+    let stale: Vec<String> =
+        state.instances.iter().filter(|(_, i)| i.seen_at.is_some_and(|t| t < cutoff)).map(|(k, _)| k.clone()).collect();
+    for k in stale {
+        state.instances.remove(&k);
+        line(
+            state,
+            now,
+            format!("Instance {k} not heard from for {ttl} minutes: forgotten"),
+            "agent_status.instance_ttl_minutes",
+        );
+    }
+}
+
 /// Applies one input. `busy`: the agent is on a session now.
 pub fn apply(
     state: &mut AgentState,
@@ -185,6 +202,7 @@ pub fn apply(
     busy: bool,
     at: DateTime<Utc>,
 ) -> Outcome {
+    prune(state, settings, at);
     match input {
         Input::Platform { status, source } => {
             let sync = sync_of(state, settings);
@@ -328,6 +346,7 @@ mod tests {
                 .collect(),
             synced_teams: vec!["Support".into()],
             hold_while_busy: false,
+            instance_ttl_minutes: Some(60),
         }
     }
 
@@ -388,6 +407,15 @@ mod tests {
         a.team = Some("Sales".into());
         let o = apply(&mut a, system("Available"), &st, false, t(2));
         assert_eq!(o.push_crm_status, None);
+    }
+
+    #[test]
+    fn a_silent_instance_is_forgotten_after_the_ttl() {
+        let st = settings("latest_wins");
+        let mut a = AgentState::default();
+        apply(&mut a, crm("Online", "crashed"), &st, false, t(0));
+        assert_eq!(apply(&mut a, crm("Busy", "new"), &st, false, t(60)).result, "ignored");
+        assert_eq!(apply(&mut a, crm("Busy", "new"), &st, false, t(3601)).result, "applied");
     }
 
     #[test]

@@ -281,6 +281,9 @@ pub struct AgentStatusSettings {
     pub synced_teams: Vec<String>,
     /// Hold CRM changes while the agent is on a session.
     pub hold_while_busy: bool,
+    /// A CRM instance or widget not heard from for this many minutes counts as closed (a tab
+    /// that crashed never says goodbye); null keeps instances until they are closed.
+    pub instance_ttl_minutes: Option<u32>,
 }
 
 impl Default for AgentStatusSettings {
@@ -293,6 +296,7 @@ impl Default for AgentStatusSettings {
             platform_to_crm: BTreeMap::new(),
             synced_teams: vec![],
             hold_while_busy: false,
+            instance_ttl_minutes: Some(720),
         }
     }
 }
@@ -483,6 +487,12 @@ impl Settings {
         }
         if !["latest_wins", "crm_overrides"].contains(&a.priority.as_str()) {
             errors.push(err("agent_status.priority", "must be latest_wins or crm_overrides"));
+        }
+        if a.instance_ttl_minutes == Some(0) {
+            errors.push(err(
+                "agent_status.instance_ttl_minutes",
+                "must be at least 1, or null to keep instances until closed",
+            ));
         }
         let known = |st: &str| a.platform_statuses.iter().any(|p| p == st);
         for (i, p) in a.platform_statuses.iter().enumerate() {

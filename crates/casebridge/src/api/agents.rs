@@ -31,6 +31,9 @@ impl From<AgentError> for Problem {
 /// An agent as the API shows it.
 pub async fn view(st: &AppState, row: &AgentRow, state: &AgentState) -> Value {
     let settings = st.pipeline.settings().await;
+    let mut state = state.clone();
+    agent::prune(&mut state, &settings.agent_status, Utc::now());
+    let state = &state;
     let sync = agent::sync_of(state, &settings.agent_status);
     let instances: Vec<Value> = state
         .instances

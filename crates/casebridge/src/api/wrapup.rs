@@ -177,7 +177,11 @@ pub async fn wrapup(
     let agent = agent_id.clone().or_else(|| s.agent.as_ref().map(|a| a.id.clone()));
     let instances = match &agent {
         Some(a) => match p.agents.agent(a).await? {
-            Some(row) => crate::agents::state_of(&row).instances.into_values().map(|i| i.viewing_record_id).collect(),
+            Some(row) => {
+                let mut state = crate::agents::state_of(&row);
+                casebridge_rules::agent::prune(&mut state, &settings.agent_status, Utc::now());
+                state.instances.into_values().map(|i| i.viewing_record_id).collect()
+            }
             None => vec![],
         },
         None => vec![],
