@@ -274,7 +274,7 @@ impl Connector for BuiltinConnector {
                     (Some(p), Some(r)) => format!("Call logged on person {p}, related to record {r}"),
                     (Some(p), None) => format!("Call logged on person {p}"),
                     (None, Some(r)) => format!("Call logged on record {r}"),
-                    (None, None) => unreachable!("handled above"),
+                    (None, None) => "Call log written".to_string(),
                 })
             }
             CrmOp::SetAgentStatus { email, crm_status, at } => {

@@ -606,6 +606,23 @@ impl SqliteStore {
         }
     }
 
+    /// Writes `existing` with `fields` merged in as the object's custom fields.
+    async fn merge_fields(
+        &self,
+        table: &str,
+        id: &str,
+        mut existing: serde_json::Map<String, serde_json::Value>,
+        fields: &serde_json::Map<String, serde_json::Value>,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
+        for (k, v) in fields {
+            existing.insert(k.clone(), v.clone());
+        }
+        let sql = format!("UPDATE {table} SET custom_fields = ?, updated_at = ? WHERE id = ?");
+        sqlx::query(&sql).bind(serde_json::to_string(&existing)?).bind(ts(at)).bind(id).execute(&self.write).await?;
+        Ok(())
+    }
+
     async fn require_record(&self, id: &str) -> Result<CrmRecord> {
         self.record_by("id", id).await?.ok_or_else(|| StoreError::NotFound(format!("record {id} does not exist")))
     }
@@ -965,17 +982,7 @@ impl BuiltinCrmStore for SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<()> {
         let rec = self.require_record(id).await?;
-        let mut all = rec.custom_fields.clone();
-        for (k, v) in fields {
-            all.insert(k.clone(), v.clone());
-        }
-        sqlx::query("UPDATE crm_records SET custom_fields = ?, updated_at = ? WHERE id = ?")
-            .bind(serde_json::to_string(&all)?)
-            .bind(ts(at))
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.merge_fields("crm_records", id, rec.custom_fields, fields, at).await
     }
 
     async fn crm_upsert_activity(
@@ -1057,17 +1064,7 @@ impl BuiltinCrmStore for SqliteStore {
             .crm_get_account(id)
             .await?
             .ok_or_else(|| StoreError::NotFound(format!("account {id} does not exist")))?;
-        let mut all = a.custom_fields;
-        for (k, v) in fields {
-            all.insert(k.clone(), v.clone());
-        }
-        sqlx::query("UPDATE crm_accounts SET custom_fields = ?, updated_at = ? WHERE id = ?")
-            .bind(serde_json::to_string(&all)?)
-            .bind(ts(at))
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.merge_fields("crm_accounts", id, a.custom_fields, fields, at).await
     }
 
     async fn crm_set_agent_status(&self, email: &str, status: &str, at: DateTime<Utc>) -> Result<()> {
