@@ -234,10 +234,14 @@ impl AgentStore for SqliteStore {
     }
 
     async fn agent_busy(&self, agent_id: &str) -> Result<bool> {
-        let r: Option<i64> = sqlx::query_scalar("SELECT 1 FROM sessions WHERE agent_id = ? AND over = 0 LIMIT 1")
-            .bind(agent_id)
-            .fetch_optional(&self.write)
-            .await?;
+        // A session not heard from for 4 hours (its end lost) does not keep the agent busy.
+        let since = ts(Utc::now() - chrono::Duration::hours(4));
+        let r: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM sessions WHERE agent_id = ? AND over = 0 AND updated_at > ? LIMIT 1")
+                .bind(agent_id)
+                .bind(since)
+                .fetch_optional(&self.write)
+                .await?;
         Ok(r.is_some())
     }
 

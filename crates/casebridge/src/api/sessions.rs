@@ -44,6 +44,8 @@ pub async fn get_session(State(st): State<AppState>, Path(id): Path<String>) -> 
     let mut v = view(&id, &row, &s);
     v["settled"] = st.store.session_settled(&id).await?.into();
     v["timeline"] = serde_json::to_value(st.store.timeline(&id).await?).map_err(Problem::internal)?;
+    let f = casebridge_store::agents::ActivityFilter { session_id: Some(id.clone()), ..Default::default() };
+    v["activities"] = serde_json::to_value(st.pipeline.agents.activities(&f).await?).map_err(Problem::internal)?;
     Ok(Json(v))
 }
 

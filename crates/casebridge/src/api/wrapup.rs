@@ -287,12 +287,14 @@ pub async fn wrapup(
             at,
         });
     }
+    let nonce = uuid::Uuid::new_v4().simple();
     let commands = ops
         .iter()
         .enumerate()
         .map(|(n, op)| {
             Ok(NewCommand {
-                key: format!("wrapup:{id}#{revision}.{n}"),
+                // Unique per request: two wrap-ups racing must both be delivered, in order.
+                key: format!("wrapup:{id}#{nonce}.{n}"),
                 lane: lane.clone(),
                 session_id: id.clone(),
                 op: serde_json::to_string(op)?,

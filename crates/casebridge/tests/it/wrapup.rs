@@ -170,8 +170,10 @@ async fn a_second_wrapup_replaces_the_first_and_do_not_log_leaves_only_the_platf
         (only["action"].as_str(), only["disposition"].as_str(), only["notes"].as_str()),
         (Some("do_not_log"), Some(""), Some(""))
     );
-    // The decision is on the session's timeline.
-    assert!(has_rule(&s.session("r1").await, "call_logging.wrapup.replaced"));
+    // The decision is on the session's timeline, the activity with the session.
+    let sess = s.session("r1").await;
+    assert!(has_rule(&sess, "call_logging.wrapup.replaced"));
+    assert_eq!(sess["activities"][0]["action"], "do_not_log", "{sess}");
 }
 
 #[tokio::test]
