@@ -461,6 +461,12 @@ impl Ctx<'_> {
                     );
                 }
             }
+            EventKind::WrappedUp(w) => {
+                self.s.disposition = Some(w.disposition.clone()).filter(|d| !d.is_empty());
+                self.s.notes = Some(w.notes.clone()).filter(|n| !n.is_empty());
+                self.decide("Wrap-up kept with the session data", "call_logging.wrapup");
+                self.rewrite_data_if_written()?;
+            }
             EventKind::CustomData(d) => {
                 for (k, v) in &d.data {
                     self.s.custom_data.insert(k.clone(), v.clone());

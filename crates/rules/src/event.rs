@@ -390,6 +390,19 @@ pub enum EventKind {
     /// SDK custom data.
     #[serde(rename = "custom_data.updated")]
     CustomData(CustomDataUpdated),
+    /// An agent wrapped the session up (written by casebridge's wrap-up API, not accepted on
+    /// `POST /v1/events`).
+    #[serde(rename = "session.wrapped_up")]
+    WrappedUp(WrappedUp),
+}
+
+/// `session.wrapped_up` data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WrappedUp {
+    /// Disposition code (empty for Do not log).
+    pub disposition: String,
+    /// Notes (empty for Do not log).
+    pub notes: String,
 }
 
 impl EventKind {
@@ -410,6 +423,7 @@ impl EventKind {
             EventKind::SmartActionCompleted(_) => "smart_action.completed",
             EventKind::SmartActionFailed(_) => "smart_action.failed",
             EventKind::CustomData(_) => "custom_data.updated",
+            EventKind::WrappedUp(_) => "session.wrapped_up",
         }
     }
 }

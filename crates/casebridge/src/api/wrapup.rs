@@ -357,6 +357,27 @@ pub async fn wrapup(
     metrics::counter!("casebridge_wrapups_total", "action" => if plan.action == Action::Log { "log" } else { "do_not_log" })
         .increment(1);
 
+    // The session data carries the wrap-up too: through the rules, like any event.
+    let ev = casebridge_rules::event::Event {
+        id: format!("wrapup:{id}:{nonce}"),
+        session_id: id.clone(),
+        at: now,
+        kind: casebridge_rules::event::EventKind::WrappedUp(casebridge_rules::event::WrappedUp {
+            disposition: plan.disposition.clone(),
+            notes: plan.notes.clone(),
+        }),
+    };
+    st.intake
+        .submit(vec![casebridge_store::NewEvent {
+            id: ev.id.clone(),
+            session_id: id.clone(),
+            event_type: ev.kind.type_name().to_string(),
+            at: now,
+            body: serde_json::to_string(&ev).map_err(Problem::internal)?,
+        }])
+        .await?;
+    p.events_in.notify_one();
+
     // The agent's widget shows where the call went: wait briefly for the CRM writes.
     let cmd_keys: Vec<String> = commands.iter().map(|c| c.key.clone()).collect();
     let mut done = cmd_keys.is_empty();

@@ -157,6 +157,16 @@ async fn a_second_wrapup_replaces_the_first_and_do_not_log_leaves_only_the_platf
     let acts = s.get("/v1/activities?session_id=r1").await;
     assert_eq!(acts["activities"].as_array().unwrap().len(), 1);
     assert_eq!(acts["activities"][0]["revision"], 2);
+    // The session's own data (on its record) carries the latest wrap-up as well.
+    let rid = s.session("r1").await["record_id"].as_str().unwrap().to_string();
+    s.poll(&format!("/v1/crm/records/{rid}"), |r| {
+        r["activities"].as_array().is_some_and(|a| {
+            a.iter().any(|x| {
+                x["session_id"] == "r1" && x["body"]["disposition"] == "support" && x["body"]["notes"] == "second"
+            })
+        })
+    })
+    .await;
 
     let (st, v) = wrap(&s, "r1", json!({"disposition": "sale", "notes": "ignored", "action": "do_not_log"})).await;
     assert_eq!(st, 200, "{v}");
