@@ -112,6 +112,11 @@ impl Connector for BuiltinConnector {
         }
     }
 
+    fn custom_field_name(&self, key: &str) -> String {
+        // The built-in CRM is casebridge's own: no namespace needed.
+        key.to_string()
+    }
+
     async fn record_exists(&self, id: &str) -> Result<bool, CrmError> {
         Ok(self.store.crm_get_record(id).await.map_err(err)?.is_some())
     }

@@ -53,6 +53,10 @@ pub trait Connector: Send + Sync + 'static {
     async fn execute(&self, key: &str, op: &CrmOp) -> Result<WriteOutcome, CrmError>;
     /// Whether a record with this CRM id exists.
     async fn record_exists(&self, id: &str) -> Result<bool, CrmError>;
+    /// The name a standard field (catalog key) gets in this CRM.
+    fn custom_field_name(&self, key: &str) -> String {
+        format!("casebridge_{key}")
+    }
     /// Creates a custom field unless one with the name exists (true when created).
     async fn ensure_custom_field(&self, field: &FieldSpec) -> Result<bool, CrmError>;
 }

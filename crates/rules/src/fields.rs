@@ -42,24 +42,28 @@ pub const CATALOG: &[CatalogField] = &[
     f("queue_name", FieldLevel::Record, "Queue name", "text"),
     f("session_type", FieldLevel::Record, "Session type", "text"),
     f("session_id", FieldLevel::Record, "Session ID", "text"),
-    f("sender_phone", FieldLevel::Record, "Sender phone number", "text"),
+    f("sender_phone_number", FieldLevel::Record, "Sender phone number", "text"),
     f("call_duration", FieldLevel::Record, "Call duration (s)", "number"),
     f("hold_time", FieldLevel::Record, "Hold time (s)", "number"),
     f("wait_time", FieldLevel::Record, "Wait time (s)", "number"),
     f("csat_score", FieldLevel::Record, "CSAT score", "number"),
     f("csat_comment", FieldLevel::Record, "CSAT comment", "text"),
-    f("menu_selection", FieldLevel::Record, "Customer menu selection", "text"),
+    f("customer_menu_selection", FieldLevel::Record, "Customer menu selection", "text"),
     f("web_sdk_email", FieldLevel::Record, "Email sent from the web SDK", "text"),
 ];
 
-/// The catalog entry of a key.
-pub fn catalog_field(key: &str) -> Option<&'static CatalogField> {
-    CATALOG.iter().find(|c| c.key == key)
-}
+/// Other names administrators use for some fields.
+const ALIASES: &[(&str, &str)] = &[
+    ("sender_phone", "sender_phone_number"),
+    ("menu_selection", "customer_menu_selection"),
+    ("email_sent_from_web_sdk", "web_sdk_email"),
+    ("user_id", "custom_user_id"),
+];
 
-/// The field name casebridge gives a standard field in CRMs that take any name.
-pub fn default_crm_field(key: &str) -> String {
-    format!("casebridge_{key}")
+/// The catalog entry of a key (or of one of its other names).
+pub fn catalog_field(key: &str) -> Option<&'static CatalogField> {
+    let key = ALIASES.iter().find(|(a, _)| *a == key).map(|(_, k)| *k).unwrap_or(key);
+    CATALOG.iter().find(|c| c.key == key)
 }
 
 fn web(t: Option<SessionType>) -> bool {
@@ -77,7 +81,7 @@ pub fn record_values(s: &Session) -> BTreeMap<&'static str, Value> {
     }
     v.insert("session_id", json!(s.id));
     if let Some(p) = s.phone.as_ref().map(|p| p.number.clone()).or_else(|| s.customer.phone.clone()) {
-        v.insert("sender_phone", json!(p));
+        v.insert("sender_phone_number", json!(p));
     }
     if let Some(d) = s.duration_s {
         v.insert("call_duration", json!(d));
@@ -95,7 +99,7 @@ pub fn record_values(s: &Session) -> BTreeMap<&'static str, Value> {
         v.insert("csat_comment", json!(c));
     }
     if let Some(m) = s.leaf_queue() {
-        v.insert("menu_selection", json!(m));
+        v.insert("customer_menu_selection", json!(m));
     }
     if web(s.session_type)
         && let Some(e) = &s.customer.email

@@ -188,8 +188,8 @@ pub trait AgentStore: Send + Sync + 'static {
     async fn agent_save(&self, id: &str, version: i64, state: &str, commands: &[NewCommand]) -> Result<bool>;
     /// Whether the agent is on a session that is not over.
     async fn agent_busy(&self, agent_id: &str) -> Result<bool>;
-    /// Stores a dial request and its webhook delivery.
-    async fn dial_create(&self, d: &DialRequestRow, command: &NewCommand) -> Result<()>;
+    /// Stores a dial request and, when the hand-off is configured, its webhook delivery.
+    async fn dial_create(&self, d: &DialRequestRow, command: Option<&NewCommand>) -> Result<()>;
     /// One dial request.
     async fn dial(&self, id: &str) -> Result<Option<DialRequestRow>>;
     /// Writes a wrap-up: its activity line (replacing an earlier one), timeline lines and

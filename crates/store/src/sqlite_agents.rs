@@ -245,7 +245,7 @@ impl AgentStore for SqliteStore {
         Ok(r.is_some())
     }
 
-    async fn dial_create(&self, d: &DialRequestRow, command: &NewCommand) -> Result<()> {
+    async fn dial_create(&self, d: &DialRequestRow, command: Option<&NewCommand>) -> Result<()> {
         let mut tx = self.write.begin().await?;
         sqlx::query(
             "INSERT INTO dial_requests (id, agent_id, phone, origin_record_id, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -257,7 +257,9 @@ impl AgentStore for SqliteStore {
         .bind(ts(d.created_at))
         .execute(&mut *tx)
         .await?;
-        insert_command(&mut tx, command, &ts(Utc::now())).await?;
+        if let Some(c) = command {
+            insert_command(&mut tx, c, &ts(Utc::now())).await?;
+        }
         tx.commit().await?;
         Ok(())
     }

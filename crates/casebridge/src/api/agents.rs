@@ -46,7 +46,7 @@ pub async fn view(st: &AppState, row: &AgentRow, state: &AgentState) -> Value {
     json!({
         "id": row.id, "email": row.email, "name": row.name,
         "status": state.status, "status_source": state.status_source, "status_at": state.status_at,
-        "sync": sync.state, "sync_reason": sync.reason,
+        "sync": sync.state, "sync_reason": sync.reason, "reason": sync.reason,
         "team": state.team, "held_status": state.held, "instances": instances,
         "unmapped_crm_statuses": state.unmapped, "history": state.history,
         "created_at": row.created_at, "updated_at": row.updated_at,
@@ -181,7 +181,7 @@ pub async fn crm_status(State(st): State<AppState>, raw: Result<Bytes, BytesReje
 
 /// `POST /v1/agents/{id}/dial` {phone, origin_record_id?} → 201 {dial_request_id}.
 #[utoipa::path(post, path = "/v1/agents/{id}/dial", tag = "agents", params(("id" = String, Path)), request_body = serde_json::Value,
-    responses((status = 201, description = "{dial_request_id}"), (status = 404), (status = 409, description = "Click-to-call not configured"), (status = 422)))]
+    responses((status = 201, description = "{dial_request_id, handoff: queued|not_configured}"), (status = 422)))]
 pub async fn dial(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -196,7 +196,8 @@ pub async fn dial(
     if !raw_phone.is_empty() && !phone.parsed {
         errors.push(field("phone", &format!("{raw_phone:?} is not a phone number casebridge can dial")));
     }
-    let row = st.pipeline.agents.agent(&id).await?.ok_or_else(|| AgentError::Unknown(id.clone()))?;
+    // Agents need not be registered to dial; a registered one's email goes with the request.
+    let agent_email = st.pipeline.agents.agent(&id).await?.map(|a| a.email);
     if let Some(r) = &origin_record_id
         && !st.pipeline.crm.record_exists(r).await.map_err(|e| Problem::unavailable(e.to_string(), 5))?
     {
@@ -204,11 +205,6 @@ pub async fn dial(
     }
     if !errors.is_empty() {
         return Err(Problem::fields("the dial request is invalid; nothing was dialed", &errors));
-    }
-    if settings.click_to_call.webhook_url.is_none() {
-        return Err(Problem::conflict(
-            "click-to-call is not configured: set click_to_call.webhook_url and signing_secret in the settings",
-        ));
     }
     let now = Utc::now();
     let dial_id = format!("dial_{}", uuid::Uuid::new_v4().simple());
@@ -222,7 +218,7 @@ pub async fn dial(
     let op = CrmOp::DialWebhook {
         dial_request_id: dial_id.clone(),
         agent_id: id.clone(),
-        agent_email: Some(row.email.clone()),
+        agent_email: agent_email.clone(),
         phone: phone.number.clone(),
         origin_record_id: origin_record_id.clone(),
         requested_at: now,
@@ -234,15 +230,22 @@ pub async fn dial(
         op: serde_json::to_string(&op).map_err(Problem::internal)?,
         keys: vec![],
     };
-    st.pipeline.agents.dial_create(&d, &cmd).await?;
-    st.pipeline.outbox_in.notify_one();
+    // Without a webhook the request is only recorded: the contact center may read it, and the
+    // outbound session that carries its id still relates to the origin record.
+    let handoff = settings.click_to_call.webhook_url.is_some();
+    st.pipeline.agents.dial_create(&d, handoff.then_some(&cmd)).await?;
+    if handoff {
+        st.pipeline.outbox_in.notify_one();
+    }
     metrics::counter!("casebridge_dial_requests_total").increment(1);
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"dial_request_id": dial_id, "agent_id": id, "phone": phone.number,
-                    "origin_record_id": origin_record_id, "created_at": now})),
-    )
-        .into_response())
+    let mut out = json!({"dial_request_id": dial_id, "agent_id": id, "phone": phone.number,
+                         "origin_record_id": origin_record_id, "created_at": now,
+                         "handoff": if handoff { "queued" } else { "not_configured" }});
+    if !handoff {
+        out["warning"] =
+            json!("click_to_call.webhook_url is not set: the request is recorded but not sent to the contact center");
+    }
+    Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
 /// `GET /v1/dial-requests/{id}`: a dial request and its hand-off.

@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use casebridge_crm::FieldSpec;
 use casebridge_rules::engine;
-use casebridge_rules::fields::{CATALOG, FieldLevel, catalog_field, default_crm_field};
+use casebridge_rules::fields::{CATALOG, FieldLevel, catalog_field};
 use casebridge_rules::model::{Answer, CrmOp, Entry, EntryKind, Lookup, ObjRef};
 use casebridge_rules::session::Session;
 use casebridge_rules::wrapup::{self, Action, Disposition, Facts, Person, Refusal};
@@ -631,27 +631,31 @@ pub async fn list_fields(State(st): State<AppState>) -> ApiResult<Json<Value>> {
         .map(|c| {
             let e = enabled.get(c.key);
             json!({"key": c.key, "level": c.level, "label": c.label, "type": c.kind,
-                   "crm_field": e.map(|e| e.crm_field.clone()).unwrap_or_else(|| default_crm_field(c.key)),
+                   "crm_field": e.map(|e| e.crm_field.clone()).unwrap_or_else(|| st.pipeline.crm.custom_field_name(c.key)),
                    "enabled": e.is_some(), "enabled_at": e.map(|e| e.enabled_at)})
         })
         .collect();
     Ok(Json(json!({"fields": list})))
 }
 
-/// `POST /v1/crm/custom-fields` {fields: [key]}: creates them in the CRM (existing ones are reused).
+/// `POST /v1/crm/custom-fields` {fields: [key]}: creates them in the CRM (existing ones are
+/// reused); no list creates the whole catalog.
 #[utoipa::path(post, path = "/v1/crm/custom-fields", tag = "custom-fields", request_body = serde_json::Value,
     responses((status = 200, description = "{fields: [{key, crm_field, outcome: created|reused, enabled_at}]}"), (status = 422)))]
 pub async fn create_fields(State(st): State<AppState>, raw: Result<Bytes, BytesRejection>) -> ApiResult<Json<Value>> {
     let v = json_body(&body(raw, st.max_body_bytes)?)?;
     let known: Vec<&str> = CATALOG.iter().map(|c| c.key).collect();
+    // No list (or an empty one) is the one action: every standard field.
     let keys: Vec<String> = match v.get("fields") {
-        Some(Value::Array(a)) if !a.is_empty() => {
+        None | Some(Value::Null) => known.iter().map(|k| k.to_string()).collect(),
+        Some(Value::Array(a)) if a.is_empty() => known.iter().map(|k| k.to_string()).collect(),
+        Some(Value::Array(a)) => {
             let mut keys = Vec::new();
             let mut errors = Vec::new();
             for (i, k) in a.iter().enumerate() {
-                match k.as_str() {
-                    Some(k) if catalog_field(k).is_some() => keys.push(k.to_string()),
-                    _ => errors.push(field(
+                match k.as_str().and_then(catalog_field) {
+                    Some(c) => keys.push(c.key.to_string()),
+                    None => errors.push(field(
                         &format!("fields[{i}]"),
                         &format!("unknown field {k}; the catalog has: {}", known.join(", ")),
                     )),
@@ -660,12 +664,13 @@ pub async fn create_fields(State(st): State<AppState>, raw: Result<Bytes, BytesR
             if !errors.is_empty() {
                 return Err(Problem::fields("nothing was created", &errors));
             }
+            keys.dedup();
             keys
         }
-        _ => {
+        Some(_) => {
             return Err(Problem::fields(
                 "nothing was created",
-                &[field("fields", &format!("give a non-empty list of catalog keys: {}", known.join(", ")))],
+                &[field("fields", &format!("must be a list of catalog keys: {}", known.join(", ")))],
             ));
         }
     };
@@ -674,7 +679,7 @@ pub async fn create_fields(State(st): State<AppState>, raw: Result<Bytes, BytesR
     for k in keys {
         let Some(c) = catalog_field(&k) else { continue };
         let spec = FieldSpec {
-            name: default_crm_field(c.key),
+            name: p.crm.custom_field_name(c.key),
             object: if c.level == FieldLevel::Account { "account" } else { "record" },
             label: c.label.to_string(),
             kind: c.kind,
