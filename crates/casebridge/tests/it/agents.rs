@@ -199,3 +199,37 @@ async fn status_settings_are_checked() {
     let w: Vec<&str> = v["warnings"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
     assert!(w.contains(&"agent_status.synced_teams") && w.contains(&"agent_status.platform_to_crm"), "{v}");
 }
+
+#[tokio::test]
+async fn concurrent_status_changes_of_one_agent_are_all_kept() {
+    let s = Server::start().await;
+    s.put_settings(sync_settings("one_way", "latest_wins")).await;
+    s.put("/v1/agents/ag-c", json!({"email": "c@example.com"})).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (base, http) = (s.base.clone(), s.http.clone());
+        tasks.push(tokio::spawn(async move {
+            let (url, body) = if i % 2 == 0 {
+                (format!("{base}/v1/agents/ag-c/status"), json!({"status": "Available", "source": "agent"}))
+            } else {
+                (
+                    format!("{base}/v1/crm/agent-status"),
+                    json!({"email": "c@example.com", "crm_status": "Busy", "instance_id": "t"}),
+                )
+            };
+            let m = if i % 2 == 0 { reqwest::Method::PUT } else { reqwest::Method::POST };
+            http.request(m, url).json(&body).send().await.unwrap().status().as_u16()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 200);
+    }
+    let a = s.get("/v1/agents/ag-c").await;
+    let applied = a["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|h| h["rule"] == "agent_status" || h["rule"] == "agent_status.crm_to_platform")
+        .count();
+    assert_eq!(applied, 20, "no change lost to a concurrent one: {a}");
+}
