@@ -349,6 +349,14 @@ impl AgentStore for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
+    async fn command_state(&self, key: &str) -> Result<Option<(String, i64, Option<String>)>> {
+        let r = sqlx::query("SELECT state, attempts, last_error FROM outbox WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.read)
+            .await?;
+        Ok(r.map(|r| (r.get("state"), r.get("attempts"), r.get("last_error"))))
+    }
+
     async fn commands_settled(&self, keys: &[String]) -> Result<bool> {
         if keys.is_empty() {
             return Ok(true);

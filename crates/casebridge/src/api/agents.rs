@@ -250,14 +250,18 @@ pub async fn dial(
 
 /// `GET /v1/dial-requests/{id}`: a dial request and its hand-off.
 #[utoipa::path(get, path = "/v1/dial-requests/{id}", tag = "agents", params(("id" = String, Path)),
-    responses((status = 200, description = "The request and delivery (pending, done, dead)"), (status = 404)))]
+    responses((status = 200, description = "The request, `delivered`, and `handoff` {state: pending|done|dead|not_configured, attempts, last_error}"), (status = 404)))]
 pub async fn get_dial(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let d = st.pipeline.agents.dial(&id).await?.ok_or_else(|| Problem::not_found(format!("no dial request {id:?}")))?;
     let timeline = st.store.timeline(&format!("dial:{id}")).await?;
-    let delivered = timeline.iter().any(|e| e.summary.contains("handed to the contact center"));
+    let delivery = st.pipeline.agents.command_state(&format!("dial:{id}")).await?;
     let mut v = serde_json::to_value(&d).map_err(Problem::internal)?;
     v["dial_request_id"] = json!(d.id);
-    v["delivered"] = json!(delivered);
+    v["delivered"] = json!(delivery.as_ref().is_some_and(|(state, _, _)| state == "done"));
+    v["handoff"] = match &delivery {
+        Some((state, attempts, error)) => json!({"state": state, "attempts": attempts, "last_error": error}),
+        None => json!({"state": "not_configured"}),
+    };
     v["timeline"] = serde_json::to_value(&timeline).map_err(Problem::internal)?;
     Ok(Json(v))
 }

@@ -464,6 +464,7 @@ async fn click_to_call_is_signed_retried_and_its_outbound_session_relates_to_the
     // The first delivery gets a 503; the retry lands.
     let d = s.poll(&format!("/v1/dial-requests/{dial_id}"), |d| d["delivered"] == true).await;
     assert_eq!(d["origin_record_id"], oid);
+    assert_eq!(d["handoff"]["attempts"], 2, "{d}");
     let got = seen.lock().unwrap().clone();
     assert_eq!(got.len(), 2, "one failure, one success");
     for (h, body) in &got {
