@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::{NewCommand, Result};
+use crate::{NewCommand, NewEvent, Result};
 use casebridge_rules::model::Entry;
 
 /// A disposition code.
@@ -192,9 +192,16 @@ pub trait AgentStore: Send + Sync + 'static {
     async fn dial_create(&self, d: &DialRequestRow, command: Option<&NewCommand>) -> Result<()>;
     /// One dial request.
     async fn dial(&self, id: &str) -> Result<Option<DialRequestRow>>;
-    /// Writes a wrap-up: its activity line (replacing an earlier one), timeline lines and
-    /// outbox rows, in one commit. Returns the activity id.
-    async fn wrapup_commit(&self, a: &NewActivity, timeline: &[Entry], commands: &[NewCommand]) -> Result<String>;
+    /// Writes a wrap-up: its activity line (replacing an earlier one), timeline lines, outbox
+    /// rows and the event that carries it to the session's data, in one durable commit.
+    /// Returns the activity id.
+    async fn wrapup_commit(
+        &self,
+        a: &NewActivity,
+        timeline: &[Entry],
+        commands: &[NewCommand],
+        event: &NewEvent,
+    ) -> Result<String>;
     /// The activity log, newest session first.
     async fn activities(&self, f: &ActivityFilter) -> Result<Vec<ActivityRow>>;
     /// Standard fields enabled in the CRM.

@@ -378,6 +378,22 @@ impl Store for SqliteStore {
 }
 
 /// Stores several intake batches in one durable commit (group commit).
+/// Stores one event; false when its id is known.
+pub(crate) async fn insert_event(tx: &mut sqlx::SqliteConnection, e: &NewEvent, now: &str) -> Result<bool> {
+    let r = sqlx::query(
+        "INSERT INTO events (id, session_id, type, at, body, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+    )
+    .bind(&e.id)
+    .bind(&e.session_id)
+    .bind(&e.event_type)
+    .bind(ts(e.at))
+    .bind(&e.body)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 async fn ingest_on(conn: &mut sqlx::SqliteConnection, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
@@ -386,18 +402,7 @@ async fn ingest_on(conn: &mut sqlx::SqliteConnection, groups: &[&[NewEvent]]) ->
     for events in groups {
         let mut out = IngestOutcome::default();
         for e in events.iter() {
-            let r = sqlx::query(
-                "INSERT INTO events (id, session_id, type, at, body, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-            )
-            .bind(&e.id)
-            .bind(&e.session_id)
-            .bind(&e.event_type)
-            .bind(ts(e.at))
-            .bind(&e.body)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-            if r.rows_affected() == 1 { out.accepted += 1 } else { out.duplicates += 1 }
+            if insert_event(&mut tx, e, &now).await? { out.accepted += 1 } else { out.duplicates += 1 }
         }
         outs.push(out);
     }

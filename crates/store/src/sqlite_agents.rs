@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::agents::*;
-use crate::sqlite::{insert_command, insert_timeline, next_id};
-use crate::{NewCommand, Result, SqliteStore, StoreError, parse_ts, ts};
+use crate::sqlite::{insert_command, insert_event, insert_timeline, next_id};
+use crate::{NewCommand, NewEvent, Result, SqliteStore, StoreError, parse_ts, ts};
 
 fn disposition_row(r: &sqlx::sqlite::SqliteRow) -> DispositionRow {
     DispositionRow {
@@ -190,7 +190,7 @@ impl AgentStore for SqliteStore {
             )));
         }
         let now = ts(Utc::now());
-        let r = sqlx::query(
+        sqlx::query(
             "INSERT INTO agents (id, email, email_key, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
              ON CONFLICT(id) DO UPDATE SET email = excluded.email, email_key = excluded.email_key,
                name = COALESCE(excluded.name, name), updated_at = excluded.updated_at",
@@ -203,7 +203,6 @@ impl AgentStore for SqliteStore {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        let _ = r;
         let row = sqlx::query("SELECT * FROM agents WHERE id = ?").bind(id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         let row = agent_row(&row);
@@ -269,22 +268,38 @@ impl AgentStore for SqliteStore {
         Ok(r.as_ref().map(dial_row))
     }
 
-    async fn wrapup_commit(&self, a: &NewActivity, timeline: &[Entry], commands: &[NewCommand]) -> Result<String> {
-        let mut tx = self.write.begin().await?;
-        upsert_activity(&mut tx, a, true).await?;
-        for e in timeline {
-            insert_timeline(&mut tx, &a.session_id, e).await?;
+    async fn wrapup_commit(
+        &self,
+        a: &NewActivity,
+        timeline: &[Entry],
+        commands: &[NewCommand],
+        event: &NewEvent,
+    ) -> Result<String> {
+        use sqlx::Connection;
+        // The agent is told it is saved: fsync like event intake.
+        let mut conn = self.write.acquire().await?;
+        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        let out = async {
+            let mut tx = conn.begin().await?;
+            upsert_activity(&mut tx, a, true).await?;
+            for e in timeline {
+                insert_timeline(&mut tx, &a.session_id, e).await?;
+            }
+            let now = ts(Utc::now());
+            for c in commands {
+                insert_command(&mut tx, c, &now).await?;
+            }
+            insert_event(&mut tx, event, &now).await?;
+            let id: String = sqlx::query_scalar("SELECT id FROM platform_activities WHERE ext_key = ?")
+                .bind(&a.ext_key)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(id)
         }
-        let now = ts(Utc::now());
-        for c in commands {
-            insert_command(&mut tx, c, &now).await?;
-        }
-        let id: String = sqlx::query_scalar("SELECT id FROM platform_activities WHERE ext_key = ?")
-            .bind(&a.ext_key)
-            .fetch_one(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(id)
+        .await;
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+        out
     }
 
     async fn activities(&self, f: &ActivityFilter) -> Result<Vec<ActivityRow>> {

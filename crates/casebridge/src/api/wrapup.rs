@@ -127,83 +127,20 @@ pub async fn wrapup(
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<Value>> {
     let v = json_body(&body(raw, st.max_body_bytes)?)?;
-    let mut errors = Vec::new();
-    let disposition = opt_str(&v, "disposition", &mut errors);
-    let notes = opt_str(&v, "notes", &mut errors);
-    let person_id = opt_str(&v, "person_id", &mut errors).filter(|p| !p.trim().is_empty());
-    let agent_id = opt_str(&v, "agent_id", &mut errors).filter(|p| !p.trim().is_empty());
-    let action = match opt_str(&v, "action", &mut errors).as_deref() {
-        Some("log") => Action::Log,
-        Some("do_not_log") => Action::DoNotLog,
-        Some(_) => {
-            errors.push(field("action", "must be log or do_not_log"));
-            Action::Log
-        }
-        None => {
-            errors.push(field("action", "is required: log or do_not_log"));
-            Action::Log
-        }
-    };
-    if !errors.is_empty() {
-        return Err(Problem::fields("the wrap-up is invalid; nothing was logged", &errors));
-    }
+    let (req, agent_id) = parse_wrapup(&v)?;
     let s = load_session(&st, &id).await?;
     let settings = st.pipeline.settings().await;
     let p = &st.pipeline;
-
-    let disp = match &disposition {
-        Some(c) => p.agents.disposition(c.trim()).await?.map(|d| Disposition {
-            code: d.code,
-            label: d.label,
-            active: d.active,
-        }),
-        None => None,
-    };
-    let phone = s.phone.as_ref().filter(|p| p.parsed).map(|p| p.number.clone());
-    let email = s.customer.email.as_deref().map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
-    let mut candidates = Vec::new();
-    if action == Action::Log {
-        let lookup = match (&phone, &email) {
-            (Some(n), _) => Some(Lookup::AccountsByPhone(n.clone())),
-            (None, Some(e)) => Some(Lookup::AccountsByEmail(e.clone())),
-            _ => None,
-        };
-        if let Some(l) = lookup
-            && let Answer::Accounts(hits) = p.crm.lookup(&l).await.map_err(crm_unavailable)?
-        {
-            candidates = hits;
-        }
-    }
-    let agent = agent_id.clone().or_else(|| s.agent.as_ref().map(|a| a.id.clone()));
-    let instances = match &agent {
-        Some(a) => match p.agents.agent(a).await? {
-            Some(row) => {
-                let mut state = crate::agents::state_of(&row);
-                casebridge_rules::agent::prune(&mut state, &settings.agent_status, Utc::now());
-                state.instances.into_values().map(|i| i.viewing_record_id).collect()
-            }
-            None => vec![],
-        },
-        None => vec![],
-    };
-    let mut origin = s.origin_record_id.clone();
-    if origin.is_none()
-        && s.direction == Some(casebridge_rules::event::Direction::Outbound)
-        && let Some(d) = &s.dial_request_id
-    {
-        origin = p.agents.dial(d).await?.and_then(|d| d.origin_record_id);
-    }
-    if s.direction != Some(casebridge_rules::event::Direction::Outbound) {
-        origin = None;
-    }
+    let agent = agent_id.or_else(|| s.agent.as_ref().map(|a| a.id.clone()));
+    let g = gather(&st, &s, &settings, &req, agent.as_deref()).await?;
+    let phone = g.phone.clone();
     let facts = Facts {
-        disposition: disp.as_ref(),
-        candidates: &candidates,
-        caller_known: phone.is_some() || email.is_some(),
-        origin_record_id: origin,
-        instances,
+        disposition: g.disposition.as_ref(),
+        candidates: &g.candidates,
+        caller_known: g.phone.is_some() || g.email.is_some(),
+        origin_record_id: g.origin.clone(),
+        instances: g.instances.clone(),
     };
-    let req = wrapup::Request { disposition, notes, action, person_id };
     let mut plan = match wrapup::decide(&req, &facts, &settings.call_logging) {
         Ok(plan) => plan,
         Err(Refusal::Field(e)) => return Err(Problem::fields("the wrap-up was refused; nothing was logged", &[e])),
@@ -239,6 +176,97 @@ pub async fn wrapup(
     let revision = previous.as_ref().map(|a| a.revision + 1).unwrap_or(1);
     let logged_before = previous.as_ref().is_some_and(|a| a.action.as_deref() == Some("log"));
 
+    let Writes { commands, lines, act, person_ref, record, created_key, nonce, now } =
+        writes(&id, &s, &plan, phone, agent, revision, logged_before)?;
+    // The session data carries the wrap-up too: through the rules, like any event, stored in
+    // the same commit as the wrap-up itself.
+    let ev = casebridge_rules::event::Event {
+        id: format!("wrapup:{id}:{nonce}"),
+        session_id: id.clone(),
+        at: now,
+        kind: casebridge_rules::event::EventKind::WrappedUp(casebridge_rules::event::WrappedUp {
+            disposition: plan.disposition.clone(),
+            notes: plan.notes.clone(),
+        }),
+    };
+    let stored = casebridge_store::NewEvent {
+        id: ev.id.clone(),
+        session_id: id.clone(),
+        event_type: ev.kind.type_name().to_string(),
+        at: now,
+        body: serde_json::to_string(&ev).map_err(Problem::internal)?,
+    };
+    let activity_id = p.agents.wrapup_commit(&act, &lines, &commands, &stored).await?;
+    p.events_in.notify_one();
+    metrics::counter!("casebridge_wrapups_total", "action" => if plan.action == Action::Log { "log" } else { "do_not_log" })
+        .increment(1);
+
+    // The agent's widget shows where the call went: wait briefly for the CRM writes.
+    let cmd_keys: Vec<String> = commands.iter().map(|c| c.key.clone()).collect();
+    let mut done = cmd_keys.is_empty();
+    if !done {
+        p.outbox_in.notify_one();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if p.agents.commands_settled(&cmd_keys).await? {
+                done = true;
+                break;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(50), p.progress.notified()).await;
+        }
+    }
+    let person_id = match &person_ref {
+        Some(ObjRef::Crm(c)) => Some(c.clone()),
+        Some(ObjRef::Key(k)) => st.store.ref_get(k).await?,
+        None => None,
+    };
+    let (applied, reason) = match &plan.relate {
+        Ok(_) => (true, None),
+        Err(r) => (false, Some(r.clone())),
+    };
+    Ok(Json(json!({
+        "activity_id": activity_id,
+        "session_id": id,
+        "action": plan.action,
+        "disposition": plan.disposition,
+        "label": plan.label,
+        "notes": plan.notes,
+        "person_id": person_id,
+        "person_created": created_key.is_some(),
+        "person_reason": match &plan.person { Person::None { reason } => Some(reason.clone()), _ => None },
+        "record_id": record.as_ref().map(|r| r.as_str()),
+        "related_by": plan.relate.as_ref().ok().map(|(_, by)| *by),
+        "relate_to_case": {"applied": applied, "reason": reason},
+        "revision": revision,
+        "crm_write": if done { "done" } else { "pending" },
+    })))
+}
+
+/// The CRM writes, timeline lines and activity line of a decided wrap-up.
+struct Writes {
+    commands: Vec<NewCommand>,
+    lines: Vec<Entry>,
+    act: NewActivity,
+    person_ref: Option<ObjRef>,
+    record: Option<ObjRef>,
+    created_key: Option<String>,
+    nonce: String,
+    now: DateTime<Utc>,
+}
+
+fn writes(
+    id: &str,
+    s: &Session,
+    plan: &wrapup::Plan,
+    phone: Option<String>,
+    agent: Option<String>,
+    revision: i64,
+    logged_before: bool,
+) -> ApiResult<Writes> {
+    let id = id.to_string();
     let at = s.created_at.unwrap_or_else(Utc::now);
     let lane = s.lane.clone().unwrap_or_else(|| format!("session:{id}"));
     let mut keys = engine::customer_keys(&s.customer, s.phone.as_ref(), None);
@@ -287,7 +315,7 @@ pub async fn wrapup(
             at,
         });
     }
-    let nonce = uuid::Uuid::new_v4().simple();
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
     let commands = ops
         .iter()
         .enumerate()
@@ -353,73 +381,96 @@ pub async fn wrapup(
         missed_reason: s.missed_reason.map(|m| m.as_str().to_string()),
         session_at: at,
     };
-    let activity_id = p.agents.wrapup_commit(&act, &lines, &commands).await?;
-    metrics::counter!("casebridge_wrapups_total", "action" => if plan.action == Action::Log { "log" } else { "do_not_log" })
-        .increment(1);
+    Ok(Writes { commands, lines, act, person_ref, record, created_key, nonce, now })
+}
 
-    // The session data carries the wrap-up too: through the rules, like any event.
-    let ev = casebridge_rules::event::Event {
-        id: format!("wrapup:{id}:{nonce}"),
-        session_id: id.clone(),
-        at: now,
-        kind: casebridge_rules::event::EventKind::WrappedUp(casebridge_rules::event::WrappedUp {
-            disposition: plan.disposition.clone(),
-            notes: plan.notes.clone(),
-        }),
-    };
-    st.intake
-        .submit(vec![casebridge_store::NewEvent {
-            id: ev.id.clone(),
-            session_id: id.clone(),
-            event_type: ev.kind.type_name().to_string(),
-            at: now,
-            body: serde_json::to_string(&ev).map_err(Problem::internal)?,
-        }])
-        .await?;
-    p.events_in.notify_one();
-
-    // The agent's widget shows where the call went: wait briefly for the CRM writes.
-    let cmd_keys: Vec<String> = commands.iter().map(|c| c.key.clone()).collect();
-    let mut done = cmd_keys.is_empty();
-    if !done {
-        p.outbox_in.notify_one();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if p.agents.commands_settled(&cmd_keys).await? {
-                done = true;
-                break;
-            }
-            if tokio::time::Instant::now() >= deadline {
-                break;
-            }
-            let _ = tokio::time::timeout(Duration::from_millis(50), p.progress.notified()).await;
+/// The request, and the agent it names.
+fn parse_wrapup(v: &Value) -> ApiResult<(wrapup::Request, Option<String>)> {
+    let mut errors = Vec::new();
+    let disposition = opt_str(v, "disposition", &mut errors);
+    let notes = opt_str(v, "notes", &mut errors);
+    let person_id = opt_str(v, "person_id", &mut errors).filter(|p| !p.trim().is_empty());
+    let agent_id = opt_str(v, "agent_id", &mut errors).filter(|p| !p.trim().is_empty());
+    let action = match opt_str(v, "action", &mut errors).as_deref() {
+        Some("log") => Action::Log,
+        Some("do_not_log") => Action::DoNotLog,
+        Some(_) => {
+            errors.push(field("action", "must be log or do_not_log"));
+            Action::Log
         }
+        None => {
+            errors.push(field("action", "is required: log or do_not_log"));
+            Action::Log
+        }
+    };
+    if !errors.is_empty() {
+        return Err(Problem::fields("the wrap-up is invalid; nothing was logged", &errors));
     }
-    let person_id = match &person_ref {
-        Some(ObjRef::Crm(c)) => Some(c.clone()),
-        Some(ObjRef::Key(k)) => st.store.ref_get(k).await?,
+    Ok((wrapup::Request { disposition, notes, action, person_id }, agent_id))
+}
+
+/// What a wrap-up decision needs to know, gathered from the store and the CRM.
+struct Gathered {
+    disposition: Option<Disposition>,
+    candidates: Vec<casebridge_rules::model::AccountHit>,
+    phone: Option<String>,
+    email: Option<String>,
+    origin: Option<String>,
+    instances: Vec<Option<String>>,
+}
+
+async fn gather(
+    st: &AppState,
+    s: &Session,
+    settings: &casebridge_rules::settings::Settings,
+    req: &wrapup::Request,
+    agent: Option<&str>,
+) -> ApiResult<Gathered> {
+    let p = &st.pipeline;
+    let disposition = match &req.disposition {
+        Some(c) => p.agents.disposition(c.trim()).await?.map(|d| Disposition {
+            code: d.code,
+            label: d.label,
+            active: d.active,
+        }),
         None => None,
     };
-    let (applied, reason) = match &plan.relate {
-        Ok(_) => (true, None),
-        Err(r) => (false, Some(r.clone())),
+    let phone = s.phone.as_ref().filter(|p| p.parsed).map(|p| p.number.clone());
+    let email = s.customer.email.as_deref().map(|e| e.trim().to_lowercase()).filter(|e| !e.is_empty());
+    let mut candidates = Vec::new();
+    if req.action == Action::Log {
+        let lookup = match (&phone, &email) {
+            (Some(n), _) => Some(Lookup::AccountsByPhone(n.clone())),
+            (None, Some(e)) => Some(Lookup::AccountsByEmail(e.clone())),
+            _ => None,
+        };
+        if let Some(l) = lookup
+            && let Answer::Accounts(hits) = p.crm.lookup(&l).await.map_err(crm_unavailable)?
+        {
+            candidates = hits;
+        }
+    }
+    let instances = match agent {
+        Some(a) => match p.agents.agent(a).await? {
+            Some(row) => {
+                let mut state = crate::agents::state_of(&row);
+                casebridge_rules::agent::prune(&mut state, &settings.agent_status, Utc::now());
+                state.instances.into_values().map(|i| i.viewing_record_id).collect()
+            }
+            None => vec![],
+        },
+        None => vec![],
     };
-    Ok(Json(json!({
-        "activity_id": activity_id,
-        "session_id": id,
-        "action": plan.action,
-        "disposition": plan.disposition,
-        "label": plan.label,
-        "notes": plan.notes,
-        "person_id": person_id,
-        "person_created": created_key.is_some(),
-        "person_reason": match &plan.person { Person::None { reason } => Some(reason.clone()), _ => None },
-        "record_id": record.as_ref().map(|r| r.as_str()),
-        "related_by": plan.relate.as_ref().ok().map(|(_, by)| *by),
-        "relate_to_case": {"applied": applied, "reason": reason},
-        "revision": revision,
-        "crm_write": if done { "done" } else { "pending" },
-    })))
+    // Only outbound calls relate to the record they were dialed from.
+    let outbound = s.direction == Some(casebridge_rules::event::Direction::Outbound);
+    let mut origin = s.origin_record_id.clone().filter(|_| outbound);
+    if origin.is_none()
+        && outbound
+        && let Some(d) = &s.dial_request_id
+    {
+        origin = p.agents.dial(d).await?.and_then(|d| d.origin_record_id);
+    }
+    Ok(Gathered { disposition, candidates, phone, email, origin, instances })
 }
 
 // ---- activity log ----
