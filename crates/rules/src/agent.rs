@@ -65,6 +65,9 @@ pub struct AgentState {
     pub unmapped: BTreeMap<String, u64>,
     /// Newest last, at most [`HISTORY`] lines.
     pub history: Vec<StatusLine>,
+    /// The agent has no email yet, so the CRM cannot be told (set by the caller, not stored).
+    #[serde(skip)]
+    pub no_email: bool,
 }
 
 /// History lines kept per agent.
@@ -151,6 +154,9 @@ pub fn sync_of(state: &AgentState, settings: &AgentStatusSettings) -> Sync {
 fn two_way_for(state: &AgentState, settings: &AgentStatusSettings) -> Result<(), String> {
     if settings.mode != "two_way" {
         return Err(format!("agent_status.mode is {}", settings.mode));
+    }
+    if state.no_email {
+        return Err("the agent has no email yet (PUT /v1/agents/{id})".into());
     }
     match &state.team {
         Some(t) if settings.synced_teams.iter().any(|s| s.eq_ignore_ascii_case(t)) => Ok(()),

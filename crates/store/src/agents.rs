@@ -183,6 +183,8 @@ pub trait AgentStore: Send + Sync + 'static {
     async fn agent_by_email(&self, email: &str) -> Result<Option<AgentRow>>;
     /// Creates or updates an agent's identity; Conflict when another agent has the email.
     async fn agent_put(&self, id: &str, email: &str, name: Option<&str>) -> Result<(AgentRow, bool)>;
+    /// Registers an agent known so far only by its platform id (no email: no CRM sync yet).
+    async fn agent_ensure(&self, id: &str) -> Result<()>;
     /// Saves an agent's state if its version is still `version`, with outbox rows; false when
     /// someone saved in between.
     async fn agent_save(&self, id: &str, version: i64, state: &str, commands: &[NewCommand]) -> Result<bool>;

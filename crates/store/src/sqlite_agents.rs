@@ -210,6 +210,21 @@ impl AgentStore for SqliteStore {
         Ok((row, created))
     }
 
+    async fn agent_ensure(&self, id: &str) -> Result<()> {
+        let now = ts(Utc::now());
+        // The email key must be unique: a placeholder no trimmed email can equal.
+        sqlx::query(
+            "INSERT INTO agents (id, email, email_key, created_at, updated_at) VALUES (?, '', ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(format!(" id:{id}"))
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     async fn agent_save(&self, id: &str, version: i64, state: &str, commands: &[NewCommand]) -> Result<bool> {
         let mut tx = self.write.begin().await?;
         let now = ts(Utc::now());

@@ -44,7 +44,7 @@ pub async fn view(st: &AppState, row: &AgentRow, state: &AgentState) -> Value {
         })
         .collect();
     json!({
-        "id": row.id, "email": row.email, "name": row.name,
+        "id": row.id, "email": Some(&row.email).filter(|e| !e.is_empty()), "name": row.name,
         "status": state.status, "status_source": state.status_source, "status_at": state.status_at,
         "sync": sync.state, "sync_reason": sync.reason, "reason": sync.reason,
         "team": state.team, "held_status": state.held, "instances": instances,

@@ -499,3 +499,21 @@ async fn click_to_call_is_signed_retried_and_its_outbound_session_relates_to_the
     assert_eq!(st, 200, "{v}");
     assert_eq!((v["record_id"].as_str(), v["related_by"].as_str()), (Some(oid), Some("origin_record")), "{v}");
 }
+
+#[tokio::test]
+async fn a_widget_of_an_agent_not_registered_yet_still_relates_its_calls() {
+    let s = Server::start().await;
+    dispositions(&s).await;
+    s.send(call("n1", T, "+14155550951", &["Support"])).await;
+    let acct = s.session("n1").await["account_id"].as_str().unwrap().to_string();
+    let rec = s.create_record(json!({"account_id": acct, "title": "Open case"})).await;
+    let (st, v) = s.put("/v1/agents/ag-1/context", json!({"instance_id": "w", "viewing_record_id": rec["id"]})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["email"], Value::Null, "known by id only: {v}");
+    let (_, v) = wrap(&s, "n1", json!({"disposition": "sale", "action": "log"})).await;
+    assert_eq!((v["record_id"].clone(), v["related_by"].as_str()), (rec["id"].clone(), Some("viewing_record")), "{v}");
+    // Registering it later keeps what the widget reported.
+    let (st, v) = s.put("/v1/agents/ag-1", json!({"email": "one@example.com"})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["instances"].as_array().unwrap().len(), 1);
+}
