@@ -32,14 +32,20 @@ pub fn state_of(row: &AgentRow) -> AgentState {
 /// Applies one input to an agent; retries when another writer saved in between.
 pub async fn apply(p: &Pipeline, id: &str, input: Input) -> Result<(AgentRow, AgentState, Outcome), AgentError> {
     // The widget and the platform know agents by id alone; the CRM side needs the email.
-    if matches!(input, Input::Context { .. } | Input::Platform { .. }) {
-        p.agents.agent_ensure(id).await?;
-    }
+    let registers = matches!(input, Input::Context { .. } | Input::Platform { .. });
     loop {
-        let row = p.agents.agent(id).await?.ok_or_else(|| AgentError::Unknown(id.to_string()))?;
+        let row = match p.agents.agent(id).await? {
+            Some(row) => row,
+            None if registers => {
+                p.agents.agent_ensure(id).await?;
+                continue;
+            }
+            None => return Err(AgentError::Unknown(id.to_string())),
+        };
         let mut state = state_of(&row);
-        let busy = p.agents.agent_busy(id).await?;
         let settings = p.settings().await;
+        // Only a held (or holdable) status cares whether the agent is on a session.
+        let busy = (settings.agent_status.hold_while_busy || state.held.is_some()) && p.agents.agent_busy(id).await?;
         let now = Utc::now();
         state.no_email = row.email.is_empty();
         let out = agent::apply(&mut state, input.clone(), &settings.agent_status, busy, now);

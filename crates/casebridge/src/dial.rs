@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use casebridge_crm::{CrmError, WriteOutcome};
 use casebridge_rules::model::CrmOp;
-use casebridge_store::OutboxRow;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -32,9 +31,8 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Delivers one dial request row.
-pub async fn deliver(p: &Pipeline, row: &OutboxRow) -> Result<WriteOutcome, CrmError> {
-    let op: CrmOp = serde_json::from_str(&row.op).map_err(|e| CrmError::Permanent(e.to_string()))?;
+/// Delivers one dial request (`key`: the outbox row's idempotency key).
+pub async fn deliver(p: &Pipeline, key: &str, op: CrmOp) -> Result<WriteOutcome, CrmError> {
     let CrmOp::DialWebhook { dial_request_id, agent_id, agent_email, phone, origin_record_id, requested_at } = op
     else {
         return Err(CrmError::Permanent("not a dial request".into()));
@@ -63,7 +61,7 @@ pub async fn deliver(p: &Pipeline, row: &OutboxRow) -> Result<WriteOutcome, CrmE
         .header("content-type", "application/json")
         .header(TIMESTAMP_HEADER, now.to_string())
         .header(SIGNATURE_HEADER, sign(secret, now, &bytes))
-        .header(DELIVERY_HEADER, &row.key)
+        .header(DELIVERY_HEADER, key)
         .body(bytes)
         .send()
         .await

@@ -15,7 +15,7 @@ use crate::api::{agents, crm, events, ops, sessions, settings, wrapup};
         crm::create_record, crm::list_records, crm::get_record, crm::patch_record, crm::get_attachment,
         ops::healthz, ops::readyz, ops::metrics, ops::list_outbox, ops::retry_outbox,
         agents::put_agent, agents::get_agent, agents::put_context, agents::delete_context, agents::put_status,
-        agents::crm_status, agents::dial, agents::get_dial, agents::builtin_statuses,
+        agents::crm_status, agents::dial, agents::get_dial, crm::builtin_statuses,
         wrapup::wrapup, wrapup::list_activities, wrapup::list_dispositions, wrapup::create_disposition,
         wrapup::patch_disposition, wrapup::report_dispositions, wrapup::report_abandoned,
         wrapup::list_fields, wrapup::create_fields,

@@ -35,8 +35,8 @@ pub struct Pipeline {
     pub agents: Arc<dyn AgentStore>,
     /// The CRM.
     pub crm: Arc<dyn Connector>,
-    /// Standard custom fields enabled in the CRM (behaviour.md §11).
-    pub fields: RwLock<std::collections::BTreeMap<String, EnabledField>>,
+    /// What the rules know of the CRM, with the standard fields enabled in it (behaviour.md §11).
+    profile: RwLock<Arc<CrmProfile>>,
     /// Sends dial requests to the contact center.
     pub http: reqwest::Client,
     /// Current settings.
@@ -81,11 +81,12 @@ impl Pipeline {
             .user_agent(concat!("casebridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .unwrap_or_default();
+        let profile = crm.profile();
         Arc::new(Pipeline {
             store,
             agents,
             crm,
-            fields: RwLock::new(Default::default()),
+            profile: RwLock::new(Arc::new(profile)),
             http,
             settings: RwLock::new(Arc::new(settings)),
             events_in: Notify::new(),
@@ -103,18 +104,18 @@ impl Pipeline {
     /// Reloads the standard fields enabled in the CRM.
     pub async fn load_fields(&self) -> anyhow::Result<()> {
         let rows = self.agents.enabled_fields().await?;
-        *self.fields.write().await = rows
+        let mut p = self.crm.profile();
+        p.custom_fields = rows
             .into_iter()
             .map(|r| (r.key, EnabledField { crm_field: r.crm_field, enabled_at: r.enabled_at }))
             .collect();
+        *self.profile.write().await = Arc::new(p);
         Ok(())
     }
 
     /// What the rules know of the CRM: the connector's profile and the enabled fields.
-    pub async fn profile(&self) -> CrmProfile {
-        let mut p = self.crm.profile();
-        p.custom_fields = self.fields.read().await.clone();
-        p
+    pub async fn profile(&self) -> Arc<CrmProfile> {
+        self.profile.read().await.clone()
     }
 
     /// Runs both workers until cancelled.
@@ -426,7 +427,7 @@ impl Pipeline {
         };
         let name = op.name();
         let result = match self.resolve_op(op).await? {
-            Ok(CrmOp::DialWebhook { .. }) => crate::dial::deliver(self, &row).await,
+            Ok(op @ CrmOp::DialWebhook { .. }) => crate::dial::deliver(self, &row.key, op).await,
             Ok(op) => self.crm.execute(&row.key, &op).await,
             // Another lane's create has not landed yet (or was parked): wait for it.
             Err(missing) => Err(CrmError::Transient {

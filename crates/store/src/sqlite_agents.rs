@@ -189,6 +189,8 @@ impl AgentStore for SqliteStore {
                 "agent {o} already has the email {email}; an email identifies one agent on both sides"
             )));
         }
+        let existed: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM agents WHERE id = ?").bind(id).fetch_optional(&mut *tx).await?;
         let now = ts(Utc::now());
         sqlx::query(
             "INSERT INTO agents (id, email, email_key, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
@@ -205,9 +207,7 @@ impl AgentStore for SqliteStore {
         .await?;
         let row = sqlx::query("SELECT * FROM agents WHERE id = ?").bind(id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
-        let row = agent_row(&row);
-        let created = row.created_at == row.updated_at;
-        Ok((row, created))
+        Ok((agent_row(&row), existed.is_none()))
     }
 
     async fn agent_ensure(&self, id: &str) -> Result<()> {

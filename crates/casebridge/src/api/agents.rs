@@ -14,7 +14,7 @@ use casebridge_store::agents::{AgentRow, DialRequestRow};
 use chrono::Utc;
 use serde_json::{Value, json};
 
-use super::{AppState, body, field, json_body, opt_bool, opt_str, req_str};
+use super::{AppState, body, crm_unavailable, field, json_body, opt_bool, opt_str, req_str};
 use crate::agents::{AgentError, state_of};
 use crate::error::{ApiResult, Problem};
 
@@ -199,7 +199,7 @@ pub async fn dial(
     // Agents need not be registered to dial; a registered one's email goes with the request.
     let agent_email = st.pipeline.agents.agent(&id).await?.map(|a| a.email);
     if let Some(r) = &origin_record_id
-        && !st.pipeline.crm.record_exists(r).await.map_err(|e| Problem::unavailable(e.to_string(), 5))?
+        && !st.pipeline.crm.record_exists(r).await.map_err(crm_unavailable)?
     {
         errors.push(field("origin_record_id", &format!("record {r:?} does not exist in the CRM; save it first")));
     }
@@ -264,13 +264,4 @@ pub async fn get_dial(State(st): State<AppState>, Path(id): Path<String>) -> Api
     };
     v["timeline"] = serde_json::to_value(&timeline).map_err(Problem::internal)?;
     Ok(Json(v))
-}
-
-/// `GET /v1/crm/agent-statuses`: the built-in CRM's own agent statuses (two-way pushes land here).
-#[utoipa::path(get, path = "/v1/crm/agent-statuses", tag = "builtin-crm", responses((status = 200, description = "{agents: [{email, crm_status, updated_at}]}")))]
-pub async fn builtin_statuses(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    let rows = st.builtin.crm_agent_statuses().await?;
-    let list: Vec<Value> =
-        rows.into_iter().map(|(e, s, t)| json!({"email": e, "crm_status": s, "updated_at": t})).collect();
-    Ok(Json(json!({"agents": list})))
 }

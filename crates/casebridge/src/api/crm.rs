@@ -253,3 +253,13 @@ pub async fn get_attachment(State(st): State<AppState>, Path(id): Path<String>) 
         None => Err(Problem::not_found(format!("no attachment {id:?}"))),
     }
 }
+
+/// `GET /v1/crm/agent-statuses`: the built-in CRM's own agent statuses (two-way pushes land here).
+#[utoipa::path(get, path = "/v1/crm/agent-statuses", tag = "builtin-crm", responses((status = 200, description = "{agents: [{email, crm_status, updated_at}]}")))]
+pub async fn builtin_statuses(State(st): State<AppState>) -> ApiResult<Json<Value>> {
+    require_builtin(&st).await?;
+    let rows = st.builtin.crm_agent_statuses().await?;
+    let list: Vec<Value> =
+        rows.into_iter().map(|(e, s, t)| json!({"email": e, "crm_status": s, "updated_at": t})).collect();
+    Ok(Json(json!({"agents": list})))
+}

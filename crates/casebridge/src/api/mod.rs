@@ -75,7 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/agents/{id}/dial", post(agents::dial))
         .route("/v1/dial-requests/{id}", get(agents::get_dial))
         .route("/v1/crm/agent-status", post(agents::crm_status))
-        .route("/v1/crm/agent-statuses", get(agents::builtin_statuses))
+        .route("/v1/crm/agent-statuses", get(crm::builtin_statuses))
         .route("/v1/outbox", get(ops::list_outbox))
         .route("/v1/outbox/{id}/retry", post(ops::retry_outbox))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth));
@@ -128,6 +128,11 @@ pub fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Pro
 /// Parses a JSON body into a value, with a readable error.
 pub fn json_body(b: &Bytes) -> Result<serde_json::Value, Problem> {
     serde_json::from_slice(b).map_err(|e| Problem::bad_request(format!("body is not valid JSON: {e}")))
+}
+
+/// 503 for a CRM that did not answer (nothing was changed; the client may retry).
+pub fn crm_unavailable(e: casebridge_crm::CrmError) -> Problem {
+    Problem::unavailable(format!("the CRM did not answer: {e}; try again"), 5)
 }
 
 /// A field error.

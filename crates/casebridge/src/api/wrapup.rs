@@ -22,12 +22,8 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{AppState, body, field, json_body, opt_bool, opt_str, req_str};
+use super::{AppState, body, crm_unavailable, field, json_body, opt_bool, opt_str, req_str};
 use crate::error::{ApiResult, Problem};
-
-fn crm_unavailable(e: casebridge_crm::CrmError) -> Problem {
-    Problem::unavailable(format!("the CRM did not answer: {e}; try again"), 5)
-}
 
 // ---- dispositions ----
 
