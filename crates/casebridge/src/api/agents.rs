@@ -252,7 +252,9 @@ pub async fn dial(
 #[utoipa::path(get, path = "/v1/dial-requests/{id}", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, description = "The request, `delivered`, and `handoff` {state: pending|done|dead|not_configured, attempts, last_error}"), (status = 404)))]
 pub async fn get_dial(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let d = st.pipeline.agents.dial(&id).await?.ok_or_else(|| Problem::not_found(format!("no dial request {id:?}")))?;
+    let d = st.pipeline.agents.dial(&id).await?.ok_or_else(|| {
+        Problem::not_found(format!("no dial request {id:?}; its id is the one POST /v1/agents/{{id}}/dial answered"))
+    })?;
     let timeline = st.store.timeline(&format!("dial:{id}")).await?;
     let delivery = st.pipeline.agents.command_state(&format!("dial:{id}")).await?;
     let mut v = serde_json::to_value(&d).map_err(Problem::internal)?;

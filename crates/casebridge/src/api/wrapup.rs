@@ -98,11 +98,9 @@ pub async fn patch_disposition(
 // ---- wrap-up ----
 
 async fn load_session(st: &AppState, id: &str) -> ApiResult<Session> {
-    let row = st
-        .store
-        .load_session(id)
-        .await?
-        .ok_or_else(|| Problem::not_found(format!("no session {id:?} has been received")))?;
+    let row = st.store.load_session(id).await?.ok_or_else(|| {
+        Problem::not_found(format!("no session {id:?} has been received; send its events to POST /v1/events first"))
+    })?;
     let s: Session = serde_json::from_str(&row.body).map_err(Problem::internal)?;
     if !s.is_created() {
         return Err(Problem::conflict(format!(
