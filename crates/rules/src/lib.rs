@@ -7,6 +7,7 @@ pub mod agent;
 pub mod engine;
 pub mod event;
 pub mod fields;
+pub mod keys;
 pub mod model;
 pub mod phone;
 pub mod session;

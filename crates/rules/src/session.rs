@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::event::{Agent, Channel, Customer, Direction, Event, SessionType};
+use crate::keys::{CustomerKey, Lane};
 use crate::model::{Leg, MissedReason, ObjRef};
 use crate::phone::Phone;
 
@@ -140,7 +141,7 @@ pub struct Session {
     /// Platform records the session.
     pub recording_enabled: bool,
     /// Serialization lane (customer key), fixed at creation.
-    pub lane: Option<String>,
+    pub lane: Option<Lane>,
     /// Start time.
     pub created_at: Option<DateTime<Utc>>,
     /// Reached a queue.
@@ -233,5 +234,17 @@ impl Session {
     /// Whether the session is over (abandoned or ended).
     pub fn is_over(&self) -> bool {
         matches!(self.phase, Phase::Ended | Phase::Abandoned) || self.ended_at.is_some()
+    }
+
+    /// The session's lane (the session's own until `session.created` fixes it).
+    pub fn lane(&self) -> Lane {
+        self.lane.clone().unwrap_or_else(|| Lane::session(&self.id))
+    }
+
+    /// Every customer key of the session: app user id, phone, email, and its account once known.
+    pub fn customer_keys(&self) -> Vec<CustomerKey> {
+        let mut keys = CustomerKey::of_customer(&self.customer, self.phone.as_ref());
+        keys.extend(self.account.as_ref().map(CustomerKey::account));
+        keys
     }
 }
