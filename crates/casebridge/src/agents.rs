@@ -3,8 +3,8 @@
 //! the same commit.
 
 use casebridge_rules::agent::{self, AgentState, Input, Outcome};
-use casebridge_rules::model::CrmOp;
-use casebridge_store::NewCommand;
+use casebridge_rules::keys::{Lane, agent_write_key};
+use casebridge_rules::model::{CrmOp, OutboxOp};
 use casebridge_store::agents::AgentRow;
 use chrono::Utc;
 
@@ -52,13 +52,9 @@ pub async fn apply(p: &Pipeline, id: &str, input: Input) -> Result<(AgentRow, Ag
         let mut commands = Vec::new();
         if let Some(crm_status) = &out.push_crm_status {
             let op = CrmOp::SetAgentStatus { email: row.email.clone(), crm_status: crm_status.clone(), at: now };
-            commands.push(NewCommand {
-                key: format!("agent:{id}#{}", row.version + 1),
-                lane: format!("agent:{id}"),
-                session_id: format!("agent:{id}"),
-                op: serde_json::to_string(&op)?,
-                keys: vec![],
-            });
+            let lane = Lane::agent(id);
+            let key = agent_write_key(id, row.version + 1);
+            commands.push(crate::outbox::command(key, &lane, lane.as_str(), &OutboxOp::Crm(op), None)?);
         }
         let doc = serde_json::to_string(&state)?;
         if p.agents.agent_save(id, row.version, &doc, &commands).await? {

@@ -47,6 +47,29 @@ pub enum ConfigError {
     Invalid(String, String),
 }
 
+/// Every error of a settings document at once, the rules' and the CRM connection's, and the
+/// warnings of a valid one.
+pub fn validate(s: &Settings) -> Result<Vec<Warning>, Vec<FieldError>> {
+    let rules = s.validate();
+    let crm = casebridge_crm::ConnectorConfig::parse(&s.crm);
+    match (rules, crm) {
+        (Ok(mut w), Ok((_, crm_w))) => {
+            w.extend(crm_w);
+            Ok(w)
+        }
+        (rules, crm) => {
+            let mut errors = rules.err().unwrap_or_default();
+            errors.extend(crm.err().unwrap_or_default());
+            Err(errors)
+        }
+    }
+}
+
+/// Field errors as one line each, for a terminal.
+pub fn describe(errors: &[FieldError]) -> String {
+    list(errors)
+}
+
 fn list(errors: &[FieldError]) -> String {
     errors
         .iter()
@@ -81,7 +104,7 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
         }
         if !obj.is_empty() {
             let s = parse_settings(doc).map_err(|e| ConfigError::Invalid(name.clone(), list(&e)))?;
-            out.warnings = s.validate().map_err(|e| ConfigError::Invalid(name.clone(), list(&e)))?;
+            out.warnings = validate(&s).map_err(|e| ConfigError::Invalid(name.clone(), list(&e)))?;
             out.settings = Some(s);
         }
     }

@@ -2,14 +2,12 @@
 //! center's webhook, signed with HMAC-SHA256 over `<timestamp>.<body>` with the shared secret.
 //! See docs/webhooks.md for the receiver's side.
 
-use std::time::Duration;
-
+use casebridge_crm::http::{HttpClient, classify};
 use casebridge_crm::{CrmError, WriteOutcome};
-use casebridge_rules::model::CrmOp;
+use casebridge_rules::model::DialHandoff;
+use casebridge_rules::settings::ClickToCallSettings;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
-
-use crate::pipeline::Pipeline;
 
 /// The signature header: `sha256=<hex>`.
 pub const SIGNATURE_HEADER: &str = "x-casebridge-signature";
@@ -31,15 +29,15 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-/// Delivers one dial request (`key`: the outbox row's idempotency key).
-pub async fn deliver(p: &Pipeline, key: &str, op: CrmOp) -> Result<WriteOutcome, CrmError> {
-    let CrmOp::DialWebhook { dial_request_id, agent_id, agent_email, phone, origin_record_id, requested_at } = op
-    else {
-        return Err(CrmError::Permanent("not a dial request".into()));
-    };
-    let settings = p.settings().await;
-    let c = &settings.click_to_call;
-    let (Some(url), Some(secret)) = (c.webhook_url.as_deref(), c.signing_secret.as_deref()) else {
+/// Delivers one dial request (`key`: the outbox row's idempotency key, sent as the delivery
+/// id so the receiver can drop repeats).
+pub async fn deliver(
+    http: &HttpClient,
+    settings: &ClickToCallSettings,
+    key: &str,
+    h: &DialHandoff,
+) -> Result<WriteOutcome, CrmError> {
+    let (Some(url), Some(secret)) = (settings.webhook_url.as_deref(), settings.signing_secret.as_deref()) else {
         return Err(CrmError::Transient {
             message: "click_to_call.webhook_url or signing_secret is not set".into(),
             retry_after: None,
@@ -47,44 +45,36 @@ pub async fn deliver(p: &Pipeline, key: &str, op: CrmOp) -> Result<WriteOutcome,
     };
     let body = serde_json::json!({
         "type": "dial.requested",
-        "dial_request_id": dial_request_id,
-        "agent": {"id": agent_id, "email": agent_email},
-        "phone": phone,
-        "origin_record_id": origin_record_id,
-        "requested_at": requested_at,
+        "dial_request_id": h.dial_request_id,
+        "agent": {"id": h.agent_id, "email": h.agent_email},
+        "phone": h.phone,
+        "origin_record_id": h.origin_record_id,
+        "requested_at": h.requested_at,
     });
     let bytes = serde_json::to_vec(&body).map_err(|e| CrmError::Permanent(e.to_string()))?;
     let now = chrono::Utc::now().timestamp();
-    let resp = p
-        .http
+    let req = http
+        .client()
         .post(url)
         .header("content-type", "application/json")
         .header(TIMESTAMP_HEADER, now.to_string())
         .header(SIGNATURE_HEADER, sign(secret, now, &bytes))
         .header(DELIVERY_HEADER, key)
-        .body(bytes)
-        .send()
-        .await
-        .map_err(|e| CrmError::Transient { message: format!("dial webhook unreachable: {e}"), retry_after: None })?;
+        .body(bytes);
+    let resp = http.send("dial_webhook", req).await?;
     let status = resp.status();
     if status.is_success() {
         return Ok(WriteOutcome {
             created: None,
-            summary: format!("Dial request {dial_request_id} handed to the contact center ({status})"),
+            summary: format!("Dial request {} handed to the contact center ({status})", h.dial_request_id),
         });
     }
-    let retry_after = resp
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
-    let message = format!("dial webhook answered {status}");
-    if status.is_server_error() || status.as_u16() == 429 || status.as_u16() == 408 {
-        Err(CrmError::Transient { message, retry_after })
-    } else {
-        Err(CrmError::Permanent(message))
-    }
+    let headers = resp.headers().clone();
+    Err(match classify(status, &headers, "dial webhook", "") {
+        // The webhook is the contact center's, not a CRM object: a 404 is a refusal.
+        CrmError::Gone(m) => CrmError::Permanent(m),
+        other => other,
+    })
 }
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ mod dial;
 mod error;
 mod intake;
 mod openapi;
+mod outbox;
 mod pipeline;
 mod serve;
 mod simulate;
+mod workers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use casebridge_crm::BuiltinConnector;
+use casebridge_crm::http::HttpClient;
+use casebridge_crm::registry::{self, ConnectorConfig, Deps};
 use casebridge_rules::settings::{Settings, parse_settings};
 use casebridge_store::{SqliteStore, Store};
 use clap::Args;
@@ -111,8 +112,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
     };
     let store = Arc::new(store);
-    let crm = Arc::new(BuiltinConnector::new(store.clone()));
-    let pipeline = Pipeline::new(store.clone(), store.clone(), crm, settings);
+    let (connector, _) = ConnectorConfig::parse(&settings.crm)
+        .map_err(|e| anyhow::anyhow!("the crm settings are invalid: {}", crate::config::describe(&e)))?;
+    let http = HttpClient::new()?;
+    let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
+    let pipeline = Pipeline::new(store.clone(), store.clone(), crm, http, settings);
     pipeline.load_fields().await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let state = AppState {
@@ -129,7 +133,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot bind {addr}"))?;
     let local = listener.local_addr()?;
     let stop = CancellationToken::new();
-    let workers = tokio::spawn(pipeline.clone().run(stop.clone()));
+    let workers = tokio::spawn(crate::workers::run(pipeline.clone(), stop.clone()));
     println!("casebridge listening on http://{local} (API reference: http://{local}/openapi.json)");
     if open_mode {
         println!("no CASEBRIDGE_API_TOKEN set: accepting unauthenticated calls on loopback only");

@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use casebridge_crm::BuiltinConnector;
+use casebridge_crm::http::HttpClient;
+use casebridge_crm::registry::{self, ConnectorConfig, Deps};
 use casebridge_rules::event::{Event, parse_event};
 use casebridge_rules::model::{EntryKind, ObjRef};
 use casebridge_rules::phone::Phone;
@@ -169,16 +170,6 @@ async fn load_fixture(store: &SqliteStore, path: &std::path::Path, region: &str)
     Ok(())
 }
 
-async fn drain(p: &Pipeline) -> anyhow::Result<()> {
-    loop {
-        let a = p.rules_pass().await?;
-        let b = p.delivery_pass().await?;
-        if a == 0 && b == 0 {
-            return Ok(());
-        }
-    }
-}
-
 async fn simulate_once(
     settings: &Settings,
     fixture: Option<&PathBuf>,
@@ -191,8 +182,11 @@ async fn simulate_once(
         load_fixture(&store, f, &settings.region).await.context("cannot load the CRM fixture")?;
     }
     let store = Arc::new(store);
-    let p =
-        Pipeline::new(store.clone(), store.clone(), Arc::new(BuiltinConnector::new(store.clone())), settings.clone());
+    let (connector, _) = ConnectorConfig::parse(&settings.crm)
+        .map_err(|e| anyhow::anyhow!("the crm settings are invalid: {}", crate::config::describe(&e)))?;
+    let http = HttpClient::new()?;
+    let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
+    let p = Pipeline::new(store.clone(), store.clone(), crm, http, settings.clone());
     let bar = (std::io::stderr().is_terminal() && items.len() >= 1000).then(|| {
         let b = indicatif::ProgressBar::new(items.len() as u64);
         b.set_message(label.to_string());
@@ -215,7 +209,7 @@ async fn simulate_once(
                 store.ingest(&[ne]).await?;
             }
             Item::RecordUpdate { session, status, at } => {
-                drain(&p).await?;
+                crate::workers::drain(&p).await?;
                 let rec = record_of(&store, session).await?;
                 match rec {
                     Some(id) => store.crm_set_status(&id, status, *at).await?,
@@ -223,7 +217,7 @@ async fn simulate_once(
                 }
             }
         }
-        drain(&p).await?;
+        crate::workers::drain(&p).await?;
         if let Some(b) = &bar {
             b.set_position(i as u64 + 1);
         }

@@ -4,13 +4,30 @@
 //! to repeat.
 
 pub mod builtin;
+pub mod http;
+pub mod registry;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use casebridge_rules::model::{Answer, CrmOp, CrmProfile, Lookup};
+use casebridge_rules::model::{Answer, CrmOp, CrmProfile};
 
 pub use builtin::BuiltinConnector;
+pub use registry::{ConnectorConfig, Deps};
+
+/// What casebridge asks a CRM to find. References are CRM ids: casebridge resolves its own
+/// keys, and answers what only it knows (a session's record, a dial request's origin), itself.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum CrmLookup {
+    /// People with this app user id.
+    AccountsByUserId(String),
+    /// People with this E.164 phone number.
+    AccountsByPhone(String),
+    /// People with this email address.
+    AccountsByEmail(String),
+    /// Records of the account with this CRM id.
+    RecordsOfAccount(String),
+}
 
 /// Why a CRM call failed, in the terms the outbox needs.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -47,8 +64,8 @@ pub trait Connector: Send + Sync + 'static {
     fn kind(&self) -> &'static str;
     /// What the rules must know about this CRM.
     fn profile(&self) -> CrmProfile;
-    /// Answers a lookup. Object references in it are CRM ids.
-    async fn lookup(&self, lookup: &Lookup) -> Result<Answer, CrmError>;
+    /// Answers a lookup: [`Answer::Accounts`] or [`Answer::Records`].
+    async fn lookup(&self, lookup: &CrmLookup) -> Result<Answer, CrmError>;
     /// Performs one write; references in `op` are CRM ids. `key` is the write's idempotency key.
     async fn execute(&self, key: &str, op: &CrmOp) -> Result<WriteOutcome, CrmError>;
     /// Whether a record with this CRM id exists.

@@ -118,6 +118,12 @@ pub fn session_write_key(session_id: &str, n: u32) -> String {
     format!("{session_id}#{n}")
 }
 
+/// Idempotency key of the n-th write of one wrap-up request (`nonce` is the request's own,
+/// so two wrap-ups racing are both delivered, in order).
+pub fn wrapup_write_key(session_id: &str, nonce: &str, n: usize) -> String {
+    format!("wrapup:{session_id}#{nonce}.{n}")
+}
+
 /// Idempotency key of an agent's status push made at agent state version `version`.
 pub fn agent_write_key(agent_id: &str, version: i64) -> String {
     format!("agent:{agent_id}#{version}")
@@ -126,6 +132,32 @@ pub fn agent_write_key(agent_id: &str, version: i64) -> String {
 /// Idempotency key (and timeline id) of a click-to-call hand-off.
 pub fn dial_write_key(dial_request_id: &str) -> String {
     format!("dial:{dial_request_id}")
+}
+
+/// Key of a line of casebridge's activity log (`kind`: missed, abandoned, voicemail,
+/// call_log): one line per session and kind, rewritten in place.
+pub fn activity_key(session_id: &str, kind: &str) -> String {
+    format!("{session_id}:{kind}")
+}
+
+/// Event id of the internal event that carries a wrap-up to the session's data.
+pub fn wrapup_event_id(session_id: &str, nonce: &str) -> String {
+    format!("wrapup:{session_id}:{nonce}")
+}
+
+/// Key of a session's call log in the CRM (one per session, rewritten by later wrap-ups).
+pub fn call_log_key(session_id: &str) -> String {
+    format!("call:{session_id}")
+}
+
+/// Key of a session's activity in the CRM.
+pub fn session_activity_key(session_id: &str) -> String {
+    format!("session:{session_id}")
+}
+
+/// Key of the phone note written with a record created by write `write_key`.
+pub fn record_note_key(write_key: &str) -> String {
+    format!("{write_key}/note")
 }
 
 #[cfg(test)]

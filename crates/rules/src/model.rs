@@ -458,21 +458,6 @@ pub enum CrmOp {
         /// When the platform status changed.
         at: DateTime<Utc>,
     },
-    /// Hand a click-to-call dial request to the contact center (signed outbound webhook).
-    DialWebhook {
-        /// Dial request id.
-        dial_request_id: String,
-        /// The agent.
-        agent_id: String,
-        /// The agent's email.
-        agent_email: Option<String>,
-        /// Number to dial (E.164).
-        phone: String,
-        /// Record it was dialed from.
-        origin_record_id: Option<String>,
-        /// When it was requested.
-        requested_at: DateTime<Utc>,
-    },
     /// Write (or rewrite) the session's activity or session object.
     WriteSessionData {
         /// activity or session_object.
@@ -504,7 +489,72 @@ impl CrmOp {
             CrmOp::SetAccountFields { .. } => "set_account_fields",
             CrmOp::LogCall { .. } => "log_call",
             CrmOp::SetAgentStatus { .. } => "set_agent_status",
-            CrmOp::DialWebhook { .. } => "dial_webhook",
+        }
+    }
+
+    /// The object references the write carries, to replace casebridge's keys by CRM ids
+    /// before delivery.
+    pub fn refs_mut(&mut self) -> Vec<&mut ObjRef> {
+        match self {
+            CrmOp::CreateAccount { .. } | CrmOp::SetAgentStatus { .. } => vec![],
+            CrmOp::UpdateAccount { account, .. } | CrmOp::SetAccountFields { account, .. } => vec![account],
+            CrmOp::CreateRecord { account, .. } => account.iter_mut().collect(),
+            CrmOp::AppendSession { record, .. }
+            | CrmOp::SetOwner { record, .. }
+            | CrmOp::MarkAbandoned { record, .. }
+            | CrmOp::AddNote { record, .. }
+            | CrmOp::AddAttachment { record, .. }
+            | CrmOp::SetFields { record, .. }
+            | CrmOp::SetStatus { record, .. } => vec![record],
+            CrmOp::LogCall { person, record, .. } => person.iter_mut().chain(record.iter_mut()).collect(),
+            CrmOp::WriteSessionData { record, account, .. } => record.iter_mut().chain(account.iter_mut()).collect(),
+        }
+    }
+}
+
+/// A click-to-call dial request handed to the contact center: casebridge's own webhook, not
+/// a CRM write, delivered from the same outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DialHandoff {
+    /// Dial request id.
+    pub dial_request_id: String,
+    /// The agent.
+    pub agent_id: String,
+    /// The agent's email.
+    pub agent_email: Option<String>,
+    /// Number to dial (E.164).
+    pub phone: String,
+    /// Record it was dialed from.
+    pub origin_record_id: Option<String>,
+    /// When it was requested.
+    pub requested_at: DateTime<Utc>,
+}
+
+/// Writes to the contact center.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum ContactCenterOp {
+    /// Hand a dial request over (signed outbound webhook).
+    DialWebhook(DialHandoff),
+}
+
+/// What one outbox row delivers, as stored: a CRM write or a write to the contact center.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+#[allow(clippy::large_enum_variant)] // serialized into the outbox, rarely held in bulk
+pub enum OutboxOp {
+    /// To the CRM, through the connector.
+    Crm(CrmOp),
+    /// To the contact center.
+    ContactCenter(ContactCenterOp),
+}
+
+impl OutboxOp {
+    /// Short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OutboxOp::Crm(op) => op.name(),
+            OutboxOp::ContactCenter(ContactCenterOp::DialWebhook(_)) => "dial_webhook",
         }
     }
 }
@@ -563,4 +613,42 @@ pub struct PlatformActivity {
     pub channel: Option<Channel>,
     /// When the session started.
     pub session_at: DateTime<Utc>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outbox_rows_written_before_the_split_still_read() {
+        let dial = r#"{"op":"dial_webhook","dial_request_id":"dial_1","agent_id":"a1","agent_email":null,"phone":"+14155550100","origin_record_id":"rec_1","requested_at":"2026-11-20T10:00:00Z"}"#;
+        let op: OutboxOp = serde_json::from_str(dial).expect("dial row");
+        assert!(
+            matches!(&op, OutboxOp::ContactCenter(ContactCenterOp::DialWebhook(h)) if h.dial_request_id == "dial_1")
+        );
+        assert_eq!(serde_json::to_value(&op).ok(), serde_json::from_str::<serde_json::Value>(dial).ok());
+        let note = r#"{"op":"add_note","record":{"key":"cb-rec-s1"},"body":"hi","at":"2026-11-20T10:00:00Z"}"#;
+        let op: OutboxOp = serde_json::from_str(note).expect("note row");
+        assert_eq!(op.name(), "add_note");
+    }
+
+    #[test]
+    fn refs_are_rewritten_in_place() {
+        let mut op = CrmOp::LogCall {
+            session_id: "s1".into(),
+            person: Some(ObjRef::Key("cb-wrapacct-s1".into())),
+            record: Some(ObjRef::Crm("rec_1".into())),
+            disposition: String::new(),
+            label: String::new(),
+            notes: String::new(),
+            agent_id: None,
+            at: DateTime::<Utc>::default(),
+        };
+        for r in op.refs_mut() {
+            if let ObjRef::Key(_) = r {
+                *r = ObjRef::Crm("acc_9".into());
+            }
+        }
+        assert!(matches!(op, CrmOp::LogCall { person: Some(ObjRef::Crm(ref p)), .. } if p == "acc_9"));
+    }
 }

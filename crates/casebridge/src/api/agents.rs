@@ -7,9 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use casebridge_rules::agent::{self, AgentState, Input, Outcome, StatusSource};
-use casebridge_rules::model::CrmOp;
+use casebridge_rules::keys::{Lane, dial_write_key};
+use casebridge_rules::model::{ContactCenterOp, DialHandoff, OutboxOp};
 use casebridge_rules::phone::Phone;
-use casebridge_store::NewCommand;
 use casebridge_store::agents::{AgentRow, DialRequestRow};
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -215,21 +215,16 @@ pub async fn dial(
         origin_record_id: origin_record_id.clone(),
         created_at: now,
     };
-    let op = CrmOp::DialWebhook {
+    let op = OutboxOp::ContactCenter(ContactCenterOp::DialWebhook(DialHandoff {
         dial_request_id: dial_id.clone(),
         agent_id: id.clone(),
         agent_email: agent_email.clone(),
         phone: phone.number.clone(),
         origin_record_id: origin_record_id.clone(),
         requested_at: now,
-    };
-    let cmd = NewCommand {
-        key: format!("dial:{dial_id}"),
-        lane: format!("dial:{dial_id}"),
-        session_id: format!("dial:{dial_id}"),
-        op: serde_json::to_string(&op).map_err(Problem::internal)?,
-        keys: vec![],
-    };
+    }));
+    let key = dial_write_key(&dial_id);
+    let cmd = crate::outbox::command(key.clone(), &Lane::dial(&dial_id), &key, &op, None).map_err(Problem::internal)?;
     // Without a webhook the request is only recorded: the contact center may read it, and the
     // outbound session that carries its id still relates to the origin record.
     let handoff = settings.click_to_call.webhook_url.is_some();
@@ -255,8 +250,8 @@ pub async fn get_dial(State(st): State<AppState>, Path(id): Path<String>) -> Api
     let d = st.pipeline.agents.dial(&id).await?.ok_or_else(|| {
         Problem::not_found(format!("no dial request {id:?}; its id is the one POST /v1/agents/{{id}}/dial answered"))
     })?;
-    let timeline = st.store.timeline(&format!("dial:{id}")).await?;
-    let delivery = st.pipeline.agents.command_state(&format!("dial:{id}")).await?;
+    let timeline = st.store.timeline(&dial_write_key(&id)).await?;
+    let delivery = st.pipeline.agents.command_state(&dial_write_key(&id)).await?;
     let mut v = serde_json::to_value(&d).map_err(Problem::internal)?;
     v["dial_request_id"] = json!(d.id);
     v["delivered"] = json!(delivery.as_ref().is_some_and(|(state, _, _)| state == "done"));

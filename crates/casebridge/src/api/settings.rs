@@ -26,7 +26,8 @@ pub fn check(
     if let Some(saved) = saved {
         s.keep_secrets_from(saved);
     }
-    let w = s.validate().map_err(|e| Problem::fields("the settings document is invalid; nothing was saved", &e))?;
+    let w = crate::config::validate(&s)
+        .map_err(|e| Problem::fields("the settings document is invalid; nothing was saved", &e))?;
     Ok((s, w))
 }
 

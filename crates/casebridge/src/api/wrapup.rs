@@ -10,13 +10,12 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use casebridge_crm::FieldSpec;
-use casebridge_rules::engine;
+use casebridge_crm::{CrmLookup, FieldSpec};
 use casebridge_rules::fields::{CATALOG, FieldLevel, catalog_field};
-use casebridge_rules::model::{Answer, CrmOp, Entry, EntryKind, Lookup, ObjRef};
+use casebridge_rules::keys::{CustomerKey, wrapup_person_key, wrapup_write_key};
+use casebridge_rules::model::{Answer, CrmOp, Entry, EntryKind, ObjRef, OutboxOp};
 use casebridge_rules::session::Session;
 use casebridge_rules::wrapup::{self, Action, Disposition, Facts, Person, Refusal};
-use casebridge_store::NewCommand;
 use casebridge_store::agents::{ActivityFilter, NewActivity};
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Deserialize;
@@ -175,7 +174,7 @@ pub async fn wrapup(
     // The session data carries the wrap-up too: through the rules, like any event, stored in
     // the same commit as the wrap-up itself.
     let ev = casebridge_rules::event::Event {
-        id: format!("wrapup:{id}:{nonce}"),
+        id: casebridge_rules::keys::wrapup_event_id(&id, &nonce),
         session_id: id.clone(),
         at: now,
         kind: casebridge_rules::event::EventKind::WrappedUp(casebridge_rules::event::WrappedUp {
@@ -241,7 +240,7 @@ pub async fn wrapup(
 
 /// The CRM writes, timeline lines and activity line of a decided wrap-up.
 struct Writes {
-    commands: Vec<NewCommand>,
+    commands: Vec<casebridge_store::NewCommand>,
     lines: Vec<Entry>,
     act: NewActivity,
     person_ref: Option<ObjRef>,
@@ -262,15 +261,14 @@ fn writes(
 ) -> ApiResult<Writes> {
     let id = id.to_string();
     let at = s.created_at.unwrap_or_else(Utc::now);
-    let lane = s.lane.clone().unwrap_or_else(|| format!("session:{id}"));
-    let mut keys = engine::customer_keys(&s.customer, s.phone.as_ref(), None);
-    keys.push(lane.clone());
+    let lane = s.lane();
+    let keys = CustomerKey::of_customer(&s.customer, s.phone.as_ref());
     let mut ops = Vec::new();
     let mut created_key = None;
     let person_ref: Option<ObjRef> = match &plan.person {
         Person::Existing { id } => Some(ObjRef::Crm(id.clone())),
         Person::Create { kind } => {
-            let key = format!("cb-wrapacct-{id}");
+            let key = wrapup_person_key(&id);
             ops.push(CrmOp::CreateAccount {
                 key: key.clone(),
                 kind: *kind,
@@ -314,14 +312,8 @@ fn writes(
         .iter()
         .enumerate()
         .map(|(n, op)| {
-            Ok(NewCommand {
-                // Unique per request: two wrap-ups racing must both be delivered, in order.
-                key: format!("wrapup:{id}#{nonce}.{n}"),
-                lane: lane.clone(),
-                session_id: id.clone(),
-                op: serde_json::to_string(op)?,
-                keys: keys.clone(),
-            })
+            let key = wrapup_write_key(&id, &nonce, n);
+            crate::outbox::command(key, &lane, &id, &OutboxOp::Crm(op.clone()), Some(&keys))
         })
         .collect::<Result<Vec<_>, serde_json::Error>>()
         .map_err(Problem::internal)?;
@@ -358,7 +350,7 @@ fn writes(
         None => (None, false),
     };
     let act = NewActivity {
-        ext_key: format!("{id}:call_log"),
+        ext_key: casebridge_rules::keys::activity_key(&id, "call_log"),
         session_id: id.clone(),
         kind: "call_log".into(),
         action: Some(if plan.action == Action::Log { "log" } else { "do_not_log" }.into()),
@@ -434,8 +426,8 @@ async fn gather(
     let mut candidates = Vec::new();
     if req.action == Action::Log {
         let lookup = match (&phone, &email) {
-            (Some(n), _) => Some(Lookup::AccountsByPhone(n.clone())),
-            (None, Some(e)) => Some(Lookup::AccountsByEmail(e.clone())),
+            (Some(n), _) => Some(CrmLookup::AccountsByPhone(n.clone())),
+            (None, Some(e)) => Some(CrmLookup::AccountsByEmail(e.clone())),
             _ => None,
         };
         if let Some(l) = lookup

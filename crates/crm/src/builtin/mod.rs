@@ -1,17 +1,20 @@
 //! The built-in CRM: kept in casebridge's own database, reached through the same trait as
-//! the external CRMs.
+//! the external CRMs. Its storage is injected ([`storage::BuiltinCrmStore`]).
+
+mod config;
+pub mod storage;
+
+pub use config::BuiltinConfig;
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use casebridge_rules::model::{
-    AccountHit, AccountKind, Answer, CrmOp, CrmProfile, DataTarget, Lookup, ObjRef, RecordInfo,
-};
-use casebridge_store::builtin::{BuiltinCrmStore, NewAccount, NewRecord, RecordFilter};
-use casebridge_store::{CrmRecord, StoreError};
+use casebridge_rules::keys;
+use casebridge_rules::model::{AccountHit, AccountKind, Answer, CrmOp, CrmProfile, DataTarget, ObjRef, RecordInfo};
 use chrono::Utc;
 
-use crate::{Connector, CrmError, FieldSpec, WriteOutcome};
+use self::storage::{BuiltinCrmStore, CrmAccount, CrmRecord, NewAccount, NewRecord, RecordFilter, StoreError};
+use crate::{Connector, CrmError, CrmLookup, FieldSpec, WriteOutcome};
 
 /// Connector for the built-in CRM.
 pub struct BuiltinConnector {
@@ -79,8 +82,8 @@ impl Connector for BuiltinConnector {
         CrmProfile::builtin()
     }
 
-    async fn lookup(&self, lookup: &Lookup) -> Result<Answer, CrmError> {
-        let hits = |v: Vec<casebridge_store::CrmAccount>| {
+    async fn lookup(&self, lookup: &CrmLookup) -> Result<Answer, CrmError> {
+        let hits = |v: Vec<CrmAccount>| {
             Answer::Accounts(
                 v.into_iter()
                     .map(|a| AccountHit { id: a.id, kind: kind_of(&a.kind), name: a.name, updated_at: a.updated_at })
@@ -88,26 +91,22 @@ impl Connector for BuiltinConnector {
             )
         };
         match lookup {
-            Lookup::AccountsByPhone(p) => {
+            CrmLookup::AccountsByPhone(p) => {
                 Ok(hits(self.store.crm_find_accounts(Some(p), None, None).await.map_err(err)?))
             }
-            Lookup::AccountsByEmail(e) => {
+            CrmLookup::AccountsByEmail(e) => {
                 Ok(hits(self.store.crm_find_accounts(None, Some(e), None).await.map_err(err)?))
             }
-            Lookup::AccountsByUserId(u) => {
+            CrmLookup::AccountsByUserId(u) => {
                 Ok(hits(self.store.crm_find_accounts(None, None, Some(u)).await.map_err(err)?))
             }
-            Lookup::RecordsOfAccount(a) => {
-                let id = crm_id(a)?;
+            CrmLookup::RecordsOfAccount(id) => {
                 let recs = self
                     .store
-                    .crm_list_records(RecordFilter { account_id: Some(id.to_string()), ..Default::default() })
+                    .crm_list_records(RecordFilter { account_id: Some(id.clone()), ..Default::default() })
                     .await
                     .map_err(err)?;
                 Ok(Answer::Records(recs.iter().map(record_info).collect()))
-            }
-            Lookup::RecordOfSession(_) | Lookup::DialRequestOrigin(_) => {
-                Err(CrmError::Permanent("sessions and dial requests are casebridge's, not the CRM's".into()))
             }
         }
     }
@@ -197,7 +196,7 @@ impl Connector for BuiltinConnector {
                     .await
                     .map_err(err)?;
                 if let Some(n) = note {
-                    s.crm_add_note(&format!("{key}/note"), &r.id, n, *at).await.map_err(err)?;
+                    s.crm_add_note(&keys::record_note_key(key), &r.id, n, *at).await.map_err(err)?;
                 }
                 let summary = if new {
                     format!("Record {} created: \"{}\"", r.id, r.title)
@@ -252,7 +251,7 @@ impl Connector for BuiltinConnector {
                 done(format!("Fields {} set on account {id}", fields.keys().cloned().collect::<Vec<_>>().join(", ")))
             }
             CrmOp::LogCall { session_id, person, record, disposition, label, notes, agent_id, at } => {
-                let ext = format!("call:{session_id}");
+                let ext = keys::call_log_key(session_id);
                 let pid = match person {
                     Some(p) => Some(crm_id(p)?),
                     None => None,
@@ -286,9 +285,6 @@ impl Connector for BuiltinConnector {
                 s.crm_set_agent_status(email, crm_status, *at).await.map_err(err)?;
                 done(format!("Agent {email} status set to {crm_status} in the CRM"))
             }
-            CrmOp::DialWebhook { .. } => {
-                Err(CrmError::Permanent("dial requests go to the contact center, not the CRM".into()))
-            }
             CrmOp::WriteSessionData { target, record, account, data } => {
                 let rid = match record {
                     Some(r) => Some(crm_id(r)?),
@@ -309,7 +305,7 @@ impl Connector for BuiltinConnector {
                     DataTarget::Activity => {
                         let subject = format!("{} session {}", data.session_type, data.session_id);
                         s.crm_upsert_activity(
-                            &format!("session:{}", data.session_id),
+                            &keys::session_activity_key(&data.session_id),
                             rid,
                             aid,
                             Some(&data.session_id),

@@ -1,0 +1,345 @@
+//! The rules worker: pending events → the pure step (`casebridge_rules::engine`) → decisions,
+//! timeline lines and outbox rows, committed in batches.
+//!
+//! Serialization: one rules worker applies events in arrival order, and a step that needs a
+//! lookup waits until no CRM write concerning any of its customer keys is left to deliver,
+//! so a lookup always sees what earlier sessions of the same customer wrote.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use casebridge_crm::CrmLookup;
+use casebridge_rules::engine::{self, Step};
+use casebridge_rules::event::{Event, EventKind};
+use casebridge_rules::keys::{CustomerKey, Lane};
+use casebridge_rules::model::{Answer, Answers, EntryKind, Lookup, ObjRef, OutboxOp, PlatformActivity};
+use casebridge_rules::phone::Phone;
+use casebridge_rules::session::Session;
+use casebridge_rules::settings::Settings;
+use casebridge_store::StepCommit;
+use casebridge_store::agents::NewActivity;
+use tokio_util::sync::CancellationToken;
+
+use crate::pipeline::Pipeline;
+
+/// State of one rules pass whose steps are not committed yet.
+#[derive(Default)]
+struct Pass {
+    commits: Vec<StepCommit>,
+    sessions: HashMap<String, Session>,
+    dirty_keys: HashSet<String>,
+    blocked: HashSet<String>,
+    /// Agents whose session ended in this pass (held statuses may apply).
+    freed_agents: Vec<String>,
+}
+
+/// What happened to one pending event.
+enum Applied {
+    Done,
+    Blocked,
+}
+
+/// Applies events until cancelled.
+pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
+    while !stop.is_cancelled() {
+        let progressed = match pass(&p).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "Rules pass failed; retrying.");
+                0
+            }
+        };
+        if progressed == 0 {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = p.events_in.notified() => {},
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {},
+            }
+        }
+    }
+}
+
+/// Applies what can be applied now; returns how many events were applied.
+///
+/// Steps are committed in batches; until a batch is committed, the pass reads the sessions
+/// it changed from memory and treats keys it gave new writes to as busy.
+pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
+    let pending = p.store.pending_events(512).await?;
+    let mut pass = Pass::default();
+    let mut applied = 0;
+    for ev in pending {
+        if pass.blocked.contains(&ev.session_id) {
+            continue;
+        }
+        let event: Event = match serde_json::from_str(&ev.body) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::error!(seq = ev.seq, error = %e, "Stored event unreadable; skipped.");
+                let body = match pass.sessions.get(&ev.session_id) {
+                    Some(s) => serde_json::to_string(s)?,
+                    None => p.store.load_session(&ev.session_id).await?.map(|s| s.body).unwrap_or_else(|| "{}".into()),
+                };
+                pass.commits.push(StepCommit {
+                    event_seqs: vec![ev.seq],
+                    session_id: ev.session_id.clone(),
+                    session: body,
+                    lane: None,
+                    account: None,
+                    record: None,
+                    created_at: None,
+                    timeline: vec![],
+                    commands: vec![],
+                    activities: vec![],
+                    agent_id: None,
+                    over: false,
+                });
+                continue;
+            }
+        };
+        match apply_one(p, ev.seq, &event, &mut pass).await {
+            Ok(Applied::Done) => {
+                applied += 1;
+                metrics::counter!("casebridge_events_applied_total").increment(1);
+            }
+            Ok(Applied::Blocked) => {
+                pass.blocked.insert(ev.session_id.clone());
+            }
+            Err(e) => {
+                tracing::warn!(session = %ev.session_id, error = %e, "Event not applied yet; will retry.");
+                pass.blocked.insert(ev.session_id.clone());
+            }
+        }
+        if pass.commits.len() >= 128 {
+            flush(p, &mut pass).await?;
+        }
+    }
+    flush(p, &mut pass).await?;
+    if applied > 0 {
+        p.progress.notify_waiters();
+    }
+    for agent in std::mem::take(&mut pass.freed_agents) {
+        if let Err(e) = crate::agents::sessions_over(p, &agent).await {
+            tracing::warn!(agent = %agent, error = %e, "Held agent status not applied.");
+        }
+    }
+    Ok(applied)
+}
+
+async fn flush(p: &Pipeline, pass: &mut Pass) -> anyhow::Result<()> {
+    if pass.commits.is_empty() {
+        return Ok(());
+    }
+    let commits = std::mem::take(&mut pass.commits);
+    let with_writes = commits.iter().any(|c| !c.commands.is_empty());
+    p.store.commit_steps(commits).await?;
+    // Committed: the store is the truth again.
+    pass.sessions.clear();
+    pass.dirty_keys.clear();
+    if with_writes {
+        p.outbox_in.notify_one();
+    }
+    Ok(())
+}
+
+async fn apply_one(p: &Pipeline, seq: i64, event: &Event, pass: &mut Pass) -> anyhow::Result<Applied> {
+    let started = std::time::Instant::now();
+    let session: Option<Session> = match pass.sessions.get(&event.session_id) {
+        Some(s) => Some(s.clone()),
+        None => match p.store.load_session(&event.session_id).await? {
+            Some(row) => Some(serde_json::from_str(&row.body)?),
+            None => None,
+        },
+    };
+    let settings = p.settings().await;
+    let profile = p.profile().await;
+    let mut answers = Answers::new();
+    let mut checked: HashSet<String> = HashSet::new();
+    loop {
+        match engine::apply(session.as_ref(), event, &settings, &profile, &answers) {
+            Step::Need(lookups) => {
+                // A lookup must see every write that concerns the same customer: wait until
+                // none is left to deliver for any of its keys.
+                let mut keys = base_keys(session.as_ref(), event, &settings);
+                for l in &lookups {
+                    if let Lookup::RecordsOfAccount(a) = l {
+                        keys.extend(account_keys(p, a).await?.iter().map(ToString::to_string));
+                    }
+                }
+                keys.retain(|k| !checked.contains(k));
+                if !keys.is_empty() {
+                    if keys.iter().any(|k| pass.dirty_keys.contains(k)) || p.store.keys_busy(&keys).await? {
+                        return Ok(Applied::Blocked);
+                    }
+                    checked.extend(keys);
+                }
+                for l in lookups {
+                    let a = answer(p, &l, pass).await?;
+                    answers.insert(l, a);
+                }
+            }
+            Step::Done(out) => {
+                let s = out.session;
+                let lane = s.lane();
+                let mut keys = CustomerKey::of_customer(&s.customer, s.phone.as_ref());
+                if let Some(a) = &s.account {
+                    keys.extend(account_keys(p, a).await?);
+                }
+                let commands = out
+                    .commands
+                    .into_iter()
+                    .map(|c| crate::outbox::command(c.key, &lane, &s.id, &OutboxOp::Crm(c.op), Some(&keys)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                for e in out.timeline.iter().filter(|e| e.kind == EntryKind::Decision) {
+                    if let Some(rule) = &e.rule {
+                        metrics::counter!("casebridge_decisions_total", "rule" => rule.clone()).increment(1);
+                    }
+                }
+                let was = session.as_ref().map(|x| (x.account_outcome, x.record_outcome));
+                if was.map(|w| w.0) != Some(s.account_outcome) {
+                    metrics::counter!("casebridge_account_outcomes_total", "outcome" => outcome_name(&s.account_outcome)).increment(1);
+                }
+                if was.map(|w| w.1) != Some(s.record_outcome) {
+                    metrics::counter!("casebridge_record_outcomes_total", "outcome" => outcome_name(&s.record_outcome))
+                        .increment(1);
+                }
+                if let Some(c) = commands.first() {
+                    pass.dirty_keys.extend(c.keys.iter().cloned());
+                }
+                if s.is_over()
+                    && !session.as_ref().is_some_and(|x| x.is_over())
+                    && let Some(a) = &s.agent
+                {
+                    pass.freed_agents.push(a.id.clone());
+                }
+                let activities = out.activities.iter().map(new_activity).collect();
+                pass.commits.push(StepCommit {
+                    event_seqs: vec![seq],
+                    session_id: s.id.clone(),
+                    session: serde_json::to_string(&s)?,
+                    lane: s.lane.as_ref().map(ToString::to_string),
+                    account: s.account.as_ref().map(ref_pair),
+                    record: s.record.as_ref().map(ref_pair),
+                    created_at: s.created_at,
+                    timeline: out.timeline,
+                    commands,
+                    activities,
+                    agent_id: s.agent.as_ref().map(|a| a.id.clone()),
+                    over: s.is_over(),
+                });
+                pass.sessions.insert(s.id.clone(), s);
+                metrics::histogram!("casebridge_rules_step_seconds").record(started.elapsed().as_secs_f64());
+                return Ok(Applied::Done);
+            }
+        }
+    }
+}
+
+/// An account's keys: casebridge's key and, once created, the CRM id.
+async fn account_keys(p: &Pipeline, a: &ObjRef) -> anyhow::Result<Vec<CustomerKey>> {
+    let mut keys = vec![CustomerKey::account(a)];
+    if let ObjRef::Crm(id) = resolve(p, a).await?
+        && id != a.as_str()
+    {
+        keys.push(CustomerKey::Account(id));
+    }
+    Ok(keys)
+}
+
+async fn resolve(p: &Pipeline, r: &ObjRef) -> anyhow::Result<ObjRef> {
+    Ok(match r {
+        ObjRef::Key(k) => match p.store.ref_get(k).await? {
+            Some(id) => ObjRef::Crm(id),
+            None => r.clone(),
+        },
+        other => other.clone(),
+    })
+}
+
+/// Answers a lookup: casebridge's own (a session's record, a dial request's origin) from
+/// storage, the rest from the CRM.
+async fn answer(p: &Pipeline, l: &Lookup, pass: &Pass) -> anyhow::Result<Answer> {
+    let started = std::time::Instant::now();
+    let out = match l {
+        Lookup::RecordOfSession(id) => {
+            let related = match pass.sessions.get(id) {
+                Some(s) => Some(s.clone()),
+                None => match p.store.load_session(id).await? {
+                    Some(row) => Some(serde_json::from_str::<Session>(&row.body)?),
+                    None => None,
+                },
+            };
+            let rec = match related.and_then(|s| s.record) {
+                Some(r) => Some(resolve(p, &r).await?),
+                None => None,
+            };
+            Answer::Record(rec)
+        }
+        Lookup::DialRequestOrigin(id) => Answer::Origin(p.agents.dial(id).await?.and_then(|d| d.origin_record_id)),
+        Lookup::RecordsOfAccount(a) => match resolve(p, a).await? {
+            ObjRef::Crm(id) => p.crm.lookup(&CrmLookup::RecordsOfAccount(id)).await?,
+            // The account's creation never landed (parked): it has no records.
+            ObjRef::Key(_) => Answer::Records(vec![]),
+        },
+        Lookup::AccountsByUserId(u) => p.crm.lookup(&CrmLookup::AccountsByUserId(u.clone())).await?,
+        Lookup::AccountsByPhone(n) => p.crm.lookup(&CrmLookup::AccountsByPhone(n.clone())).await?,
+        Lookup::AccountsByEmail(e) => p.crm.lookup(&CrmLookup::AccountsByEmail(e.clone())).await?,
+    };
+    metrics::histogram!("casebridge_crm_lookup_seconds").record(started.elapsed().as_secs_f64());
+    Ok(out)
+}
+
+fn new_activity(a: &PlatformActivity) -> NewActivity {
+    let (person_ref, person_is_key) = match &a.person {
+        Some(r) => {
+            let (k, is_key) = ref_pair(r);
+            (Some(k), is_key)
+        }
+        None => (None, false),
+    };
+    NewActivity {
+        ext_key: casebridge_rules::keys::activity_key(&a.session_id, &a.kind),
+        session_id: a.session_id.clone(),
+        kind: a.kind.clone(),
+        action: None,
+        person_ref,
+        person_is_key,
+        record_id: None,
+        related_by: None,
+        disposition: None,
+        label: None,
+        notes: None,
+        agent_id: a.agent_id.clone(),
+        queue: a.queue.clone(),
+        channel: a.channel.map(|c| c.as_str().to_string()),
+        missed_reason: a.missed_reason.map(|m| m.as_str().to_string()),
+        session_at: a.session_at,
+    }
+}
+
+fn outcome_name<T: serde::Serialize>(o: &T) -> String {
+    serde_json::to_value(o).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+fn ref_pair(r: &ObjRef) -> (String, bool) {
+    match r {
+        ObjRef::Key(k) => (k.clone(), true),
+        ObjRef::Crm(id) => (id.clone(), false),
+    }
+}
+
+/// The keys a lookup for this event must wait on: the session's customer keys and lane (or
+/// those of the session the event creates).
+fn base_keys(session: Option<&Session>, event: &Event, settings: &Settings) -> Vec<String> {
+    let (keys, lane) = if let Some(s) = session.filter(|s| s.is_created()) {
+        (CustomerKey::of_customer(&s.customer, s.phone.as_ref()), s.lane.clone())
+    } else if let EventKind::Created(c) = &event.kind {
+        let phone =
+            c.customer.phone.as_deref().filter(|p| !Phone::is_anonymous(p)).map(|p| Phone::parse(p, &settings.region));
+        let lane = Lane::of_session(&event.session_id, &c.customer, phone.as_ref());
+        (CustomerKey::of_customer(&c.customer, phone.as_ref()), Some(lane))
+    } else {
+        (vec![], Some(Lane::session(&event.session_id)))
+    };
+    keys.iter().map(ToString::to_string).chain(lane.iter().map(ToString::to_string)).collect()
+}

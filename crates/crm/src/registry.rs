@@ -1,0 +1,78 @@
+//! The one place that knows every connector: reads the settings' `crm` member into a typed
+//! configuration (with field-level errors) and builds the connector it names.
+//! `serve`, `simulate` and `check-config` all go through here.
+
+use std::sync::Arc;
+
+use casebridge_rules::event::FieldError;
+use casebridge_rules::settings::{CrmSettings, Warning};
+
+use crate::Connector;
+use crate::builtin::storage::BuiltinCrmStore;
+use crate::builtin::{BuiltinConfig, BuiltinConnector};
+use crate::http::HttpClient;
+
+/// The CRM kinds this build connects to.
+pub const KINDS: &[&str] = &["builtin"];
+
+/// A connector's typed configuration, read from the settings' `crm` member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectorConfig {
+    /// The built-in CRM.
+    Builtin(BuiltinConfig),
+}
+
+impl ConnectorConfig {
+    /// Reads and checks the `crm` member: every error at once (fields named `crm.…`), and the
+    /// warnings of a valid one.
+    pub fn parse(crm: &CrmSettings) -> Result<(ConnectorConfig, Vec<Warning>), Vec<FieldError>> {
+        match crm.kind.as_str() {
+            "builtin" => {
+                let (c, warnings) = BuiltinConfig::parse(crm);
+                Ok((ConnectorConfig::Builtin(c), warnings))
+            }
+            other => Err(vec![FieldError {
+                field: "crm.kind".into(),
+                message: format!("unknown CRM kind {other:?}; this build supports: {}", KINDS.join(", ")),
+            }]),
+        }
+    }
+
+    /// The connector kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ConnectorConfig::Builtin(_) => "builtin",
+        }
+    }
+}
+
+/// What connectors are built with.
+#[derive(Clone)]
+pub struct Deps {
+    /// Storage of the built-in CRM.
+    pub builtin: Arc<dyn BuiltinCrmStore>,
+    /// The shared HTTP client.
+    pub http: HttpClient,
+}
+
+/// Builds the connector a configuration names.
+pub fn connect(config: &ConnectorConfig, deps: &Deps) -> Arc<dyn Connector> {
+    match config {
+        ConnectorConfig::Builtin(_) => Arc::new(BuiltinConnector::new(deps.builtin.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_kinds_are_refused_on_the_field() {
+        let crm = CrmSettings { kind: "nope".into(), ..CrmSettings::default() };
+        let errors = ConnectorConfig::parse(&crm).err().unwrap_or_default();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].field, "crm.kind");
+        let ok = ConnectorConfig::parse(&CrmSettings::default()).map(|(c, w)| (c.kind(), w.len()));
+        assert_eq!(ok.ok(), Some(("builtin", 0)));
+    }
+}
