@@ -6,7 +6,7 @@ use casebridge_rules::event::FieldError;
 use serde::Serialize;
 
 /// An HTTP refusal as `application/problem+json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// Problem type URI.
     #[serde(rename = "type")]

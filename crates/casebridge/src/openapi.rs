@@ -2,24 +2,36 @@
 
 use utoipa::OpenApi;
 
-use crate::api::{agents, crm, events, ops, sessions, settings, wrapup};
+use crate::api::{
+    activities, agents, crm, custom_fields, dispositions, events, ops, reports, sessions, settings, wrapup,
+};
 
+/// Schemas of request and response bodies are collected from the paths; the ones listed here
+/// are also reachable by name for clients that generate code from components.
 #[derive(OpenApi)]
 #[openapi(
     info(title = "casebridge", description = "Contact-center sessions in, correct CRM records out."),
     paths(
+        ops::healthz, ops::readyz, ops::metrics, ops::openapi, ops::list_outbox, ops::retry_outbox,
         events::post_events,
         sessions::get_session, sessions::list_sessions,
         settings::get_settings, settings::put_settings,
         crm::create_account, crm::list_accounts, crm::get_account,
         crm::create_record, crm::list_records, crm::get_record, crm::patch_record, crm::get_attachment,
-        ops::healthz, ops::readyz, ops::metrics, ops::list_outbox, ops::retry_outbox,
+        crm::builtin_statuses,
+        wrapup::wrapup,
+        dispositions::list_dispositions, dispositions::create_disposition, dispositions::patch_disposition,
+        activities::list_activities,
+        reports::report_dispositions, reports::report_abandoned,
+        custom_fields::list_fields, custom_fields::create_fields,
         agents::put_agent, agents::get_agent, agents::put_context, agents::delete_context, agents::put_status,
-        agents::crm_status, agents::dial, agents::get_dial, crm::builtin_statuses,
-        wrapup::wrapup, wrapup::list_activities, wrapup::list_dispositions, wrapup::create_disposition,
-        wrapup::patch_disposition, wrapup::report_dispositions, wrapup::report_abandoned,
-        wrapup::list_fields, wrapup::create_fields,
+        agents::crm_status, agents::dial, agents::get_dial,
     ),
+    components(schemas(
+        casebridge_rules::event::Event, casebridge_rules::event::EventKind,
+        casebridge_rules::settings::Settings, casebridge_rules::settings::Warning,
+        casebridge_rules::event::FieldError, crate::error::Problem,
+    )),
     modifiers(&Security),
 )]
 struct ApiDoc;

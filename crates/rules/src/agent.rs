@@ -11,6 +11,7 @@ use crate::settings::AgentStatusSettings;
 
 /// Where an agent's current status came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StatusSource {
     /// The agent chose it in the contact center.
@@ -34,6 +35,7 @@ pub struct Instance {
 
 /// A line of the agent's status history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusLine {
     /// When.
     pub at: DateTime<Utc>,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// Which kind of conversation a session is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     /// A phone call.
@@ -30,6 +31,7 @@ impl Channel {
 
 /// Who started the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     /// The customer reached the contact center.
@@ -40,6 +42,7 @@ pub enum Direction {
 
 /// The session types of behaviour.md §1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionType {
     /// Inbound call through the IVR.
@@ -127,6 +130,7 @@ impl SessionType {
 
 /// The customer as the contact center knows them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Customer {
     /// Phone number as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,6 +148,7 @@ pub struct Customer {
 
 /// An agent of the contact center.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Agent {
     /// Agent id on the platform.
     pub id: String,
@@ -157,6 +162,7 @@ pub struct Agent {
 
 /// `session.created` data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionCreated {
     /// voice, chat or voicemail.
     pub channel: Channel,
@@ -192,6 +198,7 @@ pub struct SessionCreated {
 
 /// `session.queued` data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionQueued {
     /// The queue path the session now waits in.
     pub queue_path: Vec<String>,
@@ -202,6 +209,7 @@ pub struct SessionQueued {
 
 /// `session.assigned` data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionAssigned {
     /// The agent the session is offered to.
     pub agent: Agent,
@@ -212,6 +220,7 @@ pub struct SessionAssigned {
 
 /// `message.created` sender.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Sender {
     /// The customer.
@@ -226,6 +235,7 @@ pub enum Sender {
 
 /// `message.created` data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessageCreated {
     /// Who sent it.
     pub sender: Sender,
@@ -235,6 +245,7 @@ pub struct MessageCreated {
 
 /// `session.ended` data.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionEnded {
     /// Talk time in seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -249,6 +260,7 @@ pub struct SessionEnded {
 
 /// `session.transferred` data.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SessionTransferred {
     /// The agent now handling the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,6 +272,7 @@ pub struct SessionTransferred {
 
 /// What an agent did with a voicemail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum VoicemailAction {
     /// Listened to it.
@@ -272,6 +285,7 @@ pub enum VoicemailAction {
 
 /// `voicemail.updated` data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VoicemailUpdated {
     /// What the agent did.
     pub action: VoicemailAction,
@@ -281,6 +295,7 @@ pub struct VoicemailUpdated {
 
 /// `recording.available` data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RecordingAvailable {
     /// Where the recording can be fetched.
     pub url: String,
@@ -288,6 +303,7 @@ pub struct RecordingAvailable {
 
 /// `csat.submitted` data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CsatSubmitted {
     /// Survey score.
     pub score: f64,
@@ -298,6 +314,7 @@ pub struct CsatSubmitted {
 
 /// A file shared during a smart action.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SharedFile {
     /// File name.
     pub name: String,
@@ -307,6 +324,7 @@ pub struct SharedFile {
 
 /// `smart_action.completed` data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SmartActionCompleted {
     /// Which action (identity check, photo, payment…).
     pub action: String,
@@ -319,6 +337,7 @@ pub struct SmartActionCompleted {
 
 /// `smart_action.failed` data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SmartActionFailed {
     /// Which action.
     pub action: String,
@@ -330,6 +349,7 @@ pub struct SmartActionFailed {
 
 /// `custom_data.updated` data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CustomDataUpdated {
     /// Key/values sent by the SDK.
     pub data: BTreeMap<String, serde_json::Value>,
@@ -337,6 +357,7 @@ pub struct CustomDataUpdated {
 
 /// `crm.record.updated` data (simulate input only: an agent changing a record).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CrmRecordUpdated {
     /// Session whose record changes.
     pub record_of_session: String,
@@ -346,6 +367,7 @@ pub struct CrmRecordUpdated {
 
 /// Event type and its data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", content = "data")]
 pub enum EventKind {
     /// A session starts.
@@ -398,6 +420,7 @@ pub enum EventKind {
 
 /// `session.wrapped_up` data.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WrappedUp {
     /// Disposition code (empty for Do not log).
     pub disposition: String,
@@ -430,6 +453,7 @@ impl EventKind {
 
 /// One session event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
     /// Unique event id (idempotency key).
     pub id: String,
@@ -444,6 +468,7 @@ pub struct Event {
 
 /// One reason an event was refused.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// Dotted path of the offending field.
     pub field: String,

@@ -10,6 +10,7 @@ use crate::session::Session;
 
 /// Where a standard field lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FieldLevel {
     /// On the person.

@@ -29,6 +29,7 @@ impl ObjRef {
 
 /// Kinds of CRM person.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AccountKind {
     /// A contact.
@@ -194,6 +195,7 @@ impl CrmProfile {
 
 /// Why a session without a connected agent counts as missed (behaviour.md §13.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MissedReason {
     /// Left before reaching a queue.
@@ -570,6 +572,7 @@ pub struct Command {
 
 /// Timeline entry kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     /// An event arrived.
@@ -582,6 +585,7 @@ pub enum EntryKind {
 
 /// One line of a session's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Entry {
     /// When (event time for events and decisions; write time for CRM lines).
     pub at: DateTime<Utc>,

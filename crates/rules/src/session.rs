@@ -48,6 +48,7 @@ impl Phase {
 
 /// Account outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AccountOutcome {
     /// Not decided yet.
@@ -63,6 +64,7 @@ pub enum AccountOutcome {
 
 /// Record outcome.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RecordOutcome {
     /// Trigger not reached yet.

@@ -9,6 +9,7 @@ use crate::title::Template;
 
 /// The whole settings document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
     /// Region for numbers written without a country code (ISO 3166-1 alpha-2).
@@ -37,6 +38,7 @@ pub struct Settings {
 
 /// Where dial requests are sent (behaviour.md §12).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct ClickToCallSettings {
     /// The contact center's endpoint for dial requests (http or https).
@@ -69,6 +71,7 @@ impl Default for Settings {
 /// The CRM connection as written in the settings. The rules do not read it: the connector
 /// registry (`casebridge-crm`) parses it into its kind's typed configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CrmSettings {
     /// Connector kind (`builtin`, …).
     pub kind: String,
@@ -85,6 +88,7 @@ impl Default for CrmSettings {
 
 /// How several hits on one lookup key are resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MultipleMatch {
     /// The most recently updated account.
@@ -96,6 +100,7 @@ pub enum MultipleMatch {
 
 /// Account settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AccountSettings {
     /// Never look the customer up.
@@ -110,6 +115,7 @@ pub struct AccountSettings {
 
 /// Abandoned chat modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AbandonedChatMode {
     /// No record for abandoned chats.
@@ -123,6 +129,7 @@ pub enum AbandonedChatMode {
 
 /// Abandoned chat settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AbandonedChats {
     /// off, all or min_customer_messages.
@@ -133,6 +140,7 @@ pub struct AbandonedChats {
 
 /// Record settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct RecordSettings {
     /// Never create new records.
@@ -191,6 +199,7 @@ impl Default for RecordSettings {
 
 /// Where session data goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SessionDataTarget {
     /// An activity on the record.
@@ -202,6 +211,7 @@ pub enum SessionDataTarget {
 
 /// Where a session without a record is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnrecordedLink {
     /// On the account.
@@ -215,6 +225,7 @@ pub enum UnrecordedLink {
 
 /// Session data settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct SessionDataSettings {
     /// activity or session_object.
@@ -237,6 +248,7 @@ impl Default for SessionDataSettings {
 
 /// What happens to callers that match no CRM person at wrap-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum UnmatchedCaller {
     /// Create a contact.
@@ -250,6 +262,7 @@ pub enum UnmatchedCaller {
 
 /// Call logging settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct CallLoggingSettings {
     /// Dispositions (and relate-to-case) are on.
@@ -266,6 +279,7 @@ impl Default for CallLoggingSettings {
 
 /// Agent status sync settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct AgentStatusSettings {
     /// off, one_way or two_way.
@@ -304,6 +318,7 @@ impl Default for AgentStatusSettings {
 
 /// A valid but partly ineffective combination.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Warning {
     /// The setting that has no effect.
     pub field: String,

@@ -1,14 +1,18 @@
 //! Wrap-up decisions (behaviour.md §9): which person a call is logged on, which record it is
 //! related to, or why the request is refused. Pure: the caller gathers the facts.
 
-use serde::Serialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
-use crate::event::FieldError;
-use crate::model::{AccountHit, AccountKind};
+use crate::event::{Channel, FieldError};
+use crate::keys::{CustomerKey, Lane, wrapup_person_key};
+use crate::model::{AccountHit, AccountKind, CrmOp, Entry, EntryKind, MissedReason, ObjRef};
+use crate::session::Session;
 use crate::settings::{CallLoggingSettings, UnmatchedCaller};
 
 /// Log or Do not log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Log the call on the CRM person.
@@ -180,6 +184,177 @@ pub fn decide(req: &Request, facts: &Facts<'_>, settings: &CallLoggingSettings) 
     Ok(Plan { action: Action::Log, person, relate, disposition, label, notes: req.notes.clone().unwrap_or_default() })
 }
 
+impl Action {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Log => "log",
+            Action::DoNotLog => "do_not_log",
+        }
+    }
+}
+
+/// What the caller knows besides the plan when it writes a wrap-up down.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Context<'a> {
+    /// The session wrapped up, as its path named it.
+    pub session_id: &'a str,
+    /// Its state.
+    pub session: &'a Session,
+    /// The caller's parsed phone number, if any.
+    pub phone: Option<String>,
+    /// The agent wrapping up.
+    pub agent_id: Option<String>,
+    /// 1 for the first wrap-up of the session, then one more each time.
+    pub revision: i64,
+    /// Whether an earlier wrap-up logged the call on the CRM (a later one must undo it).
+    pub logged_before: bool,
+    /// The time of the request.
+    pub now: DateTime<Utc>,
+}
+
+/// The call-log line of casebridge's own activity log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallLog {
+    /// Log or not.
+    pub action: Action,
+    /// The person: the CRM's id, or casebridge's key while it is being created.
+    pub person: Option<ObjRef>,
+    /// The related record.
+    pub record_id: Option<String>,
+    /// How the record was chosen.
+    pub related_by: Option<&'static str>,
+    /// Disposition code.
+    pub disposition: String,
+    /// Its label.
+    pub label: String,
+    /// Notes.
+    pub notes: String,
+    /// The agent.
+    pub agent_id: Option<String>,
+    /// Menu path.
+    pub queue: Option<String>,
+    /// Channel.
+    pub channel: Option<Channel>,
+    /// Why the session was missed.
+    pub missed_reason: Option<MissedReason>,
+    /// When the session started (reports count by it).
+    pub session_at: DateTime<Utc>,
+}
+
+/// What a decided wrap-up writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Writes {
+    /// CRM writes, in order.
+    pub ops: Vec<CrmOp>,
+    /// The lane the writes are delivered in.
+    pub lane: Lane,
+    /// Customer keys the writes concern (no other write on them may overtake).
+    pub keys: Vec<CustomerKey>,
+    /// Timeline lines.
+    pub lines: Vec<Entry>,
+    /// The activity log line.
+    pub call_log: CallLog,
+}
+
+fn kind_name(k: AccountKind) -> &'static str {
+    match k {
+        AccountKind::Contact => "contact",
+        AccountKind::Lead => "lead",
+        AccountKind::PersonAccount => "person_account",
+    }
+}
+
+/// The CRM writes, timeline lines and activity line of a decided wrap-up.
+pub fn writes(plan: &Plan, cx: &Context<'_>) -> Writes {
+    let id = cx.session_id;
+    let s = cx.session;
+    let at = s.created_at.unwrap_or(cx.now);
+    let lane = s.lane.clone().unwrap_or_else(|| Lane::session(id));
+    let keys = CustomerKey::of_customer(&s.customer, s.phone.as_ref());
+    let mut ops = Vec::new();
+    let person: Option<ObjRef> = match &plan.person {
+        Person::Existing { id } => Some(ObjRef::Crm(id.clone())),
+        Person::Create { kind } => {
+            let key = wrapup_person_key(id);
+            ops.push(CrmOp::CreateAccount {
+                key: key.clone(),
+                kind: *kind,
+                name: s.customer.name.clone(),
+                phone: cx.phone.clone(),
+                email: s.customer.email.clone(),
+                user_id: s.customer.user_id.clone(),
+                at,
+            });
+            Some(ObjRef::Key(key))
+        }
+        Person::None { .. } => None,
+    };
+    let record = plan.relate.as_ref().ok().map(|(r, _)| r.clone());
+    if plan.action == Action::Log && (person.is_some() || record.is_some()) {
+        ops.push(CrmOp::LogCall {
+            session_id: id.to_string(),
+            person: person.clone(),
+            record: record.clone().map(ObjRef::Crm),
+            disposition: plan.disposition.clone(),
+            label: plan.label.clone(),
+            notes: plan.notes.clone(),
+            agent_id: cx.agent_id.clone(),
+            at,
+        });
+    } else if cx.logged_before {
+        // An empty log call withdraws what the earlier wrap-up wrote.
+        ops.push(CrmOp::LogCall {
+            session_id: id.to_string(),
+            person: None,
+            record: None,
+            disposition: String::new(),
+            label: String::new(),
+            notes: String::new(),
+            agent_id: cx.agent_id.clone(),
+            at,
+        });
+    }
+
+    let what = match (&plan.action, &plan.person) {
+        (Action::DoNotLog, _) => "Wrap-up: Do not log (platform activity only)".to_string(),
+        (_, Person::Existing { id: pid }) => format!("Wrap-up {}: logged on person {pid}", plan.disposition),
+        (_, Person::Create { kind }) => {
+            format!("Wrap-up {}: no CRM person matches the caller, a {} is created", plan.disposition, kind_name(*kind))
+        }
+        (_, Person::None { reason }) => format!("Wrap-up {}: not logged on a person ({reason})", plan.disposition),
+    };
+    let rule = if cx.revision > 1 { "call_logging.wrapup.replaced" } else { "call_logging.wrapup" };
+    let mut lines = vec![Entry { at: cx.now, kind: EntryKind::Decision, summary: what, rule: Some(rule.into()) }];
+    if plan.action == Action::Log {
+        let summary = match &plan.relate {
+            Ok((r, by)) => format!("Related to record {r} ({by})"),
+            Err(why) => format!("Relate-to-case not applied: {why}"),
+        };
+        lines.push(Entry {
+            at: cx.now,
+            kind: EntryKind::Decision,
+            summary,
+            rule: Some("call_logging.relate_to_case".into()),
+        });
+    }
+    let call_log = CallLog {
+        action: plan.action,
+        person,
+        record_id: record,
+        related_by: plan.relate.as_ref().ok().map(|(_, by)| *by),
+        disposition: plan.disposition.clone(),
+        label: plan.label.clone(),
+        notes: plan.notes.clone(),
+        agent_id: cx.agent_id.clone(),
+        queue: s.leaf_queue(),
+        channel: s.channel,
+        missed_reason: s.missed_reason,
+        session_at: at,
+    };
+    Writes { ops, lane, keys, lines, call_log }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,5 +393,90 @@ mod tests {
         assert!(matches!(decide(&req(Some("a")), &f2, &s), Err(Refusal::Field(e)) if e.field == "disposition"));
         let f3 = Facts { instances: vec![Some("r1".into()), None], ..f };
         assert!(decide(&req(Some("a")), &f3, &s).is_ok_and(|p| p.relate.is_err()));
+    }
+
+    fn plan(action: Action, person: Person, relate: Result<(String, &'static str), String>) -> Plan {
+        let log = action == Action::Log;
+        Plan {
+            action,
+            person,
+            relate,
+            disposition: if log { "sale".into() } else { String::new() },
+            label: if log { "Sale".into() } else { String::new() },
+            notes: if log { "n".into() } else { String::new() },
+        }
+    }
+
+    fn context<'a>(s: &'a Session, revision: i64, logged_before: bool) -> Context<'a> {
+        Context {
+            session_id: "s1",
+            session: s,
+            phone: Some("+14155550100".into()),
+            agent_id: Some("ag".into()),
+            revision,
+            logged_before,
+            now: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default(),
+        }
+    }
+
+    fn rules(w: &Writes) -> Vec<&str> {
+        w.lines.iter().filter_map(|l| l.rule.as_deref()).collect()
+    }
+
+    #[test]
+    fn a_new_person_is_created_then_logged_on() {
+        let s = Session { lane: Some(Lane::session("lane-1")), ..Session::default() };
+        let p = plan(Action::Log, Person::Create { kind: AccountKind::Lead }, Ok(("r9".into(), "viewing_record")));
+        let w = writes(&p, &context(&s, 1, false));
+        assert!(
+            matches!(&w.ops[..], [CrmOp::CreateAccount { key, kind: AccountKind::Lead, .. }, CrmOp::LogCall { person: Some(ObjRef::Key(k)), record: Some(ObjRef::Crm(r)), .. }]
+            if key == "cb-wrapacct-s1" && k == key && r == "r9")
+        );
+        assert_eq!(w.lane.as_str(), "session:lane-1");
+        assert_eq!(rules(&w), ["call_logging.wrapup", "call_logging.relate_to_case"]);
+        assert_eq!(w.lines[0].summary, "Wrap-up sale: no CRM person matches the caller, a lead is created");
+        assert_eq!(w.lines[1].summary, "Related to record r9 (viewing_record)");
+        assert_eq!(w.call_log.person, Some(ObjRef::Key("cb-wrapacct-s1".into())));
+        assert_eq!(w.call_log.related_by, Some("viewing_record"));
+        assert_eq!(w.call_log.session_at, context(&s, 1, false).now, "no start time: the request's");
+    }
+
+    #[test]
+    fn nothing_to_log_on_writes_nothing_to_the_crm() {
+        let s = Session::default();
+        let p = plan(Action::Log, Person::None { reason: "why".into() }, Err("no widget".into()));
+        let w = writes(&p, &context(&s, 1, false));
+        assert!(w.ops.is_empty());
+        assert_eq!(w.lane.as_str(), "session:s1");
+        assert_eq!(w.lines[0].summary, "Wrap-up sale: not logged on a person (why)");
+        assert_eq!(w.lines[1].summary, "Relate-to-case not applied: no widget");
+        assert_eq!(w.call_log.record_id, None);
+    }
+
+    #[test]
+    fn do_not_log_after_a_log_withdraws_it() {
+        let s = Session::default();
+        let p = plan(Action::DoNotLog, Person::None { reason: "x".into() }, Err("x".into()));
+        let first = writes(&p, &context(&s, 1, false));
+        assert!(first.ops.is_empty());
+        assert_eq!(rules(&first), ["call_logging.wrapup"]);
+        let again = writes(&p, &context(&s, 2, true));
+        assert!(
+            matches!(&again.ops[..], [CrmOp::LogCall { person: None, record: None, disposition, agent_id: Some(a), .. }]
+            if disposition.is_empty() && a == "ag")
+        );
+        assert_eq!(rules(&again), ["call_logging.wrapup.replaced"]);
+        assert_eq!(again.lines[0].summary, "Wrap-up: Do not log (platform activity only)");
+        assert_eq!(again.call_log.action, Action::DoNotLog);
+    }
+
+    #[test]
+    fn an_existing_person_is_logged_on() {
+        let s = Session::default();
+        let p = plan(Action::Log, Person::Existing { id: "c1".into() }, Ok(("r1".into(), "origin_record")));
+        let w = writes(&p, &context(&s, 3, true));
+        assert!(matches!(&w.ops[..], [CrmOp::LogCall { person: Some(ObjRef::Crm(c)), .. }] if c == "c1"));
+        assert_eq!(w.lines[0].summary, "Wrap-up sale: logged on person c1");
+        assert_eq!(rules(&w), ["call_logging.wrapup.replaced", "call_logging.relate_to_case"]);
     }
 }

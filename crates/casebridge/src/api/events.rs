@@ -2,17 +2,20 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use casebridge_rules::event::parse_event;
+use axum::routing::post;
+use axum::{Json, Router};
+use casebridge_rules::event::{Event, parse_event};
 use casebridge_store::NewEvent;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{AppState, body};
+use super::AppState;
+use super::input::{body, field};
 use crate::error::{ApiResult, Problem};
 
 /// Query of `POST /v1/events`.
@@ -20,6 +23,35 @@ use crate::error::{ApiResult, Problem};
 pub struct WaitQuery {
     /// Seconds to wait for the work to settle (at most 30).
     pub wait: Option<f64>,
+}
+
+/// Events in.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/events", post(post_events))
+}
+
+/// What `POST /v1/events` reads as JSON: one event or an array of them. Only the schema: the
+/// body is validated event by event so that every error of every event is reported.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // never built: it exists for its schema
+pub enum EventsIn {
+    /// One event.
+    One(Box<Event>),
+    /// A batch.
+    Many(Vec<Event>),
+}
+
+/// Events stored.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventsOut {
+    /// Newly stored.
+    pub accepted: u64,
+    /// Already known ids (not stored again).
+    pub duplicates: u64,
+    /// With `wait`: whether the work was settled in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled: Option<bool>,
 }
 
 /// Largest number of events in one batch.
@@ -52,8 +84,9 @@ pub fn split_body(b: &[u8], ndjson: bool) -> Result<Vec<serde_json::Value>, Prob
 /// Accepts events (api.md "Events in").
 #[utoipa::path(post, path = "/v1/events", tag = "events",
     params(("wait" = Option<f64>, Query, description = "Seconds (≤ 30) to wait until the work is settled")),
-    request_body(content = serde_json::Value, description = "One event, an array of events, or NDJSON"),
-    responses((status = 202, description = "Stored: {accepted, duplicates[, settled]}"), (status = 422, description = "Some events are invalid; none stored")))]
+    request_body(description = "One event, an array of events, or NDJSON (one event per line)",
+        content((EventsIn = "application/json"), (String = "application/x-ndjson"))),
+    responses((status = 202, description = "Stored", body = EventsOut), (status = 422, description = "Some events are invalid; none stored")))]
 pub async fn post_events(
     State(st): State<AppState>,
     Query(q): Query<WaitQuery>,
@@ -65,10 +98,7 @@ pub async fn post_events(
         Some(w) if !(0.0..=30.0).contains(&w) || w.is_nan() => {
             return Err(Problem::fields(
                 "query parameter wait is out of range",
-                &[casebridge_rules::event::FieldError {
-                    field: "wait".into(),
-                    message: "must be between 0 and 30 seconds".into(),
-                }],
+                &[field("wait", "must be between 0 and 30 seconds")],
             ));
         }
         w => w,
@@ -122,7 +152,7 @@ pub async fn post_events(
     if out.accepted > 0 {
         st.pipeline.events_in.notify_one();
     }
-    let mut resp = serde_json::json!({"accepted": out.accepted, "duplicates": out.duplicates});
+    let mut resp = EventsOut { accepted: out.accepted, duplicates: out.duplicates, settled: None };
     if let Some(w) = wait {
         let ids: Vec<String> = events.iter().map(|e| e.id.clone()).collect();
         let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(w);
@@ -139,7 +169,7 @@ pub async fn post_events(
             )
             .await;
         };
-        resp["settled"] = settled.into();
+        resp.settled = Some(settled);
     }
     Ok((StatusCode::ACCEPTED, Json(resp)).into_response())
 }

@@ -1,32 +1,59 @@
 //! Health, readiness, metrics, OpenAPI, and the outbox (dead letters).
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
 
 use super::AppState;
+use super::input::field;
 use crate::error::{ApiResult, Problem};
 
+/// Routes that answer without a token: probes must work before anyone has one.
+pub fn open_router() -> Router<AppState> {
+    Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
+}
+
+/// Metrics, the OpenAPI document and the outbox.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/openapi.json", get(openapi))
+        .route("/v1/outbox", get(list_outbox))
+        .route("/v1/outbox/{id}/retry", post(retry_outbox))
+}
+
+/// Answer of the probes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProbeOut {
+    /// `ok` (healthz) or `ready` (readyz).
+    pub status: String,
+}
+
 /// `GET /healthz`: the process is up.
-#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200)))]
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
+    responses((status = 200, body = ProbeOut)))]
+pub async fn healthz() -> Json<ProbeOut> {
+    Json(ProbeOut { status: "ok".into() })
 }
 
 /// `GET /readyz`: the database is reachable and migrated.
-#[utoipa::path(get, path = "/readyz", tag = "operations", responses((status = 200), (status = 503)))]
+#[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
+    responses((status = 200, body = ProbeOut), (status = 503, description = "Not ready")))]
 pub async fn readyz(State(st): State<AppState>) -> Response {
     match st.store.ready().await {
-        Ok(()) => Json(json!({"status": "ready"})).into_response(),
+        Ok(()) => Json(ProbeOut { status: "ready".into() }).into_response(),
         Err(e) => Problem::unavailable(format!("not ready: {e}"), 1).into_response(),
     }
 }
 
 /// `GET /metrics`: Prometheus text.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
     if let Ok(counts) = st.store.outbox_counts().await {
         for state in ["pending", "done", "dead"] {
@@ -41,7 +68,9 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 
-/// `GET /openapi.json`.
+/// `GET /openapi.json`: this document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object)))]
 pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(crate::openapi::document())
 }
@@ -55,39 +84,76 @@ pub struct OutboxQuery {
     pub limit: Option<i64>,
 }
 
+/// A CRM write in the outbox.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxWriteOut {
+    /// Row id (for the retry).
+    pub id: i64,
+    /// Idempotency key.
+    pub key: String,
+    /// Session.
+    pub session_id: String,
+    /// pending, done or dead.
+    pub state: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Last failure.
+    pub last_error: Option<String>,
+    /// Next attempt.
+    pub next_attempt_at: String,
+    /// The write (its `op` member names it); null if it cannot be read.
+    pub op: Value,
+}
+
+/// `GET /v1/outbox` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OutboxOut {
+    /// The writes.
+    pub writes: Vec<OutboxWriteOut>,
+}
+
 /// `GET /v1/outbox?state=dead`: CRM writes by state (dead letters by default).
 #[utoipa::path(get, path = "/v1/outbox", tag = "operations",
-    params(("state" = Option<String>, Query), ("limit" = Option<i64>, Query)), responses((status = 200)))]
-pub async fn list_outbox(State(st): State<AppState>, Query(q): Query<OutboxQuery>) -> ApiResult<Json<Value>> {
+    params(("state" = Option<String>, Query), ("limit" = Option<i64>, Query)),
+    responses((status = 200, body = OutboxOut), (status = 422)))]
+pub async fn list_outbox(State(st): State<AppState>, Query(q): Query<OutboxQuery>) -> ApiResult<Json<OutboxOut>> {
     let state = q.state.unwrap_or_else(|| "dead".into());
     if !["pending", "done", "dead"].contains(&state.as_str()) {
-        return Err(Problem::fields(
-            "unknown state",
-            &[casebridge_rules::event::FieldError {
-                field: "state".into(),
-                message: "must be pending, done or dead".into(),
-            }],
-        ));
+        return Err(Problem::fields("unknown state", &[field("state", "must be pending, done or dead")]));
     }
     let rows = st.store.list_commands(&state, q.limit.unwrap_or(100).clamp(1, 1000)).await?;
-    let items: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({"id": r.id, "key": r.key, "session_id": r.session_id, "state": r.state, "attempts": r.attempts,
-                   "last_error": r.last_error, "next_attempt_at": r.next_attempt_at,
-                   "op": serde_json::from_str::<Value>(&r.op).unwrap_or(Value::Null)})
+    let writes = rows
+        .into_iter()
+        .map(|r| OutboxWriteOut {
+            op: serde_json::from_str::<Value>(&r.op).unwrap_or(Value::Null),
+            id: r.id,
+            key: r.key,
+            session_id: r.session_id,
+            state: r.state,
+            attempts: r.attempts,
+            last_error: r.last_error,
+            next_attempt_at: r.next_attempt_at,
         })
         .collect();
-    Ok(Json(json!({"writes": items})))
+    Ok(Json(OutboxOut { writes }))
+}
+
+/// A dead letter put back in line.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetryOut {
+    /// Row id.
+    pub id: i64,
+    /// Always `pending`.
+    pub state: String,
 }
 
 /// `POST /v1/outbox/{id}/retry`: puts a dead letter back in line.
 #[utoipa::path(post, path = "/v1/outbox/{id}/retry", tag = "operations", params(("id" = i64, Path)),
-    responses((status = 202), (status = 404)))]
+    responses((status = 202, body = RetryOut), (status = 404)))]
 pub async fn retry_outbox(State(st): State<AppState>, Path(id): Path<i64>) -> ApiResult<Response> {
     if st.store.redrive_command(id).await? {
         st.pipeline.outbox_in.notify_one();
-        Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "state": "pending"}))).into_response())
+        Ok((StatusCode::ACCEPTED, Json(RetryOut { id, state: "pending".into() })).into_response())
     } else {
         Err(Problem::not_found(format!("write {id} is not a dead letter (see GET /v1/outbox?state=dead)")))
     }

@@ -1,52 +1,118 @@
 //! Sessions and their timelines.
 
-use axum::Json;
 use axum::extract::{Path, Query, State};
-use casebridge_rules::session::Session;
+use axum::routing::get;
+use axum::{Json, Router};
+use casebridge_rules::event::{Channel, Direction, SessionType};
+use casebridge_rules::model::{Entry, MissedReason};
+use casebridge_rules::session::{AccountOutcome, RecordOutcome, Session};
 use casebridge_store::SessionRow;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::AppState;
+use super::activities::{ActivityOut, activities_out};
+use super::input::field;
 use crate::error::{ApiResult, Problem};
 
-/// The public view of a session.
-pub fn view(id: &str, row: &SessionRow, s: &Session) -> Value {
-    json!({
-        "id": id,
-        "channel": s.channel.map(|c| c.as_str()),
-        "session_type": s.session_type.map(|t| t.as_str()),
-        "direction": s.direction,
-        "state": s.phase.as_str(),
-        "leaf_queue": s.leaf_queue(),
-        "account_id": row.account_id,
-        "account_outcome": s.account_outcome,
-        "record_id": row.record_id,
-        "record_outcome": s.record_outcome,
-        "record_rule": s.record_rule,
-        "abandoned": s.abandoned,
-        "missed_reason": s.missed_reason,
-        "customer_messages": s.customer_messages,
-        "agent_id": s.agent.as_ref().map(|a| a.id.clone()),
-        "created_at": s.created_at,
-        "ended_at": s.ended_at,
-    })
+/// Sessions.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/v1/sessions", get(list_sessions)).route("/v1/sessions/{id}", get(get_session))
+}
+
+/// A session as lists show it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionSummaryOut {
+    /// Session id.
+    pub id: String,
+    /// Channel, once created.
+    pub channel: Option<Channel>,
+    /// Session type, once created.
+    pub session_type: Option<SessionType>,
+    /// Direction, once created.
+    pub direction: Option<Direction>,
+    /// waiting, created, queued, assigned, connected, abandoned or ended.
+    pub state: String,
+    /// The last node of the queue path.
+    pub leaf_queue: Option<String>,
+    /// The CRM account.
+    pub account_id: Option<String>,
+    /// How the account was decided.
+    pub account_outcome: AccountOutcome,
+    /// The CRM record.
+    pub record_id: Option<String>,
+    /// How the record was decided.
+    pub record_outcome: RecordOutcome,
+    /// The rule that decided the record.
+    pub record_rule: Option<String>,
+    /// Abandoned before an agent connected.
+    pub abandoned: bool,
+    /// Why it counts as missed.
+    pub missed_reason: Option<MissedReason>,
+    /// Messages the customer sent.
+    pub customer_messages: u32,
+    /// The current agent.
+    pub agent_id: Option<String>,
+    /// Start.
+    pub created_at: Option<DateTime<Utc>>,
+    /// End.
+    pub ended_at: Option<DateTime<Utc>>,
+}
+
+impl SessionSummaryOut {
+    /// The public view of a stored session.
+    pub fn of(id: &str, row: &SessionRow, s: &Session) -> Self {
+        SessionSummaryOut {
+            id: id.to_string(),
+            channel: s.channel,
+            session_type: s.session_type,
+            direction: s.direction,
+            state: s.phase.as_str().to_string(),
+            leaf_queue: s.leaf_queue(),
+            account_id: row.account_id.clone(),
+            account_outcome: s.account_outcome,
+            record_id: row.record_id.clone(),
+            record_outcome: s.record_outcome,
+            record_rule: s.record_rule.clone(),
+            abandoned: s.abandoned,
+            missed_reason: s.missed_reason,
+            customer_messages: s.customer_messages,
+            agent_id: s.agent.as_ref().map(|a| a.id.clone()),
+            created_at: s.created_at,
+            ended_at: s.ended_at,
+        }
+    }
+}
+
+/// A session with its timeline and activity log lines.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionOut {
+    /// The session.
+    #[serde(flatten)]
+    pub session: SessionSummaryOut,
+    /// No event left to apply and no write left to attempt.
+    pub settled: bool,
+    /// What happened and why, oldest first.
+    pub timeline: Vec<Entry>,
+    /// casebridge's activity log lines of the session.
+    pub activities: Vec<ActivityOut>,
 }
 
 /// `GET /v1/sessions/{id}`.
 #[utoipa::path(get, path = "/v1/sessions/{id}", tag = "sessions", params(("id" = String, Path)),
-    responses((status = 200, description = "The session with its timeline"), (status = 404)))]
-pub async fn get_session(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    responses((status = 200, description = "The session with its timeline", body = SessionOut), (status = 404)))]
+pub async fn get_session(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<SessionOut>> {
     let Some(row) = st.store.load_session(&id).await? else {
         return Err(Problem::not_found(format!("no session {id:?} has been received")));
     };
     let s: Session = serde_json::from_str(&row.body).map_err(Problem::internal)?;
-    let mut v = view(&id, &row, &s);
-    v["settled"] = st.store.session_settled(&id).await?.into();
-    v["timeline"] = serde_json::to_value(st.store.timeline(&id).await?).map_err(Problem::internal)?;
+    let session = SessionSummaryOut::of(&id, &row, &s);
+    let settled = st.store.session_settled(&id).await?;
+    let timeline = st.store.timeline(&id).await?;
     let f = casebridge_store::agents::ActivityFilter { session_id: Some(id.clone()), ..Default::default() };
-    v["activities"] = serde_json::to_value(st.pipeline.agents.activities(&f).await?).map_err(Problem::internal)?;
-    Ok(Json(v))
+    let activities = activities_out(st.pipeline.agents.activities(&f).await?);
+    Ok(Json(SessionOut { session, settled, timeline, activities }))
 }
 
 /// Query of `GET /v1/sessions`.
@@ -60,34 +126,40 @@ pub struct ListQuery {
     pub cursor: Option<String>,
 }
 
+/// A page of sessions.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsOut {
+    /// Newest first.
+    pub sessions: Vec<SessionSummaryOut>,
+    /// Cursor of the next page; null on the last.
+    pub next_cursor: Option<String>,
+}
+
 /// `GET /v1/sessions?account_id=…`.
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
     params(("account_id" = String, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
-    responses((status = 200, description = "{sessions, next_cursor}")))]
-pub async fn list_sessions(State(st): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<Value>> {
+    responses((status = 200, body = SessionsOut), (status = 422)))]
+pub async fn list_sessions(State(st): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<SessionsOut>> {
     let Some(account) = q.account_id.filter(|a| !a.is_empty()) else {
         return Err(Problem::fields(
             "account_id is required",
-            &[casebridge_rules::event::FieldError {
-                field: "account_id".into(),
-                message: "give the CRM account id whose sessions to list".into(),
-            }],
+            &[field("account_id", "give the CRM account id whose sessions to list")],
         ));
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 500);
     let rows = st.store.sessions_by_account(&account, limit + 1, q.cursor.as_deref()).await?;
-    let mut out = Vec::new();
+    let mut sessions = Vec::new();
     let mut next = None;
     for (i, (cursor, row)) in rows.iter().enumerate() {
         if i as i64 == limit {
             break;
         }
         let s: Session = serde_json::from_str(&row.body).map_err(Problem::internal)?;
-        out.push(view(&s.id, row, &s));
+        sessions.push(SessionSummaryOut::of(&s.id, row, &s));
         next = Some(cursor.clone());
     }
     if rows.len() as i64 <= limit {
         next = None;
     }
-    Ok(Json(json!({"sessions": out, "next_cursor": next})))
+    Ok(Json(SessionsOut { sessions, next_cursor: next }))
 }

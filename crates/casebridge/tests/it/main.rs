@@ -7,6 +7,7 @@ mod cli;
 mod conversation;
 mod harness;
 mod intake;
+mod openapi;
 mod records;
 mod reliability;
 mod wrapup;
