@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use casebridge_crm::BuiltinConnector;
 use casebridge_rules::settings::{Settings, parse_settings};
-use casebridge_store::{SqliteStore, Store};
+use casebridge_store::Store;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
@@ -45,19 +45,19 @@ pub struct ServeArgs {
     pub log_format: String,
 }
 
-async fn open_store(db: &DbArgs) -> anyhow::Result<SqliteStore> {
+async fn open_store(db: &DbArgs) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(url) = &db.database_url {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            bail!(
-                "PostgreSQL storage is not available in this build yet; leave --database-url unset to use the embedded SQLite database"
-            );
+            return Ok(casebridge_store::open(url).await?);
         }
         bail!("--database-url must start with postgres://");
     }
     let dir = db.data_dir.clone().unwrap_or_else(|| PathBuf::from("casebridge-data"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data folder {}", dir.display()))?;
     let path = dir.join("casebridge.db");
-    SqliteStore::open(&path).await.with_context(|| format!("cannot open {}", path.display()))
+    casebridge_store::open(&casebridge_store::sqlite_url(&dir))
+        .await
+        .with_context(|| format!("cannot open {}", path.display()))
 }
 
 /// `casebridge migrate`.
@@ -110,7 +110,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => Settings::default(),
         },
     };
-    let store = Arc::new(store);
     let crm = Arc::new(BuiltinConnector::new(store.clone()));
     let pipeline = Pipeline::new(store.clone(), store.clone(), crm, settings);
     pipeline.load_fields().await?;

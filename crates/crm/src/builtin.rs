@@ -3,12 +3,11 @@
 
 use std::sync::Arc;
 
+use crate::builtin_storage::{BuiltinCrmStore, BuiltinStoreError, CrmRecord, NewAccount, NewRecord, RecordFilter};
 use async_trait::async_trait;
 use casebridge_rules::model::{
     AccountHit, AccountKind, Answer, CrmOp, CrmProfile, DataTarget, Lookup, ObjRef, RecordInfo,
 };
-use casebridge_store::builtin::{BuiltinCrmStore, NewAccount, NewRecord, RecordFilter};
-use casebridge_store::{CrmRecord, StoreError};
 use chrono::Utc;
 
 use crate::{Connector, CrmError, FieldSpec, WriteOutcome};
@@ -25,11 +24,11 @@ impl BuiltinConnector {
     }
 }
 
-fn err(e: StoreError) -> CrmError {
+fn err(e: BuiltinStoreError) -> CrmError {
     match e {
-        StoreError::NotFound(m) => CrmError::Gone(m),
-        StoreError::Conflict(m) => CrmError::Permanent(m),
-        other => CrmError::Transient { message: other.to_string(), retry_after: None },
+        BuiltinStoreError::NotFound(m) => CrmError::Gone(m),
+        BuiltinStoreError::Conflict(m) => CrmError::Permanent(m),
+        BuiltinStoreError::Failed(message) => CrmError::Transient { message, retry_after: None },
     }
 }
 
@@ -80,7 +79,7 @@ impl Connector for BuiltinConnector {
     }
 
     async fn lookup(&self, lookup: &Lookup) -> Result<Answer, CrmError> {
-        let hits = |v: Vec<casebridge_store::CrmAccount>| {
+        let hits = |v: Vec<crate::builtin_storage::CrmAccount>| {
             Answer::Accounts(
                 v.into_iter()
                     .map(|a| AccountHit { id: a.id, kind: kind_of(&a.kind), name: a.name, updated_at: a.updated_at })

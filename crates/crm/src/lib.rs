@@ -4,6 +4,7 @@
 //! to repeat.
 
 pub mod builtin;
+pub mod builtin_storage;
 
 use std::time::Duration;
 

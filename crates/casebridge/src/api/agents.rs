@@ -9,8 +9,8 @@ use axum::response::{IntoResponse, Response};
 use casebridge_rules::agent::{self, AgentState, Input, Outcome, StatusSource};
 use casebridge_rules::model::CrmOp;
 use casebridge_rules::phone::Phone;
-use casebridge_store::NewCommand;
 use casebridge_store::agents::{AgentRow, DialRequestRow};
+use casebridge_store::{NewCommand, OutboxState};
 use chrono::Utc;
 use serde_json::{Value, json};
 
@@ -256,10 +256,10 @@ pub async fn get_dial(State(st): State<AppState>, Path(id): Path<String>) -> Api
         Problem::not_found(format!("no dial request {id:?}; its id is the one POST /v1/agents/{{id}}/dial answered"))
     })?;
     let timeline = st.store.timeline(&format!("dial:{id}")).await?;
-    let delivery = st.pipeline.agents.command_state(&format!("dial:{id}")).await?;
+    let delivery = st.store.command_state(&format!("dial:{id}")).await?;
     let mut v = serde_json::to_value(&d).map_err(Problem::internal)?;
     v["dial_request_id"] = json!(d.id);
-    v["delivered"] = json!(delivery.as_ref().is_some_and(|(state, _, _)| state == "done"));
+    v["delivered"] = json!(delivery.as_ref().is_some_and(|(state, _, _)| *state == OutboxState::Done));
     v["handoff"] = match &delivery {
         Some((state, attempts, error)) => json!({"state": state, "attempts": attempts, "last_error": error}),
         None => json!({"state": "not_configured"}),

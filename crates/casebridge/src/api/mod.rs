@@ -18,8 +18,8 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
+use casebridge_crm::builtin_storage::BuiltinCrmStore;
 use casebridge_store::Store;
-use casebridge_store::builtin::BuiltinCrmStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 use subtle::ConstantTimeEq;
 

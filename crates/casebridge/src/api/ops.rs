@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use casebridge_store::OutboxState;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -29,9 +30,9 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
 #[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
     if let Ok(counts) = st.store.outbox_counts().await {
-        for state in ["pending", "done", "dead"] {
-            let n = counts.iter().find(|(s, _)| s == state).map(|(_, n)| *n).unwrap_or(0);
-            metrics::gauge!("casebridge_outbox", "state" => state).set(n as f64);
+        for state in OutboxState::ALL {
+            let n = counts.iter().find(|(s, _)| *s == state).map(|(_, n)| *n).unwrap_or(0);
+            metrics::gauge!("casebridge_outbox", "state" => state.as_str()).set(n as f64);
         }
     }
     if let Ok(n) = st.store.pending_event_count().await {
@@ -59,8 +60,7 @@ pub struct OutboxQuery {
 #[utoipa::path(get, path = "/v1/outbox", tag = "operations",
     params(("state" = Option<String>, Query), ("limit" = Option<i64>, Query)), responses((status = 200)))]
 pub async fn list_outbox(State(st): State<AppState>, Query(q): Query<OutboxQuery>) -> ApiResult<Json<Value>> {
-    let state = q.state.unwrap_or_else(|| "dead".into());
-    if !["pending", "done", "dead"].contains(&state.as_str()) {
+    let Ok(state) = q.state.as_deref().unwrap_or("dead").parse::<OutboxState>() else {
         return Err(Problem::fields(
             "unknown state",
             &[casebridge_rules::event::FieldError {
@@ -68,8 +68,8 @@ pub async fn list_outbox(State(st): State<AppState>, Query(q): Query<OutboxQuery
                 message: "must be pending, done or dead".into(),
             }],
         ));
-    }
-    let rows = st.store.list_commands(&state, q.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    };
+    let rows = st.store.list_commands(state, q.limit.unwrap_or(100).clamp(1, 1000)).await?;
     let items: Vec<Value> = rows
         .iter()
         .map(|r| {

@@ -202,7 +202,7 @@ pub async fn wrapup(
         p.outbox_in.notify_one();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if p.agents.commands_settled(&cmd_keys).await? {
+            if p.store.commands_settled(&cmd_keys).await? {
                 done = true;
                 break;
             }
