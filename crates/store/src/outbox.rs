@@ -130,3 +130,20 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// Whether every outbox row with these keys is done, parked or attempted at least once.
     async fn commands_settled(&self, keys: &[String]) -> Result<bool>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_keep_their_stored_and_wire_names() {
+        for (state, name) in OutboxState::ALL.into_iter().zip(["pending", "done", "dead"]) {
+            assert_eq!(state.as_str(), name);
+            assert_eq!(state.to_string(), name);
+            assert_eq!(name.parse::<OutboxState>(), Ok(state));
+            assert_eq!(serde_json::to_value(state).ok(), Some(serde_json::Value::from(name)));
+        }
+        let err = "Dead".parse::<OutboxState>().err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some(r#"unknown outbox state "Dead": must be pending, done or dead"#));
+    }
+}
