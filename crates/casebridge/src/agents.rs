@@ -34,10 +34,10 @@ pub async fn apply(p: &Pipeline, id: &str, input: Input) -> Result<(AgentRow, Ag
     // The widget and the platform know agents by id alone; the CRM side needs the email.
     let registers = matches!(input, Input::Context { .. } | Input::Platform { .. });
     loop {
-        let row = match p.agents.agent(id).await? {
+        let row = match p.store.agent(id).await? {
             Some(row) => row,
             None if registers => {
-                p.agents.agent_ensure(id).await?;
+                p.store.agent_ensure(id).await?;
                 continue;
             }
             None => return Err(AgentError::Unknown(id.to_string())),
@@ -45,7 +45,7 @@ pub async fn apply(p: &Pipeline, id: &str, input: Input) -> Result<(AgentRow, Ag
         let mut state = state_of(&row);
         let settings = p.settings().await;
         // Only a held (or holdable) status cares whether the agent is on a session.
-        let busy = (settings.agent_status.hold_while_busy || state.held.is_some()) && p.agents.agent_busy(id).await?;
+        let busy = (settings.agent_status.hold_while_busy || state.held.is_some()) && p.store.agent_busy(id).await?;
         let now = Utc::now();
         state.no_email = row.email.is_empty();
         let out = agent::apply(&mut state, input.clone(), &settings.agent_status, busy, now);
@@ -57,7 +57,7 @@ pub async fn apply(p: &Pipeline, id: &str, input: Input) -> Result<(AgentRow, Ag
             commands.push(crate::outbox::command(key, &lane, lane.as_str(), &OutboxOp::Crm(op), None)?);
         }
         let doc = serde_json::to_string(&state)?;
-        if p.agents.agent_save(id, row.version, &doc, &commands).await? {
+        if p.store.agent_save(id, row.version, &doc, &commands).await? {
             if !commands.is_empty() {
                 p.outbox_in.notify_one();
             }
@@ -69,7 +69,7 @@ pub async fn apply(p: &Pipeline, id: &str, input: Input) -> Result<(AgentRow, Ag
 
 /// An agent's sessions may all be over: a held CRM status may apply now.
 pub async fn sessions_over(p: &Pipeline, id: &str) -> Result<(), AgentError> {
-    match p.agents.agent(id).await? {
+    match p.store.agent(id).await? {
         Some(row) if state_of(&row).held.is_some() => {
             apply(p, id, Input::SessionsOver).await?;
             Ok(())

@@ -120,5 +120,15 @@ impl From<casebridge_store::StoreError> for Problem {
     }
 }
 
+impl From<casebridge_crm::builtin::storage::BuiltinStoreError> for Problem {
+    fn from(e: casebridge_crm::builtin::storage::BuiltinStoreError) -> Self {
+        match e {
+            casebridge_crm::builtin::storage::BuiltinStoreError::NotFound(m) => Problem::not_found(m),
+            casebridge_crm::builtin::storage::BuiltinStoreError::Conflict(m) => Problem::conflict(m),
+            other => Problem::internal(other),
+        }
+    }
+}
+
 /// Handler result.
 pub type ApiResult<T> = Result<T, Problem>;

@@ -9,15 +9,13 @@ use casebridge_crm::Connector;
 use casebridge_crm::http::HttpClient;
 use casebridge_rules::model::{CrmProfile, EnabledField};
 use casebridge_rules::settings::Settings;
-use casebridge_store::{AgentStore, Store};
+use casebridge_store::Store;
 use tokio::sync::{Notify, RwLock};
 
 /// Shared by the API and the workers.
 pub struct Pipeline {
     /// Storage.
     pub store: Arc<dyn Store>,
-    /// Agents, wrap-ups, dial requests, enabled fields.
-    pub agents: Arc<dyn AgentStore>,
     /// The CRM.
     pub crm: Arc<dyn Connector>,
     /// What the rules know of the CRM, with the standard fields enabled in it (behaviour.md §11).
@@ -38,17 +36,10 @@ pub struct Pipeline {
 
 impl Pipeline {
     /// A pipeline over a store and a connector.
-    pub fn new(
-        store: Arc<dyn Store>,
-        agents: Arc<dyn AgentStore>,
-        crm: Arc<dyn Connector>,
-        http: HttpClient,
-        settings: Settings,
-    ) -> Arc<Self> {
+    pub fn new(store: Arc<dyn Store>, crm: Arc<dyn Connector>, http: HttpClient, settings: Settings) -> Arc<Self> {
         let profile = crm.profile();
         Arc::new(Pipeline {
             store,
-            agents,
             crm,
             profile: RwLock::new(Arc::new(profile)),
             http,
@@ -67,7 +58,7 @@ impl Pipeline {
 
     /// Reloads the standard fields enabled in the CRM.
     pub async fn load_fields(&self) -> anyhow::Result<()> {
-        let rows = self.agents.enabled_fields().await?;
+        let rows = self.store.enabled_fields().await?;
         let mut p = self.crm.profile();
         p.custom_fields = rows
             .into_iter()

@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use casebridge_crm::http::HttpClient;
 use casebridge_crm::registry::{self, ConnectorConfig, Deps};
 use casebridge_rules::settings::{Settings, parse_settings};
-use casebridge_store::{SqliteStore, Store};
+use casebridge_store::Store;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
 
@@ -46,19 +46,19 @@ pub struct ServeArgs {
     pub log_format: String,
 }
 
-async fn open_store(db: &DbArgs) -> anyhow::Result<SqliteStore> {
+async fn open_store(db: &DbArgs) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(url) = &db.database_url {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            bail!(
-                "PostgreSQL storage is not available in this build yet; leave --database-url unset to use the embedded SQLite database"
-            );
+            return Ok(casebridge_store::open(url).await?);
         }
         bail!("--database-url must start with postgres://");
     }
     let dir = db.data_dir.clone().unwrap_or_else(|| PathBuf::from("casebridge-data"));
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data folder {}", dir.display()))?;
     let path = dir.join("casebridge.db");
-    SqliteStore::open(&path).await.with_context(|| format!("cannot open {}", path.display()))
+    casebridge_store::open(&casebridge_store::sqlite_url(&dir))
+        .await
+        .with_context(|| format!("cannot open {}", path.display()))
 }
 
 /// `casebridge migrate`.
@@ -111,18 +111,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             None => Settings::default(),
         },
     };
-    let store = Arc::new(store);
     let (connector, _) = ConnectorConfig::parse(&settings.crm)
         .map_err(|e| anyhow::anyhow!("the crm settings are invalid: {}", crate::config::describe(&e)))?;
     let http = HttpClient::new()?;
     let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
-    let pipeline = Pipeline::new(store.clone(), store.clone(), crm, http, settings);
+    let pipeline = Pipeline::new(store.clone(), crm, http, settings);
     pipeline.load_fields().await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let state = AppState {
         pipeline: pipeline.clone(),
         store: store.clone(),
-        builtin: store.clone(),
         intake: crate::intake::Intake::start(store.clone()),
         token: token.map(Into::into),
         metrics,

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Context;
+use casebridge_crm::builtin::storage::{NewAccount, NewRecord, STATUSES};
 use casebridge_crm::http::HttpClient;
 use casebridge_crm::registry::{self, ConnectorConfig, Deps};
 use casebridge_rules::event::{Event, parse_event};
@@ -14,8 +14,7 @@ use casebridge_rules::model::{EntryKind, ObjRef};
 use casebridge_rules::phone::Phone;
 use casebridge_rules::session::Session;
 use casebridge_rules::settings::Settings;
-use casebridge_store::builtin::{BuiltinCrmStore, NewAccount, NewRecord};
-use casebridge_store::{NewEvent, SqliteStore, Store};
+use casebridge_store::{NewEvent, Store};
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
@@ -102,11 +101,8 @@ fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Item>> {
                 .ok_or_else(|| bad(n, "data.record_of_session: is required (a session id)"))?;
             let status =
                 data.get("status").and_then(Value::as_str).ok_or_else(|| bad(n, "data.status: is required"))?;
-            if !casebridge_store::builtin::STATUSES.contains(&status) {
-                return Err(bad(
-                    n,
-                    format!("data.status: must be one of {}", casebridge_store::builtin::STATUSES.join(", ")),
-                ));
+            if !STATUSES.contains(&status) {
+                return Err(bad(n, format!("data.status: must be one of {}", STATUSES.join(", "))));
             }
             items.push(Item::RecordUpdate {
                 session: session.into(),
@@ -126,7 +122,7 @@ fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Item>> {
     Ok(items)
 }
 
-async fn load_fixture(store: &SqliteStore, path: &std::path::Path, region: &str) -> anyhow::Result<()> {
+async fn load_fixture(store: &dyn Store, path: &std::path::Path, region: &str) -> anyhow::Result<()> {
     let doc = config::read_document(path)?;
     let time = |v: &Value, k: &str| {
         v.get(k)
@@ -176,17 +172,16 @@ async fn simulate_once(
     items: &[Item],
     label: &str,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let store = SqliteStore::in_memory().await?;
+    let store = casebridge_store::open("sqlite::memory:").await?;
     store.migrate().await?;
     if let Some(f) = fixture {
-        load_fixture(&store, f, &settings.region).await.context("cannot load the CRM fixture")?;
+        load_fixture(store.as_ref(), f, &settings.region).await.context("cannot load the CRM fixture")?;
     }
-    let store = Arc::new(store);
     let (connector, _) = ConnectorConfig::parse(&settings.crm)
         .map_err(|e| anyhow::anyhow!("the crm settings are invalid: {}", crate::config::describe(&e)))?;
     let http = HttpClient::new()?;
     let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
-    let p = Pipeline::new(store.clone(), store.clone(), crm, http, settings.clone());
+    let p = Pipeline::new(store.clone(), crm, http, settings.clone());
     let bar = (std::io::stderr().is_terminal() && items.len() >= 1000).then(|| {
         let b = indicatif::ProgressBar::new(items.len() as u64);
         b.set_message(label.to_string());
@@ -210,7 +205,7 @@ async fn simulate_once(
             }
             Item::RecordUpdate { session, status, at } => {
                 crate::workers::drain(&p).await?;
-                let rec = record_of(&store, session).await?;
+                let rec = record_of(store.as_ref(), session).await?;
                 match rec {
                     Some(id) => store.crm_set_status(&id, status, *at).await?,
                     None => eprintln!("note: crm.record.updated for session {session}, which has no record; ignored"),
@@ -227,12 +222,12 @@ async fn simulate_once(
     }
     let mut out = Vec::new();
     for id in order {
-        out.push(outcome(&store, &id).await?);
+        out.push(outcome(store.as_ref(), &id).await?);
     }
     Ok(out)
 }
 
-async fn record_of(store: &SqliteStore, session: &str) -> anyhow::Result<Option<String>> {
+async fn record_of(store: &dyn Store, session: &str) -> anyhow::Result<Option<String>> {
     let Some(row) = store.load_session(session).await? else { return Ok(None) };
     let s: Session = serde_json::from_str(&row.body)?;
     Ok(match s.record {
@@ -242,7 +237,7 @@ async fn record_of(store: &SqliteStore, session: &str) -> anyhow::Result<Option<
     })
 }
 
-async fn outcome(store: &SqliteStore, id: &str) -> anyhow::Result<Outcome> {
+async fn outcome(store: &dyn Store, id: &str) -> anyhow::Result<Outcome> {
     let row = store.load_session(id).await?.context("session vanished")?;
     let s: Session = serde_json::from_str(&row.body)?;
     let record_id = record_of(store, id).await?;

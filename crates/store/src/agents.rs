@@ -210,8 +210,4 @@ pub trait AgentStore: Send + Sync + 'static {
     async fn enabled_fields(&self) -> Result<Vec<EnabledFieldRow>>;
     /// Records a field as enabled (keeps the first time); true when new.
     async fn enable_field(&self, key: &str, crm_field: &str, at: DateTime<Utc>) -> Result<bool>;
-    /// An outbox row by key: (state, attempts, last error).
-    async fn command_state(&self, key: &str) -> Result<Option<(String, i64, Option<String>)>>;
-    /// Whether every outbox row with these keys is done or parked.
-    async fn commands_settled(&self, keys: &[String]) -> Result<bool>;
 }

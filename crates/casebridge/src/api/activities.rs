@@ -123,7 +123,7 @@ pub async fn list_activities(
     let kinds = q.kind.map(|k| vec![k]).unwrap_or_default();
     let rows = st
         .pipeline
-        .agents
+        .store
         .activities(&ActivityFilter { person_id: q.person_id, session_id: q.session_id, kinds, ..Default::default() })
         .await?;
     Ok(Json(ActivitiesOut { activities: activities_out(rows) }))

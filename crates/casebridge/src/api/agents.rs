@@ -176,7 +176,7 @@ pub async fn put_agent(
     input: Checked<AgentIn>,
 ) -> ApiResult<Response> {
     let a = input.finish()?;
-    let (row, created) = st.pipeline.agents.agent_put(&id, &a.email, a.name.as_deref()).await?;
+    let (row, created) = st.store.agent_put(&id, &a.email, a.name.as_deref()).await?;
     let code = if created { StatusCode::CREATED } else { StatusCode::OK };
     Ok((code, Json(view(&st, &row, &state_of(&row)).await)).into_response())
 }
@@ -185,7 +185,7 @@ pub async fn put_agent(
 #[utoipa::path(get, path = "/v1/agents/{id}", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, description = "status, status_source, sync (active, off, suspended) and sync_reason", body = AgentOut), (status = 404)))]
 pub async fn get_agent(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<AgentOut>> {
-    let row = st.pipeline.agents.agent(&id).await?.ok_or_else(|| AgentError::Unknown(id.clone()))?;
+    let row = st.store.agent(&id).await?.ok_or_else(|| AgentError::Unknown(id.clone()))?;
     Ok(Json(view(&st, &row, &state_of(&row)).await))
 }
 
@@ -328,7 +328,7 @@ impl FromForm for CrmStatusIn {
 pub async fn crm_status(State(st): State<AppState>, input: Checked<CrmStatusIn>) -> ApiResult<Json<AgentChangeOut>> {
     let r = input.finish()?;
     let email = &r.email;
-    let row = st.pipeline.agents.agent_by_email(email).await?.ok_or_else(|| {
+    let row = st.store.agent_by_email(email).await?.ok_or_else(|| {
         Problem::not_found(format!(
             "no agent has the email {email:?}; register the agent with PUT /v1/agents/{{id}} using the email it signs in to the CRM with"
         ))
@@ -393,7 +393,7 @@ pub async fn dial(
         input.error("phone", format!("{raw_phone:?} is not a phone number casebridge can dial"));
     }
     // Agents need not be registered to dial; a registered one's email goes with the request.
-    let agent_email = st.pipeline.agents.agent(&id).await?.map(|a| a.email);
+    let agent_email = st.store.agent(&id).await?.map(|a| a.email);
     if let Some(r) = input.value().origin_record_id.clone()
         && !st.pipeline.crm.record_exists(&r).await.map_err(crm_unavailable)?
     {
@@ -422,7 +422,7 @@ pub async fn dial(
     // Without a webhook the request is only recorded: the contact center may read it, and the
     // outbound session that carries its id still relates to the origin record.
     let handoff = settings.click_to_call.webhook_url.is_some();
-    st.pipeline.agents.dial_create(&d, handoff.then_some(&cmd)).await?;
+    st.store.dial_create(&d, handoff.then_some(&cmd)).await?;
     if handoff {
         st.pipeline.outbox_in.notify_one();
     }
@@ -482,13 +482,15 @@ pub struct DialRequestOut {
 #[utoipa::path(get, path = "/v1/dial-requests/{id}", tag = "agents", params(("id" = String, Path)),
     responses((status = 200, description = "The request, `delivered`, and `handoff`", body = DialRequestOut), (status = 404)))]
 pub async fn get_dial(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<DialRequestOut>> {
-    let d = st.pipeline.agents.dial(&id).await?.ok_or_else(|| {
+    let d = st.store.dial(&id).await?.ok_or_else(|| {
         Problem::not_found(format!("no dial request {id:?}; its id is the one POST /v1/agents/{{id}}/dial answered"))
     })?;
     let timeline = st.store.timeline(&dial_write_key(&id)).await?;
-    let delivery = st.pipeline.agents.command_state(&dial_write_key(&id)).await?;
+    let delivery = st.store.command_state(&dial_write_key(&id)).await?;
     let handoff = match delivery {
-        Some((state, attempts, error)) => HandoffOut { state, attempts: Some(attempts), last_error: Some(error) },
+        Some((state, attempts, error)) => {
+            HandoffOut { state: state.to_string(), attempts: Some(attempts), last_error: Some(error) }
+        }
         None => HandoffOut { state: "not_configured".into(), attempts: None, last_error: None },
     };
     Ok(Json(DialRequestOut {

@@ -8,11 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use casebridge_crm::builtin::kind_name;
+use casebridge_crm::builtin::storage::{CrmRecord, NewAccount, NewRecord, RecordFilter, STATUSES};
 use casebridge_rules::event::Channel;
 use casebridge_rules::model::AccountKind;
 use casebridge_rules::phone::Phone;
-use casebridge_store::CrmRecord;
-use casebridge_store::builtin::{NewAccount, NewRecord, RecordFilter, STATUSES};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -100,7 +99,7 @@ pub async fn create_account(State(st): State<AppState>, raw: Result<Bytes, Bytes
     let region = st.pipeline.settings().await.region.clone();
     let phone_key = a.phone.as_deref().map(|p| Phone::parse(p, &region).number);
     let (row, _) = st
-        .builtin
+        .store
         .crm_create_account(NewAccount {
             id: None,
             kind: kind_name(a.kind).to_string(),
@@ -138,7 +137,7 @@ pub async fn list_accounts(State(st): State<AppState>, Query(q): Query<AccountQu
     }
     let region = st.pipeline.settings().await.region.clone();
     let phone_key = q.phone.as_deref().map(|p| Phone::parse(p, &region).number);
-    let found = st.builtin.crm_find_accounts(phone_key.as_deref(), q.email.as_deref(), q.user_id.as_deref()).await?;
+    let found = st.store.crm_find_accounts(phone_key.as_deref(), q.email.as_deref(), q.user_id.as_deref()).await?;
     Ok(Json(AccountsOut { accounts: all(found) }))
 }
 
@@ -148,11 +147,11 @@ pub async fn list_accounts(State(st): State<AppState>, Query(q): Query<AccountQu
 pub async fn get_account(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<AccountDetailOut>> {
     require_builtin(&st).await?;
     let a = st
-        .builtin
+        .store
         .crm_get_account(&id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no account {id:?} in the built-in CRM")))?;
-    let activities = all(st.builtin.crm_account_activities(&id).await?);
+    let activities = all(st.store.crm_account_activities(&id).await?);
     Ok(Json(AccountDetailOut { account: a.into(), activities }))
 }
 
@@ -214,13 +213,13 @@ pub async fn create_record(State(st): State<AppState>, raw: Result<Bytes, BytesR
     require_builtin(&st).await?;
     let mut input = read::<RecordIn>(raw, st.max_body_bytes)?;
     if let Some(a) = input.value().account_id.clone()
-        && st.builtin.crm_get_account(&a).await?.is_none()
+        && st.store.crm_get_account(&a).await?.is_none()
     {
         input.error("account_id", "no such account in the built-in CRM");
     }
     let r = input.finish()?;
     let (row, _) = st
-        .builtin
+        .store
         .crm_create_record(NewRecord {
             account_id: r.account_id,
             title: r.title,
@@ -235,7 +234,7 @@ pub async fn create_record(State(st): State<AppState>, raw: Result<Bytes, BytesR
 }
 
 async fn full_record(st: &AppState, r: CrmRecord) -> ApiResult<RecordOut> {
-    let (acts, notes, atts, sos) = st.builtin.crm_record_details(&r.id).await?;
+    let (acts, notes, atts, sos) = st.store.crm_record_details(&r.id).await?;
     Ok(RecordOut {
         record: r.into(),
         activities: all(acts),
@@ -263,7 +262,7 @@ pub struct RecordQuery {
 pub async fn list_records(State(st): State<AppState>, Query(q): Query<RecordQuery>) -> ApiResult<Json<RecordsOut>> {
     require_builtin(&st).await?;
     let recs = st
-        .builtin
+        .store
         .crm_list_records(RecordFilter { account_id: q.account_id, session_id: q.session_id, status: q.status })
         .await?;
     Ok(Json(RecordsOut { records: all(recs) }))
@@ -275,7 +274,7 @@ pub async fn list_records(State(st): State<AppState>, Query(q): Query<RecordQuer
 pub async fn get_record(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<RecordOut>> {
     require_builtin(&st).await?;
     let r = st
-        .builtin
+        .store
         .crm_get_record(&id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no record {id:?} in the built-in CRM")))?;
@@ -314,11 +313,11 @@ pub async fn patch_record(
 ) -> ApiResult<Json<RecordOut>> {
     require_builtin(&st).await?;
     let change = read::<RecordPatchIn>(raw, st.max_body_bytes)?.finish()?;
-    if st.builtin.crm_get_record(&id).await?.is_none() {
+    if st.store.crm_get_record(&id).await?.is_none() {
         return Err(Problem::not_found(format!("no record {id:?} in the built-in CRM")));
     }
-    st.builtin.crm_set_status(&id, &change.status, change.at.unwrap_or_else(Utc::now)).await?;
-    let r = st.builtin.crm_get_record(&id).await?.ok_or_else(|| Problem::not_found("record vanished"))?;
+    st.store.crm_set_status(&id, &change.status, change.at.unwrap_or_else(Utc::now)).await?;
+    let r = st.store.crm_get_record(&id).await?.ok_or_else(|| Problem::not_found("record vanished"))?;
     Ok(Json(full_record(&st, r).await?))
 }
 
@@ -327,7 +326,7 @@ pub async fn patch_record(
     responses((status = 200, description = "The content", body = String, content_type = "text/plain"), (status = 404)))]
 pub async fn get_attachment(State(st): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
     require_builtin(&st).await?;
-    match st.builtin.crm_attachment_content(&id).await? {
+    match st.store.crm_attachment_content(&id).await? {
         Some((_, Some(content))) => {
             Ok(([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], content).into_response())
         }
@@ -340,7 +339,7 @@ pub async fn get_attachment(State(st): State<AppState>, Path(id): Path<String>) 
 #[utoipa::path(get, path = "/v1/crm/agent-statuses", tag = "builtin-crm", responses((status = 200, body = CrmAgentStatusesOut)))]
 pub async fn builtin_statuses(State(st): State<AppState>) -> ApiResult<Json<CrmAgentStatusesOut>> {
     require_builtin(&st).await?;
-    let rows = st.builtin.crm_agent_statuses().await?;
+    let rows = st.store.crm_agent_statuses().await?;
     let agents = rows
         .into_iter()
         .map(|(email, crm_status, updated_at)| CrmAgentStatusOut { email, crm_status, updated_at })

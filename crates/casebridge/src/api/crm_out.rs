@@ -1,6 +1,6 @@
 //! What the built-in CRM's API answers, mapped from its stored rows.
 
-use casebridge_store::{CrmAccount, CrmActivity, CrmAttachment, CrmNote, CrmRecord, CrmSessionObject};
+use casebridge_crm::builtin::storage::{CrmAccount, CrmActivity, CrmAttachment, CrmNote, CrmRecord, CrmSessionObject};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Map, Value};

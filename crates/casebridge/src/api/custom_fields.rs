@@ -52,7 +52,7 @@ pub struct CatalogOut {
 #[utoipa::path(get, path = "/v1/crm/custom-fields", tag = "custom-fields", responses((status = 200, body = CatalogOut)))]
 pub async fn list_fields(State(st): State<AppState>) -> ApiResult<Json<CatalogOut>> {
     let enabled: BTreeMap<String, _> =
-        st.pipeline.agents.enabled_fields().await?.into_iter().map(|r| (r.key.clone(), r)).collect();
+        st.store.enabled_fields().await?.into_iter().map(|r| (r.key.clone(), r)).collect();
     let fields = CATALOG
         .iter()
         .map(|c| {
@@ -148,12 +148,12 @@ pub async fn create_fields(
             kind: c.kind,
         };
         let created = p.crm.ensure_custom_field(&spec).await.map_err(crm_unavailable)?;
-        p.agents.enable_field(c.key, &spec.name, Utc::now()).await?;
+        p.store.enable_field(c.key, &spec.name, Utc::now()).await?;
         out.push((c.key, spec.name, created));
     }
     p.load_fields().await.map_err(Problem::internal)?;
     let enabled: BTreeMap<String, _> =
-        p.agents.enabled_fields().await?.into_iter().map(|r| (r.key.clone(), r.enabled_at)).collect();
+        p.store.enabled_fields().await?.into_iter().map(|r| (r.key.clone(), r.enabled_at)).collect();
     let fields = out
         .into_iter()
         .map(|(k, crm_field, created)| FieldOutcomeOut {

@@ -69,7 +69,7 @@ pub async fn list_dispositions(
     State(st): State<AppState>,
     Query(q): Query<DispositionQuery>,
 ) -> ApiResult<Json<DispositionsOut>> {
-    let mut all = st.pipeline.agents.dispositions().await?;
+    let mut all = st.store.dispositions().await?;
     if let Some(a) = q.active {
         all.retain(|d| d.active == a);
     }
@@ -105,7 +105,7 @@ impl FromForm for DispositionIn {
     responses((status = 201, description = "The disposition", body = DispositionOut), (status = 409, description = "Code exists"), (status = 422)))]
 pub async fn create_disposition(State(st): State<AppState>, input: Checked<DispositionIn>) -> ApiResult<Response> {
     let d = input.finish()?;
-    let row = st.pipeline.agents.disposition_create(&d.code, &d.label).await?;
+    let row = st.store.disposition_create(&d.code, &d.label).await?;
     Ok((StatusCode::CREATED, Json(DispositionOut::from(row))).into_response())
 }
 
@@ -140,8 +140,8 @@ pub async fn patch_disposition(
 ) -> ApiResult<Json<DispositionOut>> {
     let change = input.finish()?;
     let d =
-        st.pipeline.agents.disposition_update(&code, change.label.as_deref(), change.active).await?.ok_or_else(
-            || Problem::not_found(format!("no disposition {code:?}; create it with POST /v1/dispositions")),
-        )?;
+        st.store.disposition_update(&code, change.label.as_deref(), change.active).await?.ok_or_else(|| {
+            Problem::not_found(format!("no disposition {code:?}; create it with POST /v1/dispositions"))
+        })?;
     Ok(Json(DispositionOut::from(d)))
 }

@@ -22,7 +22,6 @@ use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::Response;
 use casebridge_store::Store;
-use casebridge_store::builtin::BuiltinCrmStore;
 use metrics_exporter_prometheus::PrometheusHandle;
 use subtle::ConstantTimeEq;
 
@@ -36,8 +35,6 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     /// Storage.
     pub store: Arc<dyn Store>,
-    /// The built-in CRM's storage.
-    pub builtin: Arc<dyn BuiltinCrmStore>,
     /// Bearer token; None in loopback open mode.
     pub token: Option<Arc<str>>,
     /// Prometheus renderer.

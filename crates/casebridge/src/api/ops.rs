@@ -5,6 +5,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use casebridge_store::OutboxState;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -56,9 +57,9 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
     if let Ok(counts) = st.store.outbox_counts().await {
-        for state in ["pending", "done", "dead"] {
-            let n = counts.iter().find(|(s, _)| s == state).map(|(_, n)| *n).unwrap_or(0);
-            metrics::gauge!("casebridge_outbox", "state" => state).set(n as f64);
+        for state in OutboxState::ALL {
+            let n = counts.iter().find(|(s, _)| *s == state).map(|(_, n)| *n).unwrap_or(0);
+            metrics::gauge!("casebridge_outbox", "state" => state.as_str()).set(n as f64);
         }
     }
     if let Ok(n) = st.store.pending_event_count().await {
@@ -117,11 +118,10 @@ pub struct OutboxOut {
     params(("state" = Option<String>, Query), ("limit" = Option<i64>, Query)),
     responses((status = 200, body = OutboxOut), (status = 422)))]
 pub async fn list_outbox(State(st): State<AppState>, Query(q): Query<OutboxQuery>) -> ApiResult<Json<OutboxOut>> {
-    let state = q.state.unwrap_or_else(|| "dead".into());
-    if !["pending", "done", "dead"].contains(&state.as_str()) {
+    let Ok(state) = q.state.as_deref().unwrap_or("dead").parse::<OutboxState>() else {
         return Err(Problem::fields("unknown state", &[field("state", "must be pending, done or dead")]));
-    }
-    let rows = st.store.list_commands(&state, q.limit.unwrap_or(100).clamp(1, 1000)).await?;
+    };
+    let rows = st.store.list_commands(state, q.limit.unwrap_or(100).clamp(1, 1000)).await?;
     let writes = rows
         .into_iter()
         .map(|r| OutboxWriteOut {
@@ -129,7 +129,7 @@ pub async fn list_outbox(State(st): State<AppState>, Query(q): Query<OutboxQuery
             id: r.id,
             key: r.key,
             session_id: r.session_id,
-            state: r.state,
+            state: r.state.to_string(),
             attempts: r.attempts,
             last_error: r.last_error,
             next_attempt_at: r.next_attempt_at,

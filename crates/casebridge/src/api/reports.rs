@@ -151,8 +151,8 @@ pub async fn report_dispositions(
         to: Some(to),
         ..Default::default()
     };
-    let rows = st.pipeline.agents.activities(&logged(from, to)).await?;
-    let prev = st.pipeline.agents.activities(&logged(from - span, from)).await?;
+    let rows = st.store.activities(&logged(from, to)).await?;
+    let prev = st.store.activities(&logged(from - span, from)).await?;
     let mut counts: Counts = BTreeMap::new();
     let mut totals: BTreeMap<String, u64> = BTreeMap::new();
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
@@ -253,7 +253,7 @@ pub async fn report_abandoned(
     let (from, to) = period(&q, tz)?;
     let found = st
         .pipeline
-        .agents
+        .store
         .activities(&ActivityFilter {
             kinds: vec!["missed".into(), "abandoned".into()],
             from: Some(from),

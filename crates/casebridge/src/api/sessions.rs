@@ -111,7 +111,7 @@ pub async fn get_session(State(st): State<AppState>, Path(id): Path<String>) -> 
     let settled = st.store.session_settled(&id).await?;
     let timeline = st.store.timeline(&id).await?;
     let f = casebridge_store::agents::ActivityFilter { session_id: Some(id.clone()), ..Default::default() };
-    let activities = activities_out(st.pipeline.agents.activities(&f).await?);
+    let activities = activities_out(st.store.activities(&f).await?);
     Ok(Json(SessionOut { session, settled, timeline, activities }))
 }
 

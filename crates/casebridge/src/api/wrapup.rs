@@ -172,7 +172,7 @@ pub async fn wrapup(
 
     // What was logged before: a later wrap-up replaces it.
     let previous = p
-        .agents
+        .store
         .activities(&ActivityFilter {
             session_id: Some(id.clone()),
             kinds: vec!["call_log".into()],
@@ -236,7 +236,7 @@ pub async fn wrapup(
         at: now,
         body: serde_json::to_string(&ev).map_err(Problem::internal)?,
     };
-    let activity_id = p.agents.wrapup_commit(&act, &w.lines, &commands, &stored).await?;
+    let activity_id = p.store.wrapup_commit(&act, &w.lines, &commands, &stored).await?;
     p.events_in.notify_one();
     metrics::counter!("casebridge_wrapups_total", "action" => plan.action.as_str()).increment(1);
 
@@ -247,7 +247,7 @@ pub async fn wrapup(
         p.outbox_in.notify_one();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if p.agents.commands_settled(&cmd_keys).await? {
+            if p.store.commands_settled(&cmd_keys).await? {
                 done = true;
                 break;
             }
@@ -306,11 +306,9 @@ async fn gather(
 ) -> ApiResult<Gathered> {
     let p = &st.pipeline;
     let disposition = match &req.disposition {
-        Some(c) => p.agents.disposition(c.trim()).await?.map(|d| Disposition {
-            code: d.code,
-            label: d.label,
-            active: d.active,
-        }),
+        Some(c) => {
+            p.store.disposition(c.trim()).await?.map(|d| Disposition { code: d.code, label: d.label, active: d.active })
+        }
         None => None,
     };
     let phone = s.phone.as_ref().filter(|p| p.parsed).map(|p| p.number.clone());
@@ -329,7 +327,7 @@ async fn gather(
         }
     }
     let instances = match agent {
-        Some(a) => match p.agents.agent(a).await? {
+        Some(a) => match p.store.agent(a).await? {
             Some(row) => {
                 let mut state = crate::agents::state_of(&row);
                 casebridge_rules::agent::prune(&mut state, &settings.agent_status, Utc::now());
@@ -346,7 +344,7 @@ async fn gather(
         && outbound
         && let Some(d) = &s.dial_request_id
     {
-        origin = p.agents.dial(d).await?.and_then(|d| d.origin_record_id);
+        origin = p.store.dial(d).await?.and_then(|d| d.origin_record_id);
     }
     Ok(Gathered { disposition, candidates, phone, email, origin, instances })
 }

@@ -275,7 +275,7 @@ async fn answer(p: &Pipeline, l: &Lookup, pass: &Pass) -> anyhow::Result<Answer>
             };
             Answer::Record(rec)
         }
-        Lookup::DialRequestOrigin(id) => Answer::Origin(p.agents.dial(id).await?.and_then(|d| d.origin_record_id)),
+        Lookup::DialRequestOrigin(id) => Answer::Origin(p.store.dial(id).await?.and_then(|d| d.origin_record_id)),
         Lookup::RecordsOfAccount(a) => match resolve(p, a).await? {
             ObjRef::Crm(id) => p.crm.lookup(&CrmLookup::RecordsOfAccount(id)).await?,
             // The account's creation never landed (parked): it has no records.

@@ -13,7 +13,7 @@ use casebridge_rules::keys;
 use casebridge_rules::model::{AccountHit, AccountKind, Answer, CrmOp, CrmProfile, DataTarget, ObjRef, RecordInfo};
 use chrono::Utc;
 
-use self::storage::{BuiltinCrmStore, CrmAccount, CrmRecord, NewAccount, NewRecord, RecordFilter, StoreError};
+use self::storage::{BuiltinCrmStore, BuiltinStoreError, CrmAccount, CrmRecord, NewAccount, NewRecord, RecordFilter};
 use crate::{Connector, CrmError, CrmLookup, FieldSpec, WriteOutcome};
 
 /// Connector for the built-in CRM.
@@ -28,11 +28,11 @@ impl BuiltinConnector {
     }
 }
 
-fn err(e: StoreError) -> CrmError {
+fn err(e: BuiltinStoreError) -> CrmError {
     match e {
-        StoreError::NotFound(m) => CrmError::Gone(m),
-        StoreError::Conflict(m) => CrmError::Permanent(m),
-        other => CrmError::Transient { message: other.to_string(), retry_after: None },
+        BuiltinStoreError::NotFound(m) => CrmError::Gone(m),
+        BuiltinStoreError::Conflict(m) => CrmError::Permanent(m),
+        BuiltinStoreError::Failed(message) => CrmError::Transient { message, retry_after: None },
     }
 }
 

@@ -5,9 +5,10 @@ use casebridge_rules::model::Entry;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
+use super::SqliteStore;
+use super::rows::{insert_command, insert_event, insert_timeline, upsert_activity};
 use crate::agents::*;
-use crate::sqlite::{insert_command, insert_event, insert_timeline, next_id};
-use crate::{NewCommand, NewEvent, Result, SqliteStore, StoreError, parse_ts, ts};
+use crate::{NewCommand, NewEvent, Result, StoreError, parse_ts, ts};
 
 fn disposition_row(r: &sqlx::sqlite::SqliteRow) -> DispositionRow {
     DispositionRow {
@@ -62,49 +63,6 @@ fn activity_row(r: &sqlx::sqlite::SqliteRow) -> ActivityRow {
         created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
         updated_at: parse_ts(r.get::<String, _>("updated_at").as_str()),
     }
-}
-
-/// Writes an activity line; `replace` counts a new revision (a later wrap-up), otherwise a
-/// replayed line changes nothing.
-pub(crate) async fn upsert_activity(tx: &mut sqlx::SqliteConnection, a: &NewActivity, replace: bool) -> Result<()> {
-    let now = ts(Utc::now());
-    let id = next_id(tx, "platform_activities", "pa_").await?;
-    let conflict = if replace {
-        "ON CONFLICT(ext_key) DO UPDATE SET action = excluded.action, person_ref = excluded.person_ref,
-           person_is_key = excluded.person_is_key, record_id = excluded.record_id, related_by = excluded.related_by,
-           disposition = excluded.disposition, label = excluded.label, notes = excluded.notes,
-           agent_id = excluded.agent_id, revision = revision + 1, updated_at = excluded.updated_at"
-    } else {
-        "ON CONFLICT(ext_key) DO NOTHING"
-    };
-    let sql = format!(
-        "INSERT INTO platform_activities (id, ext_key, session_id, kind, action, person_ref, person_is_key, record_id,
-           related_by, disposition, label, notes, agent_id, queue, channel, missed_reason, session_at, created_at, updated_at)
-         VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) {conflict}"
-    );
-    sqlx::query(&sql)
-        .bind(id)
-        .bind(&a.ext_key)
-        .bind(&a.session_id)
-        .bind(&a.kind)
-        .bind(&a.action)
-        .bind(&a.person_ref)
-        .bind(a.person_is_key)
-        .bind(&a.record_id)
-        .bind(&a.related_by)
-        .bind(&a.disposition)
-        .bind(&a.label)
-        .bind(&a.notes)
-        .bind(&a.agent_id)
-        .bind(&a.queue)
-        .bind(&a.channel)
-        .bind(&a.missed_reason)
-        .bind(ts(a.session_at))
-        .bind(&now)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
 }
 
 const ACTIVITY_SELECT: &str =
@@ -377,28 +335,5 @@ impl AgentStore for SqliteStore {
         .execute(&self.write)
         .await?;
         Ok(r.rows_affected() == 1)
-    }
-
-    async fn command_state(&self, key: &str) -> Result<Option<(String, i64, Option<String>)>> {
-        let r = sqlx::query("SELECT state, attempts, last_error FROM outbox WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(r.map(|r| (r.get("state"), r.get("attempts"), r.get("last_error"))))
-    }
-
-    async fn commands_settled(&self, keys: &[String]) -> Result<bool> {
-        if keys.is_empty() {
-            return Ok(true);
-        }
-        let sql = format!(
-            "SELECT COUNT(*) FROM outbox WHERE key IN ({}) AND state = 'pending' AND attempts = 0",
-            vec!["?"; keys.len()].join(", ")
-        );
-        let mut q = sqlx::query_scalar::<_, i64>(&sql);
-        for k in keys {
-            q = q.bind(k);
-        }
-        Ok(q.fetch_one(&self.read).await? == 0)
     }
 }

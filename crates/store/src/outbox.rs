@@ -1,0 +1,149 @@
+//! The CRM outbox: writes waiting for delivery, one lane at a time, with retries and dead
+//! letters.
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use casebridge_rules::model::Entry;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::Result;
+
+/// Where an outbox row stands. Stored as its snake_case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting for a (first or further) attempt.
+    Pending,
+    /// Delivered.
+    Done,
+    /// Parked as a dead letter until someone redrives it.
+    Dead,
+}
+
+impl OutboxState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [OutboxState; 3] = [OutboxState::Pending, OutboxState::Done, OutboxState::Dead];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxState::Pending => "pending",
+            OutboxState::Done => "done",
+            OutboxState::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that is not one of the known ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} {value:?}: must be {expected}")]
+pub struct UnknownState {
+    /// What kind of state was parsed.
+    pub what: &'static str,
+    /// The text given.
+    pub value: String,
+    /// The accepted names, for the message.
+    pub expected: &'static str,
+}
+
+impl FromStr for OutboxState {
+    type Err = UnknownState;
+
+    fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
+        OutboxState::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| UnknownState {
+            what: "outbox state",
+            value: s.to_string(),
+            expected: "pending, done or dead",
+        })
+    }
+}
+
+/// A CRM write to enqueue.
+#[derive(Debug, Clone)]
+pub struct NewCommand {
+    /// Idempotency key.
+    pub key: String,
+    /// Serialization lane.
+    pub lane: String,
+    /// Session that caused it.
+    pub session_id: String,
+    /// The write as JSON.
+    pub op: String,
+    /// Customer keys the write concerns (see `customer_keys` in the rules crate).
+    pub keys: Vec<String>,
+}
+
+/// An outbox row claimed for delivery.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutboxRow {
+    /// Row id.
+    pub id: i64,
+    /// Idempotency key.
+    pub key: String,
+    /// Lane.
+    pub lane: String,
+    /// Session.
+    pub session_id: String,
+    /// The write as JSON.
+    pub op: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Where the row stands.
+    pub state: OutboxState,
+    /// Last failure.
+    pub last_error: Option<String>,
+    /// Next attempt.
+    pub next_attempt_at: String,
+}
+
+/// Storage of the CRM outbox.
+#[async_trait]
+pub trait OutboxStore: Send + Sync + 'static {
+    /// Whether a CRM write that concerns any of these customer keys is still to be delivered.
+    async fn keys_busy(&self, keys: &[String]) -> Result<bool>;
+    /// Due outbox rows, the first pending one of each lane.
+    async fn claim_commands(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>>;
+    /// Marks a write done; for a create, remembers the CRM id of the key in the same commit.
+    async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()>;
+    /// Schedules another attempt.
+    async fn retry_command(&self, row: &OutboxRow, error: &str, next: DateTime<Utc>, line: Option<Entry>)
+    -> Result<()>;
+    /// Parks a write as a dead letter.
+    async fn park_command(&self, row: &OutboxRow, error: &str, line: Entry) -> Result<()>;
+    /// Outbox rows in a state, oldest first.
+    async fn list_commands(&self, state: OutboxState, limit: i64) -> Result<Vec<OutboxRow>>;
+    /// Counts of outbox rows by state (states without rows are left out).
+    async fn outbox_counts(&self) -> Result<Vec<(OutboxState, i64)>>;
+    /// Puts a dead letter back in line.
+    async fn redrive_command(&self, id: i64) -> Result<bool>;
+    /// An outbox row by key: (state, attempts, last error).
+    async fn command_state(&self, key: &str) -> Result<Option<(OutboxState, i64, Option<String>)>>;
+    /// Whether every outbox row with these keys is done, parked or attempted at least once.
+    async fn commands_settled(&self, keys: &[String]) -> Result<bool>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_keep_their_stored_and_wire_names() {
+        for (state, name) in OutboxState::ALL.into_iter().zip(["pending", "done", "dead"]) {
+            assert_eq!(state.as_str(), name);
+            assert_eq!(state.to_string(), name);
+            assert_eq!(name.parse::<OutboxState>(), Ok(state));
+            assert_eq!(serde_json::to_value(state).ok(), Some(serde_json::Value::from(name)));
+        }
+        let err = "Dead".parse::<OutboxState>().err().map(|e| e.to_string());
+        assert_eq!(err.as_deref(), Some(r#"unknown outbox state "Dead": must be pending, done or dead"#));
+    }
+}

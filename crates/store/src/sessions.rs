@@ -1,0 +1,87 @@
+//! Sessions, their timelines and the CRM ids of objects casebridge created.
+
+use async_trait::async_trait;
+use casebridge_rules::model::{Entry, EntryKind};
+use chrono::{DateTime, Utc};
+
+use crate::{NewCommand, Result, agents};
+
+/// Everything one rules step commits at once.
+#[derive(Debug, Clone)]
+pub struct StepCommit {
+    /// Events consumed.
+    pub event_seqs: Vec<i64>,
+    /// Session id.
+    pub session_id: String,
+    /// The session's new state as JSON.
+    pub session: String,
+    /// Lane.
+    pub lane: Option<String>,
+    /// Account ref (`key` or CRM id) and whether it is a casebridge key.
+    pub account: Option<(String, bool)>,
+    /// Record ref and whether it is a casebridge key.
+    pub record: Option<(String, bool)>,
+    /// Session start.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Timeline lines.
+    pub timeline: Vec<Entry>,
+    /// Outbox rows.
+    pub commands: Vec<NewCommand>,
+    /// Lines of casebridge's own activity log.
+    pub activities: Vec<agents::NewActivity>,
+    /// The session's current agent.
+    pub agent_id: Option<String>,
+    /// The session is over (abandoned or ended).
+    pub over: bool,
+}
+
+/// A session as the API shows it.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    /// The state JSON.
+    pub body: String,
+    /// Resolved account id.
+    pub account_id: Option<String>,
+    /// Resolved record id.
+    pub record_id: Option<String>,
+}
+
+/// Storage of sessions and what the rules decided for them.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// A session's state JSON.
+    async fn load_session(&self, id: &str) -> Result<Option<SessionRow>>;
+    /// Commits several steps in one transaction, in order.
+    async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()>;
+    /// Timeline of a session.
+    async fn timeline(&self, session_id: &str) -> Result<Vec<Entry>>;
+    /// Sessions of an account, newest first; cursor is the last row's `created_at|id`.
+    async fn sessions_by_account(
+        &self,
+        account_id: &str,
+        limit: i64,
+        cursor: Option<&str>,
+    ) -> Result<Vec<(String, SessionRow)>>;
+    /// Whether a session has no event to apply and no write not yet attempted.
+    async fn session_settled(&self, session_id: &str) -> Result<bool>;
+    /// The CRM id of an object casebridge created.
+    async fn ref_get(&self, key: &str) -> Result<Option<String>>;
+}
+
+/// Converts a stored timeline kind.
+pub fn entry_kind(s: &str) -> EntryKind {
+    match s {
+        "event" => EntryKind::Event,
+        "crm" => EntryKind::Crm,
+        _ => EntryKind::Decision,
+    }
+}
+
+/// The stored name of a timeline kind.
+pub fn entry_kind_str(k: EntryKind) -> &'static str {
+    match k {
+        EntryKind::Event => "event",
+        EntryKind::Decision => "decision",
+        EntryKind::Crm => "crm",
+    }
+}

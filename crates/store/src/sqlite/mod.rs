@@ -1,0 +1,199 @@
+//! SQLite implementation. All writes go through one connection (SQLite has one writer
+//! anyway; this avoids busy retries), reads through a small pool.
+//!
+//! Durability: WAL mode. Event intake and settings commit with `synchronous=FULL` (fsync
+//! before the answer), everything else with `NORMAL`. Work derived from events (rules
+//! steps, outbox progress, built-in CRM writes) survives a process crash either way; a power
+//! loss can only drop a suffix of that derived work, which is then redone from the stored
+//! events, idempotently. The WAL keeps commits in order, so a FULL commit also makes every
+//! earlier commit durable.
+
+mod agents;
+mod builtin_crm;
+mod events;
+mod outbox;
+mod rows;
+mod sessions;
+mod settings;
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+use self::rows::insert_event;
+use crate::{IngestOutcome, NewEvent, Result, Store, StoreError, ts};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// SQLite-backed store (and built-in CRM).
+#[derive(Clone)]
+pub struct SqliteStore {
+    pub(crate) write: SqlitePool,
+    pub(crate) read: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file; migrations are applied by [`Store::migrate`].
+    pub async fn open(path: &Path) -> Result<Self> {
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(false);
+        let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
+        let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(false)).await?;
+        Ok(SqliteStore { write, read })
+    }
+
+    /// A private in-memory database (for `simulate`): nothing touches the disk.
+    pub async fn in_memory() -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await?;
+        Ok(SqliteStore { write: pool.clone(), read: pool })
+    }
+
+    /// Whether every migration is applied.
+    async fn migrated(&self) -> Result<bool> {
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success = 1")
+            .fetch_one(&self.read)
+            .await
+            .unwrap_or(0);
+        Ok(applied as usize >= MIGRATOR.iter().count())
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ready(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.read).await?;
+        if !self.migrated().await? {
+            return Err(StoreError::Conflict("migrations are not applied: run `casebridge migrate`".into()));
+        }
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.write).await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}
+
+/// Stores several intake batches in one durable commit (group commit).
+pub(crate) async fn ingest_on(conn: &mut sqlx::SqliteConnection, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await?;
+    let now = ts(Utc::now());
+    let mut outs = Vec::with_capacity(groups.len());
+    for events in groups {
+        let mut out = IngestOutcome::default();
+        for e in events.iter() {
+            if insert_event(&mut tx, e, &now).await? { out.accepted += 1 } else { out.duplicates += 1 }
+        }
+        outs.push(out);
+    }
+    tx.commit().await?;
+    Ok(outs)
+}
+
+/// Writes a path for a `sqlite://` URL: bytes other than plain path characters are
+/// percent-encoded, so any file name (`?`, `#`, `%`, spaces, non-UTF-8) survives the trip.
+pub(crate) fn url_path(path: &Path) -> String {
+    let mut out = String::new();
+    for &b in path_bytes(path).iter() {
+        if b.is_ascii_alphanumeric() || b"/\\._-~:+,=@".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Reads the path part of a `sqlite://` URL (the text after the scheme).
+pub(crate) fn path_from_url(s: &str) -> Result<PathBuf> {
+    let bad = |why: &str| StoreError::Unsupported(format!("cannot open storage sqlite://{s}: {why}"));
+    if s.is_empty() {
+        return Err(bad("the URL names no file"));
+    }
+    if s.contains('?') || s.contains('#') {
+        return Err(bad("options after ? or # are not supported; percent-encode them in a file name"));
+    }
+    let raw = s.as_bytes();
+    let mut bytes = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while i < raw.len() {
+        if raw[i] == b'%' {
+            let hex = raw.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let b = hex
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| bad("a % is not followed by two hex digits"))?;
+            bytes.push(b);
+            i += 3;
+        } else {
+            bytes.push(raw[i]);
+            i += 1;
+        }
+    }
+    path_from_bytes(bytes).ok_or_else(|| bad("the file name is not valid on this system"))
+}
+
+#[cfg(unix)]
+fn path_bytes(path: &Path) -> Vec<u8> {
+    use std::os::unix::ffi::OsStrExt;
+    path.as_os_str().as_bytes().to_vec()
+}
+
+#[cfg(not(unix))]
+fn path_bytes(path: &Path) -> Vec<u8> {
+    path.to_string_lossy().as_bytes().to_vec()
+}
+
+#[cfg(unix)]
+fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStringExt;
+    Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(bytes: Vec<u8>) -> Option<PathBuf> {
+    String::from_utf8(bytes).ok().map(PathBuf::from)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_paths_round_trip() {
+        for p in ["casebridge-data/casebridge.db", "/tmp/a b/c?d#e%f.db", "/tmp/ünï.db"] {
+            let url = url_path(Path::new(p));
+            assert!(!url.contains(['?', '#', ' ']), "{url}");
+            assert_eq!(path_from_url(&url).expect("decodes"), PathBuf::from(p));
+        }
+    }
+
+    #[test]
+    fn url_options_are_refused() {
+        assert!(path_from_url("x.db?mode=ro").is_err());
+        assert!(path_from_url("x%4").is_err());
+        assert!(path_from_url("").is_err());
+    }
+}

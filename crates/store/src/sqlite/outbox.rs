@@ -1,0 +1,139 @@
+//! SQLite implementation of [`OutboxStore`].
+
+use async_trait::async_trait;
+use casebridge_rules::model::Entry;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::SqliteStore;
+use super::rows::{insert_timeline, outbox_row, set_ref};
+use crate::{OutboxRow, OutboxState, OutboxStore, Result, ts};
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn keys_busy(&self, keys: &[String]) -> Result<bool> {
+        let mut conn = self.read.acquire().await?;
+        for k in keys {
+            let busy: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM outbox_keys k JOIN outbox o ON o.id = k.outbox_id WHERE k.key = ? AND o.state = 'pending' LIMIT 1",
+            )
+            .bind(k)
+            .fetch_optional(&mut *conn)
+            .await?;
+            if busy.is_some() {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    async fn claim_commands(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query(
+            "SELECT o.* FROM outbox o
+             WHERE o.state = 'pending' AND o.next_attempt_at <= ?
+               AND o.id = (SELECT MIN(id) FROM outbox p WHERE p.lane = o.lane AND p.state = 'pending')
+             ORDER BY o.id LIMIT ?",
+        )
+        .bind(ts(now))
+        .bind(limit)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(outbox_row).collect()
+    }
+
+    async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        if let Some((key, crm_id)) = created {
+            set_ref(&mut tx, key, crm_id).await?;
+        }
+        sqlx::query(
+            "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL WHERE id = ?",
+        )
+        .bind(ts(Utc::now()))
+        .bind(row.id)
+        .execute(&mut *tx)
+        .await?;
+        insert_timeline(&mut tx, &row.session_id, &line).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn retry_command(
+        &self,
+        row: &OutboxRow,
+        error: &str,
+        next: DateTime<Utc>,
+        line: Option<Entry>,
+    ) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?")
+            .bind(error)
+            .bind(ts(next))
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(line) = line {
+            insert_timeline(&mut tx, &row.session_id, &line).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn park_command(&self, row: &OutboxRow, error: &str, line: Entry) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        sqlx::query("UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ? WHERE id = ?")
+            .bind(error)
+            .bind(row.id)
+            .execute(&mut *tx)
+            .await?;
+        insert_timeline(&mut tx, &row.session_id, &line).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn list_commands(&self, state: OutboxState, limit: i64) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query("SELECT * FROM outbox WHERE state = ? ORDER BY id LIMIT ?")
+            .bind(state.as_str())
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(outbox_row).collect()
+    }
+
+    async fn outbox_counts(&self) -> Result<Vec<(OutboxState, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state").fetch_all(&self.read).await?;
+        rows.iter().map(|r| Ok((r.get::<String, _>("state").parse()?, r.get("n")))).collect()
+    }
+
+    async fn redrive_command(&self, id: i64) -> Result<bool> {
+        let r = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = ? WHERE id = ? AND state = 'dead'")
+            .bind(ts(Utc::now()))
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn command_state(&self, key: &str) -> Result<Option<(OutboxState, i64, Option<String>)>> {
+        let r = sqlx::query("SELECT state, attempts, last_error FROM outbox WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.read)
+            .await?;
+        r.map(|r| Ok((r.get::<String, _>("state").parse()?, r.get("attempts"), r.get("last_error")))).transpose()
+    }
+
+    async fn commands_settled(&self, keys: &[String]) -> Result<bool> {
+        if keys.is_empty() {
+            return Ok(true);
+        }
+        let sql = format!(
+            "SELECT COUNT(*) FROM outbox WHERE key IN ({}) AND state = 'pending' AND attempts = 0",
+            vec!["?"; keys.len()].join(", ")
+        );
+        let mut q = sqlx::query_scalar::<_, i64>(&sql);
+        for k in keys {
+            q = q.bind(k);
+        }
+        Ok(q.fetch_one(&self.read).await? == 0)
+    }
+}

@@ -1,0 +1,81 @@
+//! Cases of [`EventStore`]: intake, pending events, settledness.
+
+use std::sync::Arc;
+
+use casebridge_store::{IngestOutcome, StepCommit, Store};
+use chrono::Utc;
+
+use crate::support::{command, enqueue, event, step};
+
+fn outcome(accepted: u64, duplicates: u64) -> IngestOutcome {
+    IngestOutcome { accepted, duplicates }
+}
+
+pub async fn intake_is_idempotent(store: Arc<dyn Store>) {
+    let (a, b, c) = (event("e1", "s1"), event("e2", "s1"), event("e3", "s2"));
+    assert_eq!(store.ingest(&[a.clone(), b.clone()]).await.expect("ingest"), outcome(2, 0));
+    assert_eq!(store.ingest(&[a]).await.expect("ingest"), outcome(0, 1));
+    assert_eq!(store.ingest(&[b, c]).await.expect("ingest"), outcome(1, 1));
+    assert_eq!(store.pending_event_count().await.expect("count"), 3);
+}
+
+pub async fn a_batch_is_stored_whole(store: Arc<dyn Store>) {
+    let batch = [event("e1", "s1"), event("e2", "s2"), event("e1", "s1"), event("e3", "s1")];
+    assert_eq!(store.ingest(&batch).await.expect("ingest"), outcome(3, 1));
+    let pending = store.pending_events(10).await.expect("pending");
+    let bodies: Vec<&str> = pending.iter().map(|p| p.body.as_str()).collect();
+    assert_eq!(bodies, [r#"{"id":"e1"}"#, r#"{"id":"e2"}"#, r#"{"id":"e3"}"#]);
+    assert_eq!(store.ingest(&[]).await.expect("empty batch"), outcome(0, 0));
+}
+
+pub async fn ingest_groups_counts_each_group(store: Arc<dyn Store>) {
+    let g1 = [event("e1", "s1"), event("e2", "s1")];
+    let g2 = [event("e2", "s1"), event("e3", "s2")];
+    let out = store.ingest_groups(&[&g1, &g2, &[]]).await.expect("ingest groups");
+    assert_eq!(out, [outcome(2, 0), outcome(1, 1), outcome(0, 0)]);
+    assert_eq!(store.pending_event_count().await.expect("count"), 3);
+}
+
+pub async fn pending_events_come_in_arrival_order_until_applied(store: Arc<dyn Store>) {
+    store.ingest(&[event("e1", "s1")]).await.expect("ingest");
+    store.ingest(&[event("e2", "s2"), event("e3", "s1")]).await.expect("ingest");
+    let all = store.pending_events(10).await.expect("pending");
+    let sessions: Vec<&str> = all.iter().map(|p| p.session_id.as_str()).collect();
+    assert_eq!(sessions, ["s1", "s2", "s1"]);
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "seq grows with arrival");
+    let first_two = store.pending_events(2).await.expect("pending");
+    assert_eq!(first_two.len(), 2);
+    assert_eq!(first_two[0].seq, all[0].seq);
+
+    let consumed = vec![all[0].seq, all[2].seq];
+    store.commit_steps(vec![StepCommit { event_seqs: consumed, ..step("s1") }]).await.expect("commit");
+    let left = store.pending_events(10).await.expect("pending");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].seq, all[1].seq);
+    assert_eq!(left[0].body, r#"{"id":"e2"}"#);
+    assert_eq!(store.pending_event_count().await.expect("count"), 1);
+}
+
+pub async fn settled_waits_for_rules_and_first_attempts(store: Arc<dyn Store>) {
+    let ids = vec!["e1".to_string()];
+    assert!(!store.settled(&ids).await.expect("settled"), "an unknown event is not settled");
+    assert!(store.settled(&[]).await.expect("settled"), "nothing to wait for");
+    store.ingest(&[event("e1", "s1")]).await.expect("ingest");
+    assert!(!store.settled(&ids).await.expect("settled"), "not applied yet");
+    let seq = store.pending_events(1).await.expect("pending")[0].seq;
+    store
+        .commit_steps(vec![StepCommit {
+            event_seqs: vec![seq],
+            commands: vec![command("w1", "lane", "s1", &[])],
+            ..step("s1")
+        }])
+        .await
+        .expect("commit");
+    assert!(!store.settled(&ids).await.expect("settled"), "its session's write is not attempted yet");
+    // A write of another session does not hold this one.
+    enqueue(store.as_ref(), "s2", vec![command("w2", "other", "s2", &[])]).await;
+    let rows = store.claim_commands(Utc::now() + chrono::Duration::seconds(1), 10).await.expect("claim");
+    let w1 = rows.iter().find(|r| r.key == "w1").expect("w1 claimed");
+    store.retry_command(w1, "busy", Utc::now(), None).await.expect("retry");
+    assert!(store.settled(&ids).await.expect("settled"), "attempted once is settled");
+}

@@ -1,0 +1,74 @@
+//! Contract tests of the storage traits. Each case is an `async fn(Arc<dyn Store>)` written
+//! only against the traits, so every backend runs the same bodies: a backend adds one
+//! `contract_suite!` line with a function that opens a fresh, migrated, empty store.
+
+mod agents;
+mod builtin_crm;
+mod events;
+mod outbox;
+mod sessions;
+mod settings;
+mod support;
+
+/// Instantiates every case for one backend, as `<backend>::<concern>::<case>` tests.
+macro_rules! contract_suite {
+    ($backend:ident, $open:path, { $($module:ident: [$($case:ident),* $(,)?]),* $(,)? }) => {
+        mod $backend {
+            $(
+                mod $module {
+                    $(
+                        #[tokio::test]
+                        async fn $case() {
+                            let fixture = $open().await;
+                            crate::$module::$case(fixture.store.clone()).await;
+                        }
+                    )*
+                }
+            )*
+        }
+    };
+}
+
+contract_suite!(sqlite, crate::support::open_sqlite, {
+    events: [
+        intake_is_idempotent,
+        a_batch_is_stored_whole,
+        ingest_groups_counts_each_group,
+        pending_events_come_in_arrival_order_until_applied,
+        settled_waits_for_rules_and_first_attempts,
+    ],
+    sessions: [
+        commit_steps_writes_session_timeline_outbox_and_activities,
+        a_later_step_replaces_the_session_and_extends_the_timeline,
+        sessions_by_account_pages_newest_first,
+        session_settled_waits_for_events_and_first_attempts,
+    ],
+    outbox: [
+        keys_busy_while_a_write_is_pending,
+        claim_returns_the_first_due_row_of_each_lane,
+        complete_with_a_created_ref_answers_ref_get,
+        retry_schedules_the_next_attempt,
+        park_lists_as_dead_and_redrive_puts_back,
+        outbox_counts_by_state,
+        command_state_and_commands_settled,
+    ],
+    settings: [settings_round_trip],
+    agents: [
+        dispositions_create_update_and_conflict,
+        agent_identity_and_versioned_save,
+        agent_busy_while_on_a_session_not_over,
+        dial_requests_with_their_handoff,
+        activities_filter_and_wrapup_revisions,
+        enabled_fields_keep_the_first_time,
+    ],
+    builtin_crm: [
+        accounts_are_idempotent_by_external_key,
+        accounts_are_found_by_phone_email_or_user_id,
+        records_are_idempotent_by_key,
+        status_decides_closedness,
+        append_session_adds_tags_and_reopens,
+        notes_are_idempotent_by_key,
+        custom_field_definitions_are_ensured_once,
+        fields_merge_and_activities_withdraw,
+    ],
+});

@@ -1,0 +1,151 @@
+//! Cases of [`OutboxStore`]: lanes, due times, completion, retries, dead letters.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use casebridge_rules::model::EntryKind;
+use casebridge_store::{OutboxRow, OutboxState, StepCommit, Store};
+use chrono::{DateTime, Utc};
+
+use crate::support::{command, enqueue, line, step};
+
+fn soon() -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::seconds(1)
+}
+
+fn keys(rows: &[OutboxRow]) -> Vec<&str> {
+    rows.iter().map(|r| r.key.as_str()).collect()
+}
+
+async fn claim_one(store: &dyn Store, key: &str) -> OutboxRow {
+    let rows = store.claim_commands(soon(), 100).await.expect("claim");
+    rows.into_iter().find(|r| r.key == key).unwrap_or_else(|| panic!("{key} is not claimable"))
+}
+
+pub async fn keys_busy_while_a_write_is_pending(store: Arc<dyn Store>) {
+    let phone = vec!["phone:+15550001".to_string()];
+    assert!(!store.keys_busy(&phone).await.expect("busy"));
+    enqueue(store.as_ref(), "s1", vec![command("w1", "l1", "s1", &["phone:+15550001", "user:u1"])]).await;
+    enqueue(store.as_ref(), "s2", vec![command("w2", "l2", "s2", &["email:a@x.com"])]).await;
+    assert!(store.keys_busy(&phone).await.expect("busy"));
+    assert!(store.keys_busy(&["other".into(), "user:u1".into()]).await.expect("busy"), "any key counts");
+    assert!(!store.keys_busy(&["other".into()]).await.expect("busy"));
+    assert!(!store.keys_busy(&[]).await.expect("busy"));
+    let w1 = claim_one(store.as_ref(), "w1").await;
+    store.retry_command(&w1, "timeout", Utc::now(), None).await.expect("retry");
+    assert!(store.keys_busy(&phone).await.expect("busy"), "a retried write is still pending");
+    store.complete_command(&w1, line(1, EntryKind::Crm, "done"), None).await.expect("complete");
+    assert!(!store.keys_busy(&phone).await.expect("busy"), "completed");
+    let email = vec!["email:a@x.com".to_string()];
+    let w2 = claim_one(store.as_ref(), "w2").await;
+    store.park_command(&w2, "refused", line(1, EntryKind::Crm, "parked")).await.expect("park");
+    assert!(!store.keys_busy(&email).await.expect("busy"), "parked");
+}
+
+pub async fn claim_returns_the_first_due_row_of_each_lane(store: Arc<dyn Store>) {
+    let cmds = vec![command("a1", "A", "s1", &[]), command("a2", "A", "s1", &[]), command("b1", "B", "s2", &[])];
+    enqueue(store.as_ref(), "s1", cmds).await;
+    let past = Utc::now() - chrono::Duration::hours(1);
+    assert!(store.claim_commands(past, 10).await.expect("claim").is_empty(), "nothing is due yet");
+    let rows = store.claim_commands(soon(), 10).await.expect("claim");
+    assert_eq!(keys(&rows), ["a1", "b1"]);
+    assert!(rows.iter().all(|r| r.state == OutboxState::Pending && r.attempts == 0));
+    assert_eq!(keys(&store.claim_commands(soon(), 1).await.expect("claim")), ["a1"]);
+    store.complete_command(&rows[0], line(1, EntryKind::Crm, "a1 done"), None).await.expect("complete");
+    assert_eq!(keys(&store.claim_commands(soon(), 10).await.expect("claim")), ["a2", "b1"]);
+}
+
+pub async fn complete_with_a_created_ref_answers_ref_get(store: Arc<dyn Store>) {
+    let s = StepCommit {
+        account: Some(("key:acct".into(), true)),
+        record: Some(("key:rec".into(), true)),
+        commands: vec![command("create-acct", "l", "s1", &[])],
+        ..step("s1")
+    };
+    store.commit_steps(vec![s]).await.expect("commit");
+    assert_eq!(store.ref_get("key:acct").await.expect("ref"), None);
+    let row = claim_one(store.as_ref(), "create-acct").await;
+    let done = line(5, EntryKind::Crm, "account created");
+    store.complete_command(&row, done.clone(), Some(("key:acct", "acct_7"))).await.expect("complete");
+    assert_eq!(store.ref_get("key:acct").await.expect("ref").as_deref(), Some("acct_7"));
+    assert_eq!(store.ref_get("key:rec").await.expect("ref"), None);
+    let session = store.load_session("s1").await.expect("load").expect("stored");
+    assert_eq!(session.account_id.as_deref(), Some("acct_7"), "the session resolves the key");
+    assert_eq!(session.record_id, None);
+    assert_eq!(store.timeline("s1").await.expect("timeline"), [done]);
+    assert_eq!(store.command_state("create-acct").await.expect("state"), Some((OutboxState::Done, 1, None)));
+    // A later step naming the key finds the CRM id at once.
+    let s = StepCommit { account: Some(("key:acct".into(), true)), ..step("s2") };
+    store.commit_steps(vec![s]).await.expect("commit");
+    let s2 = store.load_session("s2").await.expect("load").expect("stored");
+    assert_eq!(s2.account_id.as_deref(), Some("acct_7"));
+}
+
+pub async fn retry_schedules_the_next_attempt(store: Arc<dyn Store>) {
+    enqueue(store.as_ref(), "s1", vec![command("a1", "A", "s1", &[]), command("a2", "A", "s1", &[])]).await;
+    enqueue(store.as_ref(), "s2", vec![command("b1", "B", "s2", &[])]).await;
+    let a1 = claim_one(store.as_ref(), "a1").await;
+    let next = Utc::now() + chrono::Duration::hours(1);
+    let note = line(2, EntryKind::Crm, "retrying");
+    store.retry_command(&a1, "503", next, Some(note.clone())).await.expect("retry");
+    assert_eq!(keys(&store.claim_commands(soon(), 10).await.expect("claim")), ["b1"], "lane A waits for a1");
+    let later = store.claim_commands(next + chrono::Duration::seconds(1), 10).await.expect("claim");
+    assert_eq!(keys(&later), ["a1", "b1"]);
+    assert_eq!((later[0].attempts, later[0].last_error.as_deref()), (1, Some("503")));
+    assert_eq!(store.command_state("a1").await.expect("state"), Some((OutboxState::Pending, 1, Some("503".into()))));
+    assert_eq!(store.timeline("s1").await.expect("timeline"), [note]);
+    store.retry_command(&later[0], "504", Utc::now(), None).await.expect("retry");
+    assert_eq!(store.command_state("a1").await.expect("state"), Some((OutboxState::Pending, 2, Some("504".into()))));
+    assert_eq!(store.timeline("s1").await.expect("timeline").len(), 1, "no line asked for");
+}
+
+pub async fn park_lists_as_dead_and_redrive_puts_back(store: Arc<dyn Store>) {
+    enqueue(store.as_ref(), "s1", vec![command("a1", "A", "s1", &[]), command("a2", "A", "s1", &[])]).await;
+    let a1 = claim_one(store.as_ref(), "a1").await;
+    store.park_command(&a1, "400 bad field", line(1, EntryKind::Crm, "parked")).await.expect("park");
+    let dead = store.list_commands(OutboxState::Dead, 10).await.expect("list");
+    assert_eq!(keys(&dead), ["a1"]);
+    assert_eq!((dead[0].state, dead[0].attempts), (OutboxState::Dead, 1));
+    assert_eq!(dead[0].last_error.as_deref(), Some("400 bad field"));
+    assert_eq!(keys(&store.list_commands(OutboxState::Pending, 10).await.expect("list")), ["a2"]);
+    assert_eq!(keys(&store.claim_commands(soon(), 10).await.expect("claim")), ["a2"], "a dead letter frees its lane");
+
+    assert!(store.redrive_command(dead[0].id).await.expect("redrive"));
+    assert!(!store.redrive_command(dead[0].id).await.expect("redrive"), "no longer a dead letter");
+    assert!(!store.redrive_command(dead[0].id + 1000).await.expect("redrive"), "unknown id");
+    assert!(store.list_commands(OutboxState::Dead, 10).await.expect("list").is_empty());
+    assert_eq!(store.command_state("a1").await.expect("state").map(|s| s.0), Some(OutboxState::Pending));
+    assert_eq!(keys(&store.claim_commands(soon(), 10).await.expect("claim")), ["a1"], "back first in its lane");
+    assert_eq!(keys(&store.list_commands(OutboxState::Pending, 1).await.expect("list")), ["a1"]);
+}
+
+pub async fn outbox_counts_by_state(store: Arc<dyn Store>) {
+    assert!(store.outbox_counts().await.expect("counts").is_empty());
+    let cmds = vec![command("a", "A", "s", &[]), command("b", "B", "s", &[]), command("c", "C", "s", &[])];
+    enqueue(store.as_ref(), "s", [cmds, vec![command("d", "D", "s", &[])]].concat()).await;
+    let a = claim_one(store.as_ref(), "a").await;
+    store.complete_command(&a, line(1, EntryKind::Crm, "done"), None).await.expect("complete");
+    let b = claim_one(store.as_ref(), "b").await;
+    store.park_command(&b, "no", line(1, EntryKind::Crm, "parked")).await.expect("park");
+    let counts: BTreeMap<OutboxState, i64> = store.outbox_counts().await.expect("counts").into_iter().collect();
+    let want = BTreeMap::from([(OutboxState::Pending, 2), (OutboxState::Done, 1), (OutboxState::Dead, 1)]);
+    assert_eq!(counts, want);
+}
+
+pub async fn command_state_and_commands_settled(store: Arc<dyn Store>) {
+    assert_eq!(store.command_state("w1").await.expect("state"), None);
+    assert!(store.commands_settled(&[]).await.expect("settled"));
+    enqueue(store.as_ref(), "s1", vec![command("w1", "A", "s1", &[]), command("w2", "B", "s1", &[])]).await;
+    assert_eq!(store.command_state("w1").await.expect("state"), Some((OutboxState::Pending, 0, None)));
+    let both = vec!["w1".to_string(), "w2".to_string()];
+    assert!(!store.commands_settled(&both).await.expect("settled"));
+    let w1 = claim_one(store.as_ref(), "w1").await;
+    store.complete_command(&w1, line(1, EntryKind::Crm, "done"), None).await.expect("complete");
+    assert!(store.commands_settled(&both[..1]).await.expect("settled"));
+    assert!(!store.commands_settled(&both).await.expect("settled"), "w2 not attempted");
+    let w2 = claim_one(store.as_ref(), "w2").await;
+    store.park_command(&w2, "gone", line(1, EntryKind::Crm, "parked")).await.expect("park");
+    assert!(store.commands_settled(&both).await.expect("settled"));
+    assert_eq!(store.command_state("w2").await.expect("state"), Some((OutboxState::Dead, 1, Some("gone".into()))));
+    assert!(store.commands_settled(&["unknown".into()]).await.expect("settled"), "no such write to wait for");
+}

@@ -1,0 +1,101 @@
+//! Opening a fresh store per backend, and builders shared by the cases.
+
+use std::sync::Arc;
+
+use casebridge_rules::model::{Entry, EntryKind};
+use casebridge_store::agents::NewActivity;
+use casebridge_store::{NewCommand, NewEvent, StepCommit, Store};
+use chrono::{DateTime, TimeZone, Utc};
+
+/// A store for one test, with whatever must outlive it.
+pub struct Fixture {
+    /// The store under test.
+    pub store: Arc<dyn Store>,
+    _guard: Box<dyn std::any::Any>,
+}
+
+/// A migrated SQLite store on a new file in a temporary folder.
+pub async fn open_sqlite() -> Fixture {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let store = casebridge_store::open(&casebridge_store::sqlite_url(dir.path())).await.expect("open");
+    store.migrate().await.expect("migrate");
+    store.ready().await.expect("ready");
+    Fixture { store, _guard: Box::new(dir) }
+}
+
+/// A fixed time, `secs` seconds into 2025 (whole seconds survive any backend).
+pub fn at(secs: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().expect("valid time") + chrono::Duration::seconds(secs)
+}
+
+/// An event of a session.
+pub fn event(id: &str, session: &str) -> NewEvent {
+    NewEvent {
+        id: id.into(),
+        session_id: session.into(),
+        event_type: "session.created".into(),
+        at: at(0),
+        body: format!(r#"{{"id":"{id}"}}"#),
+    }
+}
+
+/// An empty step of a session.
+pub fn step(session: &str) -> StepCommit {
+    StepCommit {
+        event_seqs: vec![],
+        session_id: session.into(),
+        session: format!(r#"{{"id":"{session}"}}"#),
+        lane: None,
+        account: None,
+        record: None,
+        created_at: None,
+        timeline: vec![],
+        commands: vec![],
+        activities: vec![],
+        agent_id: None,
+        over: false,
+    }
+}
+
+/// A CRM write in a lane.
+pub fn command(key: &str, lane: &str, session: &str, keys: &[&str]) -> NewCommand {
+    NewCommand {
+        key: key.into(),
+        lane: lane.into(),
+        session_id: session.into(),
+        op: format!(r#"{{"op":"{key}"}}"#),
+        keys: keys.iter().map(|k| k.to_string()).collect(),
+    }
+}
+
+/// A timeline line.
+pub fn line(secs: i64, kind: EntryKind, summary: &str) -> Entry {
+    Entry { at: at(secs), kind, summary: summary.into(), rule: None }
+}
+
+/// Stores a step with these writes and nothing else.
+pub async fn enqueue(store: &dyn Store, session: &str, commands: Vec<NewCommand>) {
+    store.commit_steps(vec![StepCommit { commands, ..step(session) }]).await.expect("commit");
+}
+
+/// A line of casebridge's activity log, keyed `<session>:<kind>`.
+pub fn activity(session: &str, kind: &str, person: Option<(&str, bool)>, session_secs: i64) -> NewActivity {
+    NewActivity {
+        ext_key: format!("{session}:{kind}"),
+        session_id: session.into(),
+        kind: kind.into(),
+        action: None,
+        person_ref: person.map(|(p, _)| p.to_string()),
+        person_is_key: person.is_some_and(|(_, k)| k),
+        record_id: None,
+        related_by: None,
+        disposition: None,
+        label: None,
+        notes: None,
+        agent_id: None,
+        queue: None,
+        channel: None,
+        missed_reason: None,
+        session_at: at(session_secs),
+    }
+}
