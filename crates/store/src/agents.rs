@@ -10,6 +10,7 @@ use casebridge_rules::model::Entry;
 
 /// A disposition code.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DispositionRow {
     /// Code.
     pub code: String,
@@ -96,6 +97,7 @@ pub struct NewActivity {
 
 /// A line of casebridge's own activity log.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ActivityRow {
     /// Id.
     pub id: String,

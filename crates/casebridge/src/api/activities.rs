@@ -4,7 +4,6 @@ use axum::extract::{Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
 use casebridge_store::agents::{ActivityFilter, ActivityRow};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -17,82 +16,11 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/v1/activities", get(list_activities))
 }
 
-/// A line of casebridge's activity log: every interaction on a person.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ActivityOut {
-    /// Id.
-    pub id: String,
-    /// Session.
-    pub session_id: String,
-    /// call_log, missed, abandoned or voicemail.
-    pub kind: String,
-    /// log or do_not_log (call logs).
-    pub action: Option<String>,
-    /// The person's CRM id (null while the person is still being created, or none).
-    pub person_id: Option<String>,
-    /// Related record.
-    pub record_id: Option<String>,
-    /// How the record was chosen: origin_record or viewing_record.
-    pub related_by: Option<String>,
-    /// Disposition code.
-    pub disposition: Option<String>,
-    /// Disposition label.
-    pub label: Option<String>,
-    /// Notes.
-    pub notes: Option<String>,
-    /// Agent.
-    pub agent_id: Option<String>,
-    /// Menu path.
-    pub queue: Option<String>,
-    /// Channel.
-    pub channel: Option<String>,
-    /// Missed-session reason.
-    pub missed_reason: Option<String>,
-    /// Wrap-ups so far (a later one replaces an earlier).
-    pub revision: i64,
-    /// Session start.
-    pub session_at: DateTime<Utc>,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Updated.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<ActivityRow> for ActivityOut {
-    fn from(r: ActivityRow) -> Self {
-        ActivityOut {
-            id: r.id,
-            session_id: r.session_id,
-            kind: r.kind,
-            action: r.action,
-            person_id: r.person_id,
-            record_id: r.record_id,
-            related_by: r.related_by,
-            disposition: r.disposition,
-            label: r.label,
-            notes: r.notes,
-            agent_id: r.agent_id,
-            queue: r.queue,
-            channel: r.channel,
-            missed_reason: r.missed_reason,
-            revision: r.revision,
-            session_at: r.session_at,
-            created_at: r.created_at,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
-/// Lines of the activity log, mapped for the API.
-pub fn activities_out(rows: Vec<ActivityRow>) -> Vec<ActivityOut> {
-    rows.into_iter().map(ActivityOut::from).collect()
-}
-
 /// `GET /v1/activities` answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ActivitiesOut {
     /// Newest first.
-    pub activities: Vec<ActivityOut>,
+    pub activities: Vec<ActivityRow>,
 }
 
 /// Query of `GET /v1/activities`.
@@ -126,5 +54,5 @@ pub async fn list_activities(
         .store
         .activities(&ActivityFilter { person_id: q.person_id, session_id: q.session_id, kinds, ..Default::default() })
         .await?;
-    Ok(Json(ActivitiesOut { activities: activities_out(rows) }))
+    Ok(Json(ActivitiesOut { activities: rows }))
 }

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use casebridge_crm::builtin::kind_name;
-use casebridge_crm::builtin::storage::{CrmRecord, NewAccount, NewRecord, RecordFilter, STATUSES};
+use casebridge_crm::builtin::storage::{CrmAccount, CrmRecord, NewAccount, NewRecord, RecordFilter, STATUSES};
 use casebridge_rules::event::Channel;
 use casebridge_rules::model::AccountKind;
 use casebridge_rules::phone::Phone;
@@ -92,7 +92,7 @@ impl FromForm for AccountIn {
 
 /// `POST /v1/crm/accounts`.
 #[utoipa::path(post, path = "/v1/crm/accounts", tag = "builtin-crm", request_body = AccountIn,
-    responses((status = 201, description = "The account", body = AccountOut), (status = 422), (status = 409, description = "Built-in CRM not in use")))]
+    responses((status = 201, description = "The account", body = CrmAccount), (status = 422), (status = 409, description = "Built-in CRM not in use")))]
 pub async fn create_account(State(st): State<AppState>, raw: Result<Bytes, BytesRejection>) -> ApiResult<Response> {
     require_builtin(&st).await?;
     let a = read::<AccountIn>(raw, st.max_body_bytes)?.finish()?;
@@ -112,7 +112,7 @@ pub async fn create_account(State(st): State<AppState>, raw: Result<Bytes, Bytes
             at: a.at.unwrap_or_else(Utc::now),
         })
         .await?;
-    Ok((StatusCode::CREATED, Json(AccountOut::from(row))).into_response())
+    Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
 /// Query of `GET /v1/crm/accounts`.
@@ -138,7 +138,7 @@ pub async fn list_accounts(State(st): State<AppState>, Query(q): Query<AccountQu
     let region = st.pipeline.settings().await.region.clone();
     let phone_key = q.phone.as_deref().map(|p| Phone::parse(p, &region).number);
     let found = st.store.crm_find_accounts(phone_key.as_deref(), q.email.as_deref(), q.user_id.as_deref()).await?;
-    Ok(Json(AccountsOut { accounts: all(found) }))
+    Ok(Json(AccountsOut { accounts: found }))
 }
 
 /// `GET /v1/crm/accounts/{id}` with its activities.
@@ -151,8 +151,8 @@ pub async fn get_account(State(st): State<AppState>, Path(id): Path<String>) -> 
         .crm_get_account(&id)
         .await?
         .ok_or_else(|| Problem::not_found(format!("no account {id:?} in the built-in CRM")))?;
-    let activities = all(st.store.crm_account_activities(&id).await?);
-    Ok(Json(AccountDetailOut { account: a.into(), activities }))
+    let activities = st.store.crm_account_activities(&id).await?;
+    Ok(Json(AccountDetailOut { account: a, activities }))
 }
 
 /// A new record.
@@ -235,13 +235,7 @@ pub async fn create_record(State(st): State<AppState>, raw: Result<Bytes, BytesR
 
 async fn full_record(st: &AppState, r: CrmRecord) -> ApiResult<RecordOut> {
     let (acts, notes, atts, sos) = st.store.crm_record_details(&r.id).await?;
-    Ok(RecordOut {
-        record: r.into(),
-        activities: all(acts),
-        notes: all(notes),
-        attachments: all(atts),
-        session_objects: all(sos),
-    })
+    Ok(RecordOut { record: r, activities: acts, notes, attachments: atts, session_objects: sos })
 }
 
 /// Query of `GET /v1/crm/records`.
@@ -265,7 +259,7 @@ pub async fn list_records(State(st): State<AppState>, Query(q): Query<RecordQuer
         .store
         .crm_list_records(RecordFilter { account_id: q.account_id, session_id: q.session_id, status: q.status })
         .await?;
-    Ok(Json(RecordsOut { records: all(recs) }))
+    Ok(Json(RecordsOut { records: recs }))
 }
 
 /// `GET /v1/crm/records/{id}`.

@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use casebridge_store::agents::DispositionRow;
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -21,38 +20,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/dispositions/{code}", axum::routing::patch(patch_disposition))
 }
 
-/// A disposition code.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct DispositionOut {
-    /// Code.
-    pub code: String,
-    /// Label.
-    pub label: String,
-    /// Can be chosen at wrap-up.
-    pub active: bool,
-    /// Created.
-    pub created_at: DateTime<Utc>,
-    /// Updated.
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<DispositionRow> for DispositionOut {
-    fn from(d: DispositionRow) -> Self {
-        DispositionOut {
-            code: d.code,
-            label: d.label,
-            active: d.active,
-            created_at: d.created_at,
-            updated_at: d.updated_at,
-        }
-    }
-}
-
 /// `GET /v1/dispositions` answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DispositionsOut {
     /// By code.
-    pub dispositions: Vec<DispositionOut>,
+    pub dispositions: Vec<DispositionRow>,
 }
 
 /// Query of `GET /v1/dispositions`.
@@ -73,7 +45,7 @@ pub async fn list_dispositions(
     if let Some(a) = q.active {
         all.retain(|d| d.active == a);
     }
-    Ok(Json(DispositionsOut { dispositions: all.into_iter().map(DispositionOut::from).collect() }))
+    Ok(Json(DispositionsOut { dispositions: all }))
 }
 
 fn valid_code(c: &str) -> bool {
@@ -102,11 +74,11 @@ impl FromForm for DispositionIn {
 
 /// `POST /v1/dispositions` {code, label}.
 #[utoipa::path(post, path = "/v1/dispositions", tag = "dispositions", request_body = DispositionIn,
-    responses((status = 201, description = "The disposition", body = DispositionOut), (status = 409, description = "Code exists"), (status = 422)))]
+    responses((status = 201, description = "The disposition", body = DispositionRow), (status = 409, description = "Code exists"), (status = 422)))]
 pub async fn create_disposition(State(st): State<AppState>, input: Checked<DispositionIn>) -> ApiResult<Response> {
     let d = input.finish()?;
     let row = st.store.disposition_create(&d.code, &d.label).await?;
-    Ok((StatusCode::CREATED, Json(DispositionOut::from(row))).into_response())
+    Ok((StatusCode::CREATED, Json(row)).into_response())
 }
 
 /// A change to a disposition.
@@ -132,16 +104,16 @@ impl FromForm for DispositionPatchIn {
 /// `PATCH /v1/dispositions/{code}` {label?, active?}.
 #[utoipa::path(patch, path = "/v1/dispositions/{code}", tag = "dispositions", params(("code" = String, Path)),
     request_body = DispositionPatchIn,
-    responses((status = 200, description = "The disposition", body = DispositionOut), (status = 404), (status = 422)))]
+    responses((status = 200, description = "The disposition", body = DispositionRow), (status = 404), (status = 422)))]
 pub async fn patch_disposition(
     State(st): State<AppState>,
     Path(code): Path<String>,
     input: Checked<DispositionPatchIn>,
-) -> ApiResult<Json<DispositionOut>> {
+) -> ApiResult<Json<DispositionRow>> {
     let change = input.finish()?;
     let d =
         st.store.disposition_update(&code, change.label.as_deref(), change.active).await?.ok_or_else(|| {
             Problem::not_found(format!("no disposition {code:?}; create it with POST /v1/dispositions"))
         })?;
-    Ok(Json(DispositionOut::from(d)))
+    Ok(Json(d))
 }

@@ -12,9 +12,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::AppState;
-use super::activities::{ActivityOut, activities_out};
 use super::input::field;
 use crate::error::{ApiResult, Problem};
+use casebridge_store::agents::ActivityRow;
 
 /// Sessions.
 pub fn router() -> Router<AppState> {
@@ -96,7 +96,7 @@ pub struct SessionOut {
     /// What happened and why, oldest first.
     pub timeline: Vec<Entry>,
     /// casebridge's activity log lines of the session.
-    pub activities: Vec<ActivityOut>,
+    pub activities: Vec<ActivityRow>,
 }
 
 /// `GET /v1/sessions/{id}`.
@@ -111,7 +111,7 @@ pub async fn get_session(State(st): State<AppState>, Path(id): Path<String>) -> 
     let settled = st.store.session_settled(&id).await?;
     let timeline = st.store.timeline(&id).await?;
     let f = casebridge_store::agents::ActivityFilter { session_id: Some(id.clone()), ..Default::default() };
-    let activities = activities_out(st.store.activities(&f).await?);
+    let activities = st.store.activities(&f).await?;
     Ok(Json(SessionOut { session, settled, timeline, activities }))
 }
 

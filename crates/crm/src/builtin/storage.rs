@@ -212,6 +212,7 @@ pub trait BuiltinCrmStore: Send + Sync + 'static {
 
 /// Built-in CRM account as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CrmAccount {
     /// Id.
     pub id: String,
@@ -229,6 +230,7 @@ pub struct CrmAccount {
     pub external_key: Option<String>,
     /// Custom fields.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -238,6 +240,7 @@ pub struct CrmAccount {
 
 /// Built-in CRM record as the API shows it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CrmRecord {
     /// Id.
     pub id: String,
@@ -266,6 +269,7 @@ pub struct CrmRecord {
     /// Missed-session reason.
     pub missed_reason: Option<String>,
     /// Custom fields.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub custom_fields: serde_json::Map<String, serde_json::Value>,
     /// casebridge key when casebridge created it.
     pub external_key: Option<String>,
@@ -277,6 +281,7 @@ pub struct CrmRecord {
 
 /// An activity.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CrmActivity {
     /// Id.
     pub id: String,
@@ -289,6 +294,7 @@ pub struct CrmActivity {
     /// Subject line.
     pub subject: String,
     /// Session data.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub body: serde_json::Value,
     /// Created.
     pub created_at: DateTime<Utc>,
@@ -298,6 +304,7 @@ pub struct CrmActivity {
 
 /// A note.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CrmNote {
     /// Id.
     pub id: String,
@@ -309,6 +316,7 @@ pub struct CrmNote {
 
 /// An attachment.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CrmAttachment {
     /// Id.
     pub id: String,
@@ -324,6 +332,7 @@ pub struct CrmAttachment {
 
 /// A session object.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CrmSessionObject {
     /// Id.
     pub id: String,
@@ -334,6 +343,7 @@ pub struct CrmSessionObject {
     /// Account.
     pub account_id: Option<String>,
     /// Session data.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub data: serde_json::Value,
     /// Created.
     pub created_at: DateTime<Utc>,
