@@ -73,6 +73,29 @@ fn period(q: &ReportQuery, tz: chrono_tz::Tz) -> ApiResult<(DateTime<Utc>, DateT
 
 type Counts = BTreeMap<String, BTreeMap<String, u64>>;
 
+/// What every report is framed by: the settings' time zone, the grouping and the period.
+struct Frame {
+    tz: chrono_tz::Tz,
+    time_zone: String,
+    group_by: String,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+}
+
+/// Reads a report's query; `groupings[0]` is the default grouping.
+async fn frame(st: &AppState, q: &ReportQuery, groupings: &[&str]) -> ApiResult<Frame> {
+    let settings = st.pipeline.settings().await;
+    let tz: chrono_tz::Tz = settings.time_zone.parse().unwrap_or(chrono_tz::UTC);
+    let group_by = q.group_by.clone().unwrap_or_else(|| groupings[0].to_string());
+    if !groupings.contains(&group_by.as_str()) {
+        let (last, rest) = groupings.split_last().unwrap_or((&"", &[]));
+        let message = format!("must be {} or {last}", rest.join(", "));
+        return Err(Problem::fields("the report is invalid", &[field("group_by", &message)]));
+    }
+    let (from, to) = period(q, tz)?;
+    Ok(Frame { tz, time_zone: settings.time_zone.clone(), group_by, from, to })
+}
+
 /// One count of the disposition report.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DispositionCountOut {
@@ -137,13 +160,7 @@ pub async fn report_dispositions(
     State(st): State<AppState>,
     Query(q): Query<ReportQuery>,
 ) -> ApiResult<Json<DispositionReportOut>> {
-    let settings = st.pipeline.settings().await;
-    let tz: chrono_tz::Tz = settings.time_zone.parse().unwrap_or(chrono_tz::UTC);
-    let group_by = q.group_by.clone().unwrap_or_else(|| "day".into());
-    if !["day", "agent", "queue"].contains(&group_by.as_str()) {
-        return Err(Problem::fields("the report is invalid", &[field("group_by", "must be day, agent or queue")]));
-    }
-    let (from, to) = period(&q, tz)?;
+    let Frame { tz, time_zone, group_by, from, to } = frame(&st, &q, &["day", "agent", "queue"]).await?;
     let span = to - from;
     let logged = |from, to| ActivityFilter {
         kinds: vec!["call_log".into()],
@@ -198,7 +215,7 @@ pub async fn report_dispositions(
         from,
         to,
         group_by,
-        time_zone: settings.time_zone.clone(),
+        time_zone,
         rows,
         totals,
         labels,
@@ -244,13 +261,7 @@ pub async fn report_abandoned(
     State(st): State<AppState>,
     Query(q): Query<ReportQuery>,
 ) -> ApiResult<Json<AbandonedReportOut>> {
-    let settings = st.pipeline.settings().await;
-    let tz: chrono_tz::Tz = settings.time_zone.parse().unwrap_or(chrono_tz::UTC);
-    let group_by = q.group_by.clone().unwrap_or_else(|| "reason".into());
-    if !["reason", "day", "queue"].contains(&group_by.as_str()) {
-        return Err(Problem::fields("the report is invalid", &[field("group_by", "must be reason, day or queue")]));
-    }
-    let (from, to) = period(&q, tz)?;
+    let Frame { tz, time_zone, group_by, from, to } = frame(&st, &q, &["reason", "day", "queue"]).await?;
     let found = st
         .pipeline
         .store
@@ -283,7 +294,7 @@ pub async fn report_abandoned(
         from,
         to,
         group_by,
-        time_zone: settings.time_zone.clone(),
+        time_zone,
         rows,
         totals,
         total: found.len(),
