@@ -290,13 +290,5 @@ pub async fn report_abandoned(
             by.into_iter().map(move |(reason, count)| ReasonCountOut { group: group.clone(), reason, count })
         })
         .collect();
-    Ok(Json(AbandonedReportOut {
-        from,
-        to,
-        group_by,
-        time_zone,
-        rows,
-        totals,
-        total: found.len(),
-    }))
+    Ok(Json(AbandonedReportOut { from, to, group_by, time_zone, rows, totals, total: found.len() }))
 }

@@ -1,0 +1,161 @@
+//! Reading one event from JSON: every problem reported with its field, at once.
+
+use super::*;
+
+/// The event types casebridge accepts.
+pub const EVENT_TYPES: &[&str] = &[
+    "session.created",
+    "session.queued",
+    "session.assigned",
+    "session.connected",
+    "message.created",
+    "session.abandoned",
+    "session.ended",
+    "session.transferred",
+    "voicemail.updated",
+    "recording.available",
+    "csat.submitted",
+    "smart_action.completed",
+    "smart_action.failed",
+    "custom_data.updated",
+];
+
+const MAX_ID_LEN: usize = 200;
+
+fn id_field(v: &serde_json::Value, name: &str, errors: &mut Vec<FieldError>) -> String {
+    match v.get(name) {
+        Some(serde_json::Value::String(s)) if !s.trim().is_empty() && s.len() <= MAX_ID_LEN => s.clone(),
+        Some(serde_json::Value::String(_)) => {
+            errors.push(FieldError {
+                field: name.into(),
+                message: format!("must be a non-empty string of at most {MAX_ID_LEN} characters"),
+            });
+            String::new()
+        }
+        Some(_) => {
+            errors.push(FieldError { field: name.into(), message: "must be a string".into() });
+            String::new()
+        }
+        None => {
+            errors.push(FieldError { field: name.into(), message: "is required".into() });
+            String::new()
+        }
+    }
+}
+
+/// Parses and validates one event, reporting every problem with its field.
+pub fn parse_event(v: &serde_json::Value) -> Result<Event, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    if !v.is_object() {
+        return Err(vec![FieldError {
+            field: String::new(),
+            message: "an event must be a JSON object with id, session_id, type, at and data".into(),
+        }]);
+    }
+    let id = id_field(v, "id", &mut errors);
+    let session_id = id_field(v, "session_id", &mut errors);
+    let at = match v.get("at") {
+        Some(serde_json::Value::String(s)) => match DateTime::parse_from_rfc3339(s) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                errors.push(FieldError {
+                    field: "at".into(),
+                    message: "must be an RFC 3339 timestamp such as 2026-11-20T10:00:00Z".into(),
+                });
+                None
+            }
+        },
+        Some(_) => {
+            errors.push(FieldError { field: "at".into(), message: "must be an RFC 3339 string".into() });
+            None
+        }
+        None => {
+            errors.push(FieldError { field: "at".into(), message: "is required".into() });
+            None
+        }
+    };
+    let ty = match v.get("type") {
+        Some(serde_json::Value::String(s)) if EVENT_TYPES.contains(&s.as_str()) => Some(s.clone()),
+        Some(serde_json::Value::String(s)) => {
+            errors.push(FieldError {
+                field: "type".into(),
+                message: format!("unknown event type {s:?}; expected one of {}", EVENT_TYPES.join(", ")),
+            });
+            None
+        }
+        _ => {
+            errors.push(FieldError { field: "type".into(), message: "is required (a string)".into() });
+            None
+        }
+    };
+    let mut kind = None;
+    if let Some(ty) = ty {
+        let data = v.get("data").cloned().unwrap_or(serde_json::Value::Null);
+        let data = if data.is_null() { serde_json::json!({}) } else { data };
+        let wrapped = serde_json::json!({"type": ty, "data": data});
+        match parse_kind(&wrapped) {
+            Ok(k) => {
+                if let EventKind::Created(c) = &k {
+                    check_created(c, &mut errors);
+                }
+                kind = Some(k)
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    match (errors.is_empty(), at, kind) {
+        (true, Some(at), Some(kind)) => Ok(Event { id, session_id, at, kind }),
+        _ => Err(errors),
+    }
+}
+
+fn parse_kind(wrapped: &serde_json::Value) -> Result<EventKind, FieldError> {
+    fn data<T: serde::de::DeserializeOwned>(v: &serde_json::Value) -> Result<T, FieldError> {
+        serde_path_to_error::deserialize::<_, T>(v.clone()).map_err(|e| {
+            let path = e.path().to_string();
+            let field = if path == "." || path.is_empty() { "data".to_string() } else { format!("data.{path}") };
+            let inner = e.into_inner().to_string();
+            let message = inner.split(" at line ").next().unwrap_or(&inner).to_string();
+            FieldError { field, message }
+        })
+    }
+    let d = &wrapped["data"];
+    Ok(match wrapped["type"].as_str().unwrap_or_default() {
+        "session.created" => EventKind::Created(data(d)?),
+        "session.queued" => EventKind::Queued(data(d)?),
+        "session.assigned" => EventKind::Assigned(data(d)?),
+        "session.connected" => EventKind::Connected,
+        "message.created" => EventKind::Message(data(d)?),
+        "session.abandoned" => EventKind::Abandoned,
+        "session.ended" => EventKind::Ended(data(d)?),
+        "session.transferred" => EventKind::Transferred(data(d)?),
+        "voicemail.updated" => EventKind::VoicemailUpdated(data(d)?),
+        "recording.available" => EventKind::Recording(data(d)?),
+        "csat.submitted" => EventKind::Csat(data(d)?),
+        "smart_action.completed" => EventKind::SmartActionCompleted(data(d)?),
+        "smart_action.failed" => EventKind::SmartActionFailed(data(d)?),
+        "custom_data.updated" => EventKind::CustomData(data(d)?),
+        other => return Err(FieldError { field: "type".into(), message: format!("unknown event type {other:?}") }),
+    })
+}
+
+fn check_created(c: &SessionCreated, errors: &mut Vec<FieldError>) {
+    if c.session_type.channel() != c.channel {
+        errors.push(FieldError {
+            field: "data.channel".into(),
+            message: format!(
+                "session_type {} belongs to channel {}, not {}",
+                c.session_type.as_str(),
+                c.session_type.channel().as_str(),
+                c.channel.as_str()
+            ),
+        });
+    }
+    let outbound_type = c.session_type == SessionType::VoiceOutbound;
+    if outbound_type != (c.direction == Direction::Outbound) {
+        errors.push(FieldError {
+            field: "data.direction".into(),
+            message: "direction must be outbound exactly when session_type is voice_outbound".into(),
+        });
+    }
+}
