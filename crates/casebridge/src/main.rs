@@ -8,7 +8,6 @@ mod config;
 mod dial;
 mod error;
 mod intake;
-mod openapi;
 mod outbox;
 mod pipeline;
 mod serve;

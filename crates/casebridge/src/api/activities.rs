@@ -7,8 +7,8 @@ use casebridge_store::agents::{ActivityFilter, ActivityRow};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::input::field;
+use super::state::AppState;
 use crate::error::{ApiResult, Problem};
 
 /// The activity log.

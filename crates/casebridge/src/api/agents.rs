@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::input::{Checked, Form, FromForm};
-use super::{AppState, crm_unavailable};
+use super::state::{AppState, crm_unavailable};
 use crate::agents::{AgentError, state_of};
 use crate::error::{ApiResult, Problem};
 

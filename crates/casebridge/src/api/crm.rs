@@ -16,9 +16,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 pub use super::crm_out::*;
 use super::input::{Form, FromForm, field, read};
+use super::state::AppState;
 use crate::error::{ApiResult, Problem};
 
 /// The built-in CRM.

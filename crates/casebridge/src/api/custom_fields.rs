@@ -13,7 +13,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::input::{Checked, Form, FromForm};
-use super::{AppState, crm_unavailable};
+use super::state::{AppState, crm_unavailable};
 use crate::error::{ApiResult, Problem};
 
 /// Standard custom fields.

@@ -9,8 +9,8 @@ use casebridge_store::agents::DispositionRow;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::input::{Checked, Form, FromForm};
+use super::state::AppState;
 use crate::error::{ApiResult, Problem};
 
 /// Dispositions.

@@ -14,8 +14,8 @@ use casebridge_store::NewEvent;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::input::{body, field};
+use super::state::AppState;
 use crate::error::{ApiResult, Problem};
 
 /// Query of `POST /v1/events`.

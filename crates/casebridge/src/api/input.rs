@@ -9,7 +9,7 @@ use casebridge_rules::event::FieldError;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::AppState;
+use super::state::AppState;
 use crate::error::Problem;
 
 /// Reads a body, turning a too-large or broken body into a problem.

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::input::field;
+use super::state::AppState;
 use crate::error::{ApiResult, Problem};
 
 /// Routes that answer without a token: probes must work before anyone has one.
@@ -19,11 +19,10 @@ pub fn open_router() -> Router<AppState> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
-/// Metrics, the OpenAPI document and the outbox.
+/// Metrics and the outbox.
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/openapi.json", get(openapi))
         .route("/v1/outbox", get(list_outbox))
         .route("/v1/outbox/{id}/retry", post(retry_outbox))
 }
@@ -67,13 +66,6 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     }
     let text = st.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
-}
-
-/// `GET /openapi.json`: this document.
-#[utoipa::path(get, path = "/openapi.json", tag = "operations",
-    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object)))]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(crate::openapi::document())
 }
 
 /// Query of `GET /v1/outbox`.

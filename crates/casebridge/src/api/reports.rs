@@ -10,8 +10,8 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::input::field;
+use super::state::AppState;
 use crate::error::{ApiResult, Problem};
 
 /// Reports.

@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::input::field;
+use super::state::AppState;
 use crate::error::{ApiResult, Problem};
 use casebridge_store::agents::ActivityRow;
 

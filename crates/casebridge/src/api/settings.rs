@@ -12,8 +12,8 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::input::{body, json_body};
+use super::state::AppState;
 use crate::error::{ApiResult, Problem};
 
 /// The settings document.

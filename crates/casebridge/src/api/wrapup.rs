@@ -19,7 +19,7 @@ use serde_json::{Value, json};
 use utoipa::ToSchema;
 
 use super::input::{Checked, Form, FromForm};
-use super::{AppState, crm_unavailable};
+use super::state::{AppState, crm_unavailable};
 use crate::error::{ApiResult, Problem};
 
 /// Wrap-up.

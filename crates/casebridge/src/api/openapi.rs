@@ -1,10 +1,23 @@
-//! The OpenAPI document, generated from the handlers' annotations.
+//! The OpenAPI document, generated from the handlers' annotations, and its route.
 
+use axum::routing::get;
+use axum::{Json, Router};
 use utoipa::OpenApi;
 
-use crate::api::{
-    activities, agents, crm, custom_fields, dispositions, events, ops, reports, sessions, settings, wrapup,
-};
+use super::state::AppState;
+use super::{activities, agents, crm, custom_fields, dispositions, events, ops, reports, sessions, settings, wrapup};
+
+/// `GET /openapi.json`.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(openapi))
+}
+
+/// `GET /openapi.json`: this document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations",
+    responses((status = 200, description = "The OpenAPI 3.1 document of this API", body = Object)))]
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(document())
+}
 
 /// Schemas of request and response bodies are collected from the paths; the ones listed here
 /// are also reachable by name for clients that generate code from components.
@@ -12,7 +25,7 @@ use crate::api::{
 #[openapi(
     info(title = "casebridge", description = "Contact-center sessions in, correct CRM records out."),
     paths(
-        ops::healthz, ops::readyz, ops::metrics, ops::openapi, ops::list_outbox, ops::retry_outbox,
+        ops::healthz, ops::readyz, ops::metrics, openapi, ops::list_outbox, ops::retry_outbox,
         events::post_events,
         sessions::get_session, sessions::list_sessions,
         settings::get_settings, settings::put_settings,
