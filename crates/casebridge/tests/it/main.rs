@@ -4,6 +4,7 @@
 mod accounts;
 mod agents;
 mod cli;
+mod connectors;
 mod conversation;
 mod harness;
 mod intake;
