@@ -11,8 +11,7 @@ use serde_json::Value;
 fn fixtures() -> Vec<(String, std::path::PathBuf)> {
     let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = vec![("crate".to_string(), here.join("tests/fixtures/phone_numbers.json"))];
-    if let Some(shared) = here.ancestors().map(|a| a.join("shared/fixtures/phone_numbers.json")).find(|p| p.is_file())
-    {
+    if let Some(shared) = here.ancestors().map(|a| a.join("shared/fixtures/phone_numbers.json")).find(|p| p.is_file()) {
         files.push(("shared".to_string(), shared));
     }
     files
