@@ -62,6 +62,14 @@ impl Phone {
         }
     }
 
+    /// The number as people read it: E.164 with the extension, if any (`+12127365000 ext. 45`).
+    pub fn display(&self) -> String {
+        match &self.extension {
+            Some(ext) => format!("{} ext. {ext}", self.number),
+            None => self.number.clone(),
+        }
+    }
+
     /// The form used to match accounts: E.164 without the extension, or the verbatim input.
     pub fn match_key(&self) -> &str {
         &self.number
@@ -78,5 +86,27 @@ impl Phone {
 impl fmt::Display for Phone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_the_metadata_regions_in_any_case() {
+        assert!(parse_region("us").is_ok() && parse_region("BR").is_ok());
+        for bad in ["XX", "ZZ", "001", "USA", "", "u1"] {
+            assert!(parse_region(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_extension_is_shown_apart_and_not_matched() {
+        let p = Phone::parse("212-736-5000 ext. 45", "US");
+        assert_eq!((p.match_key(), p.display().as_str()), ("+12127365000", "+12127365000 ext. 45"));
+        assert_eq!(Phone::parse("+1 212 736 5000", "US").display(), "+12127365000");
+        let odd = Phone::parse("call me", "US");
+        assert_eq!((odd.parsed, odd.display().as_str()), (false, "call me"));
     }
 }

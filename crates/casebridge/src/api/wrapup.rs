@@ -274,6 +274,7 @@ fn writes(
                 kind: *kind,
                 name: s.customer.name.clone(),
                 phone: phone.clone(),
+                phone_extension: s.phone.as_ref().and_then(|p| p.extension.clone()),
                 email: s.customer.email.clone(),
                 user_id: s.customer.user_id.clone(),
                 at,
