@@ -7,6 +7,7 @@ mod cli;
 mod conversation;
 mod harness;
 mod intake;
+mod phones;
 mod records;
 mod reliability;
 mod wrapup;
