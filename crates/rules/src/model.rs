@@ -314,6 +314,9 @@ pub enum CrmOp {
         name: Option<String>,
         /// Phone (E.164).
         phone: Option<String>,
+        /// The phone's extension, kept apart from `phone` (vendors have a field for it).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        phone_extension: Option<String>,
         /// Email.
         email: Option<String>,
         /// App user id.

@@ -1,9 +1,12 @@
 //! Phone numbers in one form: E.164 when libphonenumber can parse them, verbatim otherwise.
+//!
+//! Parsing, validation and formatting are `rlibphonenumber`'s, a port of Google's libphonenumber
+//! kept on its current metadata; `crates/rules/tests/phone_fixture.rs` checks it against the
+//! golden file written by `scripts/phone_fixtures.py`.
 
 use std::fmt;
-use std::str::FromStr;
 
-use phonenumber::country::Id as CountryId;
+use rlibphonenumber::{PHONE_NUMBER_UTIL, PhoneNumber, PhoneNumberFormat, Region};
 use serde::{Deserialize, Serialize};
 
 /// A customer's phone number as casebridge compares it.
@@ -29,35 +32,26 @@ pub struct Phone {
 #[error("unknown region code {0:?}: use an ISO 3166-1 alpha-2 code such as \"US\" or \"FR\"")]
 pub struct UnknownRegion(pub String);
 
-/// Parses an ISO 3166-1 alpha-2 region code as libphonenumber knows it.
-pub fn parse_region(code: &str) -> Result<CountryId, UnknownRegion> {
-    CountryId::from_str(&code.to_ascii_uppercase()).map_err(|_| UnknownRegion(code.to_string()))
+/// Parses an ISO 3166-1 alpha-2 region code as libphonenumber knows it (one its metadata has).
+pub fn parse_region(code: &str) -> Result<Region, UnknownRegion> {
+    Region::from_code(code)
+        .ok()
+        .filter(|r| PHONE_NUMBER_UTIL.get_country_code_for_region(*r).is_some())
+        .ok_or_else(|| UnknownRegion(code.to_string()))
 }
 
 impl Phone {
     /// Normalizes `input`, taking `region` for numbers written without a country code.
     pub fn parse(input: &str, region: &str) -> Phone {
         let trimmed = input.trim();
-        let country = parse_region(region).ok();
-        // The port misses RFC 3966's `;ext=` when the number is not a `tel:` URI.
-        let candidate = if !trimmed.starts_with("tel:") && trimmed.contains(";ext=") {
-            trimmed.replacen(";ext=", " ext. ", 1)
-        } else {
-            trimmed.to_string()
-        };
-        match phonenumber::parse(country, &candidate) {
-            Ok(n) => {
-                let e164 = n.format().mode(phonenumber::Mode::E164).to_string();
-                let ext = n.extension().map(|e| e.to_string());
-                let valid = phonenumber::is_valid(&n);
-                Phone {
-                    number: e164,
-                    extension: ext,
-                    parsed: true,
-                    valid,
-                    national_digits: Some(n.national().value().to_string()),
-                }
-            }
+        match PhoneNumber::parse(trimmed, parse_region(region).ok()) {
+            Ok(n) => Phone {
+                number: n.format_as(PhoneNumberFormat::E164).into_owned(),
+                extension: n.extension.clone().filter(|e| !e.is_empty()),
+                parsed: true,
+                valid: n.is_valid(),
+                national_digits: Some(n.national_number.to_string()),
+            },
             Err(_) => Phone {
                 number: trimmed.to_string(),
                 extension: None,
@@ -65,6 +59,14 @@ impl Phone {
                 valid: false,
                 national_digits: None,
             },
+        }
+    }
+
+    /// The number as people read it: E.164 with the extension, if any (`+12127365000 ext. 45`).
+    pub fn display(&self) -> String {
+        match &self.extension {
+            Some(ext) => format!("{} ext. {ext}", self.number),
+            None => self.number.clone(),
         }
     }
 
@@ -84,5 +86,27 @@ impl Phone {
 impl fmt::Display for Phone {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.number)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_the_metadata_regions_in_any_case() {
+        assert!(parse_region("us").is_ok() && parse_region("BR").is_ok());
+        for bad in ["XX", "ZZ", "001", "USA", "", "u1"] {
+            assert!(parse_region(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_extension_is_shown_apart_and_not_matched() {
+        let p = Phone::parse("212-736-5000 ext. 45", "US");
+        assert_eq!((p.match_key(), p.display().as_str()), ("+12127365000", "+12127365000 ext. 45"));
+        assert_eq!(Phone::parse("+1 212 736 5000", "US").display(), "+12127365000");
+        let odd = Phone::parse("call me", "US");
+        assert_eq!((odd.parsed, odd.display().as_str()), (false, "call me"));
     }
 }

@@ -282,6 +282,7 @@ pub fn writes(plan: &Plan, cx: &Context<'_>) -> Writes {
                 kind: *kind,
                 name: s.customer.name.clone(),
                 phone: cx.phone.clone(),
+                phone_extension: s.phone.as_ref().and_then(|p| p.extension.clone()),
                 email: s.customer.email.clone(),
                 user_id: s.customer.user_id.clone(),
                 at,

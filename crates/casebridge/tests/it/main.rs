@@ -9,6 +9,7 @@ mod conversation;
 mod harness;
 mod intake;
 mod openapi;
+mod phones;
 mod records;
 mod reliability;
 mod wrapup;

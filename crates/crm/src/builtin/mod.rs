@@ -129,7 +129,7 @@ impl Connector for BuiltinConnector {
         let now = Utc::now();
         let done = |summary: String| Ok(WriteOutcome { created: None, summary });
         match op {
-            CrmOp::CreateAccount { key: k, kind, name, phone, email, user_id, at } => {
+            CrmOp::CreateAccount { key: k, kind, name, phone, phone_extension, email, user_id, at } => {
                 let (a, new) = s
                     .crm_create_account(NewAccount {
                         id: None,
@@ -144,6 +144,12 @@ impl Connector for BuiltinConnector {
                     })
                     .await
                     .map_err(err)?;
+                // The built-in account has no column for it: the extension is the account's
+                // `phone_extension` field, set again on a replay (a merge, so idempotent).
+                if let Some(ext) = phone_extension {
+                    let fields = serde_json::Map::from_iter([("phone_extension".to_string(), ext.clone().into())]);
+                    s.crm_set_account_fields(&a.id, &fields, *at).await.map_err(err)?;
+                }
                 let summary = if new {
                     format!("Account {} created", a.id)
                 } else {

@@ -156,6 +156,7 @@ impl Ctx<'_> {
             kind: AccountKind::Contact,
             name: c.name.clone(),
             phone: phone.as_ref().map(|p| p.number.clone()),
+            phone_extension: phone.as_ref().and_then(|p| p.extension.clone()),
             email: c.email.clone(),
             user_id: c.user_id.clone(),
             at,

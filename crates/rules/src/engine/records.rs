@@ -229,7 +229,7 @@ impl Ctx<'_> {
         let title = self.title();
         let owner = self.s.agent.as_ref().map(|a| a.id.clone()).or_else(|| self.settings.records.default_owner.clone());
         let note = if self.profile.phone_note {
-            self.s.phone.as_ref().filter(|p| p.parsed).map(|p| format!("Customer phone: {}", p.number))
+            self.s.phone.as_ref().filter(|p| p.parsed).map(|p| format!("Customer phone: {}", p.display()))
         } else {
             None
         };
