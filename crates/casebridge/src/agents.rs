@@ -4,7 +4,7 @@
 
 use casebridge_rules::agent::{self, AgentState, Input, Outcome};
 use casebridge_rules::keys::{Lane, agent_write_key};
-use casebridge_rules::model::{CrmOp, OutboxOp};
+use casebridge_rules::ops::{CrmOp, OutboxOp};
 use casebridge_store::agents::AgentRow;
 use chrono::Utc;
 

@@ -4,7 +4,7 @@
 
 use casebridge_crm::http::{HttpClient, classify};
 use casebridge_crm::{CrmError, WriteOutcome};
-use casebridge_rules::model::DialHandoff;
+use casebridge_rules::ops::DialHandoff;
 use casebridge_rules::settings::ClickToCallSettings;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

@@ -2,7 +2,7 @@
 //! [`NewCommand`] built here, committed by the store in the same transaction as what caused it.
 
 use casebridge_rules::keys::{CustomerKey, Lane};
-use casebridge_rules::model::OutboxOp;
+use casebridge_rules::ops::OutboxOp;
 use casebridge_store::NewCommand;
 
 /// An outbox row for `op`: `key` is its idempotency key, `lane` orders it. A session's

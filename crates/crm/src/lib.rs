@@ -10,7 +10,8 @@ pub mod registry;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use casebridge_rules::model::{Answer, CrmOp, CrmProfile};
+use casebridge_rules::model::{Answer, CrmProfile};
+use casebridge_rules::ops::CrmOp;
 
 pub use builtin::BuiltinConnector;
 pub use registry::{ConnectorConfig, Deps};

@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Channel, FieldError};
 use crate::keys::{CustomerKey, Lane, wrapup_person_key};
-use crate::model::{AccountHit, AccountKind, CrmOp, Entry, EntryKind, MissedReason, ObjRef};
+use crate::model::{AccountHit, AccountKind, Entry, EntryKind, MissedReason, ObjRef};
+use crate::ops::CrmOp;
 use crate::session::Session;
 use crate::settings::{CallLoggingSettings, UnmatchedCaller};
 

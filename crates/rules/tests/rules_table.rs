@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 
 use casebridge_rules::engine::{Step, apply};
 use casebridge_rules::event::{Event, parse_event};
-use casebridge_rules::model::{
-    AccountHit, AccountKind, Answer, Answers, CrmOp, CrmProfile, Lookup, ObjRef, RecordInfo,
-};
+use casebridge_rules::model::{AccountHit, AccountKind, Answer, Answers, CrmProfile, Lookup, ObjRef, RecordInfo};
+use casebridge_rules::ops::CrmOp;
 use casebridge_rules::session::{AccountOutcome, RecordOutcome, Session};
 use casebridge_rules::settings::{Settings, parse_settings};
 use chrono::{DateTime, Duration, Utc};

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casebridge_crm::{CrmError, WriteOutcome};
-use casebridge_rules::model::{ContactCenterOp, CrmOp, Entry, EntryKind, ObjRef, OutboxOp};
+use casebridge_rules::model::{Entry, EntryKind, ObjRef};
+use casebridge_rules::ops::{ContactCenterOp, CrmOp, OutboxOp};
 use casebridge_store::OutboxRow;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;

@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use casebridge_rules::keys;
-use casebridge_rules::model::{AccountHit, AccountKind, Answer, CrmOp, CrmProfile, DataTarget, ObjRef, RecordInfo};
+use casebridge_rules::model::{AccountHit, AccountKind, Answer, CrmProfile, DataTarget, ObjRef, RecordInfo};
+use casebridge_rules::ops::CrmOp;
 use chrono::Utc;
 
 use self::storage::{BuiltinCrmStore, BuiltinStoreError, CrmAccount, CrmRecord, NewAccount, NewRecord, RecordFilter};

@@ -6,7 +6,8 @@ use crate::event::{
     SessionTransferred, SessionType,
 };
 use crate::keys::Lane;
-use crate::model::{CrmOp, Leg};
+use crate::model::Leg;
+use crate::ops::CrmOp;
 use crate::phone::Phone;
 use crate::session::{PendingUpdate, Phase, RecordOutcome};
 use chrono::SecondsFormat;

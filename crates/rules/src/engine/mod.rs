@@ -18,9 +18,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 use crate::event::{Channel, Direction, Event, EventKind, SessionType};
 use crate::model::{
-    AccountHit, AccountKind, Answer, Answers, Command, CrmOp, CrmProfile, DataTarget, Entry, EntryKind, Lookup,
-    MissedReason, ObjRef, PlatformActivity, RecordInfo, SessionData,
+    AccountHit, AccountKind, Answer, Answers, CrmProfile, DataTarget, Entry, EntryKind, Lookup, MissedReason, ObjRef,
+    PlatformActivity, RecordInfo, SessionData,
 };
+use crate::ops::{Command, CrmOp};
 use crate::phone::Phone;
 use crate::session::{AccountOutcome, PendingUpdate, RecordOutcome, Session};
 use crate::settings::{AbandonedChatMode, MultipleMatch, SessionDataTarget, Settings, UnrecordedLink};

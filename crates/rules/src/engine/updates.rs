@@ -7,7 +7,7 @@ use crate::event::{
     CsatSubmitted, CustomDataUpdated, Event, RecordingAvailable, SmartActionCompleted, SmartActionFailed,
     VoicemailAction, VoicemailUpdated, WrappedUp,
 };
-use crate::model::CrmOp;
+use crate::ops::CrmOp;
 use crate::session::PendingUpdate;
 
 impl Ctx<'_> {
