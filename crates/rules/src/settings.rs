@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use crate::event::FieldError;
 use crate::title::Template;
 
+mod read;
+
+use self::read::Kind;
+
 /// The whole settings document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -345,40 +349,126 @@ pub const SECTIONS: &[&str] = &[
     "click_to_call",
 ];
 
-fn one_error(v: serde_json::Value) -> Option<FieldError> {
-    match serde_path_to_error::deserialize::<_, Settings>(v) {
-        Ok(_) => None,
+/// The shape of the document, member by member, for [`read_settings`].
+const SHAPE: &[(&str, Kind)] = &[
+    ("region", Kind::Text),
+    ("time_zone", Kind::Text),
+    ("crm", Kind::Crm),
+    ("own_numbers", Kind::Texts),
+    (
+        "accounts",
+        Kind::Section(&[
+            ("skip_lookup", Kind::Bool),
+            ("skip_creation", Kind::Bool),
+            ("multiple_match", Kind::Choice(&["most_recent", "priority"])),
+            ("never_create_for", Kind::Texts),
+        ]),
+    ),
+    (
+        "records",
+        Kind::Section(&[
+            ("skip_creation", Kind::Bool),
+            ("append_to_open_in_leaf_queue", Kind::Bool),
+            ("append_requires_same_channel", Kind::Bool),
+            (
+                "append_to_closed_within_days",
+                Kind::Count { unit: "days", min: 0, max: u32::MAX, null: Some("to never reopen closed records") },
+            ),
+            ("delay_call_until_connected", Kind::Bool),
+            (
+                "delay_chat_until_customer_messages",
+                Kind::Count { unit: "messages", min: 0, max: u32::MAX, null: Some("for no delay") },
+            ),
+            ("abandoned_calls", Kind::Bool),
+            (
+                "abandoned_chats",
+                Kind::Section(&[
+                    ("mode", Kind::Choice(&["off", "all", "min_customer_messages"])),
+                    (
+                        "min_customer_messages",
+                        Kind::Count { unit: "messages", min: 0, max: u32::MAX, null: Some("when mode is not min_customer_messages") },
+                    ),
+                ]),
+            ),
+            ("chat_short_abandon_seconds", Kind::Count { unit: "seconds", min: 0, max: 86400, null: None }),
+            ("title_template", Kind::Text),
+            ("tag_session_type", Kind::Bool),
+            ("tag_platform", Kind::Bool),
+            ("platform_tag", Kind::Text),
+            ("default_open_status", Kind::OptText("for the CRM's default open status")),
+            ("default_owner", Kind::OptText("for no default owner")),
+        ]),
+    ),
+    (
+        "session_data",
+        Kind::Section(&[
+            ("target", Kind::Choice(&["activity", "session_object"])),
+            ("unrecorded_session_link", Kind::Choice(&["account", "latest_record", "none"])),
+            ("attach_recordings", Kind::Bool),
+        ]),
+    ),
+    (
+        "call_logging",
+        Kind::Section(&[
+            ("dispositions_enabled", Kind::Bool),
+            ("unmatched_caller", Kind::Choice(&["contact", "lead", "none"])),
+        ]),
+    ),
+    (
+        "agent_status",
+        Kind::Section(&[
+            ("mode", Kind::Choice(AGENT_STATUS_MODES)),
+            ("priority", Kind::Choice(AGENT_STATUS_PRIORITIES)),
+            ("platform_statuses", Kind::Texts),
+            ("crm_to_platform", Kind::TextMap),
+            ("platform_to_crm", Kind::TextMap),
+            ("synced_teams", Kind::Texts),
+            ("hold_while_busy", Kind::Bool),
+            (
+                "instance_ttl_minutes",
+                Kind::Count { unit: "minutes", min: 0, max: u32::MAX, null: Some("to keep instances until closed") },
+            ),
+        ]),
+    ),
+    ("custom_data_mapping", Kind::TextMap),
+    (
+        "click_to_call",
+        Kind::Section(&[
+            ("webhook_url", Kind::OptText("for no click-to-call")),
+            ("signing_secret", Kind::OptText("for none")),
+        ]),
+    ),
+];
+
+/// agent_status.mode values.
+const AGENT_STATUS_MODES: &[&str] = &["off", "one_way", "two_way"];
+/// agent_status.priority values.
+const AGENT_STATUS_PRIORITIES: &[&str] = &["latest_wins", "crm_overrides"];
+
+/// Reads a settings document (JSON value) member by member, missing members taking their
+/// defaults: the settings, with every member in error at its default, and every error found
+/// (all of them at once, in plain words). Null stands for a member's default.
+pub fn read_settings(mut v: serde_json::Value) -> (Settings, Vec<FieldError>) {
+    let serde_json::Value::Object(map) = &mut v else {
+        return (Settings::default(), vec![err("", "the settings document must be a JSON object")]);
+    };
+    let mut errors = Vec::new();
+    read::section("", SHAPE, map, &mut errors);
+    match serde_json::from_value(v) {
+        Ok(s) => (s, errors),
         Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            let message = inner.split(" at line ").next().unwrap_or(&inner).to_string();
-            Some(err(if path == "." { "" } else { &path }, message))
+            // The shape above and the types disagree: a bug, reported rather than hidden.
+            errors.push(err("", format!("the settings document could not be read: {e}")));
+            (Settings::default(), errors)
         }
     }
 }
 
-/// Parses a settings document (JSON value), missing keys taking defaults. Each section is
-/// checked on its own so that every broken section is reported at once.
+/// Parses a settings document (JSON value), missing keys taking defaults; every error of its
+/// shape at once. [`Settings::validate`] checks the values further.
 pub fn parse_settings(v: serde_json::Value) -> Result<Settings, Vec<FieldError>> {
-    let serde_json::Value::Object(map) = &v else {
-        return Err(vec![err("", "the settings document must be a JSON object")]);
-    };
-    let mut errors = Vec::new();
-    for (k, val) in map {
-        if !SECTIONS.contains(&k.as_str()) {
-            errors.push(err(k, format!("unknown setting; known settings: {}", SECTIONS.join(", "))));
-            continue;
-        }
-        let mut one = serde_json::Map::new();
-        one.insert(k.clone(), val.clone());
-        if let Some(e) = one_error(serde_json::Value::Object(one)) {
-            errors.push(e);
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    serde_json::from_value(v).map_err(|e| vec![err("", e.to_string())])
+    let (s, errors) = read_settings(v);
+    if errors.is_empty() { Ok(s) } else { Err(errors) }
 }
 
 impl Settings {
@@ -417,6 +507,13 @@ impl Settings {
         for (i, n) in self.own_numbers.iter().enumerate() {
             if n.trim().is_empty() {
                 errors.push(err(&format!("own_numbers[{i}]"), "must not be empty"));
+            } else if !n.chars().any(|c| c.is_ascii_digit()) || !crate::phone::Phone::parse(n, &self.region).parsed {
+                warnings.push(Warning {
+                    field: format!("own_numbers[{i}]"),
+                    message: format!(
+                        "{n:?} is not a phone number: it will never match a caller; write it with its country code, such as \"+14155550100\""
+                    ),
+                });
             }
         }
         for (i, n) in self.accounts.never_create_for.iter().enumerate() {
@@ -442,6 +539,23 @@ impl Settings {
                 field: "records.append_to_closed_within_days".into(),
                 message: "has no effect unless records.append_to_open_in_leaf_queue is on".into(),
             });
+        }
+        if let Some(d) = r.append_to_closed_within_days
+            && d > 365
+        {
+            warnings.push(Warning {
+                field: "records.append_to_closed_within_days".into(),
+                message: format!("is {d} days, more than a year: a record closed up to {d} days ago is reopened when the customer comes back; a few days or weeks is usual"),
+            });
+        }
+        if r.chat_short_abandon_seconds == 0 {
+            warnings.push(Warning {
+                field: "records.chat_short_abandon_seconds".into(),
+                message: "is 0: no abandoned chat counts as short abandoned, so every quick hang-up is reported as a missed chat; the default is 20".into(),
+            });
+        }
+        if r.title_template.trim().is_empty() {
+            warnings.push(Warning { field: "records.title_template".into(), message: "is empty: records get no title".into() });
         }
         if r.append_requires_same_channel && !r.append_to_open_in_leaf_queue {
             warnings.push(Warning {
@@ -489,11 +603,12 @@ impl Settings {
             }
         }
         let a = &self.agent_status;
-        if !["off", "one_way", "two_way"].contains(&a.mode.as_str()) {
-            errors.push(err("agent_status.mode", "must be off, one_way or two_way"));
+        if !AGENT_STATUS_MODES.contains(&a.mode.as_str()) {
+            errors.push(err("agent_status.mode", format!("must be one of: {}", AGENT_STATUS_MODES.join(", "))));
         }
-        if !["latest_wins", "crm_overrides"].contains(&a.priority.as_str()) {
-            errors.push(err("agent_status.priority", "must be latest_wins or crm_overrides"));
+        if !AGENT_STATUS_PRIORITIES.contains(&a.priority.as_str()) {
+            errors
+                .push(err("agent_status.priority", format!("must be one of: {}", AGENT_STATUS_PRIORITIES.join(", "))));
         }
         if a.instance_ttl_minutes == Some(0) {
             errors.push(err(

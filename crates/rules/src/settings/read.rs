@@ -1,0 +1,153 @@
+//! Reads a settings document member by member against its shape, so that every mistake is
+//! reported at once, in plain words, with the allowed values; the members in error are taken
+//! out, so that what is left deserializes (each at its default) and can be checked further.
+
+use serde_json::{Map, Value};
+
+use crate::event::FieldError;
+
+/// What one member may hold.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// true or false.
+    Bool,
+    /// A string.
+    Text,
+    /// A string, or null (meaning given).
+    OptText(&'static str),
+    /// A whole number of `unit` between `min` and `max`, or null when `null` says what it means.
+    Count { unit: &'static str, min: u32, max: u32, null: Option<&'static str> },
+    /// One of these strings.
+    Choice(&'static [&'static str]),
+    /// A list of strings.
+    Texts,
+    /// An object of names to strings.
+    TextMap,
+    /// An object with these members.
+    Section(&'static [(&'static str, Kind)]),
+    /// An object with a string `kind` and the kind's own options (checked by the connector).
+    Crm,
+}
+
+fn err(field: &str, message: impl Into<String>) -> FieldError {
+    FieldError { field: field.into(), message: message.into() }
+}
+
+fn join(parent: &str, k: &str) -> String {
+    if parent.is_empty() { k.to_string() } else { format!("{parent}.{k}") }
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => format!("{s:?}"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// The message for a value `kind` refuses.
+fn expected(kind: Kind) -> String {
+    match kind {
+        Kind::Bool => "must be true or false".into(),
+        Kind::Text => "must be a string".into(),
+        Kind::OptText(null) => format!("must be a string, or null {null}"),
+        Kind::Count { unit, min, max, null } => {
+            let range = if max == u32::MAX {
+                format!("must be a whole number of {unit}, {min} or more")
+            } else {
+                format!("must be a whole number of {unit} between {min} and {max}")
+            };
+            match null {
+                Some(n) => format!("{range}, or null {n}"),
+                None => range,
+            }
+        }
+        Kind::Choice(values) => format!("must be one of: {}", values.join(", ")),
+        Kind::Texts => "must be a list of strings".into(),
+        Kind::TextMap => "must be an object of names to strings".into(),
+        Kind::Section(members) => format!(
+            "must be an object with the members {}",
+            members.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+        ),
+        Kind::Crm => "must be an object with a kind (such as \"builtin\") and the kind's options".into(),
+    }
+}
+
+/// Checks `v` at `path` against `kind`, recording errors. Returns false when the value must be
+/// taken out (it is refused, or null where null is not allowed: the member takes its default).
+pub fn check(path: &str, kind: Kind, v: &mut Value, errors: &mut Vec<FieldError>) -> bool {
+    let got = describe(v);
+    let refuse = |errors: &mut Vec<FieldError>| {
+        errors.push(err(path, format!("{} (got {got})", expected(kind))));
+        false
+    };
+    match (kind, &mut *v) {
+        (Kind::OptText(_), Value::Null) => true,
+        (Kind::Count { null: Some(_), .. }, Value::Null) => true,
+        (_, Value::Null) => false,
+        (Kind::Bool, Value::Bool(_)) | (Kind::Text | Kind::OptText(_), Value::String(_)) => true,
+        (Kind::Count { min, max, .. }, Value::Number(n)) => {
+            match n.as_u64() {
+                Some(x) if x >= u64::from(min) && x <= u64::from(max) => true,
+                _ => refuse(errors),
+            }
+        }
+        (Kind::Choice(values), Value::String(s)) if values.contains(&s.as_str()) => true,
+        (Kind::Texts, Value::Array(items)) => {
+            let before = errors.len();
+            for (i, item) in items.iter().enumerate() {
+                if !item.is_string() {
+                    errors.push(err(&format!("{path}[{i}]"), format!("must be a string (got {})", describe(item))));
+                }
+            }
+            errors.len() == before
+        }
+        (Kind::TextMap, Value::Object(m)) => {
+            let before = errors.len();
+            for (k, item) in m.iter() {
+                if !item.is_string() {
+                    errors.push(err(&join(path, k), format!("must be a string (got {})", describe(item))));
+                }
+            }
+            errors.len() == before
+        }
+        (Kind::Section(members), Value::Object(m)) => {
+            section(path, members, m, errors);
+            true
+        }
+        (Kind::Crm, Value::Object(m)) => match m.get("kind") {
+            None | Some(Value::String(_)) => true,
+            Some(other) => {
+                errors.push(err(
+                    &join(path, "kind"),
+                    format!("must be a string such as \"builtin\" (got {})", describe(other)),
+                ));
+                m.remove("kind");
+                true
+            }
+        },
+        _ => refuse(errors),
+    }
+}
+
+/// Checks the members of an object against a section's members, taking out the refused ones.
+pub fn section(path: &str, members: &[(&str, Kind)], m: &mut Map<String, Value>, errors: &mut Vec<FieldError>) {
+    let keys: Vec<String> = m.keys().cloned().collect();
+    for k in keys {
+        let field = join(path, &k);
+        let Some((_, kind)) = members.iter().find(|(name, _)| *name == k) else {
+            let known = members.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ");
+            let here = if path.is_empty() { String::new() } else { format!(" in {path}") };
+            errors.push(err(&field, format!("unknown setting; known settings{here}: {known}")));
+            m.remove(&k);
+            continue;
+        };
+        let keep = m.get_mut(&k).is_some_and(|v| check(&field, *kind, v, errors));
+        if !keep {
+            m.remove(&k);
+        }
+    }
+}
