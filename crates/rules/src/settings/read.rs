@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::Settings;
 use crate::event::FieldError;
 
 /// What one member may hold.
@@ -150,4 +151,126 @@ pub fn section(path: &str, members: &[(&str, Kind)], m: &mut Map<String, Value>,
             m.remove(&k);
         }
     }
+}
+
+/// The shape of the document, member by member, for [`read_settings`].
+const SHAPE: &[(&str, Kind)] = &[
+    ("region", Kind::Text),
+    ("time_zone", Kind::Text),
+    ("crm", Kind::Crm),
+    ("own_numbers", Kind::Texts),
+    (
+        "accounts",
+        Kind::Section(&[
+            ("skip_lookup", Kind::Bool),
+            ("skip_creation", Kind::Bool),
+            ("multiple_match", Kind::Choice(&["most_recent", "priority"])),
+            ("never_create_for", Kind::Texts),
+        ]),
+    ),
+    (
+        "records",
+        Kind::Section(&[
+            ("skip_creation", Kind::Bool),
+            ("append_to_open_in_leaf_queue", Kind::Bool),
+            ("append_requires_same_channel", Kind::Bool),
+            (
+                "append_to_closed_within_days",
+                Kind::Count { unit: "days", min: 0, max: u32::MAX, null: Some("to never reopen closed records") },
+            ),
+            ("delay_call_until_connected", Kind::Bool),
+            (
+                "delay_chat_until_customer_messages",
+                Kind::Count { unit: "messages", min: 0, max: u32::MAX, null: Some("for no delay") },
+            ),
+            ("abandoned_calls", Kind::Bool),
+            (
+                "abandoned_chats",
+                Kind::Section(&[
+                    ("mode", Kind::Choice(&["off", "all", "min_customer_messages"])),
+                    (
+                        "min_customer_messages",
+                        Kind::Count { unit: "messages", min: 0, max: u32::MAX, null: Some("when mode is not min_customer_messages") },
+                    ),
+                ]),
+            ),
+            ("chat_short_abandon_seconds", Kind::Count { unit: "seconds", min: 0, max: 86400, null: None }),
+            ("title_template", Kind::Text),
+            ("tag_session_type", Kind::Bool),
+            ("tag_platform", Kind::Bool),
+            ("platform_tag", Kind::Text),
+            ("default_open_status", Kind::OptText("for the CRM's default open status")),
+            ("default_owner", Kind::OptText("for no default owner")),
+        ]),
+    ),
+    (
+        "session_data",
+        Kind::Section(&[
+            ("target", Kind::Choice(&["activity", "session_object"])),
+            ("unrecorded_session_link", Kind::Choice(&["account", "latest_record", "none"])),
+            ("attach_recordings", Kind::Bool),
+        ]),
+    ),
+    (
+        "call_logging",
+        Kind::Section(&[
+            ("dispositions_enabled", Kind::Bool),
+            ("unmatched_caller", Kind::Choice(&["contact", "lead", "none"])),
+        ]),
+    ),
+    (
+        "agent_status",
+        Kind::Section(&[
+            ("mode", Kind::Choice(AGENT_STATUS_MODES)),
+            ("priority", Kind::Choice(AGENT_STATUS_PRIORITIES)),
+            ("platform_statuses", Kind::Texts),
+            ("crm_to_platform", Kind::TextMap),
+            ("platform_to_crm", Kind::TextMap),
+            ("synced_teams", Kind::Texts),
+            ("hold_while_busy", Kind::Bool),
+            (
+                "instance_ttl_minutes",
+                Kind::Count { unit: "minutes", min: 0, max: u32::MAX, null: Some("to keep instances until closed") },
+            ),
+        ]),
+    ),
+    ("custom_data_mapping", Kind::TextMap),
+    (
+        "click_to_call",
+        Kind::Section(&[
+            ("webhook_url", Kind::OptText("for no click-to-call")),
+            ("signing_secret", Kind::OptText("for none")),
+        ]),
+    ),
+];
+
+/// agent_status.mode values.
+pub(super) const AGENT_STATUS_MODES: &[&str] = &["off", "one_way", "two_way"];
+/// agent_status.priority values.
+pub(super) const AGENT_STATUS_PRIORITIES: &[&str] = &["latest_wins", "crm_overrides"];
+
+/// Reads a settings document (JSON value) member by member, missing members taking their
+/// defaults: the settings, with every member in error at its default, and every error found
+/// (all of them at once, in plain words). Null stands for a member's default.
+pub fn read_settings(mut v: serde_json::Value) -> (Settings, Vec<FieldError>) {
+    let serde_json::Value::Object(map) = &mut v else {
+        return (Settings::default(), vec![err("", "the settings document must be a JSON object")]);
+    };
+    let mut errors = Vec::new();
+    section("", SHAPE, map, &mut errors);
+    match serde_json::from_value(v) {
+        Ok(s) => (s, errors),
+        Err(e) => {
+            // The shape above and the types disagree: a bug, reported rather than hidden.
+            errors.push(err("", format!("the settings document could not be read: {e}")));
+            (Settings::default(), errors)
+        }
+    }
+}
+
+/// Parses a settings document (JSON value), missing keys taking defaults; every error of its
+/// shape at once. [`Settings::validate`] checks the values further.
+pub fn parse_settings(v: serde_json::Value) -> Result<Settings, Vec<FieldError>> {
+    let (s, errors) = read_settings(v);
+    if errors.is_empty() { Ok(s) } else { Err(errors) }
 }
