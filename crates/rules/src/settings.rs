@@ -436,7 +436,10 @@ impl Settings {
             });
         }
         if r.title_template.trim().is_empty() {
-            warnings.push(Warning { field: "records.title_template".into(), message: "is empty: records get no title".into() });
+            warnings.push(Warning {
+                field: "records.title_template".into(),
+                message: "is empty: records get no title".into(),
+            });
         }
         if r.append_requires_same_channel && !r.append_to_open_in_leaf_queue {
             warnings.push(Warning {

@@ -75,7 +75,10 @@ async fn save(
     if !changed.is_empty() || restored_from.is_some() {
         let doc = after.to_string();
         let who = source(st);
-        let id = st.store.settings_change(SettingsChange { doc: &doc, source: who, changed: &changed, restored_from }).await?;
+        let id = st
+            .store
+            .settings_change(SettingsChange { doc: &doc, source: who, changed: &changed, restored_from })
+            .await?;
         **guard = Arc::new(s.clone());
         tracing::info!(source = who, history_id = id, restored_from, changed = %changed.join(", "), "Settings changed");
         history_id = Some(id);

@@ -90,12 +90,10 @@ pub fn check(path: &str, kind: Kind, v: &mut Value, errors: &mut Vec<FieldError>
         (Kind::Count { null: Some(_), .. }, Value::Null) => true,
         (_, Value::Null) => false,
         (Kind::Bool, Value::Bool(_)) | (Kind::Text | Kind::OptText(_), Value::String(_)) => true,
-        (Kind::Count { min, max, .. }, Value::Number(n)) => {
-            match n.as_u64() {
-                Some(x) if x >= u64::from(min) && x <= u64::from(max) => true,
-                _ => refuse(errors),
-            }
-        }
+        (Kind::Count { min, max, .. }, Value::Number(n)) => match n.as_u64() {
+            Some(x) if x >= u64::from(min) && x <= u64::from(max) => true,
+            _ => refuse(errors),
+        },
         (Kind::Choice(values), Value::String(s)) if values.contains(&s.as_str()) => true,
         (Kind::Texts, Value::Array(items)) => {
             let before = errors.len();
@@ -190,7 +188,12 @@ const SHAPE: &[(&str, Kind)] = &[
                     ("mode", Kind::Choice(&["off", "all", "min_customer_messages"])),
                     (
                         "min_customer_messages",
-                        Kind::Count { unit: "messages", min: 0, max: u32::MAX, null: Some("when mode is not min_customer_messages") },
+                        Kind::Count {
+                            unit: "messages",
+                            min: 0,
+                            max: u32::MAX,
+                            null: Some("when mode is not min_customer_messages"),
+                        },
                     ),
                 ]),
             ),

@@ -70,7 +70,8 @@ impl SettingsStore for SqliteStore {
     }
 
     async fn settings_version(&self, id: i64) -> Result<Option<SettingsVersion>> {
-        let row = sqlx::query("SELECT * FROM settings_history WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
+        let row =
+            sqlx::query("SELECT * FROM settings_history WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
         row.as_ref().map(version).transpose()
     }
 }

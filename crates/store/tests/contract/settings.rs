@@ -16,7 +16,12 @@ pub async fn settings_changes_are_kept_newest_first(store: Arc<dyn Store>) {
     assert!(store.settings_history(10).await.expect("history").is_empty());
     let paths = vec!["region".to_string()];
     let first = store
-        .settings_change(SettingsChange { doc: r#"{"region":"FR"}"#, source: "token", changed: &paths, restored_from: None })
+        .settings_change(SettingsChange {
+            doc: r#"{"region":"FR"}"#,
+            source: "token",
+            changed: &paths,
+            restored_from: None,
+        })
         .await
         .expect("change");
     assert_eq!(store.settings_get().await.expect("get").as_deref(), Some(r#"{"region":"FR"}"#), "saved with its row");
