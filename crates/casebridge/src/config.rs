@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use casebridge_rules::event::FieldError;
-use casebridge_rules::settings::{Settings, Warning, parse_settings};
+use casebridge_rules::settings::{Settings, Warning, read_settings};
 use serde::Deserialize;
 
 /// Server options of the file's `[server]` table.
@@ -65,6 +65,62 @@ pub fn validate(s: &Settings) -> Result<Vec<Warning>, Vec<FieldError>> {
     }
 }
 
+/// Reads and checks a settings document: its shape, its values and the CRM connection, every
+/// error at once (a member with the wrong shape is not checked further). `saved` keeps the
+/// saved secrets where the document sends back the redacted placeholder.
+pub fn check_document(
+    v: serde_json::Value,
+    saved: Option<&Settings>,
+) -> Result<(Settings, Vec<Warning>), Vec<FieldError>> {
+    let (mut s, mut errors) = read_settings(v);
+    if let Some(saved) = saved {
+        s.keep_secrets_from(saved);
+    }
+    match validate(&s) {
+        Ok(w) if errors.is_empty() => return Ok((s, w)),
+        Ok(_) => {}
+        Err(more) => {
+            let shaped: Vec<String> = errors.iter().map(|e| e.field.clone()).collect();
+            errors.extend(
+                more.into_iter()
+                    .filter(|e| !shaped.iter().any(|f| e.field == *f || e.field.starts_with(&format!("{f}.")))),
+            );
+        }
+    }
+    Err(errors)
+}
+
+/// The message for a `bind` that is not a socket address; `what` names where it was given.
+pub fn bad_bind(what: &str, bind: &str) -> String {
+    format!("{what} {bind:?} is not an address such as 127.0.0.1:8080")
+}
+
+/// Every error of a `[server]` table at once.
+fn check_server(o: &ServerOptions) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let e = |f: &str, m: String| FieldError { field: f.into(), message: m };
+    if let Some(b) = &o.bind
+        && b.parse::<std::net::SocketAddr>().is_err()
+    {
+        errors.push(e("server.bind", bad_bind("server.bind", b)));
+    }
+    if o.max_body_bytes == Some(0) {
+        errors.push(e("server.max_body_bytes", "must be a whole number of bytes, 1 or more".into()));
+    }
+    if let Some(u) = &o.database_url
+        && !(u.starts_with("postgres://") || u.starts_with("postgresql://"))
+    {
+        errors.push(e(
+            "server.database_url",
+            format!("{u:?} must start with postgres:// or postgresql:// (for SQLite, set data_dir instead)"),
+        ));
+    }
+    if o.data_dir.as_ref().is_some_and(|d| d.as_os_str().is_empty()) {
+        errors.push(e("server.data_dir", "must not be empty".into()));
+    }
+    errors
+}
+
 /// Field errors as one line each, for a terminal.
 pub fn describe(errors: &[FieldError]) -> String {
     list(errors)
@@ -97,18 +153,34 @@ pub fn load(path: &Path) -> Result<ConfigFile, ConfigError> {
     let name = path.display().to_string();
     let mut doc = read_document(path)?;
     let mut out = ConfigFile::default();
+    let mut errors = Vec::new();
     if let Some(obj) = doc.as_object_mut() {
         if let Some(server) = obj.remove("server") {
-            out.server = serde_json::from_value(server)
-                .map_err(|e| ConfigError::Invalid(name.clone(), format!("  - server: {e}")))?;
+            match serde_json::from_value::<ServerOptions>(server) {
+                Ok(o) => {
+                    errors.extend(check_server(&o));
+                    out.server = o;
+                }
+                Err(e) => errors.push(FieldError {
+                    field: "server".into(),
+                    message: format!(
+                        "{}; the server options are bind, data_dir, database_url, api_token, max_body_bytes",
+                        e.to_string().split(", expected").next().unwrap_or_default()
+                    ),
+                }),
+            }
         }
         if !obj.is_empty() {
-            let s = parse_settings(doc).map_err(|e| ConfigError::Invalid(name.clone(), list(&e)))?;
-            out.warnings = validate(&s).map_err(|e| ConfigError::Invalid(name.clone(), list(&e)))?;
-            out.settings = Some(s);
+            match check_document(doc, None) {
+                Ok((s, w)) => {
+                    out.warnings = w;
+                    out.settings = Some(s);
+                }
+                Err(e) => errors.extend(e),
+            }
         }
     }
-    Ok(out)
+    if errors.is_empty() { Ok(out) } else { Err(ConfigError::Invalid(name, list(&errors))) }
 }
 
 /// Loads a settings document alone (for `simulate`); a `[server]` table is ignored.

@@ -86,8 +86,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!(field = %w.field, "Setting has no effect: {}", w.message);
     }
     let bind = args.bind.clone().or(file.server.bind.clone()).unwrap_or_else(|| "127.0.0.1:8080".into());
-    let addr: SocketAddr =
-        bind.parse().with_context(|| format!("--bind {bind:?} is not an address such as 127.0.0.1:8080"))?;
+    let what = if args.bind.is_some() { "--bind" } else { "server.bind" };
+    let addr: SocketAddr = bind.parse().with_context(|| config::bad_bind(what, &bind))?;
     let token = std::env::var("CASEBRIDGE_API_TOKEN").ok().filter(|t| !t.is_empty()).or(file.server.api_token.clone());
     if token.is_none() && !addr.ip().is_loopback() {
         bail!(

@@ -7,6 +7,13 @@ use serde::{Deserialize, Serialize};
 use crate::event::FieldError;
 use crate::title::Template;
 
+mod change;
+mod read;
+
+pub use self::change::{changed_paths, merge_patch};
+use self::read::{AGENT_STATUS_MODES, AGENT_STATUS_PRIORITIES};
+pub use self::read::{parse_settings, read_settings};
+
 /// The whole settings document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -345,42 +352,6 @@ pub const SECTIONS: &[&str] = &[
     "click_to_call",
 ];
 
-fn one_error(v: serde_json::Value) -> Option<FieldError> {
-    match serde_path_to_error::deserialize::<_, Settings>(v) {
-        Ok(_) => None,
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner().to_string();
-            let message = inner.split(" at line ").next().unwrap_or(&inner).to_string();
-            Some(err(if path == "." { "" } else { &path }, message))
-        }
-    }
-}
-
-/// Parses a settings document (JSON value), missing keys taking defaults. Each section is
-/// checked on its own so that every broken section is reported at once.
-pub fn parse_settings(v: serde_json::Value) -> Result<Settings, Vec<FieldError>> {
-    let serde_json::Value::Object(map) = &v else {
-        return Err(vec![err("", "the settings document must be a JSON object")]);
-    };
-    let mut errors = Vec::new();
-    for (k, val) in map {
-        if !SECTIONS.contains(&k.as_str()) {
-            errors.push(err(k, format!("unknown setting; known settings: {}", SECTIONS.join(", "))));
-            continue;
-        }
-        let mut one = serde_json::Map::new();
-        one.insert(k.clone(), val.clone());
-        if let Some(e) = one_error(serde_json::Value::Object(one)) {
-            errors.push(e);
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    serde_json::from_value(v).map_err(|e| vec![err("", e.to_string())])
-}
-
 impl Settings {
     /// The document as `GET /v1/settings` shows it: secrets replaced by [`REDACTED`].
     pub fn redacted(&self) -> Settings {
@@ -417,6 +388,13 @@ impl Settings {
         for (i, n) in self.own_numbers.iter().enumerate() {
             if n.trim().is_empty() {
                 errors.push(err(&format!("own_numbers[{i}]"), "must not be empty"));
+            } else if !n.chars().any(|c| c.is_ascii_digit()) || !crate::phone::Phone::parse(n, &self.region).parsed {
+                warnings.push(Warning {
+                    field: format!("own_numbers[{i}]"),
+                    message: format!(
+                        "{n:?} is not a phone number: it will never match a caller; write it with its country code, such as \"+14155550100\""
+                    ),
+                });
             }
         }
         for (i, n) in self.accounts.never_create_for.iter().enumerate() {
@@ -441,6 +419,26 @@ impl Settings {
             warnings.push(Warning {
                 field: "records.append_to_closed_within_days".into(),
                 message: "has no effect unless records.append_to_open_in_leaf_queue is on".into(),
+            });
+        }
+        if let Some(d) = r.append_to_closed_within_days
+            && d > 365
+        {
+            warnings.push(Warning {
+                field: "records.append_to_closed_within_days".into(),
+                message: format!("is {d} days, more than a year: a record closed up to {d} days ago is reopened when the customer comes back; a few days or weeks is usual"),
+            });
+        }
+        if r.chat_short_abandon_seconds == 0 {
+            warnings.push(Warning {
+                field: "records.chat_short_abandon_seconds".into(),
+                message: "is 0: no abandoned chat counts as short abandoned, so every quick hang-up is reported as a missed chat; the default is 20".into(),
+            });
+        }
+        if r.title_template.trim().is_empty() {
+            warnings.push(Warning {
+                field: "records.title_template".into(),
+                message: "is empty: records get no title".into(),
             });
         }
         if r.append_requires_same_channel && !r.append_to_open_in_leaf_queue {
@@ -489,11 +487,12 @@ impl Settings {
             }
         }
         let a = &self.agent_status;
-        if !["off", "one_way", "two_way"].contains(&a.mode.as_str()) {
-            errors.push(err("agent_status.mode", "must be off, one_way or two_way"));
+        if !AGENT_STATUS_MODES.contains(&a.mode.as_str()) {
+            errors.push(err("agent_status.mode", format!("must be one of: {}", AGENT_STATUS_MODES.join(", "))));
         }
-        if !["latest_wins", "crm_overrides"].contains(&a.priority.as_str()) {
-            errors.push(err("agent_status.priority", "must be latest_wins or crm_overrides"));
+        if !AGENT_STATUS_PRIORITIES.contains(&a.priority.as_str()) {
+            errors
+                .push(err("agent_status.priority", format!("must be one of: {}", AGENT_STATUS_PRIORITIES.join(", "))));
         }
         if a.instance_ttl_minutes == Some(0) {
             errors.push(err(

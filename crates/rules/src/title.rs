@@ -18,11 +18,12 @@ pub struct Template(Vec<Part>);
 /// Why a template was refused.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum TemplateError {
-    /// `{NAME}` with a name that is not a variable.
+    /// `{NAME}`s with names that are not variables: each with its character position.
     #[error(
-        "unknown variable {{{0}}} at character {1}; known variables: CALL_TYPE, CALL_ID, MENU_PATH, PHONE_NUMBER, LANGUAGE, TIMESTAMP"
+        "{}; known variables: CALL_TYPE, CALL_ID, MENU_PATH, PHONE_NUMBER, LANGUAGE, TIMESTAMP",
+        unknown(.0)
     )]
-    UnknownVariable(String, usize),
+    UnknownVariables(Vec<(String, usize)>),
     /// A `{` without its `}`.
     #[error("unclosed '{{' at character {0}; write '{{{{' for a literal brace")]
     Unclosed(usize),
@@ -31,10 +32,16 @@ pub enum TemplateError {
     Stray(usize),
 }
 
+fn unknown(names: &[(String, usize)]) -> String {
+    let each: Vec<String> = names.iter().map(|(n, at)| format!("{{{n}}} at character {at}")).collect();
+    format!("unknown variable{} {}", if names.len() == 1 { "" } else { "s" }, each.join(", "))
+}
+
 impl Template {
-    /// Parses a template, refusing unknown variables and unbalanced braces.
+    /// Parses a template, refusing unknown variables (naming every one) and unbalanced braces.
     pub fn parse(s: &str) -> Result<Template, TemplateError> {
         let chars: Vec<char> = s.chars().collect();
+        let mut unknown = Vec::new();
         let mut parts = Vec::new();
         let mut text = String::new();
         let mut i = 0;
@@ -49,7 +56,9 @@ impl Template {
                 let close = chars[i + 1..].iter().position(|&c| c == '}').ok_or(TemplateError::Unclosed(i + 1))?;
                 let name: String = chars[i + 1..i + 1 + close].iter().collect();
                 if !VARIABLES.contains(&name.as_str()) {
-                    return Err(TemplateError::UnknownVariable(name, i + 1));
+                    unknown.push((name, i + 1));
+                    i += close + 2;
+                    continue;
                 }
                 if !text.is_empty() {
                     parts.push(Part::Text(std::mem::take(&mut text)));
@@ -67,6 +76,9 @@ impl Template {
                 text.push(c);
                 i += 1;
             }
+        }
+        if !unknown.is_empty() {
+            return Err(TemplateError::UnknownVariables(unknown));
         }
         if !text.is_empty() {
             parts.push(Part::Text(text));
@@ -105,7 +117,9 @@ mod tests {
 
     #[test]
     fn unknown_variable_refused() {
-        assert_eq!(Template::parse("a {NOPE}"), Err(TemplateError::UnknownVariable("NOPE".into(), 3)));
+        assert_eq!(Template::parse("a {NOPE}"), Err(TemplateError::UnknownVariables(vec![("NOPE".into(), 3)])));
+        let two = Template::parse("{NOPE} {CALL_ID} {ALSO}").err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(two.starts_with("unknown variables {NOPE} at character 1, {ALSO} at character 18;"), "{two}");
         assert!(matches!(Template::parse("a {CALL_ID"), Err(TemplateError::Unclosed(_))));
         assert!(matches!(Template::parse("a } b"), Err(TemplateError::Stray(_))));
     }

@@ -21,7 +21,7 @@ pub use casebridge_crm::builtin::storage::BuiltinCrmStore;
 pub use events::{EventStore, IngestOutcome, NewEvent, PendingEvent};
 pub use outbox::{NewCommand, OutboxRow, OutboxState, OutboxStore, UnknownState};
 pub use sessions::{SessionRow, SessionStore, StepCommit, entry_kind, entry_kind_str};
-pub use settings::SettingsStore;
+pub use settings::{SettingsChange, SettingsStore, SettingsVersion};
 pub use sqlite::SqliteStore;
 
 /// Storage failures.

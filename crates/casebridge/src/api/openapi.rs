@@ -28,7 +28,8 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         ops::healthz, ops::readyz, ops::metrics, openapi, ops::list_outbox, ops::retry_outbox,
         events::post_events,
         sessions::get_session, sessions::list_sessions,
-        settings::get_settings, settings::put_settings,
+        settings::get_settings, settings::put_settings, settings::patch_settings,
+        settings::settings_history, settings::restore_settings,
         crm::create_account, crm::list_accounts, crm::get_account,
         crm::create_record, crm::list_records, crm::get_record, crm::patch_record, crm::get_attachment,
         crm::builtin_statuses,
@@ -44,6 +45,7 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         casebridge_rules::event::Event, casebridge_rules::event::EventKind,
         casebridge_rules::settings::Settings, casebridge_rules::settings::Warning,
         casebridge_rules::event::FieldError, crate::error::Problem,
+        settings::SettingsOut, settings::SettingsHistoryOut,
     )),
     modifiers(&Security),
 )]

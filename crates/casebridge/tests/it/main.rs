@@ -12,4 +12,5 @@ mod openapi;
 mod phones;
 mod records;
 mod reliability;
+mod settings;
 mod wrapup;

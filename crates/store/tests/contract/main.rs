@@ -52,7 +52,7 @@ contract_suite!(sqlite, crate::support::open_sqlite, {
         outbox_counts_by_state,
         command_state_and_commands_settled,
     ],
-    settings: [settings_round_trip],
+    settings: [settings_round_trip, settings_changes_are_kept_newest_first],
     agents: [
         dispositions_create_update_and_conflict,
         agent_identity_and_versioned_save,
