@@ -3,7 +3,7 @@
 
 mod parse;
 
-pub use parse::{EVENT_TYPES, parse_event};
+pub use parse::{CSAT_MAX, CSAT_MIN, EVENT_TYPES, MAX_ID_LEN, parse_event};
 
 use std::collections::BTreeMap;
 
@@ -310,7 +310,7 @@ pub struct RecordingAvailable {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CsatSubmitted {
-    /// Survey score.
+    /// Survey score, from 0 to 10.
     pub score: f64,
     /// Free comment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
