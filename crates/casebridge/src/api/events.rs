@@ -211,7 +211,11 @@ fn id_conflict(events: &[Event], conflicts: &[IdConflict]) -> Problem {
             first.id,
             first.event_type,
             first.session_id,
-            if conflicts.len() > 1 { format!(" ({} ids in all, listed in errors)", conflicts.len()) } else { String::new() }
+            if conflicts.len() > 1 {
+                format!(" ({} ids in all, listed in errors)", conflicts.len())
+            } else {
+                String::new()
+            }
         ),
     );
     p.errors = errors;

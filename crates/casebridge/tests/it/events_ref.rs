@@ -58,7 +58,9 @@ async fn an_id_reused_with_other_content_is_a_conflict_and_stores_nothing() {
 async fn bodies_must_be_json_or_ndjson() {
     let s = Server::start().await;
     let ev = call("ct", T, "+14155550310", &["Q"]).remove(0).to_string();
-    for ct in [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data; boundary=x"), None] {
+    for ct in
+        [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data; boundary=x"), None]
+    {
         let (c, v) = raw(&s, reqwest::Method::POST, "/v1/events", ct, &ev).await;
         assert_eq!(c, 415, "{ct:?}: {v}");
         assert_eq!(v["accepted"], json!(["application/json", "application/*+json", "application/x-ndjson"]));
@@ -110,11 +112,8 @@ async fn ids_and_scores_are_checked() {
 #[tokio::test]
 async fn every_example_of_the_event_reference_is_accepted() {
     let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/events.md")).unwrap();
-    let examples: Vec<Value> = doc
-        .split("```json\n")
-        .skip(1)
-        .map(|b| serde_json::from_str(b.split("```").next().unwrap()).unwrap())
-        .collect();
+    let examples: Vec<Value> =
+        doc.split("```json\n").skip(1).map(|b| serde_json::from_str(b.split("```").next().unwrap()).unwrap()).collect();
     assert_eq!(examples.len(), 14, "one example per event type");
     let s = Server::start().await;
     for ex in &examples {

@@ -221,13 +221,11 @@ fn check_data(k: &EventKind, errors: &mut Vec<FieldError>) {
             }
         }
         EventKind::VoicemailUpdated(v) => check_id("data.agent.id", &v.agent.id, errors),
-        EventKind::Csat(c) => {
-            if !(CSAT_MIN..=CSAT_MAX).contains(&c.score) {
-                errors.push(FieldError {
-                    field: "data.score".into(),
-                    message: format!("must be a number from {CSAT_MIN} to {CSAT_MAX}"),
-                });
-            }
+        EventKind::Csat(c) if !(CSAT_MIN..=CSAT_MAX).contains(&c.score) => {
+            errors.push(FieldError {
+                field: "data.score".into(),
+                message: format!("must be a number from {CSAT_MIN} to {CSAT_MAX}"),
+            });
         }
         _ => {}
     }

@@ -133,18 +133,14 @@ pub(crate) async fn ingest_on(conn: &mut sqlx::SqliteConnection, groups: &[&[New
 /// member order does not count).
 async fn earlier_conflict(tx: &mut sqlx::SqliteConnection, e: &NewEvent) -> Result<Option<IdConflict>> {
     use sqlx::Row;
-    let row = sqlx::query("SELECT session_id, type, body FROM events WHERE id = ?")
-        .bind(&e.id)
-        .fetch_one(&mut *tx)
-        .await?;
+    let row =
+        sqlx::query("SELECT session_id, type, body FROM events WHERE id = ?").bind(&e.id).fetch_one(&mut *tx).await?;
     let body: String = row.get("body");
-    let same = match (
-        serde_json::from_str::<serde_json::Value>(&body),
-        serde_json::from_str::<serde_json::Value>(&e.body),
-    ) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => body == e.body,
-    };
+    let same =
+        match (serde_json::from_str::<serde_json::Value>(&body), serde_json::from_str::<serde_json::Value>(&e.body)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => body == e.body,
+        };
     Ok((!same).then(|| IdConflict { id: e.id.clone(), session_id: row.get("session_id"), event_type: row.get("type") }))
 }
 
