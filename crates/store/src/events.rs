@@ -21,13 +21,36 @@ pub struct NewEvent {
     pub body: String,
 }
 
-/// What an intake did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+/// What an intake did. A batch with a conflict stores nothing: `accepted` and `duplicates`
+/// are then 0 and `conflicts` names every refused id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IngestOutcome {
     /// Newly stored.
     pub accepted: u64,
-    /// Already known ids.
+    /// Ids already known with the same content (exact repeats: nothing changes).
     pub duplicates: u64,
+    /// Ids already known with other content; when any, nothing of the batch was stored.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub conflicts: Vec<IdConflict>,
+}
+
+impl IngestOutcome {
+    /// An outcome without conflicts.
+    pub fn counts(accepted: u64, duplicates: u64) -> Self {
+        IngestOutcome { accepted, duplicates, conflicts: Vec::new() }
+    }
+}
+
+/// An event id sent again with other content (session, type, time or data), and the earlier
+/// event that holds it (stored before, or earlier in the same batch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdConflict {
+    /// The event id.
+    pub id: String,
+    /// Session of the earlier event.
+    pub session_id: String,
+    /// Type of the earlier event.
+    pub event_type: String,
 }
 
 /// A stored event waiting for the rules.
@@ -44,9 +67,11 @@ pub struct PendingEvent {
 /// Storage of incoming events.
 #[async_trait]
 pub trait EventStore: Send + Sync + 'static {
-    /// Stores a batch atomically; known ids count as duplicates.
+    /// Stores a batch atomically. A known id with the same body (compared as JSON) is a
+    /// duplicate; with another body it is a conflict, and then nothing of the batch is stored.
     async fn ingest(&self, events: &[NewEvent]) -> Result<IngestOutcome>;
-    /// Stores several batches in one durable commit; each batch is counted on its own.
+    /// Stores several batches in one durable commit; each batch is counted on its own, and a
+    /// batch with a conflict is left out whole without failing the others.
     async fn ingest_groups(&self, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>>;
     /// Oldest events the rules have not applied yet.
     async fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>>;

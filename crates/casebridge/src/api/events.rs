@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use casebridge_rules::event::{Event, parse_event};
-use casebridge_store::NewEvent;
+use casebridge_store::{IdConflict, NewEvent};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -86,7 +86,10 @@ pub fn split_body(b: &[u8], ndjson: bool) -> Result<Vec<serde_json::Value>, Prob
     params(("wait" = Option<f64>, Query, description = "Seconds (≤ 30) to wait until the work is settled")),
     request_body(description = "One event, an array of events, or NDJSON (one event per line)",
         content((EventsIn = "application/json"), (String = "application/x-ndjson"))),
-    responses((status = 202, description = "Stored", body = EventsOut), (status = 422, description = "Some events are invalid; none stored")))]
+    responses((status = 202, description = "Stored", body = EventsOut),
+        (status = 409, description = "An event id was used before with other content; none stored", body = Problem),
+        (status = 415, description = "The body is not JSON or NDJSON; none stored", body = Problem),
+        (status = 422, description = "Some events are invalid; none stored", body = Problem)))]
 pub async fn post_events(
     State(st): State<AppState>,
     Query(q): Query<WaitQuery>,
@@ -147,6 +150,9 @@ pub async fn post_events(
         })
         .collect();
     let out = st.intake.submit(rows).await?;
+    if !out.conflicts.is_empty() {
+        return Err(id_conflict(&events, &out.conflicts));
+    }
     metrics::counter!("casebridge_events_accepted_total").increment(out.accepted);
     metrics::counter!("casebridge_events_duplicate_total").increment(out.duplicates);
     if out.accepted > 0 {
@@ -172,4 +178,46 @@ pub async fn post_events(
         resp.settled = Some(settled);
     }
     Ok((StatusCode::ACCEPTED, Json(resp)).into_response())
+}
+
+/// The 409 of a batch reusing event ids with other content: every such id, the earlier event
+/// holding it and what this batch sent under it.
+fn id_conflict(events: &[Event], conflicts: &[IdConflict]) -> Problem {
+    let sent = |id: &str| events.iter().enumerate().rev().find(|(_, e)| e.id == id);
+    let errors: Vec<serde_json::Value> = conflicts
+        .iter()
+        .map(|c| {
+            let (index, e) = sent(&c.id).map(|(i, e)| (Some(i), Some(e))).unwrap_or((None, None));
+            serde_json::json!({
+                "index": index,
+                "field": "id",
+                "id": c.id,
+                "message": format!(
+                    "event id {:?} is already used by a {} event of session {:?} with other content",
+                    c.id, c.event_type, c.session_id
+                ),
+                "earlier": {"session_id": c.session_id, "type": c.event_type},
+                "sent": e.map(|e| serde_json::json!({"session_id": e.session_id, "type": e.kind.type_name()})),
+            })
+        })
+        .collect();
+    let first = &conflicts[0];
+    let mut p = Problem::new(
+        StatusCode::CONFLICT,
+        "event-id-conflict",
+        format!(
+            "event id {:?} was used before by a {} event of session {:?} and is now sent with other content{}; \
+             an event id must name one event (unique across sessions and types). Nothing of this batch was stored",
+            first.id,
+            first.event_type,
+            first.session_id,
+            if conflicts.len() > 1 {
+                format!(" ({} ids in all, listed in errors)", conflicts.len())
+            } else {
+                String::new()
+            }
+        ),
+    );
+    p.errors = errors;
+    p
 }

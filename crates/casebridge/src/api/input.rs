@@ -1,16 +1,67 @@
-//! Request bodies: reading them, and one typed validator that walks a JSON body once and
-//! reports every field error at once (a typed serde parse would stop at the first).
+//! Request bodies: their media type (checked once for every route), reading them, and one
+//! typed validator that walks a JSON body once and reports every field error at once (a typed
+//! serde parse would stop at the first).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{FromRequest, Request};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use casebridge_rules::event::FieldError;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::state::AppState;
 use crate::error::Problem;
+
+/// Paths that also take NDJSON bodies.
+const NDJSON_PATHS: &[&str] = &["/v1/events"];
+
+/// Whether a `Content-Type` value is JSON (`application/json`, `application/*+json`) or, when
+/// `ndjson`, NDJSON (`application/x-ndjson`, `application/ndjson`).
+pub fn accepted_type(v: &str, ndjson: bool) -> bool {
+    let essence = v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+        || (ndjson && (essence == "application/x-ndjson" || essence == "application/ndjson"))
+}
+
+fn has_body(h: &HeaderMap) -> bool {
+    let length = h.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
+    length.is_some_and(|n| n > 0) || h.contains_key(header::TRANSFER_ENCODING)
+}
+
+/// Middleware: a POST, PUT or PATCH that sends a body, or names a media type, must send JSON
+/// (NDJSON too where accepted); anything else is refused with 415 before any handler runs, so
+/// nothing is stored. A browser can send `text/plain` or a form to any origin without asking:
+/// this keeps such cross-site requests away from every endpoint.
+pub async fn content_type(req: Request, next: Next) -> Response {
+    if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
+        return next.run(req).await;
+    }
+    let ndjson = NDJSON_PATHS.contains(&req.uri().path());
+    let sent = req.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("(unreadable)").to_string());
+    let ok = match &sent {
+        Some(v) => accepted_type(v, ndjson),
+        None => !has_body(req.headers()),
+    };
+    if ok {
+        return next.run(req).await;
+    }
+    let mut accepted = vec!["application/json", "application/*+json"];
+    if ndjson {
+        accepted.push("application/x-ndjson");
+    }
+    let got = sent.map_or_else(|| "no Content-Type".to_string(), |v| format!("Content-Type {v}"));
+    Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        format!("a body with {got} is not accepted here; send it as {}. Nothing was stored", accepted.join(" or ")),
+    )
+    .with("accepted", accepted.into())
+    .into_response()
+}
 
 /// Reads a body, turning a too-large or broken body into a problem.
 pub fn body(b: Result<Bytes, BytesRejection>, limit: usize) -> Result<Bytes, Problem> {
@@ -191,6 +242,18 @@ mod tests {
         fn from_form(f: &mut Form<'_>) -> Self {
             Two { a: f.req_str("a"), b: f.opt_bool("b") }
         }
+    }
+
+    #[test]
+    fn json_types_and_ndjson_where_accepted() {
+        for t in ["application/json", "Application/JSON; charset=utf-8", "application/merge-patch+json"] {
+            assert!(accepted_type(t, false), "{t}");
+        }
+        for t in ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "text/json+x"] {
+            assert!(!accepted_type(t, true), "{t}");
+        }
+        assert!(accepted_type("application/x-ndjson", true));
+        assert!(!accepted_type("application/x-ndjson", false));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The HTTP API (api.md): routes, auth, body limits.
+//! The HTTP API (api.md): routes, auth, body media types, body limits.
 
 pub mod activities;
 pub mod agents;
@@ -38,6 +38,7 @@ pub fn router(state: AppState) -> Router {
         .merge(reports::router())
         .merge(custom_fields::router())
         .merge(agents::router())
+        .layer(axum::middleware::from_fn(input::content_type))
         .layer(axum::middleware::from_fn_with_state(state.clone(), state::auth));
     ops::open_router()
         .merge(guarded)
@@ -48,3 +49,6 @@ pub fn router(state: AppState) -> Router {
         }))
         .with_state(state)
 }
+
+#[cfg(test)]
+mod events_doc;

@@ -56,7 +56,14 @@ async fn an_invalid_batch_stores_nothing_and_names_every_bad_event() {
     ev["data"]["channel"] = json!("chat");
     let (c, v) = s.call(reqwest::Method::POST, "/v1/events", Some(&ev)).await;
     assert_eq!((c, v["errors"][0]["field"].clone()), (422, json!("data.channel")));
-    let r = s.http.post(format!("{}/v1/events", s.base)).body("{not json").send().await.unwrap();
+    let r = s
+        .http
+        .post(format!("{}/v1/events", s.base))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert_eq!(r.headers()["content-type"], "application/problem+json");
 }

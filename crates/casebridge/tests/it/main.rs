@@ -6,6 +6,7 @@ mod agents;
 mod cli;
 mod connectors;
 mod conversation;
+mod events_ref;
 mod harness;
 mod intake;
 mod openapi;

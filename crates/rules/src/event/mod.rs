@@ -3,7 +3,7 @@
 
 mod parse;
 
-pub use parse::{EVENT_TYPES, parse_event};
+pub use parse::{CSAT_MAX, CSAT_MIN, EVENT_TYPES, MAX_ID_LEN, parse_event};
 
 use std::collections::BTreeMap;
 
@@ -156,6 +156,7 @@ pub struct Customer {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Agent {
     /// Agent id on the platform.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub id: String,
     /// Email, the identity shared with the CRM.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,7 +311,8 @@ pub struct RecordingAvailable {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CsatSubmitted {
-    /// Survey score.
+    /// Survey score, from 0 to 10.
+    #[cfg_attr(feature = "openapi", schema(minimum = 0.0, maximum = 10.0))]
     pub score: f64,
     /// Free comment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -460,9 +462,11 @@ impl EventKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Event {
-    /// Unique event id (idempotency key).
+    /// Unique event id (idempotency key): one id names one event, across sessions and types.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub id: String,
     /// The session it belongs to.
+    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 200))]
     pub session_id: String,
     /// When it happened (rule times come from here).
     pub at: DateTime<Utc>,

@@ -26,7 +26,7 @@ use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use self::rows::insert_event;
-use crate::{IngestOutcome, NewEvent, Result, Store, StoreError, ts};
+use crate::{IdConflict, IngestOutcome, NewEvent, Result, Store, StoreError, ts};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -96,21 +96,52 @@ impl Store for SqliteStore {
     }
 }
 
-/// Stores several intake batches in one durable commit (group commit).
+/// Stores several intake batches in one durable commit (group commit). Each batch runs in its
+/// own savepoint: a batch with an id conflict is rolled back alone, the others commit.
 pub(crate) async fn ingest_on(conn: &mut sqlx::SqliteConnection, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
     use sqlx::Connection;
     let mut tx = conn.begin().await?;
     let now = ts(Utc::now());
     let mut outs = Vec::with_capacity(groups.len());
     for events in groups {
+        let mut sp = tx.begin().await?;
         let mut out = IngestOutcome::default();
         for e in events.iter() {
-            if insert_event(&mut tx, e, &now).await? { out.accepted += 1 } else { out.duplicates += 1 }
+            if insert_event(&mut sp, e, &now).await? {
+                out.accepted += 1;
+            } else {
+                match earlier_conflict(&mut sp, e).await? {
+                    None => out.duplicates += 1,
+                    Some(c) => out.conflicts.push(c),
+                }
+            }
+        }
+        if out.conflicts.is_empty() {
+            sp.commit().await?;
+        } else {
+            sp.rollback().await?;
+            out.accepted = 0;
+            out.duplicates = 0;
         }
         outs.push(out);
     }
     tx.commit().await?;
     Ok(outs)
+}
+
+/// The stored event holding `e`'s id, when its content differs (compared as JSON values, so
+/// member order does not count).
+async fn earlier_conflict(tx: &mut sqlx::SqliteConnection, e: &NewEvent) -> Result<Option<IdConflict>> {
+    use sqlx::Row;
+    let row =
+        sqlx::query("SELECT session_id, type, body FROM events WHERE id = ?").bind(&e.id).fetch_one(&mut *tx).await?;
+    let body: String = row.get("body");
+    let same =
+        match (serde_json::from_str::<serde_json::Value>(&body), serde_json::from_str::<serde_json::Value>(&e.body)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => body == e.body,
+        };
+    Ok((!same).then(|| IdConflict { id: e.id.clone(), session_id: row.get("session_id"), event_type: row.get("type") }))
 }
 
 /// Writes a path for a `sqlite://` URL: bytes other than plain path characters are

@@ -2,13 +2,73 @@
 
 use std::sync::Arc;
 
-use casebridge_store::{IngestOutcome, StepCommit, Store};
+use casebridge_store::{IdConflict, IngestOutcome, NewEvent, StepCommit, Store};
 use chrono::Utc;
 
 use crate::support::{command, enqueue, event, step};
 
 fn outcome(accepted: u64, duplicates: u64) -> IngestOutcome {
-    IngestOutcome { accepted, duplicates }
+    IngestOutcome::counts(accepted, duplicates)
+}
+
+fn conflict(id: &str, session: &str, ty: &str) -> IdConflict {
+    IdConflict { id: id.into(), session_id: session.into(), event_type: ty.into() }
+}
+
+/// `event(id, session)` with another body (another session, type, time or data).
+fn other(id: &str, session: &str, ty: &str, body: &str) -> NewEvent {
+    NewEvent { event_type: ty.into(), body: body.into(), ..event(id, session) }
+}
+
+pub async fn same_id_same_content_is_a_duplicate(store: Arc<dyn Store>) {
+    let a = NewEvent { body: r#"{"id":"e1","data":{"a":1,"b":2}}"#.into(), ..event("e1", "s1") };
+    assert_eq!(store.ingest(std::slice::from_ref(&a)).await.expect("ingest"), outcome(1, 0));
+    // The same content with members in another order is the same event.
+    let reordered = NewEvent { body: r#"{"data":{"b":2,"a":1},"id":"e1"}"#.into(), ..event("e1", "s1") };
+    assert_eq!(store.ingest(&[reordered, event("e2", "s1")]).await.expect("ingest"), outcome(1, 1));
+    assert_eq!(store.pending_event_count().await.expect("count"), 2);
+}
+
+pub async fn same_id_other_content_is_a_conflict_and_stores_nothing(store: Arc<dyn Store>) {
+    store.ingest(&[event("e1", "s1")]).await.expect("ingest");
+    let batch = [
+        event("e2", "s2"),
+        event("e1", "s1"),
+        other("e1", "s9", "session.ended", r#"{"id":"e1","session_id":"s9"}"#),
+        event("e3", "s2"),
+    ];
+    let out = store.ingest(&batch).await.expect("ingest");
+    assert_eq!(
+        out,
+        IngestOutcome { accepted: 0, duplicates: 0, conflicts: vec![conflict("e1", "s1", "session.created")] }
+    );
+    assert_eq!(store.pending_event_count().await.expect("count"), 1, "nothing of the batch is stored");
+    let pending = store.pending_events(10).await.expect("pending");
+    assert_eq!(pending[0].body, r#"{"id":"e1"}"#, "the earlier event is unchanged");
+    // Twice in one batch with other content: the first one is the earlier event.
+    let twice = [event("e4", "s4"), other("e4", "s4", "session.ended", r#"{"id":"e4","x":1}"#)];
+    let out = store.ingest(&twice).await.expect("ingest");
+    assert_eq!(out.conflicts, [conflict("e4", "s4", "session.created")]);
+    assert_eq!(store.pending_event_count().await.expect("count"), 1);
+}
+
+pub async fn a_conflict_leaves_the_other_groups_alone(store: Arc<dyn Store>) {
+    store.ingest(&[event("e1", "s1")]).await.expect("ingest");
+    let g1 = [event("e2", "s2")];
+    let g2 = [event("e3", "s3"), other("e1", "s3", "session.queued", r#"{"id":"e1","s":3}"#)];
+    let g3 = [event("e1", "s1"), event("e4", "s4")];
+    let out = store.ingest_groups(&[&g1, &g2, &g3]).await.expect("ingest groups");
+    assert_eq!(
+        out,
+        [
+            outcome(1, 0),
+            IngestOutcome { accepted: 0, duplicates: 0, conflicts: vec![conflict("e1", "s1", "session.created")] },
+            outcome(1, 1),
+        ]
+    );
+    let pending = store.pending_events(10).await.expect("pending");
+    let sessions: Vec<&str> = pending.iter().map(|p| p.session_id.as_str()).collect();
+    assert_eq!(sessions, ["s1", "s2", "s4"], "the conflicting group stored nothing, the others everything");
 }
 
 pub async fn intake_is_idempotent(store: Arc<dyn Store>) {
