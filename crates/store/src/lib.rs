@@ -20,7 +20,7 @@ pub use agents::AgentStore;
 pub use casebridge_crm::builtin::storage::BuiltinCrmStore;
 pub use events::{EventStore, IngestOutcome, NewEvent, PendingEvent};
 pub use outbox::{NewCommand, OutboxRow, OutboxState, OutboxStore, UnknownState};
-pub use sessions::{SessionRow, SessionStore, StepCommit, entry_kind, entry_kind_str};
+pub use sessions::{SessionFilter, SessionGauges, SessionRow, SessionStore, StepCommit, entry_kind, entry_kind_str};
 pub use settings::SettingsStore;
 pub use sqlite::SqliteStore;
 
