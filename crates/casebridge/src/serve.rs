@@ -121,9 +121,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let token = std::env::var("CASEBRIDGE_API_TOKEN").ok().filter(|t| !t.is_empty()).or(file.server.api_token.clone());
     let metrics_token = std::env::var("CASEBRIDGE_METRICS_TOKEN").ok().filter(|t| !t.is_empty());
     let metrics_addr: Option<SocketAddr> = match &args.metrics_bind {
-        Some(m) => Some(
-            m.parse().with_context(|| format!("--metrics-bind {m:?} is not an address such as 127.0.0.1:9090"))?,
-        ),
+        Some(m) => {
+            Some(m.parse().with_context(|| format!("--metrics-bind {m:?} is not an address such as 127.0.0.1:9090"))?)
+        }
         None => None,
     };
     if token.is_none() && !addr.ip().is_loopback() {
@@ -193,9 +193,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let auth = if open_mode { "none (loopback open mode)" } else { "bearer token" };
     tracing::info!(bind = %local, auth, api = %format!("http://{local}/v1"), docs = %format!("http://{local}/openapi.json"), "Listening.");
     match &metrics_server {
-        Some((at, _)) => tracing::info!(metrics = %format!("http://{at}/metrics"), "Metrics without a token on a separate listener."),
-        None if metrics_token_set => tracing::info!("Metrics: /metrics takes the API token or CASEBRIDGE_METRICS_TOKEN."),
-        None if !open_mode => tracing::info!("Metrics: /metrics takes the API token (see --metrics-bind, CASEBRIDGE_METRICS_TOKEN)."),
+        Some((at, _)) => {
+            tracing::info!(metrics = %format!("http://{at}/metrics"), "Metrics without a token on a separate listener.")
+        }
+        None if metrics_token_set => {
+            tracing::info!("Metrics: /metrics takes the API token or CASEBRIDGE_METRICS_TOKEN.")
+        }
+        None if !open_mode => {
+            tracing::info!("Metrics: /metrics takes the API token (see --metrics-bind, CASEBRIDGE_METRICS_TOKEN).")
+        }
         None => {}
     }
     tracing::info!(%local, "Ready.");

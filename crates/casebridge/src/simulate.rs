@@ -378,7 +378,9 @@ pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
                 }
                 Format::Table => {
                     let name = |p: Option<&PathBuf>| match p {
-                        Some(p) => p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into()),
+                        Some(p) => {
+                            p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+                        }
                         None => "defaults".to_string(),
                     };
                     let (na, nb) = (name(a.settings.as_ref()), name(a.compare.as_ref()));

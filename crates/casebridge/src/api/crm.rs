@@ -17,7 +17,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 pub use super::crm_out::*;
-use super::input::{Form, FromForm, field, read};
+use super::input::{Form, FromForm, read};
 use super::state::AppState;
 use crate::error::{ApiResult, Problem};
 

@@ -340,6 +340,9 @@ mod tests {
     #[test]
     fn a_period_without_from_is_the_week_before_to() {
         let (f, t) = period(&q(None, Some("2025-03-07")), chrono_tz::UTC).expect("valid");
-        assert_eq!((f.to_rfc3339(), t.to_rfc3339()), ("2025-03-01T00:00:00+00:00".into(), "2025-03-08T00:00:00+00:00".into()));
+        assert_eq!(
+            (f.to_rfc3339(), t.to_rfc3339()),
+            ("2025-03-01T00:00:00+00:00".into(), "2025-03-08T00:00:00+00:00".into())
+        );
     }
 }

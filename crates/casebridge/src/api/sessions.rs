@@ -3,11 +3,11 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use casebridge_rules::event::FieldError;
 use casebridge_rules::event::{Channel, Direction, SessionType};
 use casebridge_rules::model::{Entry, MissedReason};
-use casebridge_rules::session::{AccountOutcome, RecordOutcome, Session};
-use casebridge_rules::event::FieldError;
 use casebridge_rules::phone::Phone;
+use casebridge_rules::session::{AccountOutcome, RecordOutcome, Session};
 use casebridge_store::{SessionFilter, SessionRow};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

@@ -9,6 +9,7 @@ mod conversation;
 mod harness;
 mod intake;
 mod openapi;
+mod operators;
 mod phones;
 mod records;
 mod reliability;

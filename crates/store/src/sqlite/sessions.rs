@@ -127,12 +127,11 @@ impl SessionStore for SqliteStore {
     async fn session_gauges(&self, stuck_before: DateTime<Utc>) -> Result<SessionGauges> {
         let waiting: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE phase = 'waiting'").fetch_one(&self.read).await?;
-        let stuck: i64 = sqlx::query_scalar(
-            "SELECT COUNT(DISTINCT session_id) FROM events WHERE applied = 0 AND received_at < ?",
-        )
-        .bind(ts(stuck_before))
-        .fetch_one(&self.read)
-        .await?;
+        let stuck: i64 =
+            sqlx::query_scalar("SELECT COUNT(DISTINCT session_id) FROM events WHERE applied = 0 AND received_at < ?")
+                .bind(ts(stuck_before))
+                .fetch_one(&self.read)
+                .await?;
         Ok(SessionGauges { waiting, stuck })
     }
 
