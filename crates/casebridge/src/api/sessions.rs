@@ -158,13 +158,13 @@ fn filter(q: ListQuery, region: &str) -> Result<SessionFilter, Vec<FieldError>> 
     if let Some(s) = &state
         && !STATES.contains(&s.as_str())
     {
-        errors.push(field("state", &format!("must be one of {}", STATES.join(", "))));
+        errors.push(field("state", format!("must be one of {}", STATES.join(", "))));
     }
     let record_outcome = nonempty(q.record_outcome);
     if let Some(o) = &record_outcome
         && !RECORD_OUTCOMES.contains(&o.as_str())
     {
-        errors.push(field("record_outcome", &format!("must be one of {}", RECORD_OUTCOMES.join(", "))));
+        errors.push(field("record_outcome", format!("must be one of {}", RECORD_OUTCOMES.join(", "))));
     }
     let mut time = |name: &str, v: Option<String>| {
         let v = nonempty(v)?;
