@@ -5,6 +5,10 @@ use axum::response::{IntoResponse, Response};
 use casebridge_rules::event::FieldError;
 use serde::Serialize;
 
+/// A refusal's detail (and the fields it names), kept on the response for the log line.
+#[derive(Debug, Clone)]
+pub struct Refusal(pub String);
+
 /// An HTTP refusal as `application/problem+json`.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
@@ -100,6 +104,10 @@ impl IntoResponse for Problem {
         let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = serde_json::to_vec(&self).unwrap_or_default();
         let mut r = (status, body).into_response();
+        let fields: Vec<&str> = self.errors.iter().filter_map(|e| e["field"].as_str()).collect();
+        let detail =
+            if fields.is_empty() { self.detail.clone() } else { format!("{} ({})", self.detail, fields.join(", ")) };
+        r.extensions_mut().insert(Refusal(detail));
         r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(s) = self.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())

@@ -35,6 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the HTTP service and its CRM workers.
+    #[command(after_help = serve::SERVE_AUTH_HELP)]
     Serve(serve::ServeArgs),
     /// Replay a file of events through the rules offline and print what each session gets.
     Simulate(simulate::SimulateArgs),

@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// Address to bind.
     #[arg(long, env = "CASEBRIDGE_BIND")]
     pub bind: Option<String>,
+    /// Also serve /metrics, without a token, on this address (for a Prometheus scrape).
+    #[arg(long, env = "CASEBRIDGE_METRICS_BIND")]
+    pub metrics_bind: Option<String>,
     #[command(flatten)]
     pub db: DbArgs,
     /// TOML configuration file: the settings document plus a [server] table.
@@ -46,14 +49,39 @@ pub struct ServeArgs {
     pub log_format: String,
 }
 
+/// Help of `serve` about authentication.
+pub const SERVE_AUTH_HELP: &str = "Authentication:
+  CASEBRIDGE_API_TOKEN     bearer token every call needs (Authorization: Bearer <token>),
+                           /metrics included; without it casebridge accepts unauthenticated
+                           calls and binds loopback addresses only. /healthz and /readyz
+                           never need it.
+  CASEBRIDGE_METRICS_TOKEN read-only bearer token accepted on /metrics only.
+  --metrics-bind ADDR      serves /metrics alone, without a token, on a second address.";
+
+/// A database URL without its password.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(x) => x,
+        None => return url.to_string(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
 async fn open_store(db: &DbArgs) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(url) = &db.database_url {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            tracing::info!(database_url = %redact_url(url), "Storage: PostgreSQL.");
             return Ok(casebridge_store::open(url).await?);
         }
         bail!("--database-url must start with postgres://");
     }
     let dir = db.data_dir.clone().unwrap_or_else(|| PathBuf::from("casebridge-data"));
+    let shown = std::path::absolute(&dir).unwrap_or_else(|_| dir.clone());
+    tracing::info!(data_dir = %shown.display(), "Storage: SQLite in the data folder.");
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create the data folder {}", dir.display()))?;
     let path = dir.join("casebridge.db");
     casebridge_store::open(&casebridge_store::sqlite_url(&dir))
@@ -71,7 +99,9 @@ pub async fn migrate(db: DbArgs) -> anyhow::Result<()> {
 
 fn init_logs(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn".into());
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // Colour only for a person at a terminal: a log file or a collector gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     if format == "json" { b.json().init() } else { b.init() }
 }
 
@@ -89,6 +119,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let what = if args.bind.is_some() { "--bind" } else { "server.bind" };
     let addr: SocketAddr = bind.parse().with_context(|| config::bad_bind(what, &bind))?;
     let token = std::env::var("CASEBRIDGE_API_TOKEN").ok().filter(|t| !t.is_empty()).or(file.server.api_token.clone());
+    let metrics_token = std::env::var("CASEBRIDGE_METRICS_TOKEN").ok().filter(|t| !t.is_empty());
+    let metrics_addr: Option<SocketAddr> = match &args.metrics_bind {
+        Some(m) => {
+            Some(m.parse().with_context(|| format!("--metrics-bind {m:?} is not an address such as 127.0.0.1:9090"))?)
+        }
+        None => None,
+    };
     if token.is_none() && !addr.ip().is_loopback() {
         bail!(
             "refusing to bind {addr} without a token: set CASEBRIDGE_API_TOKEN, or bind a loopback address such as 127.0.0.1"
@@ -113,6 +150,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (connector, _) = ConnectorConfig::parse(&settings.crm)
         .map_err(|e| anyhow::anyhow!("the crm settings are invalid: {}", crate::config::describe(&e)))?;
+    tracing::info!(crm = connector.kind(), "CRM connector: {}.", connector.kind());
     let http = HttpClient::new()?;
     let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
     let pipeline = Pipeline::new(store.clone(), crm, http, settings);
@@ -123,18 +161,48 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         store: store.clone(),
         intake: crate::intake::Intake::start(store.clone()),
         token: token.map(Into::into),
+        metrics_token: metrics_token.map(Into::into),
         metrics,
         max_body_bytes: args.max_body_bytes.or(file.server.max_body_bytes).unwrap_or(4 * 1024 * 1024),
     };
     let open_mode = state.token.is_none();
+    let metrics_token_set = state.metrics_token.is_some();
+    let metrics_app = api::metrics_router(state.clone());
     let app = api::router(state);
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot bind {addr}"))?;
     let local = listener.local_addr()?;
     let stop = CancellationToken::new();
+    let metrics_server = match metrics_addr {
+        Some(m) => {
+            let l = tokio::net::TcpListener::bind(m).await.with_context(|| format!("cannot bind {m}"))?;
+            let at = l.local_addr()?;
+            let shutdown = stop.clone();
+            let server = axum::serve(l, metrics_app).with_graceful_shutdown(async move { shutdown.cancelled().await });
+            Some((at, tokio::spawn(async move { server.await })))
+        }
+        None => None,
+    };
     let workers = tokio::spawn(crate::workers::run(pipeline.clone(), stop.clone()));
     println!("casebridge listening on http://{local} (API reference: http://{local}/openapi.json)");
     if open_mode {
         println!("no CASEBRIDGE_API_TOKEN set: accepting unauthenticated calls on loopback only");
+    }
+    if let Some((at, _)) = &metrics_server {
+        println!("metrics without a token on http://{at}/metrics");
+    }
+    let auth = if open_mode { "none (loopback open mode)" } else { "bearer token" };
+    tracing::info!(bind = %local, auth, api = %format!("http://{local}/v1"), docs = %format!("http://{local}/openapi.json"), "Listening.");
+    match &metrics_server {
+        Some((at, _)) => {
+            tracing::info!(metrics = %format!("http://{at}/metrics"), "Metrics without a token on a separate listener.")
+        }
+        None if metrics_token_set => {
+            tracing::info!("Metrics: /metrics takes the API token or CASEBRIDGE_METRICS_TOKEN.")
+        }
+        None if !open_mode => {
+            tracing::info!("Metrics: /metrics takes the API token (see --metrics-bind, CASEBRIDGE_METRICS_TOKEN).")
+        }
+        None => {}
     }
     tracing::info!(%local, "Ready.");
     let shutdown = stop.clone();
@@ -147,6 +215,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await?;
     stop.cancel();
     let _ = workers.await;
+    if let Some((_, m)) = metrics_server {
+        let _ = m.await;
+    }
     store.close().await;
     Ok(())
 }

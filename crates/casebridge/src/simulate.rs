@@ -271,6 +271,18 @@ fn text(v: &Value) -> String {
     v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
 }
 
+/// What the comparison table's columns and values mean.
+fn print_legend(a: &str, b: &str) {
+    println!("Sessions whose outcome differs between {a} and {b}.");
+    println!("Each cell is ACCOUNT/RECORD \"record title\":");
+    println!("  account: found (an existing account matched), created (casebridge created one),");
+    println!("           none (no account), pending (not decided when the events ran out)");
+    println!("  record:  created (a new record), appended (added to an open record),");
+    println!("           reopened (added to a closed record, which was reopened), none (no record),");
+    println!("           pending (the record trigger was not reached)");
+    println!();
+}
+
 fn print_table(rows: &[Vec<String>]) {
     let mut widths = vec![0; rows.first().map_or(0, Vec::len)];
     for r in rows {
@@ -365,7 +377,20 @@ pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
                 Format::Table => {
-                    let mut rows = vec![vec!["SESSION".into(), "A".into(), "B".into(), "B REASON".into()]];
+                    let name = |p: Option<&PathBuf>| match p {
+                        Some(p) => {
+                            p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
+                        }
+                        None => "defaults".to_string(),
+                    };
+                    let (na, nb) = (name(a.settings.as_ref()), name(a.compare.as_ref()));
+                    print_legend(&na, &nb);
+                    let mut rows = vec![vec![
+                        "SESSION".into(),
+                        format!("WITH {na}"),
+                        format!("WITH {nb}"),
+                        format!("WHY (WITH {nb})"),
+                    ]];
                     for (x, y) in &diffs {
                         let show = |o: &Outcome| {
                             format!(

@@ -20,7 +20,7 @@ pub use agents::AgentStore;
 pub use casebridge_crm::builtin::storage::BuiltinCrmStore;
 pub use events::{EventStore, IdConflict, IngestOutcome, NewEvent, PendingEvent};
 pub use outbox::{NewCommand, OutboxRow, OutboxState, OutboxStore, UnknownState};
-pub use sessions::{SessionRow, SessionStore, StepCommit, entry_kind, entry_kind_str};
+pub use sessions::{SessionFilter, SessionGauges, SessionRow, SessionStore, StepCommit, entry_kind, entry_kind_str};
 pub use settings::{SettingsChange, SettingsStore, SettingsVersion};
 pub use sqlite::SqliteStore;
 

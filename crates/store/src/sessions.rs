@@ -46,6 +46,38 @@ pub struct SessionRow {
     pub record_id: Option<String>,
 }
 
+/// Which sessions `list_sessions` returns: every given filter must hold. Sessions come
+/// newest first by start (`created_at`, or the first event's time while a session waits for
+/// its `session.created`), then by id.
+#[derive(Debug, Clone, Default)]
+pub struct SessionFilter {
+    /// Phase wire name (`waiting`, `created`, … `ended`).
+    pub phase: Option<String>,
+    /// Started at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Started before.
+    pub to: Option<DateTime<Utc>>,
+    /// Record outcome wire name (`pending`, `created`, `appended`, `reopened`, `none`).
+    pub record_outcome: Option<String>,
+    /// Resolved CRM account id.
+    pub account_id: Option<String>,
+    /// The session's phone number as stored (E.164 when it could be parsed).
+    pub phone: Option<String>,
+    /// Cursor of the previous page (its last row's cursor).
+    pub cursor: Option<String>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+/// Counts of sessions an operator should look at (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionGauges {
+    /// Sessions whose events wait for their `session.created`.
+    pub waiting: i64,
+    /// Sessions with an event received before the cut-off and still not applied.
+    pub stuck: i64,
+}
+
 /// Storage of sessions and what the rules decided for them.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
@@ -62,6 +94,11 @@ pub trait SessionStore: Send + Sync + 'static {
         limit: i64,
         cursor: Option<&str>,
     ) -> Result<Vec<(String, SessionRow)>>;
+    /// Sessions matching a filter, newest first, each with its cursor (`started_at|id`).
+    async fn list_sessions(&self, filter: &SessionFilter) -> Result<Vec<(String, SessionRow)>>;
+    /// Waiting sessions, and sessions with an event received before `stuck_before` and not
+    /// applied yet.
+    async fn session_gauges(&self, stuck_before: DateTime<Utc>) -> Result<SessionGauges>;
     /// Whether a session has no event to apply and no write not yet attempted.
     async fn session_settled(&self, session_id: &str) -> Result<bool>;
     /// The CRM id of an object casebridge created.

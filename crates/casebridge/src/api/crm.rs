@@ -17,7 +17,7 @@ use serde::Deserialize;
 use utoipa::ToSchema;
 
 pub use super::crm_out::*;
-use super::input::{Form, FromForm, field, read};
+use super::input::{Form, FromForm, read};
 use super::state::AppState;
 use crate::error::{ApiResult, Problem};
 
@@ -124,16 +124,21 @@ pub struct AccountQuery {
     pub email: Option<String>,
     /// App user id.
     pub user_id: Option<String>,
+    /// Without a filter: at most this many, newest first (default 50, at most 500).
+    pub limit: Option<i64>,
 }
 
 /// `GET /v1/crm/accounts?phone=&email=&user_id=`.
 #[utoipa::path(get, path = "/v1/crm/accounts", tag = "builtin-crm",
-    params(("phone" = Option<String>, Query), ("email" = Option<String>, Query), ("user_id" = Option<String>, Query)),
+    description = "People matching any given phone, email or user id; with no filter, the newest people first, at most `limit`.",
+    params(("phone" = Option<String>, Query), ("email" = Option<String>, Query), ("user_id" = Option<String>, Query),
+        ("limit" = Option<i64>, Query, description = "without a filter: page size, default 50, at most 500")),
     responses((status = 200, body = AccountsOut), (status = 422)))]
 pub async fn list_accounts(State(st): State<AppState>, Query(q): Query<AccountQuery>) -> ApiResult<Json<AccountsOut>> {
     require_builtin(&st).await?;
     if q.phone.is_none() && q.email.is_none() && q.user_id.is_none() {
-        return Err(Problem::fields("give a filter", &[field("phone", "give phone, email or user_id")]));
+        let accounts = st.store.crm_list_accounts(q.limit.unwrap_or(50).clamp(1, 500)).await?;
+        return Ok(Json(AccountsOut { accounts }));
     }
     let region = st.pipeline.settings().await.region.clone();
     let phone_key = q.phone.as_deref().map(|p| Phone::parse(p, &region).number);

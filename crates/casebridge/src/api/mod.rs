@@ -47,6 +47,15 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(Problem::internal("handler panicked"))
         }))
+        .layer(axum::middleware::from_fn(state::log_refusals))
+        .with_state(state)
+}
+
+/// Only `/metrics`, unauthenticated: the router of `serve --metrics-bind`.
+pub fn metrics_router(state: AppState) -> Router {
+    ops::metrics_router()
+        .fallback(|| async { Problem::not_found("this listener serves only /metrics") })
+        .layer(axum::middleware::from_fn(state::log_refusals))
         .with_state(state)
 }
 

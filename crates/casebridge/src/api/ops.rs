@@ -51,10 +51,21 @@ pub async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
+/// Only `/metrics`, without the API token: for `serve --metrics-bind`'s listener.
+pub fn metrics_router() -> Router<AppState> {
+    Router::new().route("/metrics", get(metrics))
+}
+
 /// `GET /metrics`: Prometheus text.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
+    description = "Prometheus text. Needs the API token, or the read-only CASEBRIDGE_METRICS_TOKEN; `serve --metrics-bind` serves it without a token on a separate listener. Besides counters and histograms: casebridge_outbox{state} (CRM writes by state), casebridge_events_pending (events not applied yet), casebridge_sessions_waiting (sessions whose events wait for their session.created) and casebridge_sessions_stuck (sessions with an event received more than a minute ago and still not applied).",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
+    let stuck_before = chrono::Utc::now() - chrono::Duration::seconds(60);
+    if let Ok(g) = st.store.session_gauges(stuck_before).await {
+        metrics::gauge!("casebridge_sessions_waiting").set(g.waiting as f64);
+        metrics::gauge!("casebridge_sessions_stuck").set(g.stuck as f64);
+    }
     if let Ok(counts) = st.store.outbox_counts().await {
         for state in OutboxState::ALL {
             let n = counts.iter().find(|(s, _)| *s == state).map(|(_, n)| *n).unwrap_or(0);

@@ -41,22 +41,42 @@ fn parse_bound(s: &str, tz: chrono_tz::Tz, end: bool) -> Option<DateTime<Utc>> {
     tz.from_local_datetime(&d.and_hms_opt(0, 0, 0)?).earliest().map(|t| t.with_timezone(&Utc))
 }
 
+/// The end of today in `tz` (the start of tomorrow), as UTC.
+fn end_of_today(tz: chrono_tz::Tz, now: DateTime<Utc>) -> DateTime<Utc> {
+    let tomorrow = now.with_timezone(&tz).date_naive().succ_opt().unwrap_or(NaiveDate::MAX);
+    tomorrow
+        .and_hms_opt(0, 0, 0)
+        .and_then(|d| tz.from_local_datetime(&d).earliest())
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or(now)
+}
+
+/// The report's period. Without `to`: seven days from `from`, but no later than the end of
+/// today; without either: the last seven days up to the end of today (whole days in the
+/// settings' time zone); without `from`: the seven days before `to`. The previous period is
+/// the one of the same length just before.
 fn period(q: &ReportQuery, tz: chrono_tz::Tz) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {
     let mut errors = Vec::new();
     let msg = "must be an RFC 3339 time or a date such as 2026-11-20";
-    let to = match &q.to {
-        Some(s) => parse_bound(s, tz, true).or_else(|| {
-            errors.push(field("to", msg));
-            None
-        }),
-        None => Some(Utc::now()),
-    };
+    let week = chrono::Duration::days(7);
+    let today_end = end_of_today(tz, Utc::now());
     let from = match &q.from {
         Some(s) => parse_bound(s, tz, false).or_else(|| {
             errors.push(field("from", msg));
             None
         }),
-        None => to.map(|t| t - chrono::Duration::days(7)),
+        None => None,
+    };
+    let to = match &q.to {
+        Some(s) => parse_bound(s, tz, true).or_else(|| {
+            errors.push(field("to", msg));
+            None
+        }),
+        None => Some(from.map_or(today_end, |f| (f + week).min(today_end))),
+    };
+    let from = match (&q.from, from) {
+        (None, _) => to.map(|t| t - week),
+        (Some(_), f) => f,
     };
     if let (Some(f), Some(t)) = (from, to) {
         if f >= t {
@@ -154,6 +174,7 @@ pub struct DispositionReportOut {
 
 /// `GET /v1/reports/dispositions?from=&to=&group_by=day|agent|queue`.
 #[utoipa::path(get, path = "/v1/reports/dispositions", tag = "reports",
+    description = "Calls logged per disposition in a period, against the previous period of the same length just before it. `from` and `to` are RFC 3339 times or dates in the settings' time zone (`to` as a date includes that day). Defaults: without either, the last seven days up to the end of today; without `to`, seven days from `from` (no later than the end of today); without `from`, the seven days before `to`.",
     params(("from" = Option<String>, Query), ("to" = Option<String>, Query), ("group_by" = Option<String>, Query, description = "day (default), agent or queue")),
     responses((status = 200, body = DispositionReportOut), (status = 422)))]
 pub async fn report_dispositions(
@@ -291,4 +312,37 @@ pub async fn report_abandoned(
         })
         .collect();
     Ok(Json(AbandonedReportOut { from, to, group_by, time_zone, rows, totals, total: found.len() }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(from: Option<&str>, to: Option<&str>) -> ReportQuery {
+        ReportQuery { from: from.map(Into::into), to: to.map(Into::into), group_by: None }
+    }
+
+    #[test]
+    fn a_period_without_to_is_the_week_from_from() {
+        let (f, t) = period(&q(Some("2025-03-01"), None), chrono_tz::UTC).expect("valid");
+        assert_eq!(f.to_rfc3339(), "2025-03-01T00:00:00+00:00");
+        assert_eq!(t - f, chrono::Duration::days(7), "the previous period is the week before");
+    }
+
+    #[test]
+    fn a_period_without_bounds_is_the_last_seven_whole_days() {
+        let (f, t) = period(&q(None, None), chrono_tz::UTC).expect("valid");
+        assert_eq!(t - f, chrono::Duration::days(7));
+        assert_eq!(t, end_of_today(chrono_tz::UTC, Utc::now()));
+        assert!(t > Utc::now() && t - Utc::now() <= chrono::Duration::days(1));
+    }
+
+    #[test]
+    fn a_period_without_from_is_the_week_before_to() {
+        let (f, t) = period(&q(None, Some("2025-03-07")), chrono_tz::UTC).expect("valid");
+        assert_eq!(
+            (f.to_rfc3339(), t.to_rfc3339()),
+            ("2025-03-01T00:00:00+00:00".into(), "2025-03-08T00:00:00+00:00".into())
+        );
+    }
 }

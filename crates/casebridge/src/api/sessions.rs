@@ -3,10 +3,12 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use axum::{Json, Router};
+use casebridge_rules::event::FieldError;
 use casebridge_rules::event::{Channel, Direction, SessionType};
 use casebridge_rules::model::{Entry, MissedReason};
+use casebridge_rules::phone::Phone;
 use casebridge_rules::session::{AccountOutcome, RecordOutcome, Session};
-use casebridge_store::SessionRow;
+use casebridge_store::{SessionFilter, SessionRow};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -115,11 +117,21 @@ pub async fn get_session(State(st): State<AppState>, Path(id): Path<String>) -> 
     Ok(Json(SessionOut { session, settled, timeline, activities }))
 }
 
-/// Query of `GET /v1/sessions`.
+/// Query of `GET /v1/sessions`: every given filter must hold.
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
+    /// Session phase: waiting, created, queued, assigned, connected, abandoned or ended.
+    pub state: Option<String>,
+    /// Started at or after (RFC 3339).
+    pub from: Option<String>,
+    /// Started before (RFC 3339).
+    pub to: Option<String>,
+    /// pending, created, appended, reopened or none.
+    pub record_outcome: Option<String>,
     /// CRM account id.
     pub account_id: Option<String>,
+    /// Phone number in any format (read with the settings' region).
+    pub phone: Option<String>,
     /// Page size (default 50, at most 500).
     pub limit: Option<i64>,
     /// Cursor from the previous page.
@@ -135,19 +147,76 @@ pub struct SessionsOut {
     pub next_cursor: Option<String>,
 }
 
-/// `GET /v1/sessions?account_id=…`.
+const STATES: [&str; 7] = ["waiting", "created", "queued", "assigned", "connected", "abandoned", "ended"];
+const RECORD_OUTCOMES: [&str; 5] = ["pending", "created", "appended", "reopened", "none"];
+
+/// Reads the query into the store's filter, or the field errors.
+fn filter(q: ListQuery, region: &str) -> Result<SessionFilter, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    let state = nonempty(q.state);
+    if let Some(s) = &state
+        && !STATES.contains(&s.as_str())
+    {
+        errors.push(field("state", format!("must be one of {}", STATES.join(", "))));
+    }
+    let record_outcome = nonempty(q.record_outcome);
+    if let Some(o) = &record_outcome
+        && !RECORD_OUTCOMES.contains(&o.as_str())
+    {
+        errors.push(field("record_outcome", format!("must be one of {}", RECORD_OUTCOMES.join(", "))));
+    }
+    let mut time = |name: &str, v: Option<String>| {
+        let v = nonempty(v)?;
+        match DateTime::parse_from_rfc3339(&v) {
+            Ok(t) => Some(t.with_timezone(&Utc)),
+            Err(_) => {
+                errors.push(field(name, "must be an RFC 3339 time such as 2026-11-20T09:00:00Z"));
+                None
+            }
+        }
+    };
+    let from = time("from", q.from);
+    let to = time("to", q.to);
+    if let (Some(f), Some(t)) = (from, to)
+        && f >= t
+    {
+        errors.push(field("from", "must be before to"));
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(SessionFilter {
+        phase: state,
+        from,
+        to,
+        record_outcome,
+        account_id: nonempty(q.account_id),
+        phone: nonempty(q.phone).map(|p| Phone::parse(&p, region).number),
+        cursor: nonempty(q.cursor),
+        limit: q.limit.unwrap_or(50).clamp(1, 500),
+    })
+}
+
+/// `GET /v1/sessions?state=&from=&to=&record_outcome=&account_id=&phone=`.
 #[utoipa::path(get, path = "/v1/sessions", tag = "sessions",
-    params(("account_id" = String, Query), ("limit" = Option<i64>, Query), ("cursor" = Option<String>, Query)),
+    description = "Sessions, newest first by start (the session.created time, or the first event's time while the session is waiting for its session.created). Every given filter must hold; with none, every session is listed. Pages with `cursor` (the previous page's `next_cursor`).",
+    params(
+        ("state" = Option<String>, Query, description = "waiting (events arrived before session.created), created, queued, assigned, connected, abandoned or ended"),
+        ("from" = Option<String>, Query, description = "started at or after (RFC 3339)"),
+        ("to" = Option<String>, Query, description = "started before (RFC 3339)"),
+        ("record_outcome" = Option<String>, Query, description = "pending, created, appended, reopened or none"),
+        ("account_id" = Option<String>, Query, description = "CRM account id"),
+        ("phone" = Option<String>, Query, description = "the customer's phone in any format, read with the settings' region"),
+        ("limit" = Option<i64>, Query, description = "page size, default 50, at most 500"),
+        ("cursor" = Option<String>, Query)),
     responses((status = 200, body = SessionsOut), (status = 422)))]
 pub async fn list_sessions(State(st): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<SessionsOut>> {
-    let Some(account) = q.account_id.filter(|a| !a.is_empty()) else {
-        return Err(Problem::fields(
-            "account_id is required",
-            &[field("account_id", "give the CRM account id whose sessions to list")],
-        ));
-    };
-    let limit = q.limit.unwrap_or(50).clamp(1, 500);
-    let rows = st.store.sessions_by_account(&account, limit + 1, q.cursor.as_deref()).await?;
+    let region = st.pipeline.settings().await.region.clone();
+    let mut f = filter(q, &region).map_err(|e| Problem::fields("the session filter is invalid", &e))?;
+    let limit = f.limit;
+    f.limit = limit + 1;
+    let rows = st.store.list_sessions(&f).await?;
     let mut sessions = Vec::new();
     let mut next = None;
     for (i, (cursor, row)) in rows.iter().enumerate() {

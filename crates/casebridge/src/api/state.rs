@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use casebridge_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
 use subtle::ConstantTimeEq;
 
-use crate::error::Problem;
+use crate::error::{Problem, Refusal};
 use crate::pipeline::Pipeline;
 
 /// Shared state of the handlers.
@@ -23,6 +23,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// Bearer token; None in loopback open mode.
     pub token: Option<Arc<str>>,
+    /// Read-only bearer token accepted on `/metrics` only (`CASEBRIDGE_METRICS_TOKEN`).
+    pub metrics_token: Option<Arc<str>>,
     /// Prometheus renderer.
     pub metrics: Option<PrometheusHandle>,
     /// Group committer for events.
@@ -31,8 +33,12 @@ pub struct AppState {
     pub max_body_bytes: usize,
 }
 
-/// Refuses a request without the bearer token (when one is set).
-pub async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Result<Response, Problem> {
+/// The challenge every 401 carries (RFC 6750).
+pub const CHALLENGE: &str = "Bearer realm=\"casebridge\"";
+
+/// Refuses a request without the bearer token (when one is set). `/metrics` also accepts
+/// the read-only metrics token.
+pub async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Response {
     if let Some(token) = &st.token {
         let given = req
             .headers()
@@ -40,18 +46,40 @@ pub async fn auth(State(st): State<AppState>, req: Request, next: Next) -> Resul
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        let ok: bool = given.as_bytes().ct_eq(token.as_bytes()).into();
+        let same = |t: &str| -> bool { given.as_bytes().ct_eq(t.as_bytes()).into() };
+        let ok = same(token) || (req.uri().path() == "/metrics" && st.metrics_token.as_deref().is_some_and(same));
         if !ok {
-            let mut p = Problem::new(
-                StatusCode::UNAUTHORIZED,
-                "unauthorized",
-                "missing or wrong bearer token: send Authorization: Bearer <CASEBRIDGE_API_TOKEN>",
-            );
-            p.title = "Unauthorized".into();
-            return Err(p);
+            return unauthorized();
         }
     }
-    Ok(next.run(req).await)
+    next.run(req).await
+}
+
+/// 401 with the `WWW-Authenticate` challenge.
+fn unauthorized() -> Response {
+    let mut p = Problem::new(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+        "missing or wrong bearer token: send Authorization: Bearer <CASEBRIDGE_API_TOKEN>",
+    );
+    p.title = "Unauthorized".into();
+    let mut r = p.into_response();
+    r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(CHALLENGE));
+    r
+}
+
+/// Logs every refused request (4xx and 5xx) at warn: method, path, status and the problem's
+/// detail; never the query, the body or a header.
+pub async fn log_refusals(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let res = next.run(req).await;
+    let status = res.status();
+    if status.is_client_error() || status.is_server_error() {
+        let detail = res.extensions().get::<Refusal>().map(|r| r.0.as_str()).unwrap_or("");
+        tracing::warn!(%method, %path, status = status.as_u16(), detail, "Request refused.");
+    }
+    res
 }
 
 /// 503 for a CRM that did not answer (nothing was changed; the client may retry).

@@ -3,6 +3,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -13,13 +14,20 @@ pub struct Server {
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
     pub token: Option<String>,
+    /// What the process wrote after its first line (stdout and stderr), when captured.
+    pub output: Option<Arc<Mutex<String>>>,
 }
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_casebridge")
 }
 
-fn spawn(data: &Path, extra_env: &[(&str, &str)], args: &[&str]) -> (Child, String) {
+fn spawn(
+    data: &Path,
+    extra_env: &[(&str, &str)],
+    args: &[&str],
+    capture: Option<Arc<Mutex<String>>>,
+) -> (Child, String) {
     let mut cmd = Command::new(bin());
     cmd.arg("serve").arg("--bind").arg("127.0.0.1:0").arg("--data-dir").arg(data);
     cmd.args(args);
@@ -27,7 +35,15 @@ fn spawn(data: &Path, extra_env: &[(&str, &str)], args: &[&str]) -> (Child, Stri
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("spawn casebridge");
+    let stderr = if capture.is_some() { Stdio::piped() } else { Stdio::inherit() };
+    let mut child = cmd.stdout(Stdio::piped()).stderr(stderr).spawn().expect("spawn casebridge");
+    if let (Some(buf), Some(err)) = (capture.clone(), child.stderr.take()) {
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                buf.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+    }
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let first = lines.next().expect("a line").expect("readable");
@@ -38,7 +54,13 @@ fn spawn(data: &Path, extra_env: &[(&str, &str)], args: &[&str]) -> (Child, Stri
         .unwrap_or_else(|| panic!("unexpected first line: {first}"))
         .to_string();
     // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            if let Some(buf) = &capture {
+                buf.lock().unwrap().push_str(&(line + "\n"));
+            }
+        }
+    });
     (child, format!("http://{addr}"))
 }
 
@@ -48,12 +70,27 @@ impl Server {
     }
 
     pub async fn start_with(env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::start_inner(env, args, None).await
+    }
+
+    /// Starts the binary with its stderr (and stdout after the first line) captured: see
+    /// [`Server::output`].
+    pub async fn start_capturing(env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::start_inner(env, args, Some(Arc::default())).await
+    }
+
+    async fn start_inner(env: &[(&str, &str)], args: &[&str], capture: Option<Arc<Mutex<String>>>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (child, base) = spawn(&dir.path().join("data"), env, args);
+        let (child, base) = spawn(&dir.path().join("data"), env, args, capture.clone());
         let token = env.iter().find(|(k, _)| *k == "CASEBRIDGE_API_TOKEN").map(|(_, v)| v.to_string());
-        let s = Server { base, http: reqwest::Client::new(), child: Some(child), dir, token };
+        let s = Server { base, http: reqwest::Client::new(), child: Some(child), dir, token, output: capture };
         s.wait_ready().await;
         s
+    }
+
+    /// The captured output so far.
+    pub fn output(&self) -> String {
+        self.output.as_ref().map(|o| o.lock().unwrap().clone()).unwrap_or_default()
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -71,7 +108,7 @@ impl Server {
     /// Starts the binary again on the same data folder.
     pub async fn restart(&mut self) {
         self.kill();
-        let (child, base) = spawn(&self.data_dir(), &[], &[]);
+        let (child, base) = spawn(&self.data_dir(), &[], &[], None);
         self.child = Some(child);
         self.base = base;
         self.wait_ready().await;

@@ -10,6 +10,7 @@ mod events_ref;
 mod harness;
 mod intake;
 mod openapi;
+mod operators;
 mod phones;
 mod records;
 mod reliability;

@@ -110,6 +110,8 @@ pub trait BuiltinCrmStore: Send + Sync + 'static {
         email: Option<&str>,
         user_id: Option<&str>,
     ) -> BuiltinResult<Vec<CrmAccount>>;
+    /// The newest people first (by creation, then id), at most `limit`.
+    async fn crm_list_accounts(&self, limit: i64) -> BuiltinResult<Vec<CrmAccount>>;
     /// One person.
     async fn crm_get_account(&self, id: &str) -> BuiltinResult<Option<CrmAccount>>;
     /// Updates a person's details (absent values are kept).

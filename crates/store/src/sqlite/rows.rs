@@ -67,12 +67,12 @@ pub(crate) async fn commit_one(tx: &mut sqlx::SqliteConnection, c: &StepCommit) 
             sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(k).fetch_optional(&mut *tx).await?;
     }
     sqlx::query(
-            "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over, first_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT MIN(at) FROM events WHERE session_id = ?))
              ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
                account_id = excluded.account_id, record_key = excluded.record_key, record_id = excluded.record_id,
                created_at = excluded.created_at, updated_at = excluded.updated_at, agent_id = excluded.agent_id,
-               over = excluded.over",
+               over = excluded.over, first_at = COALESCE(sessions.first_at, excluded.first_at)",
         )
         .bind(&c.session_id)
         .bind(&c.session)
@@ -85,6 +85,7 @@ pub(crate) async fn commit_one(tx: &mut sqlx::SqliteConnection, c: &StepCommit) 
         .bind(&now)
         .bind(&c.agent_id)
         .bind(c.over)
+        .bind(&c.session_id)
         .execute(&mut *tx)
         .await?;
     for e in &c.timeline {

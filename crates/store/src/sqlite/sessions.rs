@@ -2,11 +2,12 @@
 
 use async_trait::async_trait;
 use casebridge_rules::model::Entry;
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::SqliteStore;
 use super::rows::commit_one;
-use crate::{Result, SessionRow, SessionStore, StepCommit, entry_kind, parse_ts};
+use crate::{Result, SessionFilter, SessionGauges, SessionRow, SessionStore, StepCommit, entry_kind, parse_ts, ts};
 
 #[async_trait]
 impl SessionStore for SqliteStore {
@@ -80,6 +81,58 @@ impl SessionStore for SqliteStore {
                 )
             })
             .collect())
+    }
+
+    async fn list_sessions(&self, f: &SessionFilter) -> Result<Vec<(String, SessionRow)>> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT id, body, account_id, record_id, started_at FROM sessions WHERE 1 = 1",
+        );
+        if let Some(p) = &f.phase {
+            q.push(" AND phase = ").push_bind(p.clone());
+        }
+        if let Some(o) = &f.record_outcome {
+            q.push(" AND record_outcome = ").push_bind(o.clone());
+        }
+        if let Some(a) = &f.account_id {
+            q.push(" AND account_id = ").push_bind(a.clone());
+        }
+        if let Some(p) = &f.phone {
+            q.push(" AND phone = ").push_bind(p.clone());
+        }
+        if let Some(t) = f.from {
+            q.push(" AND started_at >= ").push_bind(ts(t));
+        }
+        if let Some(t) = f.to {
+            q.push(" AND started_at < ").push_bind(ts(t));
+        }
+        if let Some((c_at, c_id)) = f.cursor.as_deref().and_then(|c| c.split_once('|')) {
+            q.push(" AND (started_at < ").push_bind(c_at.to_string());
+            q.push(" OR (started_at = ").push_bind(c_at.to_string());
+            q.push(" AND id < ").push_bind(c_id.to_string()).push("))");
+        }
+        q.push(" ORDER BY started_at DESC, id DESC LIMIT ").push_bind(f.limit.max(0));
+        let rows = q.build().fetch_all(&self.read).await?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let cur = format!("{}|{}", r.get::<String, _>("started_at"), r.get::<String, _>("id"));
+                (
+                    cur,
+                    SessionRow { body: r.get("body"), account_id: r.get("account_id"), record_id: r.get("record_id") },
+                )
+            })
+            .collect())
+    }
+
+    async fn session_gauges(&self, stuck_before: DateTime<Utc>) -> Result<SessionGauges> {
+        let waiting: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE phase = 'waiting'").fetch_one(&self.read).await?;
+        let stuck: i64 =
+            sqlx::query_scalar("SELECT COUNT(DISTINCT session_id) FROM events WHERE applied = 0 AND received_at < ?")
+                .bind(ts(stuck_before))
+                .fetch_one(&self.read)
+                .await?;
+        Ok(SessionGauges { waiting, stuck })
     }
 
     async fn session_settled(&self, session_id: &str) -> Result<bool> {

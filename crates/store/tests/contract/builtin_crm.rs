@@ -70,6 +70,9 @@ pub async fn accounts_are_found_by_phone_email_or_user_id(store: Arc<dyn Store>)
     assert_eq!(find(Some("+15550002"), Some("ann@x.com"), None).await, [ann.id.as_str(), bob.id.as_str()]);
     assert!(find(Some("+15559999"), None, Some("u9")).await.is_empty());
     assert!(find(None, None, None).await.is_empty());
+    let listed = ids(store.crm_list_accounts(10).await.expect("list"));
+    assert_eq!(listed, [bob.id.as_str(), ann.id.as_str()], "newest first");
+    assert_eq!(ids(store.crm_list_accounts(1).await.expect("list")), [bob.id.as_str()]);
 
     store.crm_update_account(&bob.id, Some("Bob"), Some("Bob@Y.com"), None, at(5)).await.expect("update");
     assert_eq!(find(None, Some("bob@y.com"), None).await, [bob.id.as_str()]);

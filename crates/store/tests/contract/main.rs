@@ -44,6 +44,9 @@ contract_suite!(sqlite, crate::support::open_sqlite, {
         commit_steps_writes_session_timeline_outbox_and_activities,
         a_later_step_replaces_the_session_and_extends_the_timeline,
         sessions_by_account_pages_newest_first,
+        list_sessions_filters_and_pages_newest_first,
+        a_waiting_session_is_listed_by_its_first_event,
+        session_gauges_count_waiting_and_stuck_sessions,
         session_settled_waits_for_events_and_first_attempts,
     ],
     outbox: [

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use casebridge_rules::model::EntryKind;
 use casebridge_store::agents::ActivityFilter;
-use casebridge_store::{OutboxState, StepCommit, Store};
+use casebridge_store::{NewEvent, OutboxState, SessionFilter, SessionGauges, StepCommit, Store};
 use chrono::Utc;
 
 use crate::support::{activity, at, command, event, line, step};
@@ -112,4 +112,80 @@ pub async fn session_settled_waits_for_events_and_first_attempts(store: Arc<dyn 
     let row = store.claim_commands(Utc::now() + chrono::Duration::seconds(1), 1).await.expect("claim").remove(0);
     store.park_command(&row, "refused", line(3, EntryKind::Crm, "parked")).await.expect("park");
     assert!(store.session_settled("s1").await.expect("settled"));
+}
+
+/// A session body as the rules write it, with the fields the list filters on.
+fn body(id: &str, phase: &str, outcome: &str, phone: Option<&str>) -> String {
+    let phone = phone.map(|p| serde_json::json!({"number": p, "parsed": true}));
+    serde_json::json!({"id": id, "phase": phase, "record_outcome": outcome, "phone": phone}).to_string()
+}
+
+fn listed(page: &[(String, casebridge_store::SessionRow)]) -> Vec<String> {
+    page.iter()
+        .map(|(_, r)| {
+            let v: serde_json::Value = serde_json::from_str(&r.body).expect("json");
+            v["id"].as_str().expect("id").to_string()
+        })
+        .collect()
+}
+
+pub async fn list_sessions_filters_and_pages_newest_first(store: Arc<dyn Store>) {
+    let on = |id: &str, phase: &str, outcome: &str, phone: Option<&str>, account: Option<&str>, secs: i64| StepCommit {
+        session: body(id, phase, outcome, phone),
+        account: account.map(|a| (a.to_string(), false)),
+        created_at: Some(at(secs)),
+        ..step(id)
+    };
+    let steps = vec![
+        on("s1", "ended", "created", Some("+15550001"), Some("A"), 10),
+        on("s2", "ended", "appended", Some("+15550001"), Some("A"), 20),
+        on("s3", "connected", "pending", Some("+15550002"), None, 30),
+        on("s4", "abandoned", "none", None, Some("B"), 40),
+    ];
+    store.commit_steps(steps).await.expect("commit");
+    let list = |f: SessionFilter| {
+        let store = store.clone();
+        async move { listed(&store.list_sessions(&SessionFilter { limit: 10, ..f }).await.expect("list")) }
+    };
+    assert_eq!(list(SessionFilter::default()).await, ["s4", "s3", "s2", "s1"]);
+    assert_eq!(list(SessionFilter { phase: Some("ended".into()), ..Default::default() }).await, ["s2", "s1"]);
+    assert_eq!(list(SessionFilter { record_outcome: Some("none".into()), ..Default::default() }).await, ["s4"]);
+    assert_eq!(list(SessionFilter { account_id: Some("A".into()), ..Default::default() }).await, ["s2", "s1"]);
+    assert_eq!(list(SessionFilter { phone: Some("+15550001".into()), ..Default::default() }).await, ["s2", "s1"]);
+    let window = SessionFilter { from: Some(at(20)), to: Some(at(40)), ..Default::default() };
+    assert_eq!(list(window).await, ["s3", "s2"], "from is included, to is not");
+    let both = SessionFilter { phase: Some("ended".into()), phone: Some("+15550002".into()), ..Default::default() };
+    assert!(list(both).await.is_empty(), "every filter must hold");
+
+    let p1 = store.list_sessions(&SessionFilter { limit: 3, ..Default::default() }).await.expect("page 1");
+    assert_eq!(listed(&p1), ["s4", "s3", "s2"]);
+    let f2 = SessionFilter { limit: 3, cursor: Some(p1[2].0.clone()), ..Default::default() };
+    let p2 = store.list_sessions(&f2).await.expect("page 2");
+    assert_eq!(listed(&p2), ["s1"]);
+}
+
+pub async fn a_waiting_session_is_listed_by_its_first_event(store: Arc<dyn Store>) {
+    let early = NewEvent { at: at(100), event_type: "session.assigned".into(), ..event("w-1", "w") };
+    store.ingest(&[early]).await.expect("ingest");
+    let seq = store.pending_events(1).await.expect("pending")[0].seq;
+    let waiting = StepCommit { event_seqs: vec![seq], session: body("w", "waiting", "pending", None), ..step("w") };
+    let older = StepCommit { session: body("old", "ended", "created", None), created_at: Some(at(50)), ..step("old") };
+    store.commit_steps(vec![waiting, older]).await.expect("commit");
+    let f = SessionFilter { phase: Some("waiting".into()), limit: 10, ..Default::default() };
+    assert_eq!(listed(&store.list_sessions(&f).await.expect("list")), ["w"]);
+    let f = SessionFilter { from: Some(at(90)), to: Some(at(110)), limit: 10, ..Default::default() };
+    assert_eq!(listed(&store.list_sessions(&f).await.expect("list")), ["w"], "its start is its first event");
+    let all = SessionFilter { limit: 10, ..Default::default() };
+    assert_eq!(listed(&store.list_sessions(&all).await.expect("list")), ["w", "old"]);
+}
+
+pub async fn session_gauges_count_waiting_and_stuck_sessions(store: Arc<dyn Store>) {
+    assert_eq!(store.session_gauges(Utc::now()).await.expect("gauges"), SessionGauges::default());
+    store.ingest(&[event("e1", "a"), event("e2", "a"), event("e3", "b")]).await.expect("ingest");
+    let waiting = StepCommit { session: body("w", "waiting", "pending", None), ..step("w") };
+    store.commit_steps(vec![waiting]).await.expect("commit");
+    let later = Utc::now() + chrono::Duration::seconds(1);
+    assert_eq!(store.session_gauges(later).await.expect("gauges"), SessionGauges { waiting: 1, stuck: 2 });
+    let earlier = Utc::now() - chrono::Duration::seconds(60);
+    assert_eq!(store.session_gauges(earlier).await.expect("gauges").stuck, 0, "received after the cut-off");
 }

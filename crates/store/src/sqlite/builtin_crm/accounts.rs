@@ -62,6 +62,14 @@ impl SqliteStore {
         Ok(rows.iter().map(account_row).collect())
     }
 
+    pub(super) async fn list_accounts(&self, limit: i64) -> Result<Vec<CrmAccount>> {
+        let rows = sqlx::query("SELECT * FROM crm_accounts ORDER BY created_at DESC, id DESC LIMIT ?")
+            .bind(limit.max(0))
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(account_row).collect())
+    }
+
     pub(super) async fn get_account(&self, id: &str) -> Result<Option<CrmAccount>> {
         let r = sqlx::query("SELECT * FROM crm_accounts WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
         Ok(r.as_ref().map(account_row))

@@ -110,6 +110,10 @@ impl BuiltinCrmStore for SqliteStore {
         self.find_accounts(phone_key, email, user_id).await.map_err(crm_err)
     }
 
+    async fn crm_list_accounts(&self, limit: i64) -> BuiltinResult<Vec<CrmAccount>> {
+        self.list_accounts(limit).await.map_err(crm_err)
+    }
+
     async fn crm_get_account(&self, id: &str) -> BuiltinResult<Option<CrmAccount>> {
         self.get_account(id).await.map_err(crm_err)
     }
