@@ -110,6 +110,10 @@ async fn logs_carry_the_start_up_lines_and_refused_requests_without_colour() {
     let refused = wait_for(&s, "Request refused.").await;
     assert!(refused.contains("WARN") && refused.contains("/v1/sessions/nope") && refused.contains("404"), "{refused}");
     assert!(refused.contains("no session"), "the problem's detail: {refused}");
+    let (status, _) = s.put("/v1/settings", json!({"records": {"append_to_open_in_leaf_queue": true}})).await;
+    assert_eq!(status, 200);
+    let changed = wait_for(&s, "Settings changed").await;
+    assert!(changed.contains("records.append_to_open_in_leaf_queue") && changed.contains("token"), "{changed}");
     let logs = s.output();
     let data = s.data_dir();
     assert!(logs.contains("Storage: SQLite") && logs.contains(data.to_str().unwrap()), "{logs}");
