@@ -10,6 +10,7 @@ mod error;
 mod intake;
 mod outbox;
 mod pipeline;
+mod secrets;
 mod serve;
 mod simulate;
 mod workers;

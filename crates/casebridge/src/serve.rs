@@ -137,23 +137,41 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let store = open_store(&db).await?;
     store.migrate().await.context("migration failed")?;
+    let sealer = Arc::new(crate::secrets::Sealer::new(std::env::var("CASEBRIDGE_SECRET_KEY").ok().as_deref()));
     let settings = match file.settings.clone() {
         Some(s) => {
-            store.settings_put(&serde_json::to_string(&s)?).await?;
+            let mut doc = serde_json::to_value(&s)?;
+            sealer.seal(&mut doc);
+            store.settings_put(&doc.to_string()).await?;
             s
         }
         None => match store.settings_get().await? {
-            Some(doc) => parse_settings(serde_json::from_str(&doc)?)
-                .map_err(|e| anyhow::anyhow!("stored settings are unreadable: {e:?}"))?,
+            Some(doc) => {
+                let mut doc: serde_json::Value = serde_json::from_str(&doc)?;
+                sealer.open(&mut doc).map_err(|e| anyhow::anyhow!("stored settings: {e}"))?;
+                parse_settings(doc).map_err(|e| anyhow::anyhow!("stored settings are unreadable: {e:?}"))?
+            }
             None => Settings::default(),
         },
     };
+    if sealer.enabled() {
+        tracing::info!("Secrets in the stored settings are sealed (CASEBRIDGE_SECRET_KEY).");
+    } else if settings.crm.kind != "builtin" {
+        tracing::warn!("CRM credentials are stored unsealed: set CASEBRIDGE_SECRET_KEY to seal them at rest.");
+    }
     let (connector, _) = ConnectorConfig::parse(&settings.crm)
         .map_err(|e| anyhow::anyhow!("the crm settings are invalid: {}", crate::config::describe(&e)))?;
     tracing::info!(crm = connector.kind(), "CRM connector: {}.", connector.kind());
-    let http = HttpClient::new()?;
+    let http = HttpClient::with_timeout(
+        millis_env("CASEBRIDGE_CRM_TIMEOUT_MS")?.unwrap_or(casebridge_crm::http::REQUEST_TIMEOUT),
+    )?;
     let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
-    let pipeline = Pipeline::new(store.clone(), crm, http, settings);
+    let mut pipeline = Pipeline::new(store.clone(), crm, http, settings);
+    if let Some(base) = millis_env("CASEBRIDGE_RETRY_BASE_MS")?
+        && let Some(p) = Arc::get_mut(&mut pipeline)
+    {
+        p.retry_base = base;
+    }
     pipeline.load_fields().await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let state = AppState {
@@ -164,6 +182,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics_token: metrics_token.map(Into::into),
         metrics,
         max_body_bytes: args.max_body_bytes.or(file.server.max_body_bytes).unwrap_or(4 * 1024 * 1024),
+        sealer,
     };
     let open_mode = state.token.is_none();
     let metrics_token_set = state.metrics_token.is_some();
@@ -238,4 +257,15 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// A duration in milliseconds from the environment (tuning knobs for operators and tests).
+fn millis_env(name: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    match std::env::var(name) {
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Some(std::time::Duration::from_millis(ms))),
+            _ => bail!("{name}={v:?} is not a whole number of milliseconds above 0"),
+        },
+        Err(_) => Ok(None),
+    }
 }

@@ -6,6 +6,8 @@ mod agents;
 mod cli;
 mod connectors;
 mod conversation;
+#[allow(dead_code)] // instantiated per CRM fake as they land
+mod crm_faults;
 mod events_ref;
 #[allow(dead_code)] // used by the connector tests as they land
 mod fakes;
