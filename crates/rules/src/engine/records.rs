@@ -190,7 +190,7 @@ impl Ctx<'_> {
     }
 
     pub(super) fn title(&self) -> String {
-        title_of(self.s, self.settings)
+        title_of(&self.s, self.settings)
     }
 
     pub(super) fn create_or_skip(&mut self, rule: &str, abandoned: Option<MissedReason>, summary: &str) -> R<()> {
