@@ -206,19 +206,19 @@ pub async fn login_page(State(c): State<Console>, Query(q): Query<LoginQuery>) -
 }
 
 /// `POST /login`: the token right, a session cookie and the page asked for; wrong, the login
-/// page again with a 401 and a message.
+/// page again with a message.
 pub async fn login(State(c): State<Console>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let next = local_path(f.next.as_deref());
     let Some(token) = &c.app.token else { return Redirect::to(&next).into_response() };
     if !same(f.token.trim(), token) {
         tracing::warn!("Console sign-in refused: wrong token.");
-        let mut r = render::bare(
+        // The form again with the message (a 200: a refused form is a page to correct, not
+        // a failed load; the refusal is logged above).
+        return render::bare(
             "login.html",
             json!({"next": next, "open_mode": false,
                    "error": "That is not the API token. Paste the value of CASEBRIDGE_API_TOKEN (or api_token in the [server] table) and try again."}),
         );
-        *r.status_mut() = StatusCode::UNAUTHORIZED;
-        return r;
     }
     let (value, _) = new_session(&c.key);
     let mut r = Redirect::to(&next).into_response();

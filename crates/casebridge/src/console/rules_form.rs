@@ -6,7 +6,7 @@
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Form, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
 use casebridge_rules::event::{Channel, Direction, SessionType};
 use casebridge_rules::session::Session;
@@ -465,7 +465,7 @@ pub async fn save(
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/merge-patch+json"));
     let raw = Ok(Bytes::from(patch.to_string()));
     let a = answer(crate::api::settings::patch_settings(State(c.app.clone()), headers, raw).await).await;
-    let (status, doc, msgs, notice) = if a.ok() {
+    let (doc, msgs, notice) = if a.ok() {
         let changed: Vec<String> =
             a.body["changed"].as_array().into_iter().flatten().filter_map(|c| c.as_str().map(String::from)).collect();
         let notice = if changed.is_empty() {
@@ -473,15 +473,15 @@ pub async fn save(
         } else {
             format!("Saved. Changed: {}.", changed.join(", "))
         };
-        (StatusCode::OK, a.body.clone(), messages(&json!([]), &a.body["warnings"]), json!({"ok": true, "text": notice}))
+        (a.body.clone(), messages(&json!([]), &a.body["warnings"]), json!({"ok": true, "text": notice}))
     } else {
         let text = format!("Not saved: {}. Each problem is shown next to its setting.", a.detail());
-        (a.status, doc, messages(&a.body["errors"], &json!([])), json!({"ok": false, "text": text}))
+        (doc, messages(&a.body["errors"], &json!([])), json!({"ok": false, "text": text}))
     };
     let mut ctx = view(&doc, &msgs);
     ctx["title"] = json!("Rules");
     ctx["notice"] = notice;
-    render::page_with(status, &v, "rules.html", "rules", ctx)
+    render::page(&v, "rules.html", "rules", ctx)
 }
 
 /// `POST /rules/check`: the same validation without saving; every message slot is replaced

@@ -151,7 +151,7 @@ pub async fn crm_save(State(c): State<Console>, Extension(v): Extension<Viewer>,
     ctx["title"] = json!("CRM connection");
     ctx["running"] = json!(c.app.pipeline.crm.kind());
     ctx["notice"] = notice_of(&a);
-    render::page_with(a.status, &v, "crm.html", "crm", ctx)
+    render::page(&v, "crm.html", "crm", ctx)
 }
 
 /// `POST /crm/test`: `POST /v1/crm/test` through the API, its checks as a list.
@@ -302,7 +302,7 @@ pub async fn statuses_save(
         .collect();
     let ctx = json!({"title": "Agent status mapping", "s": shown, "notice": notice_of(&a), "warnings": warnings,
                      "errors": a.field_errors()});
-    render::page_with(a.status, &v, "statuses.html", "statuses", ctx)
+    render::page(&v, "statuses.html", "statuses", ctx)
 }
 
 async fn fields_page(c: &Console, v: &Viewer, notice: Option<Value>, outcomes: Value) -> Response {

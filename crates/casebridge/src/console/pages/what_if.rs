@@ -4,7 +4,6 @@
 
 use axum::Extension;
 use axum::extract::{Form, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -36,7 +35,7 @@ pub async fn what_if_run(
     let mut ctx = json!({"title": "What if", "days": days_text, "doc": doc_text});
     let fail = |mut ctx: Value, errors: Value| {
         ctx["errors"] = errors;
-        render::page_with(StatusCode::UNPROCESSABLE_ENTITY, &v, "what_if.html", "what_if", ctx)
+        render::page(&v, "what_if.html", "what_if", ctx)
     };
     let days = match days_text.trim().parse::<i64>() {
         Ok(d) if (1..=366).contains(&d) => d,

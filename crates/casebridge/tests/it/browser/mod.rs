@@ -139,8 +139,13 @@ impl Browser {
         }
     }
 
+    /// Clicks an element, scrolled to the middle of the window first (the sticky save bar
+    /// would cover one at the bottom).
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.unwrap_or_else(|e| panic!("click {css}: {e}"));
+        let e = self.find(css).await;
+        let arg = serde_json::to_value(&e).expect("element reference");
+        let _ = self.c.execute("arguments[0].scrollIntoView({block: 'center'});", vec![arg]).await;
+        e.click().await.unwrap_or_else(|err| panic!("click {css}: {err}"));
     }
 
     pub async fn text(&self, css: &str) -> String {
