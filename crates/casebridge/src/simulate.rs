@@ -270,24 +270,20 @@ async fn outcome(store: &dyn Store, id: &str) -> anyhow::Result<Outcome> {
 /// The sessions whose outcome differs between two runs, in the first run's order.
 fn differing<'a>(ra: &'a [Outcome], rb: &'a [Outcome]) -> Vec<(&'a Outcome, &'a Outcome)> {
     let by_b: BTreeMap<&str, &Outcome> = rb.iter().map(|o| (o.session_id.as_str(), o)).collect();
-    ra.iter()
-        .filter_map(|x| by_b.get(x.session_id.as_str()).filter(|y| x.key() != y.key()).map(|y| (x, *y)))
-        .collect()
+    ra.iter().filter_map(|x| by_b.get(x.session_id.as_str()).filter(|y| x.key() != y.key()).map(|y| (x, *y))).collect()
 }
 
 /// Replays stored events (their JSON bodies, in arrival order) under two settings documents,
 /// each on its own in-memory database and built-in CRM (never the real CRM): how many sessions
 /// ran, and those whose outcome differs as `{session_id, a, b}`.
 pub async fn compare_events(a: &Settings, b: &Settings, bodies: &[String]) -> anyhow::Result<(usize, Vec<Value>)> {
-    let items: Vec<Item> = bodies
-        .iter()
-        .filter_map(|b| serde_json::from_str::<Event>(b).ok())
-        .map(|e| Item::Event(Box::new(e)))
-        .collect();
+    let items: Vec<Item> =
+        bodies.iter().filter_map(|b| serde_json::from_str::<Event>(b).ok()).map(|e| Item::Event(Box::new(e))).collect();
     let offline = |s: &Settings| Settings { crm: Default::default(), ..s.clone() };
     let ra = simulate_once(&offline(a), None, &items, None).await?;
     let rb = simulate_once(&offline(b), None, &items, None).await?;
-    let diffs = differing(&ra, &rb).into_iter().map(|(x, y)| json!({"session_id": x.session_id, "a": x, "b": y})).collect();
+    let diffs =
+        differing(&ra, &rb).into_iter().map(|(x, y)| json!({"session_id": x.session_id, "a": x, "b": y})).collect();
     Ok((ra.len(), diffs))
 }
 

@@ -31,9 +31,8 @@ const ASSETS: &[Asset] = &[
 ];
 
 /// The first 12 hex digits of each asset's SHA-256.
-static HASHES: LazyLock<Vec<(&'static str, String)>> = LazyLock::new(|| {
-    ASSETS.iter().map(|a| (a.name, hex::encode(Sha256::digest(a.bytes))[..12].to_string())).collect()
-});
+static HASHES: LazyLock<Vec<(&'static str, String)>> =
+    LazyLock::new(|| ASSETS.iter().map(|a| (a.name, hex::encode(Sha256::digest(a.bytes))[..12].to_string())).collect());
 
 /// The URL of an embedded asset, with its content hash.
 pub fn url(name: &str) -> String {

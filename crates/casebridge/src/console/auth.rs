@@ -106,9 +106,9 @@ async fn form_csrf(req: Request, limit: usize) -> Result<(Request, Option<String
         return Ok((req, None));
     }
     let (parts, body) = req.into_parts();
-    let bytes: Bytes = axum::body::to_bytes(body, limit)
-        .await
-        .map_err(|_| refuse(StatusCode::PAYLOAD_TOO_LARGE, "the form is larger than the body limit (--max-body-bytes)"))?;
+    let bytes: Bytes = axum::body::to_bytes(body, limit).await.map_err(|_| {
+        refuse(StatusCode::PAYLOAD_TOO_LARGE, "the form is larger than the body limit (--max-body-bytes)")
+    })?;
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes).unwrap_or_default();
     let token = pairs.into_iter().find(|(k, _)| k == "_csrf").map(|(_, v)| v);
     Ok((Request::from_parts(parts, Body::from(bytes)), token))

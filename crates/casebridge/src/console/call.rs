@@ -51,7 +51,9 @@ pub async fn answer(r: impl IntoResponse) -> Answer {
     let res = r.into_response();
     let status = res.status();
     let body = match axum::body::to_bytes(res.into_body(), usize::MAX).await {
-        Ok(b) if !b.is_empty() => serde_json::from_slice(&b).unwrap_or_else(|_| json!({"detail": String::from_utf8_lossy(&b)})),
+        Ok(b) if !b.is_empty() => {
+            serde_json::from_slice(&b).unwrap_or_else(|_| json!({"detail": String::from_utf8_lossy(&b)}))
+        }
         _ => Value::Null,
     };
     Answer { status, body }

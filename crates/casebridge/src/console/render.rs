@@ -101,7 +101,8 @@ pub fn bare(name: &str, ctx: Value) -> Response {
 /// Renders a page (or fragment) for a signed-in viewer: the context gets the CSRF token, the
 /// navigation and which entry is active.
 pub fn page(v: &Viewer, name: &str, active: &str, mut ctx: Value) -> Response {
-    let nav: Vec<Value> = NAV.iter().map(|(href, label, key)| json!({"href": href, "label": label, "key": key})).collect();
+    let nav: Vec<Value> =
+        NAV.iter().map(|(href, label, key)| json!({"href": href, "label": label, "key": key})).collect();
     if let Some(o) = ctx.as_object_mut() {
         o.insert("csrf".into(), json!(v.csrf));
         o.insert("signed_in".into(), json!(v.cookie));

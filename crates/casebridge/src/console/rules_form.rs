@@ -106,7 +106,12 @@ const GROUPS: &[(&str, &str, &[Field])] = &[
                 Kind::Lines,
             ),
             f("region", "Region of numbers written without a country code", "Such as US or FR.", Kind::Text),
-            f("time_zone", "Time zone", "For TIMESTAMP in titles and for reports, such as UTC or Europe/Paris.", Kind::Text),
+            f(
+                "time_zone",
+                "Time zone",
+                "For TIMESTAMP in titles and for reports, such as UTC or Europe/Paris.",
+                Kind::Text,
+            ),
         ],
     ),
     (
@@ -197,7 +202,10 @@ const GROUPS: &[(&str, &str, &[Field])] = &[
                 "session_data.target",
                 "Map session data to",
                 "",
-                Kind::Select(&[("activity", "An activity on the record", None), ("session_object", "A session object", None)]),
+                Kind::Select(&[
+                    ("activity", "An activity on the record", None),
+                    ("session_object", "A session object", None),
+                ]),
             ),
             f(
                 "session_data.unrecorded_session_link",
@@ -216,7 +224,12 @@ const GROUPS: &[(&str, &str, &[Field])] = &[
         "Titles and tags",
         "What records are called and tagged (behaviour §8).",
         &[
-            f("records.title_template", "Record title", "Text with variables in braces; {{ and }} for literal braces.", Kind::Title),
+            f(
+                "records.title_template",
+                "Record title",
+                "Text with variables in braces; {{ and }} for literal braces.",
+                Kind::Title,
+            ),
             f("records.tag_session_type", "Tag records with the session type", "", Kind::Bool),
             f("records.tag_platform", "Tag records with the platform tag", "", Kind::Bool),
             Field {
@@ -234,7 +247,11 @@ const GROUPS: &[(&str, &str, &[Field])] = &[
                 "call_logging.unmatched_caller",
                 "A caller who matches nobody at wrap-up becomes",
                 "",
-                Kind::Select(&[("contact", "A contact", None), ("lead", "A lead", None), ("none", "Nobody (not logged)", None)]),
+                Kind::Select(&[
+                    ("contact", "A contact", None),
+                    ("lead", "A lead", None),
+                    ("none", "Nobody (not logged)", None),
+                ]),
             ),
         ],
     ),
@@ -561,7 +578,10 @@ mod tests {
         assert_eq!(p["records"]["append_to_open_in_leaf_queue"], false);
         assert_eq!(p["records"]["append_to_closed_within_days"], Value::Null);
         assert_eq!(p["records"]["delay_chat_until_customer_messages"], "x3");
-        assert_eq!(p["records"]["abandoned_chats"], json!({"mode": "min_customer_messages", "min_customer_messages": 2}));
+        assert_eq!(
+            p["records"]["abandoned_chats"],
+            json!({"mode": "min_customer_messages", "min_customer_messages": 2})
+        );
         assert_eq!(p["own_numbers"], json!(["+14155550100"]));
         assert!(p["records"].get("platform_tag").is_none(), "a hidden text keeps its saved value");
     }

@@ -87,7 +87,11 @@ pub async fn page(State(c): State<Console>, Extension(v): Extension<Viewer>, Que
 }
 
 /// `GET /agent/panel`: the panel alone (htmx refresh).
-pub async fn panel(State(c): State<Console>, Extension(v): Extension<Viewer>, Query(q): Query<WidgetQuery>) -> Response {
+pub async fn panel(
+    State(c): State<Console>,
+    Extension(v): Extension<Viewer>,
+    Query(q): Query<WidgetQuery>,
+) -> Response {
     let Some(agent) = q.agent.filter(|a| !a.trim().is_empty()) else {
         return (StatusCode::UNPROCESSABLE_ENTITY, "agent: is required").into_response();
     };
@@ -117,7 +121,11 @@ pub async fn wrapup(State(c): State<Console>, Extension(v): Extension<Viewer>, F
     let result = if a.ok() {
         let on = a.body["person_id"].as_str().map(|p| format!(" on {p}")).unwrap_or_default();
         let rec = a.body["record_id"].as_str().map(|r| format!(", related to record {r}")).unwrap_or_default();
-        let what = if a.body["action"] == "do_not_log" { "Not logged to the CRM (kept in the activity log)".to_string() } else { format!("Logged{on}{rec}") };
+        let what = if a.body["action"] == "do_not_log" {
+            "Not logged to the CRM (kept in the activity log)".to_string()
+        } else {
+            format!("Logged{on}{rec}")
+        };
         json!({"ok": true, "text": format!("{what}."), "wrapup": a.body})
     } else if a.status == StatusCode::CONFLICT && a.body["candidates"].is_array() {
         json!({"ok": false, "choose": true, "candidates": a.body["candidates"], "input": input,
@@ -150,7 +158,8 @@ pub async fn status(State(c): State<Console>, Extension(v): Extension<Viewer>, F
 /// `POST /agent/dial`: click-to-call (`POST /v1/agents/{id}/dial`).
 pub async fn dial(State(c): State<Console>, Extension(v): Extension<Viewer>, Form(form): Form<Pairs>) -> Response {
     let agent = get(&form, "agent").unwrap_or_default();
-    let input = json!({"phone": get(&form, "phone").unwrap_or_default(), "origin_record_id": get(&form, "origin_record_id")});
+    let input =
+        json!({"phone": get(&form, "phone").unwrap_or_default(), "origin_record_id": get(&form, "origin_record_id")});
     let a = answer(crate::api::agents::dial(State(c.app.clone()), Path(agent), body(input)).await).await;
     let result = if a.ok() {
         json!({"ok": true, "text": format!("Dial request {} sent to the contact center.", a.body["dial_request_id"].as_str().unwrap_or(""))})

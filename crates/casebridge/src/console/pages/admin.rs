@@ -30,7 +30,11 @@ async fn patch_settings(c: &Console, patch: Value) -> Answer {
 fn notice_of(a: &Answer) -> Value {
     if a.ok() {
         let changed: Vec<&str> = a.body["changed"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
-        let text = if changed.is_empty() { "Nothing changed.".into() } else { format!("Saved. Changed: {}.", changed.join(", ")) };
+        let text = if changed.is_empty() {
+            "Nothing changed.".into()
+        } else {
+            format!("Saved. Changed: {}.", changed.join(", "))
+        };
         json!({"ok": true, "text": text})
     } else {
         json!({"ok": false, "text": format!("Not saved: {}", a.detail())})
@@ -211,8 +215,10 @@ pub async fn disposition_update(
     if let Some(a) = get(&form, "active") {
         input["active"] = json!(a == "true");
     }
-    let a = answer(crate::api::dispositions::patch_disposition(State(c.app.clone()), Path(code.clone()), body(input)).await)
-        .await;
+    let a = answer(
+        crate::api::dispositions::patch_disposition(State(c.app.clone()), Path(code.clone()), body(input)).await,
+    )
+    .await;
     let notice = if a.ok() {
         json!({"ok": true, "text": format!("Updated {code}.")})
     } else {

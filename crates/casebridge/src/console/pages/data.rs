@@ -64,7 +64,12 @@ pub async fn sessions(
     }
     let next = a.body["next_cursor"].as_str().map(|cur| {
         let mut q2 = vec![("cursor", cur.to_string())];
-        for (k, val) in [("phone", &q.phone), ("account_id", &q.account_id), ("state", &q.state), ("record_outcome", &q.record_outcome)] {
+        for (k, val) in [
+            ("phone", &q.phone),
+            ("account_id", &q.account_id),
+            ("state", &q.state),
+            ("record_outcome", &q.record_outcome),
+        ] {
             if let Some(x) = some(val) {
                 q2.push((k, x));
             }
@@ -106,7 +111,11 @@ async fn require_builtin(c: &Console, v: &Viewer) -> Option<Response> {
 }
 
 /// `GET /crm-data`: accounts (newest first, or by phone or email) and records.
-pub async fn crm_data(State(c): State<Console>, Extension(v): Extension<Viewer>, OriginalUri(uri): OriginalUri) -> Response {
+pub async fn crm_data(
+    State(c): State<Console>,
+    Extension(v): Extension<Viewer>,
+    OriginalUri(uri): OriginalUri,
+) -> Response {
     if let Some(r) = require_builtin(&c, &v).await {
         return r;
     }
@@ -132,7 +141,11 @@ pub async fn crm_data(State(c): State<Console>, Extension(v): Extension<Viewer>,
 }
 
 /// `GET /crm-data/accounts/{id}`: an account, its activities, records and sessions.
-pub async fn crm_account(State(c): State<Console>, Extension(v): Extension<Viewer>, Path(id): Path<String>) -> Response {
+pub async fn crm_account(
+    State(c): State<Console>,
+    Extension(v): Extension<Viewer>,
+    Path(id): Path<String>,
+) -> Response {
     if let Some(r) = require_builtin(&c, &v).await {
         return r;
     }

@@ -6,8 +6,8 @@ use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use casebridge_rules::session::Session;
-use casebridge_store::outbox::OutboxState;
 use casebridge_store::SessionFilter;
+use casebridge_store::outbox::OutboxState;
 use chrono::{TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -47,14 +47,21 @@ pub async fn overview(State(c): State<Console>, Extension(v): Extension<Viewer>)
     let settings = st.pipeline.settings().await;
     let tz: chrono_tz::Tz = settings.time_zone.parse().unwrap_or(chrono_tz::UTC);
     let today = Utc::now().with_timezone(&tz).date_naive();
-    let midnight = today.and_hms_opt(0, 0, 0).and_then(|d| tz.from_local_datetime(&d).earliest()).map(|t| t.with_timezone(&Utc));
+    let midnight =
+        today.and_hms_opt(0, 0, 0).and_then(|d| tz.from_local_datetime(&d).earliest()).map(|t| t.with_timezone(&Utc));
     const CAP: i64 = 5000;
     let rows = st
         .store
         .list_sessions(&SessionFilter { from: midnight, limit: CAP + 1, ..Default::default() })
         .await
         .unwrap_or_default();
-    let mut outcomes = std::collections::BTreeMap::from([("created", 0), ("appended", 0), ("reopened", 0), ("none", 0), ("pending", 0)]);
+    let mut outcomes = std::collections::BTreeMap::from([
+        ("created", 0),
+        ("appended", 0),
+        ("reopened", 0),
+        ("none", 0),
+        ("pending", 0),
+    ]);
     for (_, row) in rows.iter().take(CAP as usize) {
         if let Ok(s) = serde_json::from_str::<Session>(&row.body)
             && let Ok(Value::String(o)) = serde_json::to_value(s.record_outcome)
@@ -96,7 +103,11 @@ pub async fn overview(State(c): State<Console>, Extension(v): Extension<Viewer>)
 }
 
 /// `GET /dead-letters`.
-pub async fn dead_letters(State(c): State<Console>, Extension(v): Extension<Viewer>, Query(q): Query<Notice>) -> Response {
+pub async fn dead_letters(
+    State(c): State<Console>,
+    Extension(v): Extension<Viewer>,
+    Query(q): Query<Notice>,
+) -> Response {
     let oq = crate::api::ops::OutboxQuery { state: Some("dead".into()), limit: Some(500) };
     let a = answer(crate::api::ops::list_outbox(State(c.app.clone()), Query(oq)).await).await;
     let writes: Vec<Value> = a.body["writes"]
@@ -123,7 +134,8 @@ pub struct Notice {
 }
 
 fn back(notice: &str, bad: bool) -> Response {
-    let q = serde_urlencoded::to_string([("notice", notice), ("bad", if bad { "true" } else { "false" })]).unwrap_or_default();
+    let q = serde_urlencoded::to_string([("notice", notice), ("bad", if bad { "true" } else { "false" })])
+        .unwrap_or_default();
     crate::console::pages::admin::back(&format!("/dead-letters?{q}"))
 }
 
@@ -208,7 +220,9 @@ pub async fn reports(State(c): State<Console>, Extension(v): Extension<Viewer>, 
     let mut error = Value::Null;
     let mut period = Value::Null;
     let mut trend = Value::Null;
-    for (g, title) in [("day", "Dispositions by day"), ("agent", "Dispositions by agent"), ("queue", "Dispositions by queue")] {
+    for (g, title) in
+        [("day", "Dispositions by day"), ("agent", "Dispositions by agent"), ("queue", "Dispositions by queue")]
+    {
         let a = answer(crate::api::reports::report_dispositions(State(c.app.clone()), Query(q(g))).await).await;
         if !a.ok() {
             error = json!(format!("{} {}", a.detail(), fields_text(&a.body)));

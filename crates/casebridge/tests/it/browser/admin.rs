@@ -115,8 +115,11 @@ async fn reports_draw_disposition_and_abandoned_charts() {
         "the disposition chart is drawn with one series a disposition",
     )
     .await;
-    b.wait_js("return !!(window.Chart && Chart.getChart(document.querySelector('#chart-abandoned-reason')));", "the abandoned chart")
-        .await;
+    b.wait_js(
+        "return !!(window.Chart && Chart.getChart(document.querySelector('#chart-abandoned-reason')));",
+        "the abandoned chart",
+    )
+    .await;
     b.screenshot("reports").await;
     b.assert_no_errors().await;
     b.close().await;

@@ -9,7 +9,8 @@ use crate::harness::{Server, Ses, call};
 async fn a_posted_session_is_found_and_its_timeline_explains_the_record() {
     let s = Server::start().await;
     s.send(call("tl-1", "2026-11-20T10:00:00Z", "(415) 555-0100", &["Support", "Billing"])).await;
-    let Some(b) = Browser::start("a_posted_session_is_found_and_its_timeline_explains_the_record", &s.base).await else {
+    let Some(b) = Browser::start("a_posted_session_is_found_and_its_timeline_explains_the_record", &s.base).await
+    else {
         return;
     };
     b.goto("/sessions").await;
@@ -48,15 +49,18 @@ async fn the_widget_wraps_up_a_call_choosing_between_two_matching_people() {
     ])
     .await;
     let record = s.session("wid-1").await["record_id"].as_str().unwrap().to_string();
-    let Some(b) = Browser::start("the_widget_wraps_up_a_call_choosing_between_two_matching_people", &s.base).await else {
+    let Some(b) = Browser::start("the_widget_wraps_up_a_call_choosing_between_two_matching_people", &s.base).await
+    else {
         return;
     };
     b.goto("/agent?agent=ag-7").await;
     b.wait_text("#caller", "+14155550123").await;
     b.wait_text("#w-record", &record).await;
     // The widget told the API which record it shows.
-    s.poll("/v1/agents/ag-7", |a| a["instances"].as_array().is_some_and(|i| i.iter().any(|x| x["viewing_record_id"] == record.as_str())))
-        .await;
+    s.poll("/v1/agents/ag-7", |a| {
+        a["instances"].as_array().is_some_and(|i| i.iter().any(|x| x["viewing_record_id"] == record.as_str()))
+    })
+    .await;
     b.fill("#w-notes", "Refund issued").await;
     b.click("#w-log").await;
     b.wait_text("#widget-result", "Several people match").await;

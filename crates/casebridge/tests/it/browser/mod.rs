@@ -9,8 +9,8 @@ mod pages;
 mod rules;
 
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -202,7 +202,8 @@ impl Browser {
                 }
             }
         }
-        if let Ok(Value::Array(list)) = self.c.execute("return window.cbErrors ? window.cbErrors() : [];", vec![]).await {
+        if let Ok(Value::Array(list)) = self.c.execute("return window.cbErrors ? window.cbErrors() : [];", vec![]).await
+        {
             errors.extend(list.into_iter().map(|v| v.as_str().unwrap_or("").to_string()));
         }
         assert!(errors.is_empty(), "the browser logged errors:\n{}", errors.join("\n"));
@@ -215,6 +216,7 @@ impl Browser {
         }
         let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
         std::fs::create_dir_all(&dir).expect("screenshots dir");
+        let _ = self.c.execute("window.scrollTo(0, 0);", vec![]).await;
         let png = self.c.screenshot().await.expect("screenshot");
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
     }
