@@ -47,6 +47,17 @@ enum Command {
         /// The file to check.
         file: PathBuf,
     },
+    /// Run a stateful local fake of a CRM vendor's API (to try a connector without an account).
+    #[command(
+        after_help = "Control routes: GET /__fake/stats, POST /__fake/faults, GET /__fake/objects/{type}.\nExample:\n  casebridge fake-crm salesforce --bind 127.0.0.1:9100"
+    )]
+    FakeCrm {
+        /// The vendor to fake.
+        kind: String,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9100")]
+        bind: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -64,6 +75,7 @@ fn main() -> ExitCode {
             Command::Migrate(a) => serve::migrate(a).await.map(|_| ExitCode::SUCCESS),
             Command::Simulate(a) => simulate::run(a).await,
             Command::CheckConfig { file } => Ok(check_config(&file)),
+            Command::FakeCrm { kind, bind } => fake_crm(&kind, &bind).await,
         }
     });
     match result {
@@ -73,6 +85,20 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+async fn fake_crm(kind: &str, bind: &str) -> anyhow::Result<ExitCode> {
+    let Some(fake) = casebridge_fakes::fake(kind) else {
+        eprintln!("error: no fake for {kind:?}; this build fakes: {}", casebridge_fakes::kinds().join(", "));
+        return Ok(ExitCode::from(2));
+    };
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {bind}: {e}; pass another address with --bind"))?;
+    let addr = listener.local_addr()?;
+    println!("Fake {kind} API on http://{addr} (control: http://{addr}/__fake/stats)");
+    casebridge_fakes::serve(fake, listener).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check_config(file: &std::path::Path) -> ExitCode {

@@ -2,12 +2,16 @@
 //! of an answer's status into a [`CrmError`], `Retry-After` and vendors' rate-limit headers,
 //! authentication headers, and request counting for the metrics.
 
+use std::cell::RefCell;
+use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 
 use crate::CrmError;
+use crate::pacing::Pacer;
 
 /// Time allowed to open a connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +61,105 @@ impl HttpClient {
             message: format!("{target} unreachable: {}", error_chain(&e)),
             retry_after: None,
         })
+    }
+}
+
+tokio::task_local! {
+    static REQUEST_LOG: RefCell<Vec<String>>;
+}
+
+/// Runs `f`, collecting one line per CRM request it makes (method, path, status, time: no
+/// query, body or header, so no secret or personal data), for the session's timeline.
+pub async fn logged<F: Future>(f: F) -> (F::Output, Vec<String>) {
+    REQUEST_LOG
+        .scope(RefCell::new(Vec::new()), async {
+            let out = f.await;
+            let lines = REQUEST_LOG.try_with(|l| l.take()).unwrap_or_default();
+            (out, lines)
+        })
+        .await
+}
+
+/// A connector's way to its CRM: the shared client, the CRM's [`Pacer`], metrics and the
+/// request log.
+#[derive(Clone, Debug)]
+pub struct CrmHttp {
+    http: HttpClient,
+    target: &'static str,
+    pacer: Arc<Pacer>,
+}
+
+impl CrmHttp {
+    /// Requests to `target` (the connector kind) through `http`, paced by `pacer`.
+    pub fn new(http: HttpClient, target: &'static str, pacer: Arc<Pacer>) -> CrmHttp {
+        CrmHttp { http, target, pacer }
+    }
+
+    /// The underlying client, to build a request.
+    pub fn client(&self) -> &reqwest::Client {
+        self.http.client()
+    }
+
+    /// The CRM's pacer (to hold requests on a vendor's own limit signal).
+    pub fn pacer(&self) -> &Pacer {
+        &self.pacer
+    }
+
+    /// Sends a request once the pacer admits it and logs it; a 429 or 503 that says how long
+    /// to wait holds every further request to this CRM for that long. Failing to get any
+    /// answer is transient.
+    pub async fn send(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, CrmError> {
+        let req = req.build().map_err(|e| CrmError::Permanent(format!("cannot build the request: {e}")))?;
+        let line = format!("{} {}", req.method(), req.url().path());
+        self.pacer.admit().await;
+        let started = std::time::Instant::now();
+        let result = self.http.client().execute(req).await;
+        let elapsed = started.elapsed();
+        let crm = self.target;
+        let outcome = match &result {
+            Ok(r) => status_class(r.status()),
+            Err(e) if e.is_timeout() => "timeout",
+            Err(_) => "unreachable",
+        };
+        metrics::counter!("casebridge_crm_requests_total", "crm" => crm, "outcome" => outcome).increment(1);
+        metrics::histogram!("casebridge_crm_request_seconds", "crm" => crm).record(elapsed.as_secs_f64());
+        let answer = match &result {
+            Ok(r) => r.status().as_u16().to_string(),
+            Err(_) => outcome.to_string(),
+        };
+        let _ =
+            REQUEST_LOG.try_with(|l| l.borrow_mut().push(format!("{line} → {answer} ({} ms)", elapsed.as_millis())));
+        let resp = result.map_err(|e| CrmError::Transient {
+            message: format!("{crm} {}: {}", if e.is_timeout() { "timed out" } else { "unreachable" }, error_chain(&e)),
+            retry_after: None,
+        })?;
+        if matches!(resp.status().as_u16(), 429 | 503) {
+            metrics::counter!("casebridge_crm_throttled_total", "crm" => crm).increment(1);
+            if let Some(wait) = wait_hint(resp.headers()) {
+                self.pacer.hold_for(wait).await;
+            }
+        }
+        Ok(resp)
+    }
+
+    /// Reads a success answer as JSON, or the failure as a [`CrmError`] (see [`classify`]).
+    pub async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        resp: reqwest::Response,
+        what: &str,
+    ) -> Result<T, CrmError> {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let body = resp.text().await.map_err(|e| CrmError::Transient {
+            message: format!("{what}: answer cut short: {e}"),
+            retry_after: None,
+        })?;
+        if !status.is_success() {
+            return Err(classify(status, &headers, what, &body));
+        }
+        let body = if body.trim().is_empty() { "null" } else { body.as_str() };
+        serde_json::from_str(body)
+            .map_err(|e| CrmError::Transient { message: format!("{what}: unreadable answer: {e}"), retry_after: None })
     }
 }
 

@@ -4,13 +4,17 @@
 //! to repeat.
 
 pub mod builtin;
+pub mod external;
 pub mod http;
+pub mod pacing;
 pub mod registry;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
-use casebridge_rules::model::{Answer, CrmProfile};
+use std::collections::HashMap;
+
+use casebridge_rules::model::{Answer, CrmProfile, ObjRef};
 use casebridge_rules::ops::CrmOp;
 
 pub use builtin::BuiltinConnector;
@@ -58,6 +62,54 @@ pub struct WriteOutcome {
     pub summary: String,
 }
 
+/// One write with its idempotency key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Write {
+    /// The write's idempotency key (unique across all writes).
+    pub key: String,
+    /// The write. References are CRM ids, or keys of creates earlier in the same batch.
+    pub op: CrmOp,
+}
+
+/// One check of `POST /v1/crm/test`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Check {
+    /// What was checked (`reachable`, `credentials`, `object Case`, …).
+    pub name: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was found, and for a failed check what to do about it.
+    pub detail: String,
+}
+
+impl Check {
+    /// A passed check.
+    pub fn pass(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { name: name.into(), ok: true, detail: detail.into() }
+    }
+
+    /// A failed check; `detail` says what to do.
+    pub fn fail(name: impl Into<String>, detail: impl Into<String>) -> Check {
+        Check { name: name.into(), ok: false, detail: detail.into() }
+    }
+}
+
+/// Replaces keys of creates made earlier in the batch by their CRM ids; `Err` names a key
+/// that has none (its create failed or is not in the batch).
+pub fn resolve_in_batch(op: &CrmOp, created: &HashMap<String, String>) -> Result<CrmOp, String> {
+    let mut op = op.clone();
+    for r in op.refs_mut() {
+        if let ObjRef::Key(k) = r {
+            match created.get(k.as_str()) {
+                Some(id) => *r = ObjRef::Crm(id.clone()),
+                None => return Err(k.clone()),
+            }
+        }
+    }
+    Ok(op)
+}
+
 /// A CRM, as casebridge uses it.
 #[async_trait]
 pub trait Connector: Send + Sync + 'static {
@@ -69,6 +121,29 @@ pub trait Connector: Send + Sync + 'static {
     async fn lookup(&self, lookup: &CrmLookup) -> Result<Answer, CrmError>;
     /// Performs one write; references in `op` are CRM ids. `key` is the write's idempotency key.
     async fn execute(&self, key: &str, op: &CrmOp) -> Result<WriteOutcome, CrmError>;
+    /// Performs the writes of one lane in order, in as few calls as the CRM allows; one
+    /// result per write, in order. A write may refer (by key) to a create earlier in the
+    /// batch. The default performs them one by one.
+    async fn execute_batch(&self, writes: &[Write]) -> Vec<Result<WriteOutcome, CrmError>> {
+        let mut created = HashMap::new();
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            let result = match resolve_in_batch(&w.op, &created) {
+                Ok(op) => self.execute(&w.key, &op).await,
+                Err(k) => Err(CrmError::Transient { message: format!("{k} is not created yet"), retry_after: None }),
+            };
+            if let Ok(WriteOutcome { created: Some((k, id)), .. }) = &result {
+                created.insert(k.clone(), id.clone());
+            }
+            out.push(result);
+        }
+        out
+    }
+    /// Checks the connection (`POST /v1/crm/test`): reachability, credentials, the objects
+    /// and fields casebridge needs, which statuses count as closed.
+    async fn check(&self) -> Vec<Check> {
+        vec![Check::pass("reachable", format!("{} needs no connection", self.kind()))]
+    }
     /// Whether a record with this CRM id exists.
     async fn record_exists(&self, id: &str) -> Result<bool, CrmError>;
     /// The name a standard field (catalog key) gets in this CRM.

@@ -8,6 +8,8 @@ mod cli;
 mod connectors;
 mod conversation;
 mod events_ref;
+#[allow(dead_code)] // used by the connector tests as they land
+mod fakes;
 mod harness;
 mod intake;
 mod openapi;
