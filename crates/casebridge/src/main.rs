@@ -5,6 +5,7 @@
 mod agents;
 mod api;
 mod config;
+mod console;
 mod dial;
 mod error;
 mod intake;

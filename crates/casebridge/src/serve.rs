@@ -44,6 +44,10 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, env = "CASEBRIDGE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Mark console session cookies Secure even on plain HTTP (set it when a TLS proxy is in
+    /// front; `X-Forwarded-Proto: https` from the proxy also does it).
+    #[arg(long, env = "CASEBRIDGE_CONSOLE_SECURE_COOKIE")]
+    pub console_secure_cookie: bool,
     /// Log format: text or json.
     #[arg(long, env = "CASEBRIDGE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -187,7 +191,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let open_mode = state.token.is_none();
     let metrics_token_set = state.metrics_token.is_some();
     let metrics_app = api::metrics_router(state.clone());
-    let app = api::router(state);
+    let console = crate::console::Console::new(state.clone(), args.console_secure_cookie);
+    // The console's pages first; the API (and its JSON 404 for anything else) after.
+    let app = crate::console::router(console).merge(api::router(state));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot bind {addr}"))?;
     let local = listener.local_addr()?;
     let stop = CancellationToken::new();
@@ -204,13 +210,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let workers = tokio::spawn(crate::workers::run(pipeline.clone(), stop.clone()));
     println!("casebridge listening on http://{local} (API reference: http://{local}/openapi.json)");
     if open_mode {
+        println!("console: http://{local}/ (open on loopback: no token set)");
+    } else {
+        println!("console: http://{local}/ (sign in with the API token)");
+    }
+    if open_mode {
         println!("no CASEBRIDGE_API_TOKEN set: accepting unauthenticated calls on loopback only");
     }
     if let Some((at, _)) = &metrics_server {
         println!("metrics without a token on http://{at}/metrics");
     }
     let auth = if open_mode { "none (loopback open mode)" } else { "bearer token" };
-    tracing::info!(bind = %local, auth, api = %format!("http://{local}/v1"), docs = %format!("http://{local}/openapi.json"), "Listening.");
+    tracing::info!(bind = %local, auth, console = %format!("http://{local}/"), api = %format!("http://{local}/v1"), docs = %format!("http://{local}/openapi.json"), "Listening.");
     match &metrics_server {
         Some((at, _)) => {
             tracing::info!(metrics = %format!("http://{at}/metrics"), "Metrics without a token on a separate listener.")

@@ -61,7 +61,7 @@ fn source(st: &AppState) -> &'static str {
 }
 
 /// Saves `s` over `before` (under the settings lock) with a history row, and logs the change.
-async fn save(
+pub async fn save(
     st: &AppState,
     guard: &mut tokio::sync::RwLockWriteGuard<'_, Arc<Settings>>,
     s: Settings,

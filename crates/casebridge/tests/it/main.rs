@@ -3,6 +3,7 @@
 
 mod accounts;
 mod agents;
+mod browser;
 mod cli;
 mod connectors;
 mod conversation;
