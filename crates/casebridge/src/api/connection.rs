@@ -32,7 +32,7 @@ pub struct TestOut {
 }
 
 /// `POST /v1/crm/test`: checks reachability, credentials, the objects and fields casebridge
-/// needs, and which statuses count as closed. An empty body tests the saved connection; a
+/// needs, and which statuses count as closed. An empty body (or `{}`) tests the saved connection; a
 /// `crm` member (as in the settings; credentials sent as `"set"` keep the saved ones) tests
 /// that one without saving it.
 #[utoipa::path(post, path = "/v1/crm/test", tag = "crm",
@@ -44,10 +44,9 @@ pub async fn test_connection(
     raw: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<TestOut>> {
     let raw = body(raw, st.max_body_bytes)?;
-    let crm = if raw.iter().all(u8::is_ascii_whitespace) {
-        st.pipeline.crm()
-    } else {
-        let v = json_body(&raw)?;
+    let given = if raw.iter().all(u8::is_ascii_whitespace) { None } else { Some(json_body(&raw)?) };
+    let given = given.filter(|v| !(v.is_null() || v.as_object().is_some_and(|o| o.is_empty())));
+    let crm = if let Some(v) = given {
         let given: CrmSettings = serde_json::from_value(v).map_err(|e| {
             Problem::fields(
                 "not a crm settings member",
@@ -62,6 +61,8 @@ pub async fn test_connection(
         s.keep_secrets_from(&saved);
         let (config, _) = ConnectorConfig::parse(&s.crm).map_err(|e| Problem::fields("invalid crm settings", &e))?;
         registry::connect(&config, &Deps { builtin: st.store.clone(), http: st.pipeline.http.clone() })
+    } else {
+        st.pipeline.crm()
     };
     let checks = crm.check().await;
     let ok = checks.iter().all(|c| c.ok);

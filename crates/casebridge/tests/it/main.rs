@@ -7,6 +7,7 @@ mod browser;
 mod cli;
 mod connectors;
 mod conversation;
+mod crm_connection;
 #[allow(dead_code)] // instantiated per CRM fake as they land
 mod crm_faults;
 mod events_ref;

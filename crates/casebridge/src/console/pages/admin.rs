@@ -96,7 +96,7 @@ pub async fn crm_page(State(c): State<Console>, Extension(v): Extension<Viewer>)
     let crm = serde_json::to_value(&s.crm).unwrap_or(Value::Null);
     let mut ctx = crm_view(&crm, &json!({}));
     ctx["title"] = json!("CRM connection");
-    ctx["running"] = json!(c.app.pipeline.crm.kind());
+    ctx["running"] = json!(c.app.pipeline.crm().kind());
     render::page(&v, "crm.html", "crm", ctx)
 }
 
@@ -153,7 +153,7 @@ pub async fn crm_save(State(c): State<Console>, Extension(v): Extension<Viewer>,
     let crm = if a.ok() { a.body["crm"].clone() } else { patch.clone() };
     let mut ctx = crm_view(&crm, &a.field_errors());
     ctx["title"] = json!("CRM connection");
-    ctx["running"] = json!(c.app.pipeline.crm.kind());
+    ctx["running"] = json!(c.app.pipeline.crm().kind());
     ctx["notice"] = notice_of(&a);
     render::page(&v, "crm.html", "crm", ctx)
 }

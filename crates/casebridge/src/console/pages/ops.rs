@@ -97,7 +97,7 @@ pub async fn overview(State(c): State<Console>, Extension(v): Extension<Viewer>)
         "rate": events_rate(&c).map(|r| format!("{r:.1}")),
         "sessions_today": sessions_today, "outcomes": outcomes, "day": today.to_string(), "time_zone": settings.time_zone,
         "pending_events": pending_events, "pending_writes": count(OutboxState::Pending), "dead": dead,
-        "crm": {"kind": st.pipeline.crm.kind(), "health": health, "failing": failing, "ok": failing.is_empty()},
+        "crm": {"kind": st.pipeline.crm().kind(), "health": health, "failing": failing, "ok": failing.is_empty()},
     });
     render::page(&v, "overview.html", "overview", ctx)
 }
