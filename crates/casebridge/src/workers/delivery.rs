@@ -129,5 +129,11 @@ async fn resolve(p: &Pipeline, mut op: CrmOp) -> anyhow::Result<Result<CrmOp, St
 }
 
 fn crm_line(summary: &str, rule: Option<&str>) -> Entry {
-    Entry { at: Utc::now(), kind: EntryKind::Crm, summary: summary.to_string(), rule: rule.map(str::to_string) }
+    Entry {
+        at: Utc::now(),
+        kind: EntryKind::Crm,
+        summary: summary.to_string(),
+        rule: rule.map(str::to_string),
+        native: None,
+    }
 }

@@ -245,6 +245,7 @@ const SHAPE: &[(&str, Kind)] = &[
             ("signing_secret", Kind::OptText("for none")),
         ]),
     ),
+    ("ingest", super::ingest::SHAPE),
 ];
 
 /// agent_status.mode values.
