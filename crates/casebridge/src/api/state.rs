@@ -31,6 +31,8 @@ pub struct AppState {
     pub intake: crate::intake::Intake,
     /// Largest accepted body.
     pub max_body_bytes: usize,
+    /// Native event formats: their lock and SNS signature checks.
+    pub native: Arc<super::ingest::NativeIngest>,
 }
 
 /// The challenge every 401 carries (RFC 6750).
