@@ -8,6 +8,7 @@ mod connectors;
 mod conversation;
 mod events_ref;
 mod harness;
+mod ingest_amazon_connect;
 mod intake;
 mod openapi;
 mod operators;
