@@ -8,6 +8,7 @@ mod config;
 mod dial;
 mod error;
 mod intake;
+mod native;
 mod outbox;
 mod pipeline;
 mod serve;

@@ -168,7 +168,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if sns_cert.is_some() {
         tracing::warn!("SNS signatures are checked with the local certificate of --sns-cert-file, not AWS's.");
     }
-    let native = crate::api::ingest::NativeIngest::new(sns_cert.as_deref())?;
+    let native = crate::native::NativeIngest::new(sns_cert.as_deref())?;
     let state = AppState {
         native,
         pipeline: pipeline.clone(),

@@ -32,7 +32,7 @@ pub struct AppState {
     /// Largest accepted body.
     pub max_body_bytes: usize,
     /// Native event formats: their lock and SNS signature checks.
-    pub native: Arc<super::ingest::NativeIngest>,
+    pub native: Arc<crate::native::NativeIngest>,
 }
 
 /// The challenge every 401 carries (RFC 6750).

@@ -41,10 +41,10 @@ pub fn read(v: &Value, m: &Mapping, received: DateTime<Utc>) -> Result<Reading, 
     if !matches!(event.as_str(), "newCall" | "answer" | "hangup") {
         return p.finish(Reading::Irrelevant { kind: event });
     }
-    let call_id = if at(v, "callId").is_some() {
-        p.id(v, "callId", "the call's id")
-    } else {
+    let call_id = if at(v, "call_id").is_some() {
         p.id(v, "call_id", "the call's id")
+    } else {
+        p.id(v, "callId", "the call's id")
     };
     let direction = match text(v, "direction").as_deref() {
         Some("in") => Direction::Inbound,

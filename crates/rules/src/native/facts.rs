@@ -473,7 +473,7 @@ impl Snapshot {
             return vec![];
         }
         let mut steps: Vec<Step> = self.steps().into_iter().filter(|s| !self.made.contains(&s.name)).collect();
-        steps.sort_by(|a, b| (a.at, a.rank).cmp(&(b.at, b.rank)));
+        steps.sort_by_key(|s| (s.at, s.rank));
         let mut out = Vec::new();
         for s in steps {
             if let EventKind::Created(c) = &s.kind {

@@ -67,8 +67,7 @@ pub fn read(v: &Value, m: &Mapping) -> Result<Reading, Vec<FieldError>> {
         p.add("detail.eventBody.eventTime", "is required (milliseconds since 1970)");
         return Err(p.errors);
     };
-    let mut f = Facts::default();
-    f.channel = Some(channel);
+    let mut f = Facts { channel: Some(channel), ..Facts::default() };
     let outbound = text(body, "direction").is_some_and(|d| d.eq_ignore_ascii_case("OUTBOUND"));
     f.direction = Some(if outbound { Direction::Outbound } else { Direction::Inbound });
     f.session_type =

@@ -56,10 +56,7 @@ pub fn read_task_event(v: &Value, m: &Mapping, native_id: Option<String>) -> Res
         return p.finish(Reading::Irrelevant { kind });
     }
     let task_sid = p.id(v, "TaskSid", "the task's sid");
-    let at = ms_time(v, "TimestampMs").or_else(|| {
-        text(v, "Timestamp").and_then(|t| t.parse::<i64>().ok()).and_then(|s| DateTime::from_timestamp(s, 0))
-    });
-    let Some(at) = at.or_else(|| iso_time(v, "Timestamp")) else {
+    let Some(at) = ms_time(v, "TimestampMs").or_else(|| epoch(v, "Timestamp")) else {
         p.add("TimestampMs", "is required (milliseconds since 1970, or Timestamp in seconds)");
         return Err(p.errors);
     };
@@ -129,6 +126,15 @@ pub fn read_task_event(v: &Value, m: &Mapping, native_id: Option<String>) -> Res
         facts: f,
         payload: v.clone(),
     })))
+}
+
+/// A time in seconds or milliseconds since 1970 (told apart by size), or ISO 8601.
+fn epoch(v: &Value, path: &str) -> Option<DateTime<Utc>> {
+    match text(v, path)?.parse::<i64>() {
+        Ok(n) if n > 100_000_000_000 => ms_time(v, path),
+        Ok(n) => DateTime::from_timestamp(n, 0),
+        Err(_) => iso_time(v, path),
+    }
 }
 
 /// `task_queue_name` → `TaskQueueName`: Event Streams' TaskRouter payloads in callback names.

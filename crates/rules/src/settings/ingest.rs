@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::read::Kind;
 use crate::event::FieldError;
 
 /// What `GET /v1/settings` shows in place of a write-only ingest secret.
@@ -155,52 +154,6 @@ impl Mapping {
         self.attributes.get(field).map(String::as_str)
     }
 }
-
-const MAPPING: Kind = Kind::Section(&[
-    ("queues", Kind::TextMap),
-    ("agents", Kind::TextMap),
-    ("attributes", Kind::TextMap),
-    ("custom_data", Kind::Texts),
-]);
-
-/// The shape of the `ingest` member, for the member-by-member reading of the settings.
-pub(super) const SHAPE: Kind = Kind::Section(&[
-    (
-        "amazon_connect",
-        Kind::Section(&[
-            ("enabled", Kind::Bool),
-            ("api_key", Kind::OptText("for no key (only the API bearer token is accepted)")),
-            ("sns_topic_arns", Kind::Texts),
-            ("mapping", MAPPING),
-        ]),
-    ),
-    (
-        "twilio",
-        Kind::Section(&[
-            ("enabled", Kind::Bool),
-            ("auth_token", Kind::OptText("for no signature check (only the API bearer token is accepted)")),
-            ("public_base_url", Kind::OptText("to check signatures over the request URL")),
-            ("mapping", MAPPING),
-        ]),
-    ),
-    (
-        "genesys",
-        Kind::Section(&[
-            ("enabled", Kind::Bool),
-            ("api_key", Kind::OptText("for no key (only the API bearer token is accepted)")),
-            ("mapping", MAPPING),
-        ]),
-    ),
-    (
-        "cti",
-        Kind::Section(&[
-            ("enabled", Kind::Bool),
-            ("token", Kind::OptText("for no token (only the API bearer token is accepted)")),
-            ("blocked_numbers", Kind::Texts),
-            ("mapping", MAPPING),
-        ]),
-    ),
-]);
 
 fn err(field: &str, message: impl Into<String>) -> FieldError {
     FieldError { field: field.into(), message: message.into() }

@@ -15,7 +15,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::{
+use super::common::{
     IngestOut, IngestQuery, accept, basic_password, bearer_ok, check_secret, enabled, items, json_of, malformed,
     read_all, refused,
 };

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
-use super::{IngestQuery, accept, check_secret, enabled, read_all};
+use super::common::{IngestQuery, accept, check_secret, enabled, read_all};
 use crate::api::input::body;
 use crate::api::state::AppState;
 use crate::error::Problem;
@@ -105,12 +105,17 @@ async fn handle(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded") || v.starts_with("multipart/"));
-    let v = if is_form { form_object(&raw) } else { super::json_of(SOURCE, &raw)? };
+    let v = if is_form { form_object(&raw) } else { super::common::json_of(SOURCE, &raw)? };
     let received = Utc::now();
     let readings = read_all(SOURCE, std::slice::from_ref(&v), |x| cti::read(x, &cfg.mapping, received))?;
+    // Phone systems write numbers as digits with their country code and no `+`: compare
+    // the digits as well as the normalized numbers.
+    let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
     let blocked = cti::caller(&v).is_some_and(|from| {
         let caller = Phone::parse(&from, &settings.region).number;
-        cfg.blocked_numbers.iter().any(|b| Phone::parse(b, &settings.region).number == caller)
+        cfg.blocked_numbers
+            .iter()
+            .any(|b| digits(b) == digits(&from) || Phone::parse(b, &settings.region).number == caller)
     });
     accept(st, SOURCE, readings, q.wait).await?;
     Ok(if blocked {

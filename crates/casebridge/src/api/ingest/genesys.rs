@@ -9,7 +9,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use casebridge_rules::native::{Source, genesys};
 
-use super::{IngestOut, IngestQuery, accept, basic_password, check_secret, enabled, items, json_of, read_all};
+use super::common::{IngestOut, IngestQuery, accept, basic_password, check_secret, enabled, items, json_of, read_all};
 use crate::api::input::body;
 use crate::api::state::AppState;
 use crate::error::{ApiResult, Problem};

@@ -20,7 +20,7 @@ use serde_json::{Map, Value};
 use sha1::Sha1;
 use sha2::{Digest, Sha256};
 
-use super::{
+use super::common::{
     IngestOut, IngestQuery, accept, basic_password, bearer_ok, enabled, items, json_of, read_all, refused, same_secret,
 };
 use crate::api::input::body;
