@@ -59,7 +59,7 @@ fn form_object(raw: &[u8]) -> Value {
 #[utoipa::path(post, path = "/v1/ingest/cti/{token}", tag = "ingest",
     params(("token" = String, Path, description = "ingest.cti.token"),
         ("wait" = Option<f64>, Query, description = "Seconds (≤ 30) to wait until the work is settled")),
-    request_body(description = "event, callId, from, to, direction, user, queue, answeringNumber, cause: JSON or a form", content_type = "application/json"),
+    request_body(description = "event, callId, from, to, direction, user, queue, answeringNumber, cause: JSON or a form", content = super::schemas::CtiEvent, content_type = "application/json"),
     responses((status = 200, description = "Stored; {} or the action for the phone system", body = CtiOut),
         (status = 401, description = "Wrong token; nothing stored", body = Problem),
         (status = 404, description = "The source is not enabled", body = Problem),

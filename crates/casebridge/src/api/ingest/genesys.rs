@@ -25,7 +25,7 @@ pub fn router() -> Router<AppState> {
 #[utoipa::path(post, path = "/v1/ingest/genesys", tag = "ingest",
     params(("X-Api-Key" = Option<String>, Header, description = "ingest.genesys.api_key (or Basic auth with it as the password, or the API bearer token)"),
         ("wait" = Option<f64>, Query, description = "Seconds (≤ 30) to wait until the work is settled")),
-    request_body(description = "An EventBridge event of the Genesys Cloud integration (detail.topicName, detail.eventBody) or an array of them", content_type = "application/json"),
+    request_body(description = "An EventBridge event of the Genesys Cloud integration (detail.topicName, detail.eventBody) or an array of them", content = super::schemas::EventBridgeIn, content_type = "application/json"),
     responses((status = 200, description = "Stored (or of no interest: counted)", body = IngestOut),
         (status = 401, description = "Missing or wrong key; nothing stored", body = Problem),
         (status = 404, description = "The source is not enabled", body = Problem),

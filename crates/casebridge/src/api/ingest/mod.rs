@@ -12,6 +12,7 @@ pub mod amazon_connect;
 mod common;
 pub mod cti;
 pub mod genesys;
+pub mod schemas;
 pub mod sns;
 pub mod twilio;
 
