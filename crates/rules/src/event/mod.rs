@@ -473,8 +473,10 @@ pub struct Event {
     /// Type and data.
     #[serde(flatten)]
     pub kind: EventKind,
-    /// The platform event this event was made from (native ingest only).
+    /// The platform event this event was made from (native ingest only; not accepted on
+    /// `POST /v1/events`, so not part of its schema).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub native: Option<NativeOrigin>,
 }
 
