@@ -298,3 +298,67 @@ pub fn is_contact_record(v: &Value) -> bool {
 pub fn is_chat_message(v: &Value) -> bool {
     member(v, "ParticipantRole").is_some() || member(v, "AbsoluteTime").is_some()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn facts(r: Reading) -> Native {
+        match r {
+            Reading::Session(n) => *n,
+            other => panic!("expected a session event, got {other:?}"),
+        }
+    }
+
+    /// The shape of AWS's CONTACT_DATA_UPDATED sample (placeholders made real): unset times
+    /// are the 1970 sentinel, which means "not yet".
+    #[test]
+    fn the_unset_sentinel_is_no_time() {
+        let v = json!({"version": "0", "id": "ev-1", "detail-type": CONTACT_EVENT, "source": "aws.connect",
+            "time": "2021-08-04T17:43:48Z", "detail": {"eventType": "CONTACT_DATA_UPDATED", "contactId": "c-1",
+            "channel": "CHAT", "initiationMethod": "API",
+            "queueInfo": {"queueArn": "arn:aws:connect:us-west-2:1:instance/i/queue/q-1",
+                          "enqueueTimestamp": "2023-10-24T02:39:15.240Z", "queueType": "STANDARD"},
+            "agentInfo": {"agentArn": "arn:aws:connect:us-west-2:1:instance/i/agent/a-1",
+                          "connectedToAgentTimestamp": "1970-01-01T00:00:00.001Z"},
+            "updatedProperties": ["ContactLens.ConversationalAnalytics.Configuration"],
+            "initiationTimestamp": "2023-10-24T02:39:15.154Z",
+            "connectedToSystemTimestamp": "1970-01-01T00:00:00.001Z"}});
+        let n = facts(read_contact_event(&v, &Mapping::default()).unwrap_or_else(|e| panic!("{e:?}")));
+        assert_eq!(n.session_id, "amazon-connect:c-1");
+        assert_eq!(n.facts.connected_at, None, "the sentinel is not a connect");
+        assert!(n.facts.queued_at.is_some());
+        assert_eq!(n.facts.session_type, Some(SessionType::MessagingInboundWeb));
+    }
+
+    /// The 2023 sample mixes `AgentInfo`/`AgentArn` with camelCase and writes `Voice`.
+    #[test]
+    fn keys_and_enums_are_read_whatever_their_case() {
+        let v = json!({"version": "0", "id": "ev-2", "detail-type": CONTACT_EVENT, "time": "2021-08-04T17:43:48Z",
+            "detail": {"eventType": "DISCONNECTED", "contactId": "c-2", "initialContactId": "c-1",
+            "previousContactId": "c-1", "channel": "Voice", "initiationMethod": "TRANSFER",
+            "initiationTimestamp": "2021-08-04T17:17:53.000Z", "disconnectTimestamp": "2021-08-04T17:18:37.000Z",
+            "queueInfo": {"queueArn": "arn", "enqueueTimestamp": "2021-08-04T17:29:04.000Z"},
+            "AgentInfo": {"AgentArn": "arn:x/agent/a-9", "connectedToAgentTimestamp": "2021-08-04T17:29:09.000Z"}}});
+        let n = facts(read_contact_event(&v, &Mapping::default()).unwrap_or_else(|e| panic!("{e:?}")));
+        assert_eq!(n.session_id, "amazon-connect:c-1", "a transfer leg belongs to its initial contact");
+        let agents: Vec<_> = n.facts.transfers.iter().filter_map(|t| t.agent.as_ref().map(|a| a.id.clone())).collect();
+        assert_eq!(agents, ["a-9"]);
+        assert!(n.facts.legs_over.contains("c-2"));
+        assert_eq!(n.facts.created_at, None, "only the first leg starts the session");
+    }
+
+    #[test]
+    fn a_detail_without_its_envelope_is_refused_with_the_field() {
+        let v = json!({"eventType": "CONNECTED_TO_AGENT", "contactId": "c-1", "channel": "VOICE"});
+        let fields: Vec<String> = read_contact_event(&v, &Mapping::default())
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, ["id", "detail-type"]);
+    }
+}

@@ -112,3 +112,27 @@ pub fn caller(v: &Value) -> Option<String> {
         .then(|| text(v, "from"))
         .flatten()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// Zammad's documented answer sample names the users `caller`; `answeringNumber` decides.
+    #[test]
+    fn an_answer_names_its_agent_and_a_hangup_its_cause() {
+        let m = Mapping::default();
+        let now = Utc::now();
+        let answer = json!({"event": "answer", "from": "493023125741", "to": "492214710334", "direction": "in",
+            "callId": "307f", "answeringNumber": "emma@chrispresso.com", "caller": ["Christopher Miller", "Emma Taylor"]});
+        let Ok(Reading::Session(n)) = read(&answer, &m, now) else { panic!("not read") };
+        assert_eq!(n.facts.agent.as_ref().and_then(|a| a.email.as_deref()), Some("emma@chrispresso.com"));
+        assert_eq!(n.facts.connected_at, Some(now));
+        let cancel = json!({"event": "hangup", "from": "4930", "to": "4922", "direction": "out", "callId": "f4eb",
+            "cause": "cancel"});
+        let Ok(Reading::Session(n)) = read(&cancel, &m, now) else { panic!("not read") };
+        assert_eq!(n.facts.abandoned_at, None, "an outbound call the customer did not pick up is not abandoned");
+        assert_eq!(n.facts.customer.phone.as_deref(), Some("4922"), "outbound: the customer is the called number");
+    }
+}

@@ -132,3 +132,27 @@ pub fn read(v: &Value, m: &Mapping) -> Result<Reading, Vec<FieldError>> {
         payload: v.clone(),
     })))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// The shape of Genesys' EventBridge test fixture for customer.start.
+    #[test]
+    fn a_customer_start_starts_a_chat() {
+        let v = json!({"version": "0", "id": "adbcfa5b", "detail-type": "v2.detail.events.conversation.{id}.customer.start",
+            "source": "aws.partner/genesys.com/cloud/o/bus", "time": "2022-04-06T09:30:45Z", "resources": [],
+            "detail": {"topicName": "v2.detail.events.conversation.2f7b.customer.start", "version": "2",
+              "eventBody": {"eventTime": 1_649_237_444_949_i64, "conversationId": "2f7b", "participantId": "p",
+                "sessionId": "s", "mediaType": "CHAT", "provider": "PureCloud Webchat v2", "direction": "INBOUND",
+                "externalContactId": "ext-1"},
+              "metadata": {"CorrelationId": "c"}, "timestamp": "2022-04-06T09:30:45.013Z"}});
+        let Ok(Reading::Session(n)) = read(&v, &Mapping::default()) else { panic!("not read") };
+        assert_eq!((n.session_id.as_str(), n.kind.as_str()), ("genesys:2f7b", "customer.start"));
+        assert_eq!(n.facts.session_type, Some(SessionType::MessagingInboundWeb));
+        assert_eq!(n.facts.customer.user_id.as_deref(), Some("ext-1"));
+        assert!(n.facts.created_at.is_some());
+    }
+}
