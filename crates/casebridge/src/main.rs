@@ -9,6 +9,7 @@ mod console;
 mod dial;
 mod error;
 mod intake;
+mod native;
 mod outbox;
 mod pipeline;
 mod secrets;

@@ -51,6 +51,11 @@ pub struct ServeArgs {
     /// Log format: text or json.
     #[arg(long, env = "CASEBRIDGE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// PEM certificate trusted for Amazon SNS message signatures instead of fetching the
+    /// signing certificate from AWS (an SNS-compatible service such as LocalStack, tests);
+    /// subscription links on loopback addresses are then allowed too.
+    #[arg(long, env = "CASEBRIDGE_SNS_CERT_FILE")]
+    pub sns_cert_file: Option<PathBuf>,
 }
 
 /// Help of `serve` about authentication.
@@ -178,7 +183,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     pipeline.load_fields().await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let sns_cert = match &args.sns_cert_file {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --sns-cert-file {}", p.display()))?),
+        None => None,
+    };
+    if sns_cert.is_some() {
+        tracing::warn!("SNS signatures are checked with the local certificate of --sns-cert-file, not AWS's.");
+    }
+    let native = crate::native::NativeIngest::new(sns_cert.as_deref())?;
     let state = AppState {
+        native,
         pipeline: pipeline.clone(),
         store: store.clone(),
         intake: crate::intake::Intake::start(store.clone()),

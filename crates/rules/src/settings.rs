@@ -8,9 +8,11 @@ use crate::event::FieldError;
 use crate::title::Template;
 
 mod change;
+pub mod ingest;
 mod read;
 
 pub use self::change::{changed_paths, merge_patch};
+pub use self::ingest::IngestSettings;
 use self::read::{AGENT_STATUS_MODES, AGENT_STATUS_PRIORITIES};
 pub use self::read::{parse_settings, read_settings};
 
@@ -41,6 +43,8 @@ pub struct Settings {
     pub custom_data_mapping: BTreeMap<String, String>,
     /// Click-to-call hand-off to the contact center.
     pub click_to_call: ClickToCallSettings,
+    /// Native event formats of contact-center platforms.
+    pub ingest: IngestSettings,
 }
 
 /// Where dial requests are sent (behaviour.md §12).
@@ -74,6 +78,7 @@ impl Default for Settings {
             agent_status: AgentStatusSettings::default(),
             custom_data_mapping: BTreeMap::new(),
             click_to_call: ClickToCallSettings::default(),
+            ingest: IngestSettings::default(),
         }
     }
 }
@@ -353,6 +358,7 @@ pub const SECTIONS: &[&str] = &[
     "agent_status",
     "custom_data_mapping",
     "click_to_call",
+    "ingest",
 ];
 
 impl Settings {
@@ -370,6 +376,7 @@ impl Settings {
                 }
             }
         }
+        s.ingest.redact();
         s
     }
 
@@ -389,6 +396,7 @@ impl Settings {
                 }
             }
         }
+        self.ingest.keep_secrets_from(&saved.ingest);
     }
 
     /// Every error of the document at once, and the warnings of a valid one.
@@ -590,6 +598,7 @@ impl Settings {
                 "must be at least 16 characters when a webhook_url is set (the contact center checks the signature)",
             ));
         }
+        self.ingest.validate(&mut errors, &mut warnings);
         if errors.is_empty() { Ok(warnings) } else { Err(errors) }
     }
 }

@@ -33,6 +33,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Seals the settings' secrets at rest.
     pub sealer: Arc<crate::secrets::Sealer>,
+    /// Native event formats: their lock and SNS signature checks.
+    pub native: Arc<crate::native::NativeIngest>,
 }
 
 /// The challenge every 401 carries (RFC 6750).

@@ -229,6 +229,7 @@ pub async fn wrapup(
             disposition: plan.disposition.clone(),
             notes: plan.notes.clone(),
         }),
+        native: None,
     };
     let stored = casebridge_store::NewEvent {
         id: ev.id.clone(),

@@ -347,5 +347,11 @@ async fn resolve(p: &Pipeline, op: &mut CrmOp, in_batch: &HashSet<String>) -> an
 }
 
 fn crm_line(summary: &str, rule: Option<&str>) -> Entry {
-    Entry { at: Utc::now(), kind: EntryKind::Crm, summary: summary.to_string(), rule: rule.map(str::to_string) }
+    Entry {
+        at: Utc::now(),
+        kind: EntryKind::Crm,
+        summary: summary.to_string(),
+        rule: rule.map(str::to_string),
+        native: None,
+    }
 }

@@ -184,6 +184,7 @@ async fn apply_one(p: &Pipeline, seq: i64, event: &Event, pass: &mut Pass) -> an
                             kind: EntryKind::Crm,
                             summary: format!("Lookup of {}: {}", lookup_name(&l), requests.join("; ")),
                             rule: None,
+                            native: None,
                         });
                     }
                     answers.insert(l, a?);

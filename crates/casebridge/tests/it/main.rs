@@ -14,6 +14,10 @@ mod events_ref;
 #[allow(dead_code)] // used by the connector tests as they land
 mod fakes;
 mod harness;
+mod ingest_amazon_connect;
+mod ingest_cti;
+mod ingest_genesys;
+mod ingest_twilio;
 mod intake;
 mod openapi;
 mod operators;

@@ -33,7 +33,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn timeline(&self, session_id: &str) -> Result<Vec<Entry>> {
-        let rows = sqlx::query("SELECT at, kind, summary, rule FROM timeline WHERE session_id = ? ORDER BY n")
+        let rows = sqlx::query("SELECT at, kind, summary, rule, native FROM timeline WHERE session_id = ? ORDER BY n")
             .bind(session_id)
             .fetch_all(&self.read)
             .await?;
@@ -44,6 +44,7 @@ impl SessionStore for SqliteStore {
                 kind: entry_kind(r.get::<String, _>("kind").as_str()),
                 summary: r.get("summary"),
                 rule: r.get("rule"),
+                native: r.get::<Option<String>, _>("native").and_then(|n| serde_json::from_str(&n).ok()),
             })
             .collect())
     }

@@ -71,7 +71,7 @@ pub fn command(key: &str, lane: &str, session: &str, keys: &[&str]) -> NewComman
 
 /// A timeline line.
 pub fn line(secs: i64, kind: EntryKind, summary: &str) -> Entry {
-    Entry { at: at(secs), kind, summary: summary.into(), rule: None }
+    Entry { at: at(secs), kind, summary: summary.into(), rule: None, native: None }
 }
 
 /// Stores a step with these writes and nothing else.
