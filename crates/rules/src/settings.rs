@@ -8,6 +8,7 @@ use crate::event::FieldError;
 use crate::title::Template;
 
 mod change;
+mod credentials;
 pub mod ingest;
 mod read;
 
@@ -368,14 +369,7 @@ impl Settings {
         if s.click_to_call.signing_secret.is_some() {
             s.click_to_call.signing_secret = Some(REDACTED.into());
         }
-        // CRM credentials show as "set" (api.md, "External CRMs").
-        if let Some(serde_json::Value::Object(creds)) = s.crm.options.get_mut("credentials") {
-            for v in creds.values_mut() {
-                if v.as_str().is_some_and(|x| !x.is_empty()) {
-                    *v = serde_json::Value::String(CREDENTIAL_SET.into());
-                }
-            }
-        }
+        s.crm.redact_credentials();
         s.ingest.redact();
         s
     }
@@ -386,16 +380,7 @@ impl Settings {
         if self.click_to_call.signing_secret.as_deref() == Some(REDACTED) {
             self.click_to_call.signing_secret = saved.click_to_call.signing_secret.clone();
         }
-        let saved_creds = saved.crm.options.get("credentials").and_then(|v| v.as_object());
-        if let Some(serde_json::Value::Object(creds)) = self.crm.options.get_mut("credentials") {
-            for (name, v) in creds.iter_mut() {
-                if matches!(v.as_str(), Some(CREDENTIAL_SET | REDACTED))
-                    && let Some(old) = saved_creds.and_then(|c| c.get(name))
-                {
-                    *v = old.clone();
-                }
-            }
-        }
+        self.crm.keep_credentials_from(&saved.crm);
         self.ingest.keep_secrets_from(&saved.ingest);
     }
 
