@@ -6,6 +6,7 @@
 pub mod builtin;
 pub mod external;
 pub mod http;
+pub mod kustomer;
 pub mod pacing;
 pub mod registry;
 

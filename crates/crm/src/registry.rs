@@ -13,13 +13,15 @@ use crate::builtin::{BuiltinConfig, BuiltinConnector};
 use crate::http::HttpClient;
 
 /// The CRM kinds this build connects to.
-pub const KINDS: &[&str] = &["builtin"];
+pub const KINDS: &[&str] = &["builtin", "kustomer"];
 
 /// A connector's typed configuration, read from the settings' `crm` member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectorConfig {
     /// The built-in CRM.
     Builtin(BuiltinConfig),
+    /// Kustomer.
+    Kustomer(crate::kustomer::KustomerConfig),
 }
 
 impl ConnectorConfig {
@@ -31,6 +33,7 @@ impl ConnectorConfig {
                 let (c, warnings) = BuiltinConfig::parse(crm);
                 Ok((ConnectorConfig::Builtin(c), warnings))
             }
+            "kustomer" => crate::kustomer::KustomerConfig::parse(crm).map(|(c, w)| (ConnectorConfig::Kustomer(c), w)),
             other => Err(vec![FieldError {
                 field: "crm.kind".into(),
                 message: format!("unknown CRM kind {other:?}; this build supports: {}", KINDS.join(", ")),
@@ -42,6 +45,7 @@ impl ConnectorConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ConnectorConfig::Builtin(_) => "builtin",
+            ConnectorConfig::Kustomer(_) => "kustomer",
         }
     }
 }
@@ -59,6 +63,7 @@ pub struct Deps {
 pub fn connect(config: &ConnectorConfig, deps: &Deps) -> Arc<dyn Connector> {
     match config {
         ConnectorConfig::Builtin(_) => Arc::new(BuiltinConnector::new(deps.builtin.clone())),
+        ConnectorConfig::Kustomer(c) => Arc::new(crate::kustomer::KustomerConnector::new(c.clone(), deps.http.clone())),
     }
 }
 
