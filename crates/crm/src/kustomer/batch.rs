@@ -6,7 +6,8 @@
 //!   status) are one PATCH;
 //! - a session-data write superseded by a later one in the batch is skipped (each carries
 //!   the whole data);
-//! - a recording link is carried by the session note that follows it (the note lists it).
+//! - a recording link, a CSAT note or an update note (voicemail action, smart action) is
+//!   carried by the session note that follows it, which lists it.
 //!
 //! Each folded write keeps its own outcome: that of the call that carried it.
 
@@ -29,6 +30,12 @@ fn conversation_write(op: &CrmOp) -> Option<&str> {
         | CrmOp::SetStatus { record: ObjRef::Crm(id), .. } => Some(id),
         _ => None,
     }
+}
+
+/// Whether a session's data holds a note's content (the data is cumulative, so every later
+/// rewrite of the session note keeps it).
+fn lists(data: &casebridge_rules::model::SessionData, note: &str) -> bool {
+    data.updates.iter().any(|u| u == note) || (note.starts_with("CSAT score: ") && data.csat_score.is_some())
 }
 
 fn shared(r: &Out, summary: String) -> Out {
@@ -147,13 +154,28 @@ pub(super) async fn run(c: &KustomerConnector, writes: &[Write]) -> Vec<Out> {
                 }
                 i += 1;
             }
+            CrmOp::AddNote { record: ObjRef::Crm(conv), body, .. } => {
+                // A CSAT or update note the last session note of the batch lists is carried by it.
+                let carrier = (i + 1..n).rev().find(|&j| match resolve(j, &created) {
+                    Ok(CrmOp::WriteSessionData { record: Some(ObjRef::Crm(r)), data, .. }) => {
+                        r == *conv && lists(&data, body)
+                    }
+                    _ => false,
+                });
+                match carrier {
+                    Some(j) => carried.entry(j).or_default().push(i),
+                    None => out[i] = Some(c.run(&writes[i].key, &op, Map::new(), None).await),
+                }
+                i += 1;
+            }
             _ => {
                 let r = c.run(&writes[i].key, &op, Map::new(), None).await;
                 if let Ok(WriteOutcome { created: Some((k, id)), .. }) = &r {
                     created.insert(k.clone(), id.clone());
                 }
                 for k in carried.remove(&i).unwrap_or_default() {
-                    out[k] = Some(shared(&r, "Recording linked in the session's note".to_string()));
+                    let what = if matches!(writes[k].op, CrmOp::AddNote { .. }) { "Note" } else { "Recording link" };
+                    out[k] = Some(shared(&r, format!("{what} written in the session's note")));
                 }
                 out[i] = Some(r);
                 i += 1;

@@ -114,8 +114,9 @@ async fn kustomer_an_ordinary_inbound_call_costs_three_calls_and_replays_create_
                 at: at(),
             },
         ),
+        w("s1#4", CrmOp::AddNote { record: ObjRef::Crm(conv.clone()), body: "CSAT score: 5".into(), at: at() }),
         w(
-            "s1#4",
+            "s1#5",
             CrmOp::WriteSessionData {
                 target: DataTarget::Activity,
                 record: record(),
@@ -179,4 +180,32 @@ fn kustomer_attribute_names_carry_the_type_suffix() {
     assert_eq!(super::attribute_name("queue_name"), "casebridgeQueueNameStr");
     assert_eq!(super::attribute_name("call_duration"), "casebridgeCallDurationNum");
     assert_eq!(super::attribute_name("custom_user_id"), "casebridgeCustomUserIdStr");
+}
+
+#[tokio::test]
+async fn kustomer_check_reports_each_part_and_what_to_fix() {
+    let base = fake().await;
+    let checks = connector(&base).check().await;
+    assert!(checks.iter().all(|c| c.ok), "{checks:?}");
+    let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "reachable",
+            "credentials",
+            "object customer",
+            "object conversation",
+            "users",
+            "field casebridgeQueueStr",
+            "statuses",
+            "agent status"
+        ]
+    );
+    assert!(checks[6].detail.contains("closed: done"), "{}", checks[6].detail);
+    control(&base, reqwest::Method::POST, "/__fake/kustomer/limits", Some(json!({"keys": ["other"]}))).await;
+    let checks = connector(&base).check().await;
+    let cred = checks.iter().find(|c| c.name == "credentials").unwrap();
+    assert!(!cred.ok && cred.detail.contains("crm.credentials.api_key"), "{cred:?}");
+    let unreachable = connector("http://127.0.0.1:9").check().await;
+    assert!(!unreachable[0].ok && unreachable[0].detail.contains("crm.base_url"), "{unreachable:?}");
 }

@@ -1,7 +1,7 @@
 //! Attachments (the two-step upload: `POST /v1/attachments` answers an upload address and
 //! form fields; a multipart POST there, `file` last, stores the file), custom attribute
 //! metadata (`GET`/`PUT /v1/metadata/{resource}`; updating needs `metadata.update`) and users
-//! (list by `email`, read, create).
+//! (list by `email`, read, `current` for the key's own user, create).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -226,6 +226,11 @@ async fn users(State(f): S, Query(q): Query<BTreeMap<String, String>>) -> Respon
 }
 
 async fn read_user(State(f): S, Path(id): Path<String>) -> Response {
+    if id == "current" {
+        // The API key's own machine user.
+        let me = json!({"id": "000000000000000000000001", "name": "API key", "userType": "machine", "email": null});
+        return Json(single("user", &me)).into_response();
+    }
     match f.db().get("user", &id) {
         Some(u) => Json(single("user", u)).into_response(),
         None => not_found("user", &id),
