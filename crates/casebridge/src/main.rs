@@ -5,11 +5,13 @@
 mod agents;
 mod api;
 mod config;
+mod console;
 mod dial;
 mod error;
 mod intake;
 mod outbox;
 mod pipeline;
+mod secrets;
 mod serve;
 mod simulate;
 mod workers;

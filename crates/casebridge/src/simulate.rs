@@ -170,7 +170,7 @@ async fn simulate_once(
     settings: &Settings,
     fixture: Option<&PathBuf>,
     items: &[Item],
-    label: &str,
+    label: Option<&str>,
 ) -> anyhow::Result<Vec<Outcome>> {
     let store = casebridge_store::open("sqlite::memory:").await?;
     store.migrate().await?;
@@ -182,7 +182,7 @@ async fn simulate_once(
     let http = HttpClient::new()?;
     let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
     let p = Pipeline::new(store.clone(), crm, http, settings.clone());
-    let bar = (std::io::stderr().is_terminal() && items.len() >= 1000).then(|| {
+    let bar = label.filter(|_| std::io::stderr().is_terminal() && items.len() >= 1000).map(|label| {
         let b = indicatif::ProgressBar::new(items.len() as u64);
         b.set_message(label.to_string());
         b
@@ -267,6 +267,26 @@ async fn outcome(store: &dyn Store, id: &str) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The sessions whose outcome differs between two runs, in the first run's order.
+fn differing<'a>(ra: &'a [Outcome], rb: &'a [Outcome]) -> Vec<(&'a Outcome, &'a Outcome)> {
+    let by_b: BTreeMap<&str, &Outcome> = rb.iter().map(|o| (o.session_id.as_str(), o)).collect();
+    ra.iter().filter_map(|x| by_b.get(x.session_id.as_str()).filter(|y| x.key() != y.key()).map(|y| (x, *y))).collect()
+}
+
+/// Replays stored events (their JSON bodies, in arrival order) under two settings documents,
+/// each on its own in-memory database and built-in CRM (never the real CRM): how many sessions
+/// ran, and those whose outcome differs as `{session_id, a, b}`.
+pub async fn compare_events(a: &Settings, b: &Settings, bodies: &[String]) -> anyhow::Result<(usize, Vec<Value>)> {
+    let items: Vec<Item> =
+        bodies.iter().filter_map(|b| serde_json::from_str::<Event>(b).ok()).map(|e| Item::Event(Box::new(e))).collect();
+    let offline = |s: &Settings| Settings { crm: Default::default(), ..s.clone() };
+    let ra = simulate_once(&offline(a), None, &items, None).await?;
+    let rb = simulate_once(&offline(b), None, &items, None).await?;
+    let diffs =
+        differing(&ra, &rb).into_iter().map(|(x, y)| json!({"session_id": x.session_id, "a": x, "b": y})).collect();
+    Ok((ra.len(), diffs))
+}
+
 fn text(v: &Value) -> String {
     v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
 }
@@ -325,7 +345,7 @@ pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let ra = simulate_once(&sa, a.crm_fixture.as_ref(), &items, "settings").await?;
+    let ra = simulate_once(&sa, a.crm_fixture.as_ref(), &items, Some("settings")).await?;
     match sb {
         None => match a.format {
             Format::Json => {
@@ -360,16 +380,8 @@ pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
             }
         },
         Some(sb) => {
-            let rb = simulate_once(&sb, a.crm_fixture.as_ref(), &items, "compare").await?;
-            let by_b: BTreeMap<&str, &Outcome> = rb.iter().map(|o| (o.session_id.as_str(), o)).collect();
-            let mut diffs = Vec::new();
-            for x in &ra {
-                if let Some(y) = by_b.get(x.session_id.as_str())
-                    && x.key() != y.key()
-                {
-                    diffs.push((x, *y));
-                }
-            }
+            let rb = simulate_once(&sb, a.crm_fixture.as_ref(), &items, Some("compare")).await?;
+            let diffs = differing(&ra, &rb);
             match a.format {
                 Format::Json => {
                     for (x, y) in &diffs {

@@ -57,6 +57,9 @@ pub struct ClickToCallSettings {
 /// What `GET /v1/settings` shows in place of a secret.
 pub const REDACTED: &str = "********";
 
+/// How a stored CRM credential shows in `GET /v1/settings`; sent back, it keeps the stored value.
+pub const CREDENTIAL_SET: &str = "set";
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -359,13 +362,32 @@ impl Settings {
         if s.click_to_call.signing_secret.is_some() {
             s.click_to_call.signing_secret = Some(REDACTED.into());
         }
+        // CRM credentials show as "set" (api.md, "External CRMs").
+        if let Some(serde_json::Value::Object(creds)) = s.crm.options.get_mut("credentials") {
+            for v in creds.values_mut() {
+                if v.as_str().is_some_and(|x| !x.is_empty()) {
+                    *v = serde_json::Value::String(CREDENTIAL_SET.into());
+                }
+            }
+        }
         s
     }
 
-    /// Keeps the saved secrets where a new document sends back [`REDACTED`].
+    /// Keeps the saved secrets where a new document sends back [`REDACTED`] (or, for CRM
+    /// credentials, [`CREDENTIAL_SET`]).
     pub fn keep_secrets_from(&mut self, saved: &Settings) {
         if self.click_to_call.signing_secret.as_deref() == Some(REDACTED) {
             self.click_to_call.signing_secret = saved.click_to_call.signing_secret.clone();
+        }
+        let saved_creds = saved.crm.options.get("credentials").and_then(|v| v.as_object());
+        if let Some(serde_json::Value::Object(creds)) = self.crm.options.get_mut("credentials") {
+            for (name, v) in creds.iter_mut() {
+                if matches!(v.as_str(), Some(CREDENTIAL_SET | REDACTED))
+                    && let Some(old) = saved_creds.and_then(|c| c.get(name))
+                {
+                    *v = old.clone();
+                }
+            }
         }
     }
 

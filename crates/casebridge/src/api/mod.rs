@@ -2,6 +2,7 @@
 
 pub mod activities;
 pub mod agents;
+pub mod connection;
 pub mod crm;
 pub mod crm_out;
 pub mod custom_fields;
@@ -32,6 +33,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(settings::router())
         .merge(crm::router())
+        .merge(connection::router())
         .merge(wrapup::router())
         .merge(dispositions::router())
         .merge(activities::router())

@@ -5,7 +5,9 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use super::state::AppState;
-use super::{activities, agents, crm, custom_fields, dispositions, events, ops, reports, sessions, settings, wrapup};
+use super::{
+    activities, agents, connection, crm, custom_fields, dispositions, events, ops, reports, sessions, settings, wrapup,
+};
 
 /// `GET /openapi.json`.
 pub fn router() -> Router<AppState> {
@@ -25,7 +27,8 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 #[openapi(
     info(title = "casebridge", description = "Contact-center sessions in, correct CRM records out."),
     paths(
-        ops::healthz, ops::readyz, ops::metrics, openapi, ops::list_outbox, ops::retry_outbox,
+        ops::healthz, ops::readyz, ops::metrics, openapi, ops::list_outbox, ops::retry_outbox, ops::retry_all,
+        connection::test_connection,
         events::post_events,
         sessions::get_session, sessions::list_sessions,
         settings::get_settings, settings::put_settings, settings::patch_settings,

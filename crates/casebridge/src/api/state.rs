@@ -31,6 +31,8 @@ pub struct AppState {
     pub intake: crate::intake::Intake,
     /// Largest accepted body.
     pub max_body_bytes: usize,
+    /// Seals the settings' secrets at rest.
+    pub sealer: Arc<crate::secrets::Sealer>,
 }
 
 /// The challenge every 401 carries (RFC 6750).

@@ -107,8 +107,13 @@ impl Server {
 
     /// Starts the binary again on the same data folder.
     pub async fn restart(&mut self) {
+        self.restart_with(&[]).await;
+    }
+
+    /// Starts the binary again on the same data folder, with these environment variables.
+    pub async fn restart_with(&mut self, env: &[(&str, &str)]) {
         self.kill();
-        let (child, base) = spawn(&self.data_dir(), &[], &[], None);
+        let (child, base) = spawn(&self.data_dir(), env, &[], None);
         self.child = Some(child);
         self.base = base;
         self.wait_ready().await;

@@ -46,6 +46,8 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/dial-requests/{id}"),
     ("get", "/v1/outbox"),
     ("post", "/v1/outbox/{id}/retry"),
+    ("post", "/v1/outbox/retry"),
+    ("post", "/v1/crm/test"),
 ];
 
 /// Follows `$ref`s into the components.

@@ -12,6 +12,8 @@ mod records;
 mod session_data;
 mod updates;
 
+pub use self::records::title_of;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};

@@ -112,7 +112,7 @@ pub(crate) async fn insert_command(tx: &mut sqlx::SqliteConnection, cmd: &NewCom
     .bind(&cmd.lane)
     .bind(&cmd.session_id)
     .bind(&cmd.op)
-    .bind(now)
+    .bind(cmd.not_before.map(crate::ts).unwrap_or_else(|| now.to_string()))
     .bind(now)
     .execute(&mut *tx)
     .await?;

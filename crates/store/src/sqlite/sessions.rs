@@ -149,4 +149,11 @@ impl SessionStore for SqliteStore {
     async fn ref_get(&self, key: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(key).fetch_optional(&self.read).await?)
     }
+
+    async fn ref_set(&self, key: &str, crm_id: &str) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        super::rows::set_ref(&mut tx, key, crm_id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
 }
