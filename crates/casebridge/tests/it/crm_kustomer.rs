@@ -3,8 +3,6 @@
 //! logging, custom fields, agent status), `POST /v1/crm/test`, and Kustomer's own failures
 //! (a refused key, throttling obeyed, a create that landed unseen).
 
-use std::time::{Duration, Instant};
-
 use serde_json::{Value, json};
 
 use crate::fakes::FakeCrm;
@@ -116,41 +114,6 @@ async fn kustomer_inbound_call_makes_one_customer_one_conversation_and_its_notes
     keys.dedup();
     assert_eq!(keys.len(), all, "no note twice: {on_conv:?}");
     assert!(keys.contains(&"session:k1"), "one session note, rewritten in place: {on_conv:?}");
-}
-
-#[tokio::test]
-async fn kustomer_ordinary_call_for_a_known_customer_costs_few_calls() {
-    let (fake, s, _) = start(json!({"session_data": {"attach_recordings": true}})).await;
-    s.send(call("warm", &recent(30), "+14155550110", &["Support"])).await;
-    fake.poll_objects("conversation", |v| v.len() == 1).await;
-    fake.reset_stats().await;
-    let mut c = Ses::new("count", &recent(5));
-    s.send(vec![
-        c.created("voice_inbound_ivr", json!({"phone": "+14155550110"}), &["Support"]),
-        c.assigned("ag-1"),
-        c.connected(),
-        c.ended(),
-        c.ev(2, "recording.available", json!({"url": "https://files.example/count.mp3"})),
-        c.ev(5, "csat.submitted", json!({"score": 5})),
-    ])
-    .await;
-    fake.poll_objects("note", |v| {
-        v.iter().any(|n| n["externalId"] == "session:count" && n["body"].as_str().unwrap().contains("CSAT score: 5"))
-    })
-    .await;
-    let stats = fake.stats().await;
-    let by_route = stats["by_route"].as_object().unwrap();
-    let lookups: u64 = by_route
-        .iter()
-        .filter(|(k, _)| k.starts_with("GET /v1/customers/{id}") || k.starts_with("GET /v1/users"))
-        .map(|(_, v)| v.as_u64().unwrap())
-        .sum();
-    let writes = stats["requests"].as_u64().unwrap() - lookups;
-    eprintln!("kustomer calls for an ordinary inbound call: {writes} writes + {lookups} lookups: {by_route:?}");
-    // Delivered one write at a time this is 7 (conversation, phone note, session note and its
-    // two rewrites, recording link, CSAT note); delivered in batches the connector folds it
-    // to 3 (its own test `kustomer_an_ordinary_inbound_call_costs_three_calls…`).
-    assert!(writes <= 7, "{by_route:?}");
 }
 
 #[tokio::test]
@@ -319,40 +282,36 @@ async fn kustomer_refused_key_parks_the_write_with_what_to_fix() {
     assert!(dead.to_string().contains("Kustomer refused the API key"), "{dead}");
 }
 
-#[tokio::test]
-async fn kustomer_throttling_is_obeyed_before_the_next_request() {
-    let (fake, s, _) = start(json!({})).await;
-    fake.fault(json!({"status": 429, "count": 1, "retry_after_s": 2, "path_contains": "/v1/conversations"})).await;
-    s.send(vec![Ses::new("th1", &recent(5)).created("voice_outbound", json!({"phone": "+14155550170"}), &[])]).await;
-    fake.poll_objects("conversation", |v| v.len() == 1).await;
-    let stats = fake.stats().await;
-    let log = stats["log"].as_array().unwrap();
-    let throttled = log.iter().position(|e| e["status"] == 429).expect("the 429 was answered");
-    let at = log[throttled]["at_ms"].as_u64().unwrap();
-    let next = log[throttled + 1..].iter().map(|e| e["at_ms"].as_u64().unwrap()).min().unwrap();
-    assert!(next >= at + 2000, "no request before Retry-After: 429 at {at} ms, next at {next} ms: {log:?}");
-}
+/// The generic delivery faults (`crm_faults`), played against the Kustomer fake.
+mod faults {
+    use crate::crm_faults::*;
 
-#[tokio::test]
-async fn kustomer_a_create_that_landed_unseen_is_not_made_twice() {
-    let (fake, s, _) = start(json!({})).await;
-    // The conversation lands but its answer comes after casebridge gave up waiting.
-    fake.fault(json!({"status": 201, "count": 1, "latency_ms": 11_000, "path_contains": "/v1/conversations"})).await;
-    s.post(
-        "/v1/events",
-        json!([Ses::new("lost1", &recent(5)).created("voice_outbound", json!({"phone": "+14155550180"}), &[])]),
-    )
-    .await;
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let (_, v) = s.call(reqwest::Method::GET, "/v1/sessions/lost1", None).await;
-        if v["record_id"].as_str().is_some_and(|r| !r.starts_with("cb-")) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never created: {v}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    #[tokio::test]
+    async fn kustomer_outage_then_recovery() {
+        outage_then_recovery("kustomer").await;
     }
-    let convs = fake.objects("conversation").await;
-    assert_eq!(convs.len(), 1, "exactly one conversation: {convs:?}");
-    assert_eq!(s.session("lost1").await["record_id"], convs[0]["id"]);
+
+    #[tokio::test]
+    async fn kustomer_throttling_wait_is_obeyed() {
+        throttling_wait_is_obeyed("kustomer", 429).await;
+    }
+
+    #[tokio::test]
+    async fn kustomer_landed_during_timeout_is_not_created_twice() {
+        landed_during_timeout_is_not_created_twice("kustomer", "/v1/conversations").await;
+    }
+
+    #[tokio::test]
+    async fn kustomer_killed_mid_write_then_restarted() {
+        killed_mid_write_then_restarted("kustomer", "/v1/conversations").await;
+    }
+
+    #[tokio::test]
+    async fn kustomer_ordinary_call_costs_at_most_three_calls() {
+        // 3 writes (conversation, phone note, one session note carrying the recording link
+        // and CSAT) and the customer's lookup by phone, which the lookup cache does not hold
+        // here (the first call created the customer, so its empty answer was dropped).
+        let n = calls_per_ordinary_call("kustomer").await;
+        assert!(n <= 4, "{n} Kustomer API calls for an ordinary inbound call");
+    }
 }
