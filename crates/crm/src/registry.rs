@@ -22,7 +22,7 @@ pub enum ConnectorConfig {
     /// The built-in CRM.
     Builtin(BuiltinConfig),
     /// Kustomer.
-    Kustomer(crate::kustomer::KustomerConfig),
+    Kustomer(Box<crate::kustomer::KustomerConfig>),
 }
 
 impl ConnectorConfig {
@@ -34,7 +34,9 @@ impl ConnectorConfig {
                 let (c, warnings) = BuiltinConfig::parse(crm);
                 Ok((ConnectorConfig::Builtin(c), warnings))
             }
-            "kustomer" => crate::kustomer::KustomerConfig::parse(crm).map(|(c, w)| (ConnectorConfig::Kustomer(c), w)),
+            "kustomer" => {
+                crate::kustomer::KustomerConfig::parse(crm).map(|(c, w)| (ConnectorConfig::Kustomer(Box::new(c)), w))
+            }
             other => Err(vec![FieldError {
                 field: "crm.kind".into(),
                 message: format!("unknown CRM kind {other:?}; this build supports: {}", KINDS.join(", ")),
@@ -65,7 +67,9 @@ pub fn connect(config: &ConnectorConfig, deps: &Deps) -> Arc<dyn Connector> {
     match config {
         // Kinds across a network are wrapped with `remote(…)`.
         ConnectorConfig::Builtin(_) => Arc::new(BuiltinConnector::new(deps.builtin.clone())),
-        ConnectorConfig::Kustomer(c) => Arc::new(crate::kustomer::KustomerConnector::new(c.clone(), deps.http.clone())),
+        ConnectorConfig::Kustomer(c) => {
+            Arc::new(crate::kustomer::KustomerConnector::new((**c).clone(), deps.http.clone()))
+        }
     }
 }
 

@@ -32,6 +32,9 @@ use crate::http::{CrmHttp, HttpClient};
 use crate::pacing::Pacer;
 use crate::{Check, Connector, CrmError, CrmLookup, FieldSpec, Write, WriteOutcome};
 
+/// Custom attribute metadata by resource, with when it was read.
+type Metadata = HashMap<String, (tokio::time::Instant, Map<String, Value>)>;
+
 /// Connector for Kustomer.
 pub struct KustomerConnector {
     api: Api,
@@ -42,7 +45,7 @@ pub struct KustomerConnector {
     /// Ids of notes known to exist: a rewrite updates them directly.
     notes: Mutex<HashSet<String>>,
     /// Custom attribute metadata by resource, read once per batch of field creations.
-    metadata: Mutex<HashMap<String, (tokio::time::Instant, Map<String, Value>)>>,
+    metadata: Mutex<Metadata>,
 }
 
 fn crm_id(r: &ObjRef) -> Result<&str, CrmError> {

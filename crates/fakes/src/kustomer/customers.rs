@@ -72,7 +72,7 @@ fn check_identifiers(db: &Db, c: &Value, own_id: &str) -> Result<(), Response> {
             Value::Null => {}
             Value::Array(a) => {
                 for (i, e) in a.iter().enumerate() {
-                    if !e[key].as_str().is_some_and(|s| !s.trim().is_empty()) {
+                    if e[key].as_str().is_none_or(|s| s.trim().is_empty()) {
                         return Err(invalid(&format!("/{field}/{i}/{key}"), format!("{field}[{i}].{key} is required")));
                     }
                 }

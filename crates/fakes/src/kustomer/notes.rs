@@ -111,7 +111,7 @@ async fn update(State(f): S, Path(id): Path<String>, Json(body): Json<Value>) ->
         return r;
     }
     if let Some(body) = b.get("body")
-        && !body.as_str().is_some_and(|s| !s.trim().is_empty())
+        && body.as_str().is_none_or(|s| s.trim().is_empty())
     {
         return invalid("/body", "body must be non-empty text".into());
     }
