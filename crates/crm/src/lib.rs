@@ -7,6 +7,7 @@ pub mod builtin;
 pub mod cache;
 pub mod external;
 pub mod http;
+pub mod kustomer;
 pub mod pacing;
 pub mod registry;
 

@@ -14,13 +14,15 @@ use crate::cache::Cached;
 use crate::http::HttpClient;
 
 /// The CRM kinds this build connects to.
-pub const KINDS: &[&str] = &["builtin"];
+pub const KINDS: &[&str] = &["builtin", "kustomer"];
 
 /// A connector's typed configuration, read from the settings' `crm` member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectorConfig {
     /// The built-in CRM.
     Builtin(BuiltinConfig),
+    /// Kustomer.
+    Kustomer(Box<crate::kustomer::KustomerConfig>),
 }
 
 impl ConnectorConfig {
@@ -31,6 +33,9 @@ impl ConnectorConfig {
             "builtin" => {
                 let (c, warnings) = BuiltinConfig::parse(crm);
                 Ok((ConnectorConfig::Builtin(c), warnings))
+            }
+            "kustomer" => {
+                crate::kustomer::KustomerConfig::parse(crm).map(|(c, w)| (ConnectorConfig::Kustomer(Box::new(c)), w))
             }
             other => Err(vec![FieldError {
                 field: "crm.kind".into(),
@@ -43,6 +48,7 @@ impl ConnectorConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ConnectorConfig::Builtin(_) => "builtin",
+            ConnectorConfig::Kustomer(_) => "kustomer",
         }
     }
 }
@@ -61,6 +67,9 @@ pub fn connect(config: &ConnectorConfig, deps: &Deps) -> Arc<dyn Connector> {
     match config {
         // Kinds across a network are wrapped with `remote(…)`.
         ConnectorConfig::Builtin(_) => Arc::new(BuiltinConnector::new(deps.builtin.clone())),
+        ConnectorConfig::Kustomer(c) => {
+            Arc::new(crate::kustomer::KustomerConnector::new((**c).clone(), deps.http.clone()))
+        }
     }
 }
 

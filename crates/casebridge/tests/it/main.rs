@@ -10,6 +10,7 @@ mod conversation;
 mod crm_connection;
 #[allow(dead_code)] // instantiated per CRM fake as they land
 mod crm_faults;
+mod crm_kustomer;
 mod events_ref;
 #[allow(dead_code)] // used by the connector tests as they land
 mod fakes;
