@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use casebridge_rules::model::{Answer, CrmProfile, ObjRef};
+use casebridge_rules::model::{AccountHit, Answer, CrmProfile, ObjRef};
 use casebridge_rules::ops::CrmOp;
 
 use crate::{Check, Connector, CrmError, CrmLookup, FieldSpec, Write, WriteOutcome};
@@ -67,11 +67,8 @@ impl Cached {
         let mut keys = Vec::new();
         let mut accounts = Vec::new();
         match op {
-            CrmOp::CreateAccount { phone, email, user_id, .. } => {
-                keys.extend(phone.clone().map(CrmLookup::AccountsByPhone));
-                keys.extend(email.clone().map(CrmLookup::AccountsByEmail));
-                keys.extend(user_id.clone().map(CrmLookup::AccountsByUserId));
-            }
+            // Settled once the create's outcome is known (`created`).
+            CrmOp::CreateAccount { .. } => return,
             CrmOp::UpdateAccount { account, email, user_id, .. } => {
                 keys.extend(email.clone().map(CrmLookup::AccountsByEmail));
                 keys.extend(user_id.clone().map(CrmLookup::AccountsByUserId));
@@ -92,6 +89,39 @@ impl Cached {
                 Answer::Accounts(hits) => !hits.iter().any(|h| accounts.contains(&h.id)),
                 _ => true,
             });
+        }
+    }
+
+    /// After a create of a person: where the cache knew that nobody had these details, it now
+    /// knows the person created (the next call of a new caller costs no lookup); any other
+    /// answer it had is dropped.
+    fn created(&self, op: &CrmOp, result: &Result<WriteOutcome, CrmError>) {
+        let CrmOp::CreateAccount { kind, name, phone, email, user_id, .. } = op else { return };
+        let keys: Vec<CrmLookup> = phone
+            .clone()
+            .map(CrmLookup::AccountsByPhone)
+            .into_iter()
+            .chain(email.clone().map(CrmLookup::AccountsByEmail))
+            .chain(user_id.clone().map(CrmLookup::AccountsByUserId))
+            .collect();
+        let hit = match result {
+            Ok(WriteOutcome { created: Some((_, id)), .. }) => {
+                Some(AccountHit { id: id.clone(), kind: *kind, name: name.clone(), updated_at: chrono::Utc::now() })
+            }
+            _ => None,
+        };
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            let knew_nobody =
+                matches!(m.get(&k), Some((until, Answer::Accounts(h))) if h.is_empty() && *until > Instant::now());
+            match &hit {
+                Some(hit) if knew_nobody => {
+                    m.insert(k, (Instant::now() + FOUND_TTL, Answer::Accounts(vec![hit.clone()])));
+                }
+                _ => {
+                    m.remove(&k);
+                }
+            }
         }
     }
 
@@ -141,6 +171,7 @@ impl Connector for Cached {
     async fn execute(&self, key: &str, op: &CrmOp) -> Result<WriteOutcome, CrmError> {
         self.invalidate(op);
         let r = self.inner.execute(key, op).await;
+        self.created(op, &r);
         self.forget_gone(op, &r);
         r
     }
@@ -149,7 +180,11 @@ impl Connector for Cached {
             self.invalidate(&w.op);
         }
         let results = self.inner.execute_batch(writes).await;
-        for (w, r) in writes.iter().zip(&results) {
+        for (i, w) in writes.iter().enumerate() {
+            // A write without a result (after a failure) is unknown: treat it as failed.
+            let unknown = Err(CrmError::Transient { message: String::new(), retry_after: None });
+            let r = results.get(i).unwrap_or(&unknown);
+            self.created(&w.op, r);
             self.forget_gone(&w.op, r);
         }
         results
@@ -168,5 +203,73 @@ impl Connector for Cached {
     }
     async fn ensure_custom_field(&self, field: &FieldSpec) -> Result<bool, CrmError> {
         self.inner.ensure_custom_field(field).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use casebridge_rules::model::AccountKind;
+
+    use super::*;
+
+    /// A CRM that knows nobody and counts its lookups.
+    #[derive(Default)]
+    struct Counting {
+        lookups: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl Connector for Counting {
+        fn kind(&self) -> &'static str {
+            "counting"
+        }
+        fn profile(&self) -> CrmProfile {
+            CrmProfile::builtin()
+        }
+        async fn lookup(&self, _: &CrmLookup) -> Result<Answer, CrmError> {
+            self.lookups.fetch_add(1, Ordering::SeqCst);
+            Ok(Answer::Accounts(vec![]))
+        }
+        async fn execute(&self, key: &str, _: &CrmOp) -> Result<WriteOutcome, CrmError> {
+            Ok(WriteOutcome { created: Some((key.into(), "acc_1".into())), summary: String::new() })
+        }
+        async fn record_exists(&self, _: &str) -> Result<bool, CrmError> {
+            Ok(true)
+        }
+        async fn ensure_custom_field(&self, _: &FieldSpec) -> Result<bool, CrmError> {
+            Ok(false)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeat_lookup_is_answered_from_the_cache_and_a_create_fills_it() {
+        let inner = Arc::new(Counting::default());
+        let c = Cached::new(inner.clone());
+        let by_phone = CrmLookup::AccountsByPhone("+14155550100".into());
+        assert_eq!(c.lookup(&by_phone).await.ok(), Some(Answer::Accounts(vec![])));
+        assert_eq!(c.lookup(&by_phone).await.ok(), Some(Answer::Accounts(vec![])));
+        assert_eq!(inner.lookups.load(Ordering::SeqCst), 1, "the second lookup came from the cache");
+        let create = CrmOp::CreateAccount {
+            key: "cb-acct-1".into(),
+            kind: AccountKind::Contact,
+            name: None,
+            phone: Some("+14155550100".into()),
+            phone_extension: None,
+            email: None,
+            user_id: None,
+            at: chrono::Utc::now(),
+        };
+        assert!(c.execute("cb-acct-1", &create).await.is_ok());
+        let after = c.lookup(&by_phone).await.ok();
+        assert!(matches!(&after, Some(Answer::Accounts(h)) if h.len() == 1 && h[0].id == "acc_1"), "{after:?}");
+        assert_eq!(inner.lookups.load(Ordering::SeqCst), 1, "the created person is known without asking");
+        // Records are never cached.
+        let records = CrmLookup::RecordsOfAccount("acc_1".into());
+        let _ = c.lookup(&records).await;
+        let _ = c.lookup(&records).await;
+        assert_eq!(inner.lookups.load(Ordering::SeqCst), 3);
     }
 }

@@ -68,7 +68,7 @@ pub fn connect(config: &ConnectorConfig, deps: &Deps) -> Arc<dyn Connector> {
         // Kinds across a network are wrapped with `remote(…)`.
         ConnectorConfig::Builtin(_) => Arc::new(BuiltinConnector::new(deps.builtin.clone())),
         ConnectorConfig::Kustomer(c) => {
-            Arc::new(crate::kustomer::KustomerConnector::new((**c).clone(), deps.http.clone()))
+            remote(Arc::new(crate::kustomer::KustomerConnector::new((**c).clone(), deps.http.clone())))
         }
     }
 }
