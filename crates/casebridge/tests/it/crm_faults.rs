@@ -138,3 +138,30 @@ pub async fn calls_per_ordinary_call(kind: &'static str) -> u64 {
     println!("{kind}: {n} API calls for an ordinary inbound call: {}", stats["by_route"]);
     n
 }
+
+/// With `rate_limit_per_minute` set, no more requests than that reach the CRM in a minute:
+/// the next one waits in casebridge.
+pub async fn rate_limit_is_never_exceeded(kind: &'static str) {
+    let fake = FakeCrm::start(kind).await;
+    let s = Server::start_with(ENV, &[]).await;
+    let mut crm = fake.crm_settings();
+    crm["rate_limit_per_minute"] = json!(2);
+    s.put_settings(settings(json!({"crm": crm}))).await;
+    post(&s, ordinary_call("paced-1", "+14155550106")).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, m) = s.call(reqwest::Method::GET, "/metrics", None).await;
+        let paced =
+            m.as_str().unwrap_or("").lines().any(|l| l.starts_with("casebridge_crm_paced_total") && !l.ends_with(" 0"));
+        if paced {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no request ever waited for the rate limit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let stats = fake.stats().await;
+    let sent = stats["requests"].as_u64().unwrap_or(0) + stats["in_flight"].as_u64().unwrap_or(0);
+    assert_eq!(sent, 2, "the limit of 2 a minute was kept: {stats}");
+    let pending = s.get("/v1/outbox?state=pending").await;
+    assert!(pending["writes"].as_array().is_some_and(|w| !w.is_empty()), "writes wait their turn: {pending}");
+}

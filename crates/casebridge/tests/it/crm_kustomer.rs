@@ -307,6 +307,11 @@ mod faults {
     }
 
     #[tokio::test]
+    async fn kustomer_rate_limit_is_never_exceeded() {
+        rate_limit_is_never_exceeded("kustomer").await;
+    }
+
+    #[tokio::test]
     async fn kustomer_ordinary_call_costs_at_most_three_calls() {
         // 3 writes (conversation, phone note, one session note carrying the recording link
         // and CSAT); the customer's lookup by phone comes from the cache, which learnt the
