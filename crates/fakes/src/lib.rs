@@ -4,6 +4,7 @@
 //! `GET /__fake/stats`, `POST /__fake/faults`, `GET /__fake/objects/{type}`.
 
 pub mod control;
+pub mod salesforce;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ pub use control::{Fake, app};
 type MakeFake = fn() -> Arc<dyn Fake>;
 
 /// Each vendor this build fakes.
-const FAKES: &[(&str, MakeFake)] = &[];
+const FAKES: &[(&str, MakeFake)] = &[("salesforce", salesforce::make)];
 
 /// The vendors this build fakes.
 pub fn kinds() -> Vec<&'static str> {
