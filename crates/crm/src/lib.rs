@@ -8,6 +8,7 @@ pub mod external;
 pub mod http;
 pub mod pacing;
 pub mod registry;
+pub mod salesforce;
 
 use std::time::Duration;
 

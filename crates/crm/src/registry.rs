@@ -13,13 +13,15 @@ use crate::builtin::{BuiltinConfig, BuiltinConnector};
 use crate::http::HttpClient;
 
 /// The CRM kinds this build connects to.
-pub const KINDS: &[&str] = &["builtin"];
+pub const KINDS: &[&str] = &["builtin", "salesforce"];
 
 /// A connector's typed configuration, read from the settings' `crm` member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConnectorConfig {
     /// The built-in CRM.
     Builtin(BuiltinConfig),
+    /// A Salesforce org.
+    Salesforce(crate::salesforce::SalesforceConfig),
 }
 
 impl ConnectorConfig {
@@ -30,6 +32,9 @@ impl ConnectorConfig {
             "builtin" => {
                 let (c, warnings) = BuiltinConfig::parse(crm);
                 Ok((ConnectorConfig::Builtin(c), warnings))
+            }
+            "salesforce" => {
+                crate::salesforce::SalesforceConfig::parse(crm).map(|(c, w)| (ConnectorConfig::Salesforce(c), w))
             }
             other => Err(vec![FieldError {
                 field: "crm.kind".into(),
@@ -42,6 +47,7 @@ impl ConnectorConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ConnectorConfig::Builtin(_) => "builtin",
+            ConnectorConfig::Salesforce(_) => "salesforce",
         }
     }
 }
@@ -59,6 +65,9 @@ pub struct Deps {
 pub fn connect(config: &ConnectorConfig, deps: &Deps) -> Arc<dyn Connector> {
     match config {
         ConnectorConfig::Builtin(_) => Arc::new(BuiltinConnector::new(deps.builtin.clone())),
+        ConnectorConfig::Salesforce(c) => {
+            Arc::new(crate::salesforce::SalesforceConnector::new(c.clone(), deps.http.clone()))
+        }
     }
 }
 
