@@ -6,6 +6,7 @@ mod agents;
 mod cli;
 mod connectors;
 mod conversation;
+mod crm_salesforce;
 mod events_ref;
 #[allow(dead_code)] // used by the connector tests as they land
 mod fakes;

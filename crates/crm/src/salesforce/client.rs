@@ -161,7 +161,7 @@ pub fn sf_error(status: u16, headers: Option<&HeaderMap>, body: &str, what: &str
         (300, _) => CrmError::Permanent(format!(
             "{message}: several records carry this key; mark the key field Unique in Setup and merge the duplicates"
         )),
-        (_, code) => CrmError::Permanent(format!("{message}.{}", advice(code))),
+        (_, code) => CrmError::Permanent(format!("{}.{}", message.trim_end_matches('.'), advice(code))),
     }
 }
 
