@@ -21,7 +21,7 @@ pub enum ConnectorConfig {
     /// The built-in CRM.
     Builtin(BuiltinConfig),
     /// A Salesforce org.
-    Salesforce(crate::salesforce::SalesforceConfig),
+    Salesforce(Box<crate::salesforce::SalesforceConfig>),
 }
 
 impl ConnectorConfig {
@@ -33,9 +33,8 @@ impl ConnectorConfig {
                 let (c, warnings) = BuiltinConfig::parse(crm);
                 Ok((ConnectorConfig::Builtin(c), warnings))
             }
-            "salesforce" => {
-                crate::salesforce::SalesforceConfig::parse(crm).map(|(c, w)| (ConnectorConfig::Salesforce(c), w))
-            }
+            "salesforce" => crate::salesforce::SalesforceConfig::parse(crm)
+                .map(|(c, w)| (ConnectorConfig::Salesforce(Box::new(c)), w)),
             other => Err(vec![FieldError {
                 field: "crm.kind".into(),
                 message: format!("unknown CRM kind {other:?}; this build supports: {}", KINDS.join(", ")),
@@ -66,7 +65,7 @@ pub fn connect(config: &ConnectorConfig, deps: &Deps) -> Arc<dyn Connector> {
     match config {
         ConnectorConfig::Builtin(_) => Arc::new(BuiltinConnector::new(deps.builtin.clone())),
         ConnectorConfig::Salesforce(c) => {
-            Arc::new(crate::salesforce::SalesforceConnector::new(c.clone(), deps.http.clone()))
+            Arc::new(crate::salesforce::SalesforceConnector::new((**c).clone(), deps.http.clone()))
         }
     }
 }

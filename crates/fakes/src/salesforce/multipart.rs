@@ -17,7 +17,10 @@ fn bad(msg: &str) -> SfError {
 }
 
 /// The fields of `entity_content` and the bytes of `VersionData`.
-pub fn entity(content_type: &str, body: &[u8]) -> Result<(Map<String, Value>, Option<Vec<u8>>), SfError> {
+pub type Entity = (Map<String, Value>, Option<Vec<u8>>);
+
+/// Reads a multipart ContentVersion body.
+pub fn entity(content_type: &str, body: &[u8]) -> Result<Entity, SfError> {
     let boundary = content_type
         .split(';')
         .find_map(|p| p.trim().strip_prefix("boundary="))

@@ -337,7 +337,7 @@ impl Org {
             fields.push(json!({"name": name, "label": c.label, "type": c.kind, "createable": true, "updateable": true,
                                "externalId": c.external_id, "custom": true}));
         }
-        Some(json!({"name": obj, "createable": w.len() > 0, "queryable": true, "fields": fields}))
+        Some(json!({"name": obj, "createable": !w.is_empty(), "queryable": true, "fields": fields}))
     }
 
     fn next_id(&mut self, obj: &str) -> String {
