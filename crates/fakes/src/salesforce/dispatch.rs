@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::org::{Org, PHONE_FIELDS, Record, SfError};
+use super::org::{Org, Record, SfError};
+use super::schema::PHONE_FIELDS;
 use super::soql::{self, Query, Scope};
 
 /// One request to the data API.

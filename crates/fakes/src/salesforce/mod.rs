@@ -13,6 +13,7 @@
 mod dispatch;
 mod multipart;
 mod org;
+mod schema;
 mod soql;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 
+use super::schema::{PERSON_FIELDS, PERSON_READ_ONLY, SYSTEM_FIELDS, TASK_STATUSES, prefix, standard};
+
 /// One sObject as stored: its fields, `Id` included.
 pub type Record = Map<String, Value>;
 
@@ -41,124 +43,6 @@ impl SfError {
     /// `NOT_FOUND` for a resource.
     pub fn not_found() -> SfError {
         SfError::new(404, "NOT_FOUND", "The requested resource does not exist")
-    }
-}
-
-/// Fields every object has and no client writes.
-const SYSTEM_FIELDS: &[&str] =
-    &["Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "CreatedById", "LastModifiedById", "IsDeleted"];
-
-/// Standard fields of an object: (writable, read-only). `None` for objects the fake lacks.
-fn standard(obj: &str) -> Option<(&'static [&'static str], &'static [&'static str])> {
-    Some(match obj {
-        "Contact" => (
-            &[
-                "FirstName",
-                "LastName",
-                "Phone",
-                "MobilePhone",
-                "HomePhone",
-                "OtherPhone",
-                "AssistantPhone",
-                "Email",
-                "AccountId",
-                "Description",
-                "OwnerId",
-                "LeadSource",
-                "Title",
-            ],
-            &["Name"],
-        ),
-        "Lead" => (
-            &[
-                "FirstName",
-                "LastName",
-                "Company",
-                "Phone",
-                "MobilePhone",
-                "Email",
-                "Status",
-                "Description",
-                "OwnerId",
-                "LeadSource",
-                "Title",
-            ],
-            &["Name", "IsConverted"],
-        ),
-        "Account" => (&["Name", "Phone", "Description", "OwnerId", "Type"], &[]),
-        "Case" => (
-            &[
-                "Subject",
-                "Description",
-                "Status",
-                "Origin",
-                "Priority",
-                "ContactId",
-                "AccountId",
-                "OwnerId",
-                "SuppliedPhone",
-                "SuppliedEmail",
-                "SuppliedName",
-                "Type",
-                "Reason",
-            ],
-            &["IsClosed", "ClosedDate", "CaseNumber"],
-        ),
-        "Task" => (
-            &[
-                "Subject",
-                "Description",
-                "Status",
-                "Priority",
-                "WhoId",
-                "WhatId",
-                "OwnerId",
-                "ActivityDate",
-                "TaskSubtype",
-                "CallType",
-                "CallDurationInSeconds",
-                "CallObject",
-                "CallDisposition",
-            ],
-            &["IsClosed", "AccountId"],
-        ),
-        "CaseComment" => (&["ParentId", "CommentBody", "IsPublished"], &[]),
-        "ContentVersion" => (
-            &["Title", "PathOnClient", "VersionData", "FirstPublishLocationId", "Description", "ReasonForChange"],
-            &["ContentDocumentId", "ContentSize", "VersionNumber", "FileExtension"],
-        ),
-        "CaseStatus" => (&[], &["ApiName", "MasterLabel", "IsClosed", "IsDefault", "SortOrder"]),
-        "User" => (&[], &["Name", "Email", "Username", "IsActive"]),
-        _ => return None,
-    })
-}
-
-/// Person-account fields of `Account`, present only when the org enables person accounts.
-const PERSON_FIELDS: &[&str] = &["FirstName", "LastName", "PersonEmail", "PersonMobilePhone", "PersonHomePhone"];
-const PERSON_READ_ONLY: &[&str] = &["IsPersonAccount", "PersonContactId"];
-
-/// Fields searched by `IN PHONE FIELDS`.
-pub const PHONE_FIELDS: &[&str] =
-    &["Phone", "MobilePhone", "HomePhone", "OtherPhone", "AssistantPhone", "PersonMobilePhone", "PersonHomePhone"];
-
-/// Task statuses (`Completed` closes a task).
-const TASK_STATUSES: &[&str] = &["Not Started", "In Progress", "Completed", "Waiting on someone else", "Deferred"];
-
-/// The key prefix of an object's ids.
-pub fn prefix(obj: &str) -> &'static str {
-    match obj {
-        "Account" => "001",
-        "Contact" => "003",
-        "User" => "005",
-        "Lead" => "00Q",
-        "Task" => "00T",
-        "CaseComment" => "00a",
-        "CaseStatus" => "01J",
-        "ContentVersion" => "068",
-        "ContentDocument" => "069",
-        "CustomField" => "00N",
-        "Case" => "500",
-        _ => "a00",
     }
 }
 

@@ -469,7 +469,8 @@ fn compare(v: &Value, lit: &Lit) -> Option<Ordering> {
     }
 }
 
-fn like(text: &str, pattern: &str) -> bool {
+/// SOQL `LIKE`: `%` any run, `_` one character, case-insensitive.
+pub fn like(text: &str, pattern: &str) -> bool {
     fn go(t: &[char], p: &[char]) -> bool {
         match p.split_first() {
             None => t.is_empty(),
@@ -556,53 +557,4 @@ pub fn phone_matches(stored: &str, term: &str) -> bool {
         return false;
     }
     s == t || (t.len() >= 7 && s.ends_with(&t)) || (s.len() >= 7 && t.ends_with(&s))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn selects_parse_and_filter() {
-        let q = parse_soql(
-            "SELECT Id, Status FROM Case WHERE ContactId = '003X' AND IsClosed = false ORDER BY CreatedDate DESC LIMIT 5",
-        )
-        .unwrap();
-        assert_eq!(q.object, "Case");
-        assert_eq!(q.fields, ["Id", "Status"]);
-        assert_eq!(q.limit, Some(5));
-        let a = json!({"Id": "1", "ContactId": "003x", "IsClosed": false, "CreatedDate": "2026-01-02"});
-        let b = json!({"Id": "2", "ContactId": "003X", "IsClosed": true, "CreatedDate": "2026-01-03"});
-        let rs = [a.as_object().unwrap().clone(), b.as_object().unwrap().clone()];
-        let out = q.run(rs.iter());
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0]["Id"], "1");
-    }
-
-    #[test]
-    fn what_the_fake_does_not_understand_is_refused() {
-        assert!(parse_soql("SELECT Id FROM Case WHERE A = 'x' OR B = 'y'").is_err());
-        assert!(parse_soql("SELECT Id FROM Case GROUP BY Status").is_err());
-        assert!(parse_soql("SELECT Id FROM Case WHERE (A = 'x')").is_err());
-        assert!(parse_soql("DELETE FROM Case").is_err());
-        assert!(parse_soql("SELECT Id FROM Case WHERE Subject = 'unterminated").is_err());
-    }
-
-    #[test]
-    fn sosl_returning_clauses_and_phone_digits() {
-        let s = parse_sosl(
-            "FIND {4155550100} IN PHONE FIELDS RETURNING Contact(Id,Name,LastModifiedDate), Lead(Id,Name WHERE IsConverted=false), Account",
-        )
-        .unwrap();
-        assert_eq!(s.scope, Scope::Phone);
-        assert_eq!(s.term, "4155550100");
-        assert_eq!(s.returning.len(), 3);
-        assert_eq!(s.returning[1].conds[0].field, "IsConverted");
-        assert!(phone_matches("+1 (415) 555-0100", "4155550100"));
-        assert!(phone_matches("415.555.0100", "4155550100"));
-        assert!(!phone_matches("415 555 0199", "4155550100"));
-        assert!(like("Hello World", "hello%"));
-        assert!(!like("Hello", "h_lo"));
-    }
 }
