@@ -11,6 +11,8 @@ mod config;
 mod files;
 mod ledger;
 mod lookups;
+#[cfg(test)]
+mod tests;
 mod writes;
 
 use std::sync::Arc;
