@@ -5,11 +5,14 @@
 mod agents;
 mod api;
 mod config;
+mod console;
 mod dial;
 mod error;
 mod intake;
+mod native;
 mod outbox;
 mod pipeline;
+mod secrets;
 mod serve;
 mod simulate;
 mod workers;

@@ -25,5 +25,6 @@ pub fn command(
         session_id: session_id.to_string(),
         op: serde_json::to_string(op)?,
         keys: concerns,
+        not_before: None,
     })
 }

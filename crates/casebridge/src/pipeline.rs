@@ -16,8 +16,8 @@ use tokio::sync::{Notify, RwLock};
 pub struct Pipeline {
     /// Storage.
     pub store: Arc<dyn Store>,
-    /// The CRM.
-    pub crm: Arc<dyn Connector>,
+    /// The CRM (replaced when the settings' `crm` member changes).
+    crm: std::sync::RwLock<Arc<dyn Connector>>,
     /// What the rules know of the CRM, with the standard fields enabled in it (behaviour.md §11).
     profile: RwLock<Arc<CrmProfile>>,
     /// Sends webhooks (dial requests) to the contact center.
@@ -40,7 +40,7 @@ impl Pipeline {
         let profile = crm.profile();
         Arc::new(Pipeline {
             store,
-            crm,
+            crm: std::sync::RwLock::new(crm),
             profile: RwLock::new(Arc::new(profile)),
             http,
             settings: RwLock::new(Arc::new(settings)),
@@ -56,10 +56,22 @@ impl Pipeline {
         self.settings.read().await.clone()
     }
 
+    /// The CRM connector in use.
+    pub fn crm(&self) -> Arc<dyn Connector> {
+        self.crm.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Switches to another connector (the settings' `crm` member changed); writes already
+    /// handed to the old one finish there.
+    pub async fn set_crm(&self, crm: Arc<dyn Connector>) -> anyhow::Result<()> {
+        *self.crm.write().unwrap_or_else(|e| e.into_inner()) = crm;
+        self.load_fields().await
+    }
+
     /// Reloads the standard fields enabled in the CRM.
     pub async fn load_fields(&self) -> anyhow::Result<()> {
         let rows = self.store.enabled_fields().await?;
-        let mut p = self.crm.profile();
+        let mut p = self.crm().profile();
         p.custom_fields = rows
             .into_iter()
             .map(|r| (r.key, EnabledField { crm_field: r.crm_field, enabled_at: r.enabled_at }))

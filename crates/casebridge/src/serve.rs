@@ -44,9 +44,18 @@ pub struct ServeArgs {
     /// Largest request body in bytes.
     #[arg(long, env = "CASEBRIDGE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Mark console session cookies Secure even on plain HTTP (set it when a TLS proxy is in
+    /// front; `X-Forwarded-Proto: https` from the proxy also does it).
+    #[arg(long, env = "CASEBRIDGE_CONSOLE_SECURE_COOKIE")]
+    pub console_secure_cookie: bool,
     /// Log format: text or json.
     #[arg(long, env = "CASEBRIDGE_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+    /// PEM certificate trusted for Amazon SNS message signatures instead of fetching the
+    /// signing certificate from AWS (an SNS-compatible service such as LocalStack, tests);
+    /// subscription links on loopback addresses are then allowed too.
+    #[arg(long, env = "CASEBRIDGE_SNS_CERT_FILE")]
+    pub sns_cert_file: Option<PathBuf>,
 }
 
 /// Help of `serve` about authentication.
@@ -137,26 +146,53 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let store = open_store(&db).await?;
     store.migrate().await.context("migration failed")?;
+    let sealer = Arc::new(crate::secrets::Sealer::new(std::env::var("CASEBRIDGE_SECRET_KEY").ok().as_deref()));
     let settings = match file.settings.clone() {
         Some(s) => {
-            store.settings_put(&serde_json::to_string(&s)?).await?;
+            let mut doc = serde_json::to_value(&s)?;
+            sealer.seal(&mut doc);
+            store.settings_put(&doc.to_string()).await?;
             s
         }
         None => match store.settings_get().await? {
-            Some(doc) => parse_settings(serde_json::from_str(&doc)?)
-                .map_err(|e| anyhow::anyhow!("stored settings are unreadable: {e:?}"))?,
+            Some(doc) => {
+                let mut doc: serde_json::Value = serde_json::from_str(&doc)?;
+                sealer.open(&mut doc).map_err(|e| anyhow::anyhow!("stored settings: {e}"))?;
+                parse_settings(doc).map_err(|e| anyhow::anyhow!("stored settings are unreadable: {e:?}"))?
+            }
             None => Settings::default(),
         },
     };
+    if sealer.enabled() {
+        tracing::info!("Secrets in the stored settings are sealed (CASEBRIDGE_SECRET_KEY).");
+    } else if settings.crm.kind != "builtin" {
+        tracing::warn!("CRM credentials are stored unsealed: set CASEBRIDGE_SECRET_KEY to seal them at rest.");
+    }
     let (connector, _) = ConnectorConfig::parse(&settings.crm)
         .map_err(|e| anyhow::anyhow!("the crm settings are invalid: {}", crate::config::describe(&e)))?;
     tracing::info!(crm = connector.kind(), "CRM connector: {}.", connector.kind());
-    let http = HttpClient::new()?;
+    let http = HttpClient::with_timeout(
+        millis_env("CASEBRIDGE_CRM_TIMEOUT_MS")?.unwrap_or(casebridge_crm::http::REQUEST_TIMEOUT),
+    )?;
     let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
-    let pipeline = Pipeline::new(store.clone(), crm, http, settings);
+    let mut pipeline = Pipeline::new(store.clone(), crm, http, settings);
+    if let Some(base) = millis_env("CASEBRIDGE_RETRY_BASE_MS")?
+        && let Some(p) = Arc::get_mut(&mut pipeline)
+    {
+        p.retry_base = base;
+    }
     pipeline.load_fields().await?;
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let sns_cert = match &args.sns_cert_file {
+        Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --sns-cert-file {}", p.display()))?),
+        None => None,
+    };
+    if sns_cert.is_some() {
+        tracing::warn!("SNS signatures are checked with the local certificate of --sns-cert-file, not AWS's.");
+    }
+    let native = crate::native::NativeIngest::new(sns_cert.as_deref())?;
     let state = AppState {
+        native,
         pipeline: pipeline.clone(),
         store: store.clone(),
         intake: crate::intake::Intake::start(store.clone()),
@@ -164,11 +200,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics_token: metrics_token.map(Into::into),
         metrics,
         max_body_bytes: args.max_body_bytes.or(file.server.max_body_bytes).unwrap_or(4 * 1024 * 1024),
+        sealer,
     };
     let open_mode = state.token.is_none();
     let metrics_token_set = state.metrics_token.is_some();
     let metrics_app = api::metrics_router(state.clone());
-    let app = api::router(state);
+    let console = crate::console::Console::new(state.clone(), args.console_secure_cookie);
+    // The console's pages first; the API (and its JSON 404 for anything else) after.
+    let app = crate::console::router(console).merge(api::router(state));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot bind {addr}"))?;
     let local = listener.local_addr()?;
     let stop = CancellationToken::new();
@@ -185,13 +224,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let workers = tokio::spawn(crate::workers::run(pipeline.clone(), stop.clone()));
     println!("casebridge listening on http://{local} (API reference: http://{local}/openapi.json)");
     if open_mode {
+        println!("console: http://{local}/ (open on loopback: no token set)");
+    } else {
+        println!("console: http://{local}/ (sign in with the API token)");
+    }
+    if open_mode {
         println!("no CASEBRIDGE_API_TOKEN set: accepting unauthenticated calls on loopback only");
     }
     if let Some((at, _)) = &metrics_server {
         println!("metrics without a token on http://{at}/metrics");
     }
     let auth = if open_mode { "none (loopback open mode)" } else { "bearer token" };
-    tracing::info!(bind = %local, auth, api = %format!("http://{local}/v1"), docs = %format!("http://{local}/openapi.json"), "Listening.");
+    tracing::info!(bind = %local, auth, console = %format!("http://{local}/"), api = %format!("http://{local}/v1"), docs = %format!("http://{local}/openapi.json"), "Listening.");
     match &metrics_server {
         Some((at, _)) => {
             tracing::info!(metrics = %format!("http://{at}/metrics"), "Metrics without a token on a separate listener.")
@@ -238,4 +282,15 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// A duration in milliseconds from the environment (tuning knobs for operators and tests).
+fn millis_env(name: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    match std::env::var(name) {
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(ms) if ms > 0 => Ok(Some(std::time::Duration::from_millis(ms))),
+            _ => bail!("{name}={v:?} is not a whole number of milliseconds above 0"),
+        },
+        Err(_) => Ok(None),
+    }
 }

@@ -47,8 +47,25 @@ pub struct SimulateArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// The file holds a platform's own events (one JSON payload per line) instead of
+    /// casebridge events; the settings' `ingest.<source>.mapping` applies.
+    #[arg(long, value_enum)]
+    pub source: Option<NativeSource>,
     /// Events, one JSON object per line (NDJSON).
     pub events: PathBuf,
+}
+
+/// Platforms whose own events `simulate --source` reads.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum NativeSource {
+    /// EventBridge contact events, contact records, SNS chat messages (notifications or their Message).
+    AmazonConnect,
+    /// TaskRouter callbacks (their fields as a JSON object) and Event Streams CloudEvents.
+    Twilio,
+    /// EventBridge events of the Genesys Cloud integration.
+    Genesys,
+    /// Generic CTI events; an `at` member (RFC 3339) stands for the receipt time.
+    Cti,
 }
 
 enum Item {
@@ -77,6 +94,64 @@ impl Outcome {
 
 fn bad(line: usize, why: impl std::fmt::Display) -> anyhow::Error {
     anyhow::anyhow!("line {line}: {why}")
+}
+
+/// Reads a file of a platform's own events into casebridge events, as native ingest makes
+/// them (duplicates dropped, steps made in the order of their times).
+fn read_native(path: &PathBuf, source: NativeSource, settings: &Settings) -> anyhow::Result<Vec<Item>> {
+    use casebridge_rules::native::{Reading, Snapshot, amazon_connect, cti, genesys, twilio};
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let ingest = &settings.ingest;
+    let mut snapshots: BTreeMap<String, Snapshot> = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut items = Vec::new();
+    let start = DateTime::<Utc>::from_timestamp(1_798_761_600, 0).unwrap_or_default();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let v: Value = serde_json::from_str(line).map_err(|e| bad(n, format!("not valid JSON: {e}")))?;
+        let read = match source {
+            NativeSource::AmazonConnect => {
+                let m = &ingest.amazon_connect.mapping;
+                let inner =
+                    v.get("Message").and_then(Value::as_str).and_then(|m| serde_json::from_str::<Value>(m).ok());
+                match inner {
+                    Some(msg) => amazon_connect::read_chat_message(&msg),
+                    None if amazon_connect::is_chat_message(&v) => amazon_connect::read_chat_message(&v),
+                    None if amazon_connect::is_contact_record(&v) => amazon_connect::read_contact_record(&v, m),
+                    None => amazon_connect::read_contact_event(&v, m),
+                }
+            }
+            NativeSource::Twilio if v.get("specversion").is_some() => {
+                twilio::read_cloud_event(&v, &ingest.twilio.mapping)
+            }
+            NativeSource::Twilio => twilio::read_task_event(&v, &ingest.twilio.mapping, None),
+            NativeSource::Genesys => genesys::read(&v, &ingest.genesys.mapping),
+            NativeSource::Cti => {
+                let at = v
+                    .get("at")
+                    .and_then(Value::as_str)
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or(start + chrono::Duration::seconds(n as i64));
+                cti::read(&v, &ingest.cti.mapping, at)
+            }
+        };
+        let reading = read.map_err(|errs| {
+            bad(n, errs.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; "))
+        })?;
+        let Reading::Session(native) = reading else { continue };
+        if !seen.insert(native.id.clone()) {
+            continue;
+        }
+        let snap = snapshots.entry(native.session_id.clone()).or_default();
+        for e in snap.absorb(&native.session_id, &native) {
+            items.push(Item::Event(Box::new(e)));
+        }
+    }
+    Ok(items)
 }
 
 fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Item>> {
@@ -170,7 +245,7 @@ async fn simulate_once(
     settings: &Settings,
     fixture: Option<&PathBuf>,
     items: &[Item],
-    label: &str,
+    label: Option<&str>,
 ) -> anyhow::Result<Vec<Outcome>> {
     let store = casebridge_store::open("sqlite::memory:").await?;
     store.migrate().await?;
@@ -182,7 +257,7 @@ async fn simulate_once(
     let http = HttpClient::new()?;
     let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
     let p = Pipeline::new(store.clone(), crm, http, settings.clone());
-    let bar = (std::io::stderr().is_terminal() && items.len() >= 1000).then(|| {
+    let bar = label.filter(|_| std::io::stderr().is_terminal() && items.len() >= 1000).map(|label| {
         let b = indicatif::ProgressBar::new(items.len() as u64);
         b.set_message(label.to_string());
         b
@@ -267,6 +342,26 @@ async fn outcome(store: &dyn Store, id: &str) -> anyhow::Result<Outcome> {
     })
 }
 
+/// The sessions whose outcome differs between two runs, in the first run's order.
+fn differing<'a>(ra: &'a [Outcome], rb: &'a [Outcome]) -> Vec<(&'a Outcome, &'a Outcome)> {
+    let by_b: BTreeMap<&str, &Outcome> = rb.iter().map(|o| (o.session_id.as_str(), o)).collect();
+    ra.iter().filter_map(|x| by_b.get(x.session_id.as_str()).filter(|y| x.key() != y.key()).map(|y| (x, *y))).collect()
+}
+
+/// Replays stored events (their JSON bodies, in arrival order) under two settings documents,
+/// each on its own in-memory database and built-in CRM (never the real CRM): how many sessions
+/// ran, and those whose outcome differs as `{session_id, a, b}`.
+pub async fn compare_events(a: &Settings, b: &Settings, bodies: &[String]) -> anyhow::Result<(usize, Vec<Value>)> {
+    let items: Vec<Item> =
+        bodies.iter().filter_map(|b| serde_json::from_str::<Event>(b).ok()).map(|e| Item::Event(Box::new(e))).collect();
+    let offline = |s: &Settings| Settings { crm: Default::default(), ..s.clone() };
+    let ra = simulate_once(&offline(a), None, &items, None).await?;
+    let rb = simulate_once(&offline(b), None, &items, None).await?;
+    let diffs =
+        differing(&ra, &rb).into_iter().map(|(x, y)| json!({"session_id": x.session_id, "a": x, "b": y})).collect();
+    Ok((ra.len(), diffs))
+}
+
 fn text(v: &Value) -> String {
     v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
 }
@@ -318,14 +413,18 @@ pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let items = match read_items(&a.events) {
+    let items = match a.source {
+        Some(source) => read_native(&a.events, source, &sa),
+        None => read_items(&a.events),
+    };
+    let items = match items {
         Ok(i) => i,
         Err(e) => {
             eprintln!("error: {}: {e}", a.events.display());
             return Ok(ExitCode::from(2));
         }
     };
-    let ra = simulate_once(&sa, a.crm_fixture.as_ref(), &items, "settings").await?;
+    let ra = simulate_once(&sa, a.crm_fixture.as_ref(), &items, Some("settings")).await?;
     match sb {
         None => match a.format {
             Format::Json => {
@@ -360,16 +459,8 @@ pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
             }
         },
         Some(sb) => {
-            let rb = simulate_once(&sb, a.crm_fixture.as_ref(), &items, "compare").await?;
-            let by_b: BTreeMap<&str, &Outcome> = rb.iter().map(|o| (o.session_id.as_str(), o)).collect();
-            let mut diffs = Vec::new();
-            for x in &ra {
-                if let Some(y) = by_b.get(x.session_id.as_str())
-                    && x.key() != y.key()
-                {
-                    diffs.push((x, *y));
-                }
-            }
+            let rb = simulate_once(&sb, a.crm_fixture.as_ref(), &items, Some("compare")).await?;
+            let diffs = differing(&ra, &rb);
             match a.format {
                 Format::Json => {
                     for (x, y) in &diffs {

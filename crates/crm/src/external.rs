@@ -101,6 +101,12 @@ impl ExternalConfig {
             Some(serde_json::Value::Object(m)) => {
                 for (k, v) in m {
                     match v {
+                        serde_json::Value::String(s) if s == casebridge_rules::settings::CREDENTIAL_SET => err(
+                            &mut errors,
+                            &format!("credentials.{k}"),
+                            "\"set\" keeps a saved credential, but none is saved under this name: send its value"
+                                .into(),
+                        ),
                         serde_json::Value::String(s) => {
                             credentials.insert(k.clone(), s.clone());
                         }

@@ -27,9 +27,14 @@ pub struct HttpClient {
 impl HttpClient {
     /// A client with casebridge's user agent and timeouts.
     pub fn new() -> Result<HttpClient, CrmError> {
+        HttpClient::with_timeout(REQUEST_TIMEOUT)
+    }
+
+    /// A client whose requests (answer included) time out after `timeout`.
+    pub fn with_timeout(timeout: Duration) -> Result<HttpClient, CrmError> {
         let inner = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
             .user_agent(concat!("casebridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CrmError::Permanent(format!("cannot build the HTTP client: {e}")))?;

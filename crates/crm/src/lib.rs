@@ -4,6 +4,7 @@
 //! to repeat.
 
 pub mod builtin;
+pub mod cache;
 pub mod external;
 pub mod http;
 pub mod pacing;
@@ -123,8 +124,10 @@ pub trait Connector: Send + Sync + 'static {
     /// Performs one write; references in `op` are CRM ids. `key` is the write's idempotency key.
     async fn execute(&self, key: &str, op: &CrmOp) -> Result<WriteOutcome, CrmError>;
     /// Performs the writes of one lane in order, in as few calls as the CRM allows; one
-    /// result per write, in order. A write may refer (by key) to a create earlier in the
-    /// batch. The default performs them one by one.
+    /// result per write, in order, up to and including the first failure (delivery retries
+    /// the failed write and sends the ones after it again, so results after a failure are
+    /// ignored). A write may refer (by key) to a create earlier in the batch. The default
+    /// performs them one by one and stops at the first failure.
     async fn execute_batch(&self, writes: &[Write]) -> Vec<Result<WriteOutcome, CrmError>> {
         let mut created = HashMap::new();
         let mut out = Vec::with_capacity(writes.len());
@@ -136,9 +139,18 @@ pub trait Connector: Send + Sync + 'static {
             if let Ok(WriteOutcome { created: Some((k, id)), .. }) = &result {
                 created.insert(k.clone(), id.clone());
             }
+            let failed = result.is_err();
             out.push(result);
+            if failed {
+                // Later writes of a lane may depend on this one: they wait for it.
+                break;
+            }
         }
         out
+    }
+    /// How long trailing writes wait to be sent together with a session's next writes.
+    fn coalesce_window(&self) -> Duration {
+        Duration::ZERO
     }
     /// Checks the connection (`POST /v1/crm/test`): reachability, credentials, the objects
     /// and fields casebridge needs, which statuses count as closed.

@@ -10,6 +10,7 @@ use casebridge_rules::settings::{CrmSettings, Warning};
 use crate::Connector;
 use crate::builtin::storage::BuiltinCrmStore;
 use crate::builtin::{BuiltinConfig, BuiltinConnector};
+use crate::cache::Cached;
 use crate::http::HttpClient;
 
 /// The CRM kinds this build connects to.
@@ -63,11 +64,18 @@ pub struct Deps {
 /// Builds the connector a configuration names.
 pub fn connect(config: &ConnectorConfig, deps: &Deps) -> Arc<dyn Connector> {
     match config {
+        // Kinds across a network are wrapped with `remote(…)`.
         ConnectorConfig::Builtin(_) => Arc::new(BuiltinConnector::new(deps.builtin.clone())),
         ConnectorConfig::Salesforce(c) => {
             Arc::new(crate::salesforce::SalesforceConnector::new((**c).clone(), deps.http.clone()))
         }
     }
+}
+
+/// A connector to a CRM across the network, with cached account lookups and coalesced
+/// trailing writes ([`Cached`]); the built-in CRM needs neither.
+pub fn remote(inner: Arc<dyn Connector>) -> Arc<dyn Connector> {
+    Arc::new(Cached::new(inner))
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
 //! What every fake shares: request counting by route, injected faults, and the routes that
 //! let a test or a person see and steer the fake.
 //!
-//! - `GET /__fake/stats`: `{requests, by_route, log}`; `log` lists the latest requests
-//!   (`at_ms` since the fake started, `method`, `route`, `status`).
+//! - `GET /__fake/stats`: `{requests, in_flight, by_route, log}`; `log` lists the latest
+//!   answered requests (`at_ms` since the fake started, `method`, `route`, `path`, `status`).
 //! - `POST /__fake/faults` `{status, count, retry_after_s?, latency_ms?, path_contains?}`:
 //!   the next `count` vendor requests (whose path contains `path_contains`, when given)
 //!   answer `status` with the vendor's error body (and `Retry-After` when given), after
@@ -74,7 +74,10 @@ pub struct Logged {
 
 #[derive(Default)]
 struct Counters {
+    /// Requests answered.
     requests: u64,
+    /// Requests received, answered or not yet.
+    arrived: u64,
     by_route: BTreeMap<String, u64>,
     log: std::collections::VecDeque<Logged>,
 }
@@ -108,6 +111,7 @@ async fn observe(State(c): State<Arc<Control>>, req: Request, next: Next) -> Res
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_string()).unwrap_or_else(|| path.clone());
+    c.counters.lock().unwrap_or_else(|e| e.into_inner()).arrived += 1;
     let fault = {
         let mut faults = c.faults.lock().unwrap_or_else(|e| e.into_inner());
         let hit = faults.iter_mut().find(|f| f.count > 0 && f.path_contains.as_ref().is_none_or(|p| path.contains(p)));
@@ -141,7 +145,8 @@ async fn observe(State(c): State<Arc<Control>>, req: Request, next: Next) -> Res
 
 async fn stats(State(c): State<Arc<Control>>) -> Json<serde_json::Value> {
     let k = c.counters.lock().unwrap_or_else(|e| e.into_inner());
-    Json(serde_json::json!({"requests": k.requests, "by_route": k.by_route, "log": k.log}))
+    let in_flight = k.arrived.saturating_sub(k.requests);
+    Json(serde_json::json!({"requests": k.requests, "in_flight": in_flight, "by_route": k.by_route, "log": k.log}))
 }
 
 async fn add_fault(State(c): State<Arc<Control>>, Json(f): Json<Fault>) -> Response {

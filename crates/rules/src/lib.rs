@@ -9,6 +9,7 @@ pub mod event;
 pub mod fields;
 pub mod keys;
 pub mod model;
+pub mod native;
 pub mod ops;
 pub mod phone;
 pub mod session;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::event::Channel;
+use crate::event::{Channel, NativeOrigin};
 
 /// A CRM object as the rules know it: by the CRM's id, or by casebridge's own key while the
 /// object is still being created (the connector maps one to the other).
@@ -325,6 +325,9 @@ pub struct Entry {
     /// The rule that fired or prevented something.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
+    /// For an event made from a platform's own event: that event, as received.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<NativeOrigin>,
 }
 
 /// A line of casebridge's own activity log (behaviour.md §9): every interaction on the person.

@@ -207,6 +207,19 @@ impl CrmOp {
         }
     }
 
+    /// Whether the write only adds to what exists (session data, files, notes, fields) and
+    /// may wait a moment to go with the session's next writes in one batch.
+    pub fn is_trailing(&self) -> bool {
+        matches!(
+            self,
+            CrmOp::WriteSessionData { .. }
+                | CrmOp::AddAttachment { .. }
+                | CrmOp::AddNote { .. }
+                | CrmOp::SetFields { .. }
+                | CrmOp::SetAccountFields { .. }
+        )
+    }
+
     /// The object references the write carries, to replace casebridge's keys by CRM ids
     /// before delivery.
     pub fn refs_mut(&mut self) -> Vec<&mut ObjRef> {

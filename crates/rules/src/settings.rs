@@ -8,9 +8,12 @@ use crate::event::FieldError;
 use crate::title::Template;
 
 mod change;
+mod credentials;
+pub mod ingest;
 mod read;
 
 pub use self::change::{changed_paths, merge_patch};
+pub use self::ingest::IngestSettings;
 use self::read::{AGENT_STATUS_MODES, AGENT_STATUS_PRIORITIES};
 pub use self::read::{parse_settings, read_settings};
 
@@ -41,6 +44,8 @@ pub struct Settings {
     pub custom_data_mapping: BTreeMap<String, String>,
     /// Click-to-call hand-off to the contact center.
     pub click_to_call: ClickToCallSettings,
+    /// Native event formats of contact-center platforms.
+    pub ingest: IngestSettings,
 }
 
 /// Where dial requests are sent (behaviour.md §12).
@@ -57,6 +62,9 @@ pub struct ClickToCallSettings {
 /// What `GET /v1/settings` shows in place of a secret.
 pub const REDACTED: &str = "********";
 
+/// How a stored CRM credential shows in `GET /v1/settings`; sent back, it keeps the stored value.
+pub const CREDENTIAL_SET: &str = "set";
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -71,6 +79,7 @@ impl Default for Settings {
             agent_status: AgentStatusSettings::default(),
             custom_data_mapping: BTreeMap::new(),
             click_to_call: ClickToCallSettings::default(),
+            ingest: IngestSettings::default(),
         }
     }
 }
@@ -350,6 +359,7 @@ pub const SECTIONS: &[&str] = &[
     "agent_status",
     "custom_data_mapping",
     "click_to_call",
+    "ingest",
 ];
 
 impl Settings {
@@ -359,14 +369,19 @@ impl Settings {
         if s.click_to_call.signing_secret.is_some() {
             s.click_to_call.signing_secret = Some(REDACTED.into());
         }
+        s.crm.redact_credentials();
+        s.ingest.redact();
         s
     }
 
-    /// Keeps the saved secrets where a new document sends back [`REDACTED`].
+    /// Keeps the saved secrets where a new document sends back [`REDACTED`] (or, for CRM
+    /// credentials, [`CREDENTIAL_SET`]).
     pub fn keep_secrets_from(&mut self, saved: &Settings) {
         if self.click_to_call.signing_secret.as_deref() == Some(REDACTED) {
             self.click_to_call.signing_secret = saved.click_to_call.signing_secret.clone();
         }
+        self.crm.keep_credentials_from(&saved.crm);
+        self.ingest.keep_secrets_from(&saved.ingest);
     }
 
     /// Every error of the document at once, and the warnings of a valid one.
@@ -568,6 +583,7 @@ impl Settings {
                 "must be at least 16 characters when a webhook_url is set (the contact center checks the signature)",
             ));
         }
+        self.ingest.validate(&mut errors, &mut warnings);
         if errors.is_empty() { Ok(warnings) } else { Err(errors) }
     }
 }

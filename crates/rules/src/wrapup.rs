@@ -327,7 +327,8 @@ pub fn writes(plan: &Plan, cx: &Context<'_>) -> Writes {
         (_, Person::None { reason }) => format!("Wrap-up {}: not logged on a person ({reason})", plan.disposition),
     };
     let rule = if cx.revision > 1 { "call_logging.wrapup.replaced" } else { "call_logging.wrapup" };
-    let mut lines = vec![Entry { at: cx.now, kind: EntryKind::Decision, summary: what, rule: Some(rule.into()) }];
+    let mut lines =
+        vec![Entry { at: cx.now, kind: EntryKind::Decision, summary: what, rule: Some(rule.into()), native: None }];
     if plan.action == Action::Log {
         let summary = match &plan.relate {
             Ok((r, by)) => format!("Related to record {r} ({by})"),
@@ -338,6 +339,7 @@ pub fn writes(plan: &Plan, cx: &Context<'_>) -> Writes {
             kind: EntryKind::Decision,
             summary,
             rule: Some("call_logging.relate_to_case".into()),
+            native: None,
         });
     }
     let call_log = CallLog {

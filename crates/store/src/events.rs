@@ -79,4 +79,7 @@ pub trait EventStore: Send + Sync + 'static {
     async fn pending_event_count(&self) -> Result<i64>;
     /// Whether the listed events are applied and their sessions' writes done or parked.
     async fn settled(&self, event_ids: &[String]) -> Result<bool>;
+    /// The bodies of the events received at or after `since`, in arrival order, at most
+    /// `limit` (the console's what-if replays them).
+    async fn events_since(&self, since: DateTime<Utc>, limit: i64) -> Result<Vec<String>>;
 }

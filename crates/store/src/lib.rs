@@ -1,11 +1,13 @@
 //! Storage for casebridge: events, sessions and their timelines, the CRM outbox, settings,
-//! agents, and the built-in CRM. One trait per concern ([`EventStore`], [`SessionStore`],
+//! agents, native platform events, and the built-in CRM. One trait per concern ([`EventStore`],
+//! [`NativeStore`], [`SessionStore`],
 //! [`OutboxStore`], [`SettingsStore`], [`AgentStore`], and the built-in CRM's
 //! [`BuiltinCrmStore`]), joined in [`Store`], which each backend implements with its own
 //! migrations. [`open`] picks the backend from a URL.
 
 pub mod agents;
 pub mod events;
+pub mod native;
 pub mod outbox;
 pub mod sessions;
 pub mod settings;
@@ -19,6 +21,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 pub use agents::AgentStore;
 pub use casebridge_crm::builtin::storage::BuiltinCrmStore;
 pub use events::{EventStore, IdConflict, IngestOutcome, NewEvent, PendingEvent};
+pub use native::{NativeBatch, NativeRow, NativeStore, NewNative};
 pub use outbox::{NewCommand, OutboxRow, OutboxState, OutboxStore, UnknownState};
 pub use sessions::{SessionFilter, SessionGauges, SessionRow, SessionStore, StepCommit, entry_kind, entry_kind_str};
 pub use settings::{SettingsChange, SettingsStore, SettingsVersion};
@@ -66,7 +69,9 @@ pub fn parse_ts(s: &str) -> DateTime<Utc> {
 /// All of casebridge's storage behind one object; upcast an `Arc<dyn Store>` to hand a
 /// component only the concern it needs.
 #[async_trait]
-pub trait Store: EventStore + SessionStore + OutboxStore + SettingsStore + AgentStore + BuiltinCrmStore {
+pub trait Store:
+    EventStore + NativeStore + SessionStore + OutboxStore + SettingsStore + AgentStore + BuiltinCrmStore
+{
     /// Database reachable and migrated.
     async fn ready(&self) -> Result<()>;
     /// Applies pending migrations.

@@ -80,6 +80,9 @@ pub struct NewCommand {
     pub op: String,
     /// Customer keys the write concerns (see `customer_keys` in the rules crate).
     pub keys: Vec<String>,
+    /// Not delivered on its own before this time (trailing writes wait to be coalesced with
+    /// the session's next ones); it goes earlier as part of its lane's batch.
+    pub not_before: Option<DateTime<Utc>>,
 }
 
 /// An outbox row claimed for delivery.
@@ -112,6 +115,9 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn keys_busy(&self, keys: &[String]) -> Result<bool>;
     /// Due outbox rows, the first pending one of each lane.
     async fn claim_commands(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>>;
+    /// The pending rows of a lane in delivery order (at most `limit`), due or not: the
+    /// batch that goes with its first row.
+    async fn lane_pending(&self, lane: &str, limit: i64) -> Result<Vec<OutboxRow>>;
     /// Marks a write done; for a create, remembers the CRM id of the key in the same commit.
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()>;
     /// Schedules another attempt.
@@ -125,6 +131,8 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn outbox_counts(&self) -> Result<Vec<(OutboxState, i64)>>;
     /// Puts a dead letter back in line.
     async fn redrive_command(&self, id: i64) -> Result<bool>;
+    /// Puts every dead letter back in line; returns how many.
+    async fn redrive_dead(&self) -> Result<u64>;
     /// An outbox row by key: (state, attempts, last error).
     async fn command_state(&self, key: &str) -> Result<Option<(OutboxState, i64, Option<String>)>>;
     /// Whether every outbox row with these keys is done, parked or attempted at least once.

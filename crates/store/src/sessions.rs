@@ -103,6 +103,8 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn session_settled(&self, session_id: &str) -> Result<bool>;
     /// The CRM id of an object casebridge created.
     async fn ref_get(&self, key: &str) -> Result<Option<String>>;
+    /// Points casebridge's key at another CRM id (the object was merged into that one).
+    async fn ref_set(&self, key: &str, crm_id: &str) -> Result<()>;
 }
 
 /// Converts a stored timeline kind.

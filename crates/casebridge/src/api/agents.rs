@@ -396,7 +396,7 @@ pub async fn dial(
     // Agents need not be registered to dial; a registered one's email goes with the request.
     let agent_email = st.store.agent(&id).await?.map(|a| a.email);
     if let Some(r) = input.value().origin_record_id.clone()
-        && !st.pipeline.crm.record_exists(&r).await.map_err(crm_unavailable)?
+        && !st.pipeline.crm().record_exists(&r).await.map_err(crm_unavailable)?
     {
         input.error("origin_record_id", format!("record {r:?} does not exist in the CRM; save it first"));
     }

@@ -62,7 +62,7 @@ pub async fn list_fields(State(st): State<AppState>) -> ApiResult<Json<CatalogOu
                 level: c.level,
                 label: c.label.to_string(),
                 kind: c.kind.to_string(),
-                crm_field: e.map(|e| e.crm_field.clone()).unwrap_or_else(|| st.pipeline.crm.custom_field_name(c.key)),
+                crm_field: e.map(|e| e.crm_field.clone()).unwrap_or_else(|| st.pipeline.crm().custom_field_name(c.key)),
                 enabled: e.is_some(),
                 enabled_at: e.map(|e| e.enabled_at),
             }
@@ -142,12 +142,12 @@ pub async fn create_fields(
     for k in keys {
         let Some(c) = catalog_field(&k) else { continue };
         let spec = FieldSpec {
-            name: p.crm.custom_field_name(c.key),
+            name: p.crm().custom_field_name(c.key),
             object: if c.level == FieldLevel::Account { "account" } else { "record" },
             label: c.label.to_string(),
             kind: c.kind,
         };
-        let created = p.crm.ensure_custom_field(&spec).await.map_err(crm_unavailable)?;
+        let created = p.crm().ensure_custom_field(&spec).await.map_err(crm_unavailable)?;
         p.store.enable_field(c.key, &spec.name, Utc::now()).await?;
         out.push((c.key, spec.name, created));
     }

@@ -37,7 +37,11 @@ fn has_body(h: &HeaderMap) -> bool {
 /// nothing is stored. A browser can send `text/plain` or a form to any origin without asking:
 /// this keeps such cross-site requests away from every endpoint.
 pub async fn content_type(req: Request, next: Next) -> Response {
-    if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH) {
+    // Native formats come as their platforms send them (forms, SNS's text/plain): each
+    // native endpoint reads its own.
+    if !matches!(*req.method(), Method::POST | Method::PUT | Method::PATCH)
+        || req.uri().path().starts_with("/v1/ingest/")
+    {
         return next.run(req).await;
     }
     let ndjson = NDJSON_PATHS.contains(&req.uri().path());

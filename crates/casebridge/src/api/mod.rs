@@ -2,11 +2,13 @@
 
 pub mod activities;
 pub mod agents;
+pub mod connection;
 pub mod crm;
 pub mod crm_out;
 pub mod custom_fields;
 pub mod dispositions;
 pub mod events;
+pub mod ingest;
 pub mod input;
 pub mod openapi;
 pub mod ops;
@@ -32,6 +34,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(settings::router())
         .merge(crm::router())
+        .merge(connection::router())
         .merge(wrapup::router())
         .merge(dispositions::router())
         .merge(activities::router())
@@ -41,6 +44,7 @@ pub fn router(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(input::content_type))
         .layer(axum::middleware::from_fn_with_state(state.clone(), state::auth));
     ops::open_router()
+        .merge(ingest::router())
         .merge(guarded)
         .fallback(|| async { Problem::not_found("no such endpoint; see /openapi.json for the API") })
         .layer(axum::extract::DefaultBodyLimit::max(limit))

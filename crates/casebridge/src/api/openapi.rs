@@ -5,7 +5,10 @@ use axum::{Json, Router};
 use utoipa::OpenApi;
 
 use super::state::AppState;
-use super::{activities, agents, crm, custom_fields, dispositions, events, ops, reports, sessions, settings, wrapup};
+use super::{
+    activities, agents, connection, crm, custom_fields, dispositions, events, ingest, ops, reports, sessions, settings,
+    wrapup,
+};
 
 /// `GET /openapi.json`.
 pub fn router() -> Router<AppState> {
@@ -25,7 +28,8 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 #[openapi(
     info(title = "casebridge", description = "Contact-center sessions in, correct CRM records out."),
     paths(
-        ops::healthz, ops::readyz, ops::metrics, openapi, ops::list_outbox, ops::retry_outbox,
+        ops::healthz, ops::readyz, ops::metrics, openapi, ops::list_outbox, ops::retry_outbox, ops::retry_all,
+        connection::test_connection,
         events::post_events,
         sessions::get_session, sessions::list_sessions,
         settings::get_settings, settings::put_settings, settings::patch_settings,
@@ -40,6 +44,9 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
         custom_fields::list_fields, custom_fields::create_fields,
         agents::put_agent, agents::get_agent, agents::put_context, agents::delete_context, agents::put_status,
         agents::crm_status, agents::dial, agents::get_dial,
+        ingest::amazon_connect::contact_events, ingest::amazon_connect::sns_messages,
+        ingest::amazon_connect::contact_records, ingest::twilio::taskrouter, ingest::twilio::event_streams,
+        ingest::genesys::conversation_events, ingest::cti::cti_event,
     ),
     components(schemas(
         casebridge_rules::event::Event, casebridge_rules::event::EventKind,

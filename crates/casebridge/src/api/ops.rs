@@ -25,6 +25,7 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
         .route("/v1/outbox", get(list_outbox))
         .route("/v1/outbox/{id}/retry", post(retry_outbox))
+        .route("/v1/outbox/retry", post(retry_all))
 }
 
 /// Answer of the probes.
@@ -160,4 +161,36 @@ pub async fn retry_outbox(State(st): State<AppState>, Path(id): Path<i64>) -> Ap
     } else {
         Err(Problem::not_found(format!("write {id} is not a dead letter (see GET /v1/outbox?state=dead)")))
     }
+}
+
+/// Query of `POST /v1/outbox/retry`.
+#[derive(Debug, Deserialize)]
+pub struct RetryAllQuery {
+    /// Must be `dead`.
+    pub state: Option<String>,
+}
+
+/// `POST /v1/outbox/retry` answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetryAllOut {
+    /// How many dead letters were put back in line.
+    pub retried: u64,
+}
+
+/// `POST /v1/outbox/retry?state=dead`: puts every dead letter back in line (after an outage
+/// is over, or once the CRM is fixed).
+#[utoipa::path(post, path = "/v1/outbox/retry", tag = "operations", params(("state" = String, Query, description = "dead")),
+    responses((status = 202, body = RetryAllOut), (status = 422, description = "state is not dead")))]
+pub async fn retry_all(State(st): State<AppState>, Query(q): Query<RetryAllQuery>) -> ApiResult<Response> {
+    if q.state.as_deref() != Some("dead") {
+        return Err(Problem::fields(
+            "only dead letters are retried",
+            &[field("state", "must be dead: POST /v1/outbox/retry?state=dead")],
+        ));
+    }
+    let retried = st.store.redrive_dead().await?;
+    if retried > 0 {
+        st.pipeline.outbox_in.notify_one();
+    }
+    Ok((StatusCode::ACCEPTED, Json(RetryAllOut { retried })).into_response())
 }

@@ -99,6 +99,10 @@ pub struct SessionOut {
     pub timeline: Vec<Entry>,
     /// casebridge's activity log lines of the session.
     pub activities: Vec<ActivityRow>,
+    /// The platform's own events behind the session (native ingest), oldest first, each with
+    /// the casebridge events it became.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub native_events: Vec<casebridge_store::NativeRow>,
 }
 
 /// `GET /v1/sessions/{id}`.
@@ -114,7 +118,8 @@ pub async fn get_session(State(st): State<AppState>, Path(id): Path<String>) -> 
     let timeline = st.store.timeline(&id).await?;
     let f = casebridge_store::agents::ActivityFilter { session_id: Some(id.clone()), ..Default::default() };
     let activities = st.store.activities(&f).await?;
-    Ok(Json(SessionOut { session, settled, timeline, activities }))
+    let native_events = st.store.native_events(&id).await?;
+    Ok(Json(SessionOut { session, settled, timeline, activities, native_events }))
 }
 
 /// Query of `GET /v1/sessions`: every given filter must hold.

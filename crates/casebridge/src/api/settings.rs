@@ -61,7 +61,7 @@ fn source(st: &AppState) -> &'static str {
 }
 
 /// Saves `s` over `before` (under the settings lock) with a history row, and logs the change.
-async fn save(
+pub async fn save(
     st: &AppState,
     guard: &mut tokio::sync::RwLockWriteGuard<'_, Arc<Settings>>,
     s: Settings,
@@ -73,12 +73,22 @@ async fn save(
     let changed = changed_paths(&before, &after);
     let mut history_id = None;
     if !changed.is_empty() || restored_from.is_some() {
-        let doc = after.to_string();
+        let mut sealed = after.clone();
+        st.sealer.seal(&mut sealed);
+        let doc = sealed.to_string();
         let who = source(st);
         let id = st
             .store
             .settings_change(SettingsChange { doc: &doc, source: who, changed: &changed, restored_from })
             .await?;
+        if guard.crm != s.crm {
+            // Valid settings parse; a failure here is a bug, not the caller's.
+            let (config, _) = casebridge_crm::ConnectorConfig::parse(&s.crm)
+                .map_err(|e| Problem::internal(crate::config::describe(&e)))?;
+            let deps = casebridge_crm::Deps { builtin: st.store.clone(), http: st.pipeline.http.clone() };
+            st.pipeline.set_crm(casebridge_crm::registry::connect(&config, &deps)).await.map_err(Problem::internal)?;
+            tracing::info!(crm = config.kind(), "CRM connector switched to {}.", config.kind());
+        }
         **guard = Arc::new(s.clone());
         tracing::info!(source = who, history_id = id, restored_from, changed = %changed.join(", "), "Settings changed");
         history_id = Some(id);
@@ -214,7 +224,8 @@ pub async fn restore_settings(State(st): State<AppState>, Path(id): Path<i64>) -
     let Some(v) = st.store.settings_version(id).await? else {
         return Err(Problem::not_found(format!("no settings version {id}; see GET /v1/settings/history")));
     };
-    let doc: Value = serde_json::from_str(&v.doc).map_err(Problem::internal)?;
+    let mut doc: Value = serde_json::from_str(&v.doc).map_err(Problem::internal)?;
+    st.sealer.open(&mut doc).map_err(|e| Problem::conflict(format!("version {id} cannot be restored: {e}")))?;
     let mut guard = st.pipeline.settings.write().await;
     let (s, warnings) = check(doc, None)?;
     Ok(Json(save(&st, &mut guard, s, warnings, Some(id)).await?))

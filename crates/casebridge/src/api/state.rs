@@ -31,6 +31,10 @@ pub struct AppState {
     pub intake: crate::intake::Intake,
     /// Largest accepted body.
     pub max_body_bytes: usize,
+    /// Seals the settings' secrets at rest.
+    pub sealer: Arc<crate::secrets::Sealer>,
+    /// Native event formats: their lock and SNS signature checks.
+    pub native: Arc<crate::native::NativeIngest>,
 }
 
 /// The challenge every 401 carries (RFC 6750).

@@ -166,7 +166,7 @@ pub async fn wrapup(
         }
     };
     if let Ok((rid, _)) = &plan.relate
-        && !p.crm.record_exists(rid).await.map_err(crm_unavailable)?
+        && !p.crm().record_exists(rid).await.map_err(crm_unavailable)?
     {
         plan.relate = Err(format!("record {rid} does not exist in the CRM (save a new record before wrap-up)"));
     }
@@ -229,6 +229,7 @@ pub async fn wrapup(
             disposition: plan.disposition.clone(),
             notes: plan.notes.clone(),
         }),
+        native: None,
     };
     let stored = casebridge_store::NewEvent {
         id: ev.id.clone(),
@@ -322,7 +323,7 @@ async fn gather(
             _ => None,
         };
         if let Some(l) = lookup
-            && let Answer::Accounts(hits) = p.crm.lookup(&l).await.map_err(crm_unavailable)?
+            && let Answer::Accounts(hits) = p.crm().lookup(&l).await.map_err(crm_unavailable)?
         {
             candidates = hits;
         }

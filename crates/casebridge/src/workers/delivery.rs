@@ -1,11 +1,15 @@
 //! Delivery: due outbox rows go to the CRM connector (or, for dial hand-offs, to the contact
-//! center's webhook), one at a time per lane; failures are retried with backoff and the
-//! server's Retry-After, and parked as dead letters after [`MAX_ATTEMPTS`].
+//! center's webhook). Lanes are delivered concurrently, each in order: the first due row of
+//! a lane goes with the lane's next pending rows as one batch, so the connector can send a
+//! session's writes in few calls. Failures are retried with backoff, jitter and the CRM's
+//! Retry-After, and parked as dead letters after [`MAX_ATTEMPTS`].
 
+use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
-use casebridge_crm::{CrmError, WriteOutcome};
+use casebridge_crm::{CrmError, Write, WriteOutcome};
 use casebridge_rules::model::{Entry, EntryKind, ObjRef};
 use casebridge_rules::ops::{ContactCenterOp, CrmOp, OutboxOp};
 use casebridge_store::OutboxRow;
@@ -15,7 +19,13 @@ use tokio_util::sync::CancellationToken;
 use crate::pipeline::Pipeline;
 
 /// Attempts before a write is parked as a dead letter.
-pub const MAX_ATTEMPTS: i64 = 8;
+pub const MAX_ATTEMPTS: i64 = 12;
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+/// Lanes delivered at once: a slow or failing customer holds back only its own lane.
+const CONCURRENT_LANES: usize = 16;
+/// Rows of one lane sent as one batch.
+const BATCH: i64 = 24;
 
 /// Delivers until cancelled.
 pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
@@ -37,76 +47,264 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
     }
 }
 
-/// Delivers due writes; returns how many were attempted.
-pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
-    let rows = p.store.claim_commands(Utc::now(), 256).await?;
-    let n = rows.len();
-    for row in rows {
-        deliver(p, row).await?;
+/// Delivers due writes; returns how many lanes were attempted.
+pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
+    pass_with(p, CONCURRENT_LANES).await
+}
+
+/// [`pass`] with at most `lanes` lanes at once (1: deterministic order, for simulation).
+pub async fn pass_with(p: &Arc<Pipeline>, lanes: usize) -> anyhow::Result<usize> {
+    let heads = p.store.claim_commands(Utc::now(), 256).await?;
+    let n = heads.len();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut first_error = None;
+    for head in heads {
+        while tasks.len() >= lanes.max(1) {
+            if let Some(Ok(Err(e))) = tasks.join_next().await {
+                first_error.get_or_insert(e);
+            }
+        }
+        let p = p.clone();
+        tasks.spawn(async move { deliver_lane(&p, head).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        if let Ok(Err(e)) = r {
+            first_error.get_or_insert(e);
+        }
     }
     if n > 0 {
         p.progress.notify_waiters();
         p.events_in.notify_one();
     }
-    Ok(n)
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(n),
+    }
 }
 
-async fn deliver(p: &Pipeline, row: OutboxRow) -> anyhow::Result<()> {
+/// Delivers the batch that starts at a lane's first due row.
+async fn deliver_lane(p: &Pipeline, head: OutboxRow) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    let op: OutboxOp = match serde_json::from_str(&row.op) {
-        Ok(op) => op,
-        Err(e) => {
-            p.store
-                .park_command(&row, &format!("unreadable write: {e}"), crm_line("Write unreadable: parked", None))
-                .await?;
-            return Ok(());
+    let mut rows = p.store.lane_pending(&head.lane, BATCH).await?;
+    if rows.first().map(|r| r.id) != Some(head.id) {
+        // Another pass got there first; the head is no longer first in line.
+        return Ok(());
+    }
+    // Only rows never tried go along: a row that failed waits for its own turn.
+    let extra = rows.iter().skip(1).take_while(|r| r.attempts == 0).count();
+    rows.truncate(1 + extra);
+
+    let mut writes: Vec<(OutboxRow, Write)> = Vec::new();
+    for row in rows {
+        let op: OutboxOp = match serde_json::from_str(&row.op) {
+            Ok(op) => op,
+            Err(e) => {
+                if writes.is_empty() {
+                    let line = crm_line("Write unreadable: parked", None);
+                    p.store.park_command(&row, &format!("unreadable write: {e}"), line).await?;
+                }
+                break;
+            }
+        };
+        match op {
+            OutboxOp::ContactCenter(ContactCenterOp::DialWebhook(h)) => {
+                // Not a CRM write: alone, and only as the head.
+                if writes.is_empty() {
+                    let settings = p.settings().await;
+                    let result = crate::dial::deliver(&p.http, &settings.click_to_call, &row.key, &h).await;
+                    settle(p, &row, "dial_webhook", result, &[]).await?;
+                }
+                break;
+            }
+            OutboxOp::Crm(op) => writes.push((row.clone(), Write { key: row.key.clone(), op })),
         }
-    };
-    let name = op.name();
-    let result = match op {
-        OutboxOp::ContactCenter(ContactCenterOp::DialWebhook(h)) => {
-            let settings = p.settings().await;
-            crate::dial::deliver(&p.http, &settings.click_to_call, &row.key, &h).await
+    }
+    if writes.is_empty() {
+        return Ok(());
+    }
+
+    // A later rewrite of the same session data makes an earlier one pointless.
+    let mut superseded = Vec::new();
+    let mut seen = HashSet::new();
+    for (i, (_, w)) in writes.iter().enumerate().rev() {
+        if let CrmOp::WriteSessionData { target, data, .. } = &w.op
+            && !seen.insert((format!("{target:?}"), data.session_id.clone()))
+        {
+            superseded.push(i);
         }
-        OutboxOp::Crm(op) => match resolve(p, op).await? {
-            Ok(op) => p.crm.execute(&row.key, &op).await,
-            // Another lane's create has not landed yet (or was parked): wait for it.
-            Err(missing) => Err(CrmError::Transient {
-                message: format!("{missing} is not created in the CRM yet"),
-                retry_after: None,
-            }),
-        },
-    };
-    settle(p, &row, name, result).await?;
+    }
+
+    // casebridge's keys → CRM ids; a key created earlier in this batch stays a key.
+    let mut batch_creates: HashSet<String> = HashSet::new();
+    let mut resolved: Vec<(OutboxRow, Write)> = Vec::new();
+    let mut dropped: Vec<OutboxRow> = Vec::new();
+    for (i, (row, mut w)) in writes.into_iter().enumerate() {
+        if superseded.contains(&i) {
+            dropped.push(row);
+            continue;
+        }
+        match resolve(p, &mut w.op, &batch_creates).await? {
+            Ok(()) => {}
+            Err(missing) if resolved.is_empty() => {
+                // Another lane's create has not landed yet (or was parked): wait for it.
+                let e = CrmError::Transient {
+                    message: format!("{missing} is not created in the CRM yet"),
+                    retry_after: None,
+                };
+                return settle(p, &row, w.op.name(), Err(e), &[]).await;
+            }
+            Err(_) => break,
+        }
+        if let Some(k) = created_key(&w.op) {
+            batch_creates.insert(k.to_string());
+        }
+        resolved.push((row, w));
+    }
+    for row in dropped {
+        let line = crm_line("Session data superseded by a later write of it: not sent", None);
+        p.store.complete_command(&row, line, None).await?;
+    }
+    if resolved.is_empty() {
+        return Ok(());
+    }
+
+    let crm = p.crm();
+    let only: Vec<Write> = resolved.iter().map(|(_, w)| w.clone()).collect();
+    let (results, requests) = casebridge_crm::http::logged(crm.execute_batch(&only)).await;
+    metrics::histogram!("casebridge_crm_batch_size").record(resolved.len() as f64);
+    let mut requests = Some(requests);
+    for ((row, w), result) in resolved.iter().zip(results) {
+        let result = match result {
+            Err(CrmError::Gone(gone)) => relink(p, &crm, row, w, gone).await?,
+            other => other,
+        };
+        let failed = result.is_err();
+        settle(p, row, w.op.name(), result, requests.take().as_deref().unwrap_or_default()).await?;
+        if failed {
+            // The rows after it go again with the failed one, in order (writes are safe to repeat).
+            break;
+        }
+    }
     metrics::histogram!("casebridge_crm_write_seconds").record(started.elapsed().as_secs_f64());
     Ok(())
 }
 
+/// behaviour.md §13.4: the CRM says an object the write names no longer exists. When it is
+/// the customer's account (merged or deleted), look the customer up again and send the write
+/// to the account found; the timeline says so. Otherwise the write fails as it did.
+async fn relink(
+    p: &Pipeline,
+    crm: &Arc<dyn casebridge_crm::Connector>,
+    row: &OutboxRow,
+    w: &Write,
+    gone: String,
+) -> anyhow::Result<Result<WriteOutcome, CrmError>> {
+    let failed = || Ok(Err(CrmError::Gone(gone.clone())));
+    let mut op = w.op.clone();
+    let accounts: Vec<String> = account_refs(&mut op).iter().map(|r| r.as_str().to_string()).collect();
+    if accounts.is_empty() {
+        return failed();
+    }
+    let Some(session) = p.store.load_session(&row.session_id).await? else { return failed() };
+    let Ok(session) = serde_json::from_str::<casebridge_rules::session::Session>(&session.body) else {
+        return failed();
+    };
+    let mut lookups = Vec::new();
+    lookups.extend(session.customer.user_id.clone().map(casebridge_crm::CrmLookup::AccountsByUserId));
+    lookups.extend(session.phone.as_ref().map(|ph| casebridge_crm::CrmLookup::AccountsByPhone(ph.number.clone())));
+    lookups.extend(session.customer.email.clone().map(casebridge_crm::CrmLookup::AccountsByEmail));
+    for l in lookups {
+        let Ok(casebridge_rules::model::Answer::Accounts(hits)) = crm.lookup(&l).await else { continue };
+        if hits.iter().any(|h| accounts.contains(&h.id)) {
+            // The account is still there: something else is gone.
+            return failed();
+        }
+        let Some(found) = hits.iter().max_by_key(|h| h.updated_at) else { continue };
+        let old = accounts[0].clone();
+        for r in account_refs(&mut op) {
+            if r.as_str() == old {
+                *r = ObjRef::Crm(found.id.clone());
+            }
+        }
+        // Later writes that name the account by casebridge's key now reach the one found.
+        let original: Option<OutboxOp> = serde_json::from_str(&row.op).ok();
+        if let Some(OutboxOp::Crm(mut original)) = original {
+            for r in account_refs(&mut original) {
+                if let ObjRef::Key(k) = r
+                    && p.store.ref_get(k).await?.as_deref() == Some(old.as_str())
+                {
+                    p.store.ref_set(k, &found.id).await?;
+                }
+            }
+        }
+        metrics::counter!("casebridge_crm_relinked_total").increment(1);
+        let result = crm.execute(&w.key, &op).await.map(|mut out| {
+            out.summary = format!(
+                "Account {old} no longer exists in the CRM (merged or deleted); found the customer again as {}. {}",
+                found.id, out.summary
+            );
+            out
+        });
+        return Ok(result);
+    }
+    failed()
+}
+
+/// The references to people a write carries.
+fn account_refs(op: &mut CrmOp) -> Vec<&mut ObjRef> {
+    match op {
+        CrmOp::CreateRecord { account, .. } => account.iter_mut().collect(),
+        CrmOp::UpdateAccount { account, .. } | CrmOp::SetAccountFields { account, .. } => vec![account],
+        CrmOp::LogCall { person, .. } => person.iter_mut().collect(),
+        CrmOp::WriteSessionData { account, .. } => account.iter_mut().collect(),
+        _ => vec![],
+    }
+    .into_iter()
+    .filter(|r| matches!(r, ObjRef::Crm(_)))
+    .collect()
+}
+
+/// The key a create makes known.
+fn created_key(op: &CrmOp) -> Option<&str> {
+    match op {
+        CrmOp::CreateAccount { key, .. } | CrmOp::CreateRecord { key, .. } => Some(key),
+        _ => None,
+    }
+}
+
 /// Records what a delivery attempt did: done, another attempt later, or a dead letter.
+/// `requests` are the CRM requests the attempt made, for the timeline.
 async fn settle(
     p: &Pipeline,
     row: &OutboxRow,
     name: &'static str,
     result: Result<WriteOutcome, CrmError>,
+    requests: &[String],
 ) -> anyhow::Result<()> {
+    let with_requests = |s: String| if requests.is_empty() { s } else { format!("{s} · {}", requests.join("; ")) };
     match result {
         Ok(out) => {
             let created = out.created.as_ref().map(|(k, id)| (k.as_str(), id.as_str()));
-            p.store.complete_command(row, crm_line(&out.summary, None), created).await?;
+            p.store.complete_command(row, crm_line(&with_requests(out.summary), None), created).await?;
             metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "done").increment(1);
         }
         Err(CrmError::Transient { message, retry_after }) if row.attempts + 1 < MAX_ATTEMPTS => {
-            let backoff = p.retry_base * 2u32.saturating_pow(row.attempts as u32);
-            let wait = retry_after.unwrap_or(backoff).min(Duration::from_secs(600));
+            let wait = match retry_after {
+                // The CRM said when: not a moment before.
+                Some(w) => w.min(MAX_BACKOFF),
+                None => backoff(p.retry_base, row),
+            };
             let next = Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default();
-            let line = (row.attempts == 0)
-                .then(|| crm_line(&format!("{name} failed ({message}); will retry"), Some("outbox.retry")));
+            let line = (row.attempts == 0).then(|| {
+                crm_line(&with_requests(format!("{name} failed ({message}); will retry")), Some("outbox.retry"))
+            });
             p.store.retry_command(row, &message, next, line).await?;
             metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "retry").increment(1);
         }
         Err(e) => {
             let msg = e.to_string();
-            let line = crm_line(&format!("{name} parked as a dead letter: {msg}"), Some("outbox.dead_letter"));
+            let line =
+                crm_line(&with_requests(format!("{name} parked as a dead letter: {msg}")), Some("outbox.dead_letter"));
             p.store.park_command(row, &msg, line).await?;
             metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "dead").increment(1);
         }
@@ -114,20 +312,46 @@ async fn settle(
     Ok(())
 }
 
-/// Replaces casebridge's keys in `op` by the CRM ids they were created as; `Err` names a key
-/// that has no CRM id yet.
-async fn resolve(p: &Pipeline, mut op: CrmOp) -> anyhow::Result<Result<CrmOp, String>> {
+/// Exponential backoff with jitter: between half and all of `base · 2^attempts`, capped, so
+/// writes that failed together do not all come back at once.
+fn backoff(base: Duration, row: &OutboxRow) -> Duration {
+    let full = base.saturating_mul(2u32.saturating_pow(row.attempts.clamp(0, 20) as u32)).min(MAX_BACKOFF);
+    let r = std::collections::hash_map::RandomState::new().hash_one((row.id, row.attempts));
+    let frac = 0.5 + (r % 1000) as f64 / 2000.0;
+    full.mul_f64(frac)
+}
+
+/// Replaces casebridge's keys in `op` by the CRM ids they were created as (keys created
+/// earlier in the batch stay keys); `Err` names a key that has no CRM id yet.
+async fn resolve(p: &Pipeline, op: &mut CrmOp, in_batch: &HashSet<String>) -> anyhow::Result<Result<(), String>> {
+    let mut cache: HashMap<String, String> = HashMap::new();
     for r in op.refs_mut() {
         if let ObjRef::Key(k) = r {
-            match p.store.ref_get(k).await? {
-                Some(id) => *r = ObjRef::Crm(id),
+            if in_batch.contains(k.as_str()) {
+                continue;
+            }
+            let id = match cache.get(k.as_str()) {
+                Some(id) => Some(id.clone()),
+                None => p.store.ref_get(k).await?,
+            };
+            match id {
+                Some(id) => {
+                    cache.insert(k.clone(), id.clone());
+                    *r = ObjRef::Crm(id);
+                }
                 None => return Ok(Err(k.clone())),
             }
         }
     }
-    Ok(Ok(op))
+    Ok(Ok(()))
 }
 
 fn crm_line(summary: &str, rule: Option<&str>) -> Entry {
-    Entry { at: Utc::now(), kind: EntryKind::Crm, summary: summary.to_string(), rule: rule.map(str::to_string) }
+    Entry {
+        at: Utc::now(),
+        kind: EntryKind::Crm,
+        summary: summary.to_string(),
+        rule: rule.map(str::to_string),
+        native: None,
+    }
 }

@@ -18,10 +18,10 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
 }
 
 /// Applies and delivers until nothing is left (offline simulation).
-pub async fn drain(p: &Pipeline) -> anyhow::Result<()> {
+pub async fn drain(p: &Arc<Pipeline>) -> anyhow::Result<()> {
     loop {
         let a = rules::pass(p).await?;
-        let b = delivery::pass(p).await?;
+        let b = delivery::pass_with(p, 1).await?;
         if a == 0 && b == 0 {
             return Ok(());
         }

@@ -13,7 +13,7 @@ use casebridge_crm::CrmLookup;
 use casebridge_rules::engine::{self, Step};
 use casebridge_rules::event::{Event, EventKind};
 use casebridge_rules::keys::{CustomerKey, Lane};
-use casebridge_rules::model::{Answer, Answers, EntryKind, Lookup, ObjRef, PlatformActivity};
+use casebridge_rules::model::{Answer, Answers, Entry, EntryKind, Lookup, ObjRef, PlatformActivity};
 use casebridge_rules::ops::OutboxOp;
 use casebridge_rules::phone::Phone;
 use casebridge_rules::session::Session;
@@ -156,6 +156,8 @@ async fn apply_one(p: &Pipeline, seq: i64, event: &Event, pass: &mut Pass) -> an
     let profile = p.profile().await;
     let mut answers = Answers::new();
     let mut checked: HashSet<String> = HashSet::new();
+    // The CRM requests lookups made, for the timeline.
+    let mut lookup_lines: Vec<Entry> = Vec::new();
     loop {
         match engine::apply(session.as_ref(), event, &settings, &profile, &answers) {
             Step::Need(lookups) => {
@@ -175,8 +177,17 @@ async fn apply_one(p: &Pipeline, seq: i64, event: &Event, pass: &mut Pass) -> an
                     checked.extend(keys);
                 }
                 for l in lookups {
-                    let a = answer(p, &l, pass).await?;
-                    answers.insert(l, a);
+                    let (a, requests) = casebridge_crm::http::logged(answer(p, &l, pass)).await;
+                    if !requests.is_empty() {
+                        lookup_lines.push(Entry {
+                            at: chrono::Utc::now(),
+                            kind: EntryKind::Crm,
+                            summary: format!("Lookup of {}: {}", lookup_name(&l), requests.join("; ")),
+                            rule: None,
+                            native: None,
+                        });
+                    }
+                    answers.insert(l, a?);
                 }
             }
             Step::Done(out) => {
@@ -186,11 +197,19 @@ async fn apply_one(p: &Pipeline, seq: i64, event: &Event, pass: &mut Pass) -> an
                 if let Some(a) = &s.account {
                     keys.extend(account_keys(p, a).await?);
                 }
+                // Trailing writes wait a moment so that the session's next ones go with them.
+                let window = p.crm().coalesce_window();
+                let hold = (!window.is_zero()).then(|| chrono::Utc::now() + window);
                 let commands = out
                     .commands
                     .into_iter()
-                    .map(|c| crate::outbox::command(c.key, &lane, &s.id, &OutboxOp::Crm(c.op), Some(&keys)))
-                    .collect::<Result<Vec<_>, _>>()?;
+                    .map(|c| {
+                        let trailing = c.op.is_trailing();
+                        let mut row = crate::outbox::command(c.key, &lane, &s.id, &OutboxOp::Crm(c.op), Some(&keys))?;
+                        row.not_before = hold.filter(|_| trailing);
+                        Ok(row)
+                    })
+                    .collect::<Result<Vec<_>, serde_json::Error>>()?;
                 for e in out.timeline.iter().filter(|e| e.kind == EntryKind::Decision) {
                     if let Some(rule) = &e.rule {
                         metrics::counter!("casebridge_decisions_total", "rule" => rule.clone()).increment(1);
@@ -222,7 +241,7 @@ async fn apply_one(p: &Pipeline, seq: i64, event: &Event, pass: &mut Pass) -> an
                     account: s.account.as_ref().map(ref_pair),
                     record: s.record.as_ref().map(ref_pair),
                     created_at: s.created_at,
-                    timeline: out.timeline,
+                    timeline: lookup_lines.into_iter().chain(out.timeline).collect(),
                     commands,
                     activities,
                     agent_id: s.agent.as_ref().map(|a| a.id.clone()),
@@ -278,16 +297,28 @@ async fn answer(p: &Pipeline, l: &Lookup, pass: &Pass) -> anyhow::Result<Answer>
         }
         Lookup::DialRequestOrigin(id) => Answer::Origin(p.store.dial(id).await?.and_then(|d| d.origin_record_id)),
         Lookup::RecordsOfAccount(a) => match resolve(p, a).await? {
-            ObjRef::Crm(id) => p.crm.lookup(&CrmLookup::RecordsOfAccount(id)).await?,
+            ObjRef::Crm(id) => p.crm().lookup(&CrmLookup::RecordsOfAccount(id)).await?,
             // The account's creation never landed (parked): it has no records.
             ObjRef::Key(_) => Answer::Records(vec![]),
         },
-        Lookup::AccountsByUserId(u) => p.crm.lookup(&CrmLookup::AccountsByUserId(u.clone())).await?,
-        Lookup::AccountsByPhone(n) => p.crm.lookup(&CrmLookup::AccountsByPhone(n.clone())).await?,
-        Lookup::AccountsByEmail(e) => p.crm.lookup(&CrmLookup::AccountsByEmail(e.clone())).await?,
+        Lookup::AccountsByUserId(u) => p.crm().lookup(&CrmLookup::AccountsByUserId(u.clone())).await?,
+        Lookup::AccountsByPhone(n) => p.crm().lookup(&CrmLookup::AccountsByPhone(n.clone())).await?,
+        Lookup::AccountsByEmail(e) => p.crm().lookup(&CrmLookup::AccountsByEmail(e.clone())).await?,
     };
     metrics::histogram!("casebridge_crm_lookup_seconds").record(started.elapsed().as_secs_f64());
     Ok(out)
+}
+
+/// What a lookup asked, without the customer's details.
+fn lookup_name(l: &Lookup) -> String {
+    match l {
+        Lookup::AccountsByUserId(_) => "accounts by user id".into(),
+        Lookup::AccountsByPhone(_) => "accounts by phone".into(),
+        Lookup::AccountsByEmail(_) => "accounts by email".into(),
+        Lookup::RecordsOfAccount(a) => format!("records of account {}", a.as_str()),
+        Lookup::RecordOfSession(id) => format!("the record of session {id}"),
+        Lookup::DialRequestOrigin(id) => format!("the origin of dial request {id}"),
+    }
 }
 
 fn new_activity(a: &PlatformActivity) -> NewActivity {

@@ -72,6 +72,27 @@ impl FakeCrm {
         assert!(r.status().is_success(), "fault refused: {}", r.status());
     }
 
+    /// The vendor's type of record (case, conversation…) in `/__fake/objects/{type}`.
+    pub fn record_type(&self) -> &'static str {
+        match self.kind {
+            "salesforce" => "Case",
+            _ => "conversation",
+        }
+    }
+
+    /// The vendor's type of person in `/__fake/objects/{type}`.
+    pub fn account_type(&self) -> &'static str {
+        match self.kind {
+            "salesforce" => "Contact",
+            _ => "customer",
+        }
+    }
+
+    /// The log of requests the fake answered (`at_ms`, `method`, `route`, `path`, `status`).
+    pub async fn log(&self) -> Vec<Value> {
+        self.stats().await["log"].as_array().cloned().unwrap_or_default()
+    }
+
     /// The `crm` settings member that points casebridge at this fake.
     pub fn crm_settings(&self) -> Value {
         let credentials = match self.kind {

@@ -107,8 +107,13 @@ impl Server {
 
     /// Starts the binary again on the same data folder.
     pub async fn restart(&mut self) {
+        self.restart_with(&[]).await;
+    }
+
+    /// Starts the binary again on the same data folder, with these environment variables.
+    pub async fn restart_with(&mut self, env: &[(&str, &str)]) {
         self.kill();
-        let (child, base) = spawn(&self.data_dir(), &[], &[], None);
+        let (child, base) = spawn(&self.data_dir(), env, &[], None);
         self.child = Some(child);
         self.base = base;
         self.wait_ready().await;
@@ -301,5 +306,82 @@ fn merge(a: &mut Value, b: Value) {
             }
         }
         (a, b) => *a = b,
+    }
+}
+
+/// A raw request: a path, headers and a body as sent. Returns status and body (JSON when it
+/// parses).
+pub async fn raw(
+    s: &Server,
+    path: &str,
+    headers: &[(&str, &str)],
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let mut r = s.http.post(format!("{}{}", s.base, path)).header("content-type", content_type).body(body);
+    for (k, v) in headers {
+        r = r.header(*k, *v);
+    }
+    let resp = r.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+/// What must be the same for a session made from native events and the same lifecycle in
+/// casebridge's own schema: the session's outcome and its record in the built-in CRM.
+pub async fn outcome(s: &Server, id: &str) -> Value {
+    let sess = s.session(id).await;
+    let pick = |v: &Value, keys: &[&str]| -> Value {
+        Value::Object(keys.iter().map(|k| (k.to_string(), v[*k].clone())).collect())
+    };
+    let session = pick(
+        &sess,
+        &[
+            "channel",
+            "session_type",
+            "direction",
+            "state",
+            "leaf_queue",
+            "account_outcome",
+            "record_outcome",
+            "record_rule",
+            "abandoned",
+            "missed_reason",
+            "customer_messages",
+            "agent_id",
+        ],
+    );
+    let record = match sess["record_id"].as_str() {
+        Some(rid) => {
+            let r = s.get(&format!("/v1/crm/records/{rid}")).await;
+            let attachments: Vec<Value> = r["attachments"]
+                .as_array()
+                .map(|a| a.iter().map(|x| x["content"].clone()).collect())
+                .unwrap_or_default();
+            json!({"record": pick(&r, &["title", "status", "leaf_queue", "channel", "owner_agent_id", "tags"]),
+                   "notes": r["notes"].as_array().map(|n| n.iter().map(|x| x["body"].clone()).collect::<Vec<_>>()),
+                   "transcripts": attachments})
+        }
+        None => Value::Null,
+    };
+    let account = match sess["account_id"].as_str() {
+        Some(aid) => pick(&s.get(&format!("/v1/crm/accounts/{aid}")).await, &["kind", "name", "phone", "email"]),
+        None => Value::Null,
+    };
+    json!({"session": session, "record": record, "account": account})
+}
+
+/// Polls a session until it is settled and in `state`.
+pub async fn settled_in(s: &Server, id: &str, state: &str) -> Value {
+    let path = format!("/v1/sessions/{id}");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (code, v) = s.call(reqwest::Method::GET, &path, None).await;
+        if code == 200 && v["settled"] == true && v["state"] == state {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "session {id} never settled in {state}: {v}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -3,14 +3,22 @@
 
 mod accounts;
 mod agents;
+mod browser;
 mod cli;
 mod connectors;
 mod conversation;
+mod crm_connection;
+#[allow(dead_code)] // instantiated per CRM fake as they land
+mod crm_faults;
 mod crm_salesforce;
 mod events_ref;
 #[allow(dead_code)] // used by the connector tests as they land
 mod fakes;
 mod harness;
+mod ingest_amazon_connect;
+mod ingest_cti;
+mod ingest_genesys;
+mod ingest_twilio;
 mod intake;
 mod openapi;
 mod operators;

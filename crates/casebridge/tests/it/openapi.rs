@@ -46,6 +46,15 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/v1/dial-requests/{id}"),
     ("get", "/v1/outbox"),
     ("post", "/v1/outbox/{id}/retry"),
+    ("post", "/v1/outbox/retry"),
+    ("post", "/v1/crm/test"),
+    ("post", "/v1/ingest/amazon-connect"),
+    ("post", "/v1/ingest/amazon-connect/sns"),
+    ("post", "/v1/ingest/amazon-connect/firehose"),
+    ("post", "/v1/ingest/twilio/taskrouter"),
+    ("post", "/v1/ingest/twilio/event-streams"),
+    ("post", "/v1/ingest/genesys"),
+    ("post", "/v1/ingest/cti/{token}"),
 ];
 
 /// Follows `$ref`s into the components.

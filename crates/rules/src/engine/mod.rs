@@ -12,6 +12,8 @@ mod records;
 mod session_data;
 mod updates;
 
+pub use self::records::title_of;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -124,7 +126,13 @@ impl Ctx<'_> {
     }
 
     fn note(&mut self, kind: EntryKind, summary: impl Into<String>, rule: Option<&str>) {
-        self.timeline.push(Entry { at: self.at, kind, summary: summary.into(), rule: rule.map(str::to_string) });
+        self.timeline.push(Entry {
+            at: self.at,
+            kind,
+            summary: summary.into(),
+            rule: rule.map(str::to_string),
+            native: None,
+        });
     }
 
     fn decide(&mut self, summary: impl Into<String>, rule: &str) {
@@ -137,9 +145,17 @@ impl Ctx<'_> {
         self.commands.push(Command { key, op });
     }
 
+    /// The timeline line of an event, with the platform event it was made from.
+    fn note_event(&mut self, e: &Event, summary: String) {
+        self.note(EntryKind::Event, summary, None);
+        if let Some(line) = self.timeline.last_mut() {
+            line.native.clone_from(&e.native);
+        }
+    }
+
     fn event(&mut self, e: &Event) -> R<()> {
         self.at = e.at;
-        self.note(EntryKind::Event, summarize(e), None);
+        self.note_event(e, summarize(e));
         if !self.s.is_created() && !matches!(e.kind, EventKind::Created(_)) {
             self.s.buffered.push(e.clone());
             self.decide("Kept until session.created arrives", "events.order");
@@ -150,7 +166,7 @@ impl Ctx<'_> {
             let buffered = std::mem::take(&mut self.s.buffered);
             for b in &buffered {
                 self.at = b.at;
-                self.note(EntryKind::Event, format!("{} (arrived before session.created)", summarize(b)), None);
+                self.note_event(b, format!("{} (arrived before session.created)", summarize(b)));
                 self.apply_event(b)?;
             }
         }

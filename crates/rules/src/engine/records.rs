@@ -190,34 +190,7 @@ impl Ctx<'_> {
     }
 
     pub(super) fn title(&self) -> String {
-        let st = self.settings;
-        let Ok(t) = Template::parse(&st.records.title_template) else {
-            return self.s.session_type.map(|t| t.call_type_label().to_string()).unwrap_or_default();
-        };
-        let mut v = BTreeMap::new();
-        if let Some(tp) = self.s.session_type {
-            v.insert("CALL_TYPE", tp.call_type_label().to_string());
-        }
-        v.insert("CALL_ID", self.s.id.clone());
-        if let Some(m) = self.s.leaf_queue() {
-            v.insert("MENU_PATH", m);
-        }
-        let number = match self.s.direction {
-            Some(Direction::Outbound) => {
-                self.s.phone.as_ref().map(|p| p.number.clone()).or_else(|| self.s.customer.phone.clone())
-            }
-            _ => self.s.dialed_number.clone(),
-        };
-        if let Some(n) = number {
-            v.insert("PHONE_NUMBER", n);
-        }
-        if let Some(l) = &self.s.language {
-            v.insert("LANGUAGE", l.clone());
-        }
-        if let Some(c) = self.s.created_at {
-            v.insert("TIMESTAMP", format_timestamp(c, &st.time_zone));
-        }
-        t.render(&v)
+        title_of(&self.s, self.settings)
     }
 
     pub(super) fn create_or_skip(&mut self, rule: &str, abandoned: Option<MissedReason>, summary: &str) -> R<()> {
@@ -312,4 +285,34 @@ fn to_op(u: PendingUpdate, record: ObjRef) -> CrmOp {
         PendingUpdate::Attachment { name, url, content, at } => CrmOp::AddAttachment { record, name, url, content, at },
         PendingUpdate::Fields { fields } => CrmOp::SetFields { record, fields },
     }
+}
+
+/// A session's record title under `settings` (behaviour.md §8): the template's variables
+/// filled from the session; a template that does not parse gives the CALL_TYPE label.
+pub fn title_of(s: &Session, settings: &Settings) -> String {
+    let Ok(t) = Template::parse(&settings.records.title_template) else {
+        return s.session_type.map(|t| t.call_type_label().to_string()).unwrap_or_default();
+    };
+    let mut v = BTreeMap::new();
+    if let Some(tp) = s.session_type {
+        v.insert("CALL_TYPE", tp.call_type_label().to_string());
+    }
+    v.insert("CALL_ID", s.id.clone());
+    if let Some(m) = s.leaf_queue() {
+        v.insert("MENU_PATH", m);
+    }
+    let number = match s.direction {
+        Some(Direction::Outbound) => s.phone.as_ref().map(|p| p.number.clone()).or_else(|| s.customer.phone.clone()),
+        _ => s.dialed_number.clone(),
+    };
+    if let Some(n) = number {
+        v.insert("PHONE_NUMBER", n);
+    }
+    if let Some(l) = &s.language {
+        v.insert("LANGUAGE", l.clone());
+    }
+    if let Some(c) = s.created_at {
+        v.insert("TIMESTAMP", format_timestamp(c, &settings.time_zone));
+    }
+    t.render(&v)
 }

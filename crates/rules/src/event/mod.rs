@@ -473,6 +473,26 @@ pub struct Event {
     /// Type and data.
     #[serde(flatten)]
     pub kind: EventKind,
+    /// The platform event this event was made from (native ingest only; not accepted on
+    /// `POST /v1/events`, so not part of its schema).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub native: Option<NativeOrigin>,
+}
+
+/// The platform event a casebridge event was made from (api.md "Native event formats").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct NativeOrigin {
+    /// amazon-connect, twilio, genesys or cti.
+    pub source: String,
+    /// The platform's id of the event (what duplicates are recognized by).
+    pub id: String,
+    /// The platform's event type (`CONNECTED_TO_AGENT`, `task.created`, `newCall`…).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The event as received.
+    pub payload: serde_json::Value,
 }
 
 /// One reason an event was refused.

@@ -136,7 +136,7 @@ pub fn parse_event(v: &serde_json::Value) -> Result<Event, Vec<FieldError>> {
         }
     }
     match (errors.is_empty(), at, kind) {
-        (true, Some(at), Some(kind)) => Ok(Event { id, session_id, at, kind }),
+        (true, Some(at), Some(kind)) => Ok(Event { id, session_id, at, kind, native: None }),
         _ => Err(errors),
     }
 }

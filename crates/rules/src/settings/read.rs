@@ -245,7 +245,54 @@ const SHAPE: &[(&str, Kind)] = &[
             ("signing_secret", Kind::OptText("for none")),
         ]),
     ),
+    ("ingest", INGEST),
 ];
+
+const MAPPING: Kind = Kind::Section(&[
+    ("queues", Kind::TextMap),
+    ("agents", Kind::TextMap),
+    ("attributes", Kind::TextMap),
+    ("custom_data", Kind::Texts),
+]);
+
+/// The shape of the `ingest` member (settings/ingest.rs).
+const INGEST: Kind = Kind::Section(&[
+    (
+        "amazon_connect",
+        Kind::Section(&[
+            ("enabled", Kind::Bool),
+            ("api_key", Kind::OptText("for no key (only the API bearer token is accepted)")),
+            ("sns_topic_arns", Kind::Texts),
+            ("mapping", MAPPING),
+        ]),
+    ),
+    (
+        "twilio",
+        Kind::Section(&[
+            ("enabled", Kind::Bool),
+            ("auth_token", Kind::OptText("for no signature check (only the API bearer token is accepted)")),
+            ("public_base_url", Kind::OptText("to check signatures over the request URL")),
+            ("mapping", MAPPING),
+        ]),
+    ),
+    (
+        "genesys",
+        Kind::Section(&[
+            ("enabled", Kind::Bool),
+            ("api_key", Kind::OptText("for no key (only the API bearer token is accepted)")),
+            ("mapping", MAPPING),
+        ]),
+    ),
+    (
+        "cti",
+        Kind::Section(&[
+            ("enabled", Kind::Bool),
+            ("token", Kind::OptText("for no token (only the API bearer token is accepted)")),
+            ("blocked_numbers", Kind::Texts),
+            ("mapping", MAPPING),
+        ]),
+    ),
+]);
 
 /// agent_status.mode values.
 pub(super) const AGENT_STATUS_MODES: &[&str] = &["off", "one_way", "two_way"];

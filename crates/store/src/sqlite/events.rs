@@ -1,10 +1,11 @@
 //! SQLite implementation of [`EventStore`].
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{SqliteStore, ingest_on};
-use crate::{EventStore, IngestOutcome, NewEvent, PendingEvent, Result};
+use crate::{EventStore, IngestOutcome, NewEvent, PendingEvent, Result, ts};
 
 #[async_trait]
 impl EventStore for SqliteStore {
@@ -30,6 +31,15 @@ impl EventStore for SqliteStore {
             .iter()
             .map(|r| PendingEvent { seq: r.get("seq"), session_id: r.get("session_id"), body: r.get("body") })
             .collect())
+    }
+
+    async fn events_since(&self, since: DateTime<Utc>, limit: i64) -> Result<Vec<String>> {
+        let rows = sqlx::query("SELECT body FROM events WHERE received_at >= ? ORDER BY seq LIMIT ?")
+            .bind(ts(since))
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        Ok(rows.iter().map(|r| r.get("body")).collect())
     }
 
     async fn pending_event_count(&self) -> Result<i64> {

@@ -11,6 +11,7 @@
 mod agents;
 mod builtin_crm;
 mod events;
+mod native;
 mod outbox;
 mod rows;
 mod sessions;

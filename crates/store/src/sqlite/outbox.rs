@@ -41,6 +41,15 @@ impl OutboxStore for SqliteStore {
         rows.iter().map(outbox_row).collect()
     }
 
+    async fn lane_pending(&self, lane: &str, limit: i64) -> Result<Vec<OutboxRow>> {
+        let rows = sqlx::query("SELECT * FROM outbox WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT ?")
+            .bind(lane)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(outbox_row).collect()
+    }
+
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
         let mut tx = self.write.begin().await?;
         if let Some((key, crm_id)) = created {
@@ -112,6 +121,14 @@ impl OutboxStore for SqliteStore {
             .execute(&self.write)
             .await?;
         Ok(r.rows_affected() == 1)
+    }
+
+    async fn redrive_dead(&self) -> Result<u64> {
+        let r = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = ? WHERE state = 'dead'")
+            .bind(ts(Utc::now()))
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected())
     }
 
     async fn command_state(&self, key: &str) -> Result<Option<(OutboxState, i64, Option<String>)>> {

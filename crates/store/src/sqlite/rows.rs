@@ -25,12 +25,14 @@ pub(crate) fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow> {
 
 /// Appends a line to a session's timeline.
 pub(crate) async fn insert_timeline(tx: &mut sqlx::SqliteConnection, session_id: &str, e: &Entry) -> Result<()> {
-    sqlx::query("INSERT INTO timeline (session_id, at, kind, summary, rule) VALUES (?, ?, ?, ?, ?)")
+    let native = e.native.as_ref().map(serde_json::to_string).transpose()?;
+    sqlx::query("INSERT INTO timeline (session_id, at, kind, summary, rule, native) VALUES (?, ?, ?, ?, ?, ?)")
         .bind(session_id)
         .bind(ts(e.at))
         .bind(entry_kind_str(e.kind))
         .bind(&e.summary)
         .bind(&e.rule)
+        .bind(native)
         .execute(&mut *tx)
         .await?;
     Ok(())
@@ -112,7 +114,7 @@ pub(crate) async fn insert_command(tx: &mut sqlx::SqliteConnection, cmd: &NewCom
     .bind(&cmd.lane)
     .bind(&cmd.session_id)
     .bind(&cmd.op)
-    .bind(now)
+    .bind(cmd.not_before.map(crate::ts).unwrap_or_else(|| now.to_string()))
     .bind(now)
     .execute(&mut *tx)
     .await?;

@@ -33,7 +33,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn timeline(&self, session_id: &str) -> Result<Vec<Entry>> {
-        let rows = sqlx::query("SELECT at, kind, summary, rule FROM timeline WHERE session_id = ? ORDER BY n")
+        let rows = sqlx::query("SELECT at, kind, summary, rule, native FROM timeline WHERE session_id = ? ORDER BY n")
             .bind(session_id)
             .fetch_all(&self.read)
             .await?;
@@ -44,6 +44,7 @@ impl SessionStore for SqliteStore {
                 kind: entry_kind(r.get::<String, _>("kind").as_str()),
                 summary: r.get("summary"),
                 rule: r.get("rule"),
+                native: r.get::<Option<String>, _>("native").and_then(|n| serde_json::from_str(&n).ok()),
             })
             .collect())
     }
@@ -148,5 +149,12 @@ impl SessionStore for SqliteStore {
 
     async fn ref_get(&self, key: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(key).fetch_optional(&self.read).await?)
+    }
+
+    async fn ref_set(&self, key: &str, crm_id: &str) -> Result<()> {
+        let mut tx = self.write.begin().await?;
+        super::rows::set_ref(&mut tx, key, crm_id).await?;
+        tx.commit().await?;
+        Ok(())
     }
 }

@@ -139,3 +139,13 @@ pub async fn settled_waits_for_rules_and_first_attempts(store: Arc<dyn Store>) {
     store.retry_command(w1, "busy", Utc::now(), None).await.expect("retry");
     assert!(store.settled(&ids).await.expect("settled"), "attempted once is settled");
 }
+
+pub async fn events_since_lists_bodies_received_after_a_time(store: Arc<dyn Store>) {
+    let before = Utc::now() - chrono::Duration::seconds(5);
+    store.ingest(&[event("e1", "s1"), event("e2", "s2")]).await.expect("ingest");
+    let all = store.events_since(before, 10).await.expect("since");
+    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(store.events_since(before, 1).await.expect("since").len(), 1, "at most limit");
+    let later = Utc::now() + chrono::Duration::seconds(5);
+    assert!(store.events_since(later, 10).await.expect("since").is_empty());
+}

@@ -39,6 +39,7 @@ contract_suite!(sqlite, crate::support::open_sqlite, {
         a_conflict_leaves_the_other_groups_alone,
         pending_events_come_in_arrival_order_until_applied,
         settled_waits_for_rules_and_first_attempts,
+        events_since_lists_bodies_received_after_a_time,
     ],
     sessions: [
         commit_steps_writes_session_timeline_outbox_and_activities,

@@ -65,12 +65,13 @@ pub fn command(key: &str, lane: &str, session: &str, keys: &[&str]) -> NewComman
         session_id: session.into(),
         op: format!(r#"{{"op":"{key}"}}"#),
         keys: keys.iter().map(|k| k.to_string()).collect(),
+        not_before: None,
     }
 }
 
 /// A timeline line.
 pub fn line(secs: i64, kind: EntryKind, summary: &str) -> Entry {
-    Entry { at: at(secs), kind, summary: summary.into(), rule: None }
+    Entry { at: at(secs), kind, summary: summary.into(), rule: None, native: None }
 }
 
 /// Stores a step with these writes and nothing else.

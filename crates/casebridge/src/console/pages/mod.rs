@@ -1,0 +1,6 @@
+//! The console's pages, by area.
+
+pub mod admin;
+pub mod data;
+pub mod ops;
+pub mod what_if;

@@ -1,0 +1,172 @@
+//! Account lookups cached in front of a CRM reached over the network: a repeat caller costs
+//! no lookup call. Entries are dropped when casebridge writes anything that changes the
+//! answer (it created or updated an account with that phone, email or user id), when the
+//! CRM says an account in them no longer exists, and after a time to live (short for "no
+//! account", so a person the agent creates in the CRM is found soon).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use casebridge_rules::model::{Answer, CrmProfile, ObjRef};
+use casebridge_rules::ops::CrmOp;
+
+use crate::{Check, Connector, CrmError, CrmLookup, FieldSpec, Write, WriteOutcome};
+
+/// How long an answer that found accounts is kept.
+pub const FOUND_TTL: Duration = Duration::from_secs(300);
+/// How long an answer that found no account is kept.
+pub const NONE_TTL: Duration = Duration::from_secs(30);
+/// How long trailing writes wait for a session's next ones.
+pub const COALESCE_WINDOW: Duration = Duration::from_secs(2);
+const MAX_ENTRIES: usize = 100_000;
+
+/// A connector with cached account lookups and coalesced trailing writes.
+pub struct Cached {
+    inner: std::sync::Arc<dyn Connector>,
+    entries: Mutex<HashMap<CrmLookup, (Instant, Answer)>>,
+}
+
+impl Cached {
+    /// Caches `inner`'s account lookups.
+    pub fn new(inner: std::sync::Arc<dyn Connector>) -> Cached {
+        Cached { inner, entries: Mutex::new(HashMap::new()) }
+    }
+
+    fn get(&self, l: &CrmLookup) -> Option<Answer> {
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match m.get(l) {
+            Some((until, a)) if *until > Instant::now() => Some(a.clone()),
+            Some(_) => {
+                m.remove(l);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn put(&self, l: CrmLookup, a: &Answer) {
+        let ttl = match a {
+            Answer::Accounts(hits) if !hits.is_empty() => FOUND_TTL,
+            _ => NONE_TTL,
+        };
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if m.len() >= MAX_ENTRIES {
+            let now = Instant::now();
+            m.retain(|_, (until, _)| *until > now);
+            if m.len() >= MAX_ENTRIES {
+                m.clear();
+            }
+        }
+        m.insert(l, (Instant::now() + ttl, a.clone()));
+    }
+
+    /// Drops what a write may have made wrong.
+    fn invalidate(&self, op: &CrmOp) {
+        let mut keys = Vec::new();
+        let mut accounts = Vec::new();
+        match op {
+            CrmOp::CreateAccount { phone, email, user_id, .. } => {
+                keys.extend(phone.clone().map(CrmLookup::AccountsByPhone));
+                keys.extend(email.clone().map(CrmLookup::AccountsByEmail));
+                keys.extend(user_id.clone().map(CrmLookup::AccountsByUserId));
+            }
+            CrmOp::UpdateAccount { account, email, user_id, .. } => {
+                keys.extend(email.clone().map(CrmLookup::AccountsByEmail));
+                keys.extend(user_id.clone().map(CrmLookup::AccountsByUserId));
+                accounts.push(account.as_str().to_string());
+            }
+            _ => return,
+        }
+        self.drop_entries(&keys, &accounts);
+    }
+
+    fn drop_entries(&self, keys: &[CrmLookup], accounts: &[String]) {
+        let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            m.remove(k);
+        }
+        if !accounts.is_empty() {
+            m.retain(|_, (_, a)| match a {
+                Answer::Accounts(hits) => !hits.iter().any(|h| accounts.contains(&h.id)),
+                _ => true,
+            });
+        }
+    }
+
+    /// After a failure that says an object is gone, forgets answers naming any account the
+    /// write referred to.
+    fn forget_gone(&self, op: &CrmOp, result: &Result<WriteOutcome, CrmError>) {
+        if let Err(CrmError::Gone(_)) = result {
+            let mut op = op.clone();
+            let ids: Vec<String> = op
+                .refs_mut()
+                .into_iter()
+                .filter_map(|r| match r {
+                    ObjRef::Crm(id) => Some(id.clone()),
+                    ObjRef::Key(_) => None,
+                })
+                .collect();
+            self.drop_entries(&[], &ids);
+        }
+    }
+}
+
+fn cacheable(l: &CrmLookup) -> bool {
+    matches!(l, CrmLookup::AccountsByPhone(_) | CrmLookup::AccountsByEmail(_) | CrmLookup::AccountsByUserId(_))
+}
+
+#[async_trait]
+impl Connector for Cached {
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+    fn profile(&self) -> CrmProfile {
+        self.inner.profile()
+    }
+    async fn lookup(&self, lookup: &CrmLookup) -> Result<Answer, CrmError> {
+        if !cacheable(lookup) {
+            return self.inner.lookup(lookup).await;
+        }
+        if let Some(a) = self.get(lookup) {
+            metrics::counter!("casebridge_crm_lookup_cache_total", "outcome" => "hit").increment(1);
+            return Ok(a);
+        }
+        metrics::counter!("casebridge_crm_lookup_cache_total", "outcome" => "miss").increment(1);
+        let a = self.inner.lookup(lookup).await?;
+        self.put(lookup.clone(), &a);
+        Ok(a)
+    }
+    async fn execute(&self, key: &str, op: &CrmOp) -> Result<WriteOutcome, CrmError> {
+        self.invalidate(op);
+        let r = self.inner.execute(key, op).await;
+        self.forget_gone(op, &r);
+        r
+    }
+    async fn execute_batch(&self, writes: &[Write]) -> Vec<Result<WriteOutcome, CrmError>> {
+        for w in writes {
+            self.invalidate(&w.op);
+        }
+        let results = self.inner.execute_batch(writes).await;
+        for (w, r) in writes.iter().zip(&results) {
+            self.forget_gone(&w.op, r);
+        }
+        results
+    }
+    fn coalesce_window(&self) -> Duration {
+        COALESCE_WINDOW
+    }
+    async fn check(&self) -> Vec<Check> {
+        self.inner.check().await
+    }
+    async fn record_exists(&self, id: &str) -> Result<bool, CrmError> {
+        self.inner.record_exists(id).await
+    }
+    fn custom_field_name(&self, key: &str) -> String {
+        self.inner.custom_field_name(key)
+    }
+    async fn ensure_custom_field(&self, field: &FieldSpec) -> Result<bool, CrmError> {
+        self.inner.ensure_custom_field(field).await
+    }
+}
