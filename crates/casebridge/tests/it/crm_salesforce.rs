@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::crm_faults;
 use crate::fakes::FakeCrm;
 use crate::harness::*;
 
@@ -338,7 +339,7 @@ async fn request_limit_exceeded_is_throttling_obeyed_before_the_next_request() {
     s.send(call("l0", T, "+14155550170", &["Support"])).await;
     fake.poll_objects("Case", one_with_key("cb-rec-l0")).await;
     fake.reset_stats().await;
-    fake.fault(json!({"status": 403, "count": 1, "retry_after_s": 2, "path_contains": "/sobjects/Case/"})).await;
+    fake.fault(json!({"status": 403, "count": 1, "retry_after_s": 2, "path_contains": "/composite"})).await;
     s.send(call("l1", T, "+14155550171", &["Support"])).await;
     fake.poll_objects("Case", one_with_key("cb-rec-l1")).await;
     let log = fake.stats().await["log"].as_array().unwrap().clone();
@@ -420,4 +421,33 @@ async fn recordings_from_allowed_hosts_are_uploaded_as_files_on_the_case() {
         (Some("RIFF-fake-audio"), Some("recording-u1.wav"))
     );
     assert_eq!(f["FirstPublishLocationId"], case["Id"]);
+}
+
+// The delivery's fault tests, against the Salesforce fake. A session's creates go out in one
+// composite request, so that is the write left in flight or landed during a timeout.
+
+#[tokio::test]
+async fn faults_an_outage_then_recovery() {
+    crm_faults::outage_then_recovery("salesforce").await;
+}
+
+#[tokio::test]
+async fn faults_request_limit_exceeded_with_a_wait_is_obeyed() {
+    crm_faults::throttling_wait_is_obeyed("salesforce", 403).await;
+}
+
+#[tokio::test]
+async fn faults_a_create_that_landed_during_a_timeout_is_not_made_twice() {
+    crm_faults::landed_during_timeout_is_not_created_twice("salesforce", "/composite").await;
+}
+
+#[tokio::test]
+async fn faults_killed_mid_write_then_restarted() {
+    crm_faults::killed_mid_write_then_restarted("salesforce", "/composite").await;
+}
+
+#[tokio::test]
+async fn an_ordinary_call_from_a_known_caller_costs_at_most_three_calls() {
+    let n = crm_faults::calls_per_ordinary_call("salesforce").await;
+    assert!(n <= 3, "{n} Salesforce API calls");
 }

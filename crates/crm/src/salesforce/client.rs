@@ -285,11 +285,14 @@ impl Sf {
             retry_after: None,
         })?;
         if !(200..300).contains(&status) {
-            if status >= 500 || status == 429 {
-                return Err(CrmError::Transient {
-                    message: format!("Salesforce token endpoint answered {status}"),
-                    retry_after: wait_hint(&headers),
-                });
+            // OAuth refusals (400/401) are about the credentials; anything else (an outage, a
+            // limit) is read like any other answer.
+            if !matches!(status, 400 | 401) {
+                let e = sf_error(status, Some(&headers), &body, "getting a Salesforce token", self.cfg.limit_backoff);
+                if let CrmError::Transient { retry_after: Some(wait), .. } = &e {
+                    self.http.pacer().hold_for(*wait).await;
+                }
+                return Err(e);
             }
             let f = faults(&body).into_iter().next().unwrap_or_default();
             return Err(CrmError::Permanent(format!(
