@@ -10,6 +10,7 @@ pub mod http;
 pub mod kustomer;
 pub mod pacing;
 pub mod registry;
+pub mod salesforce;
 
 use std::time::Duration;
 

@@ -14,7 +14,7 @@ use crate::cache::Cached;
 use crate::http::HttpClient;
 
 /// The CRM kinds this build connects to.
-pub const KINDS: &[&str] = &["builtin", "kustomer"];
+pub const KINDS: &[&str] = &["builtin", "kustomer", "salesforce"];
 
 /// A connector's typed configuration, read from the settings' `crm` member.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,8 @@ pub enum ConnectorConfig {
     Builtin(BuiltinConfig),
     /// Kustomer.
     Kustomer(Box<crate::kustomer::KustomerConfig>),
+    /// A Salesforce org.
+    Salesforce(Box<crate::salesforce::SalesforceConfig>),
 }
 
 impl ConnectorConfig {
@@ -37,6 +39,8 @@ impl ConnectorConfig {
             "kustomer" => {
                 crate::kustomer::KustomerConfig::parse(crm).map(|(c, w)| (ConnectorConfig::Kustomer(Box::new(c)), w))
             }
+            "salesforce" => crate::salesforce::SalesforceConfig::parse(crm)
+                .map(|(c, w)| (ConnectorConfig::Salesforce(Box::new(c)), w)),
             other => Err(vec![FieldError {
                 field: "crm.kind".into(),
                 message: format!("unknown CRM kind {other:?}; this build supports: {}", KINDS.join(", ")),
@@ -49,6 +53,7 @@ impl ConnectorConfig {
         match self {
             ConnectorConfig::Builtin(_) => "builtin",
             ConnectorConfig::Kustomer(_) => "kustomer",
+            ConnectorConfig::Salesforce(_) => "salesforce",
         }
     }
 }
@@ -69,6 +74,9 @@ pub fn connect(config: &ConnectorConfig, deps: &Deps) -> Arc<dyn Connector> {
         ConnectorConfig::Builtin(_) => Arc::new(BuiltinConnector::new(deps.builtin.clone())),
         ConnectorConfig::Kustomer(c) => {
             remote(Arc::new(crate::kustomer::KustomerConnector::new((**c).clone(), deps.http.clone())))
+        }
+        ConnectorConfig::Salesforce(c) => {
+            remote(Arc::new(crate::salesforce::SalesforceConnector::new((**c).clone(), deps.http.clone())))
         }
     }
 }

@@ -5,6 +5,7 @@
 
 pub mod control;
 pub mod kustomer;
+pub mod salesforce;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ pub use control::{Fake, app};
 type MakeFake = fn() -> Arc<dyn Fake>;
 
 /// Each vendor this build fakes.
-const FAKES: &[(&str, MakeFake)] = &[("kustomer", kustomer::make)];
+const FAKES: &[(&str, MakeFake)] = &[("kustomer", kustomer::make), ("salesforce", salesforce::make)];
 
 /// The vendors this build fakes.
 pub fn kinds() -> Vec<&'static str> {

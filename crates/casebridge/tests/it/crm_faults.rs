@@ -44,8 +44,13 @@ async fn post(s: &Server, events: Vec<Value>) {
 async fn settled(s: &Server, id: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
-        // The session exists once its first event is applied: until then, 404.
-        let (_, v) = s.call(reqwest::Method::GET, &format!("/v1/sessions/{id}"), None).await;
+        // Events are taken in asynchronously: the session may not be there yet.
+        let (status, v) = s.call(reqwest::Method::GET, &format!("/v1/sessions/{id}"), None).await;
+        if status == 404 {
+            assert!(Instant::now() < deadline, "session {id} never arrived");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         let pending = s.get("/v1/outbox?state=pending").await["writes"].as_array().map_or(0, Vec::len);
         if v["record_outcome"] != "pending" && v["record_id"].is_string() && pending == 0 {
             return v;
