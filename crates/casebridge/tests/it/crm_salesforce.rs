@@ -451,3 +451,8 @@ async fn an_ordinary_call_from_a_known_caller_costs_at_most_three_calls() {
     let n = crm_faults::calls_per_ordinary_call("salesforce").await;
     assert!(n <= 3, "{n} Salesforce API calls");
 }
+
+#[tokio::test]
+async fn faults_the_configured_rate_limit_is_never_exceeded() {
+    crm_faults::rate_limit_is_never_exceeded("salesforce").await;
+}

@@ -29,11 +29,6 @@ impl FakeCrm {
         self.http.get(format!("{}/__fake/stats", self.base)).send().await.expect("stats").json().await.expect("json")
     }
 
-    /// Vendor requests counted so far.
-    pub async fn requests(&self) -> u64 {
-        self.stats().await["requests"].as_u64().unwrap_or(0)
-    }
-
     /// Forgets the counters.
     pub async fn reset_stats(&self) {
         self.http.post(format!("{}/__fake/reset", self.base)).send().await.expect("reset");

@@ -8,12 +8,10 @@ mod cli;
 mod connectors;
 mod conversation;
 mod crm_connection;
-#[allow(dead_code)] // instantiated per CRM fake as they land
 mod crm_faults;
 mod crm_kustomer;
 mod crm_salesforce;
 mod events_ref;
-#[allow(dead_code)] // used by the connector tests as they land
 mod fakes;
 mod harness;
 mod ingest_amazon_connect;
