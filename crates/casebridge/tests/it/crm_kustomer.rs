@@ -320,3 +320,24 @@ mod faults {
         assert!(n <= 3, "{n} Kustomer API calls for an ordinary inbound call");
     }
 }
+
+#[tokio::test]
+async fn kustomer_call_log_relates_to_the_conversation_the_agent_views() {
+    let (fake, s, _) = start(json!({})).await;
+    let (st, v) = s.post("/v1/dispositions", json!({"code": "sale", "label": "Sale"})).await;
+    assert_eq!(st, 201, "{v}");
+    s.send(call("r1", &recent(30), "+14155550180", &["Support"])).await;
+    s.send(call("r2", &recent(10), "+14155550180", &["Sales"])).await;
+    let older = s.session("r1").await["record_id"].as_str().unwrap().to_string();
+    let newer = s.session("r2").await["record_id"].as_str().unwrap().to_string();
+    assert_ne!(older, newer, "two conversations");
+    s.put("/v1/agents/ag-1", json!({"email": "ann@example.com"})).await;
+    let (st, _) = s.put("/v1/agents/ag-1/context", json!({"instance_id": "tab-1", "viewing_record_id": older})).await;
+    assert_eq!(st, 200);
+    let (st, v) = s.post("/v1/sessions/r2/wrapup", json!({"disposition": "sale", "notes": "n", "action": "log"})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["related_by"], "viewing_record", "{v}");
+    let notes = fake.poll_objects("note", |n| n.iter().any(|x| x["externalId"] == "call:r2")).await;
+    let log = notes.iter().find(|n| n["externalId"] == "call:r2").unwrap();
+    assert_eq!(log["conversation"], older.as_str(), "the call log is on the viewed conversation: {log}");
+}

@@ -456,3 +456,63 @@ async fn an_ordinary_call_from_a_known_caller_costs_at_most_three_calls() {
 async fn faults_the_configured_rate_limit_is_never_exceeded() {
     crm_faults::rate_limit_is_never_exceeded("salesforce").await;
 }
+
+/// A Salesforce REST call as an admin would make it (token from the client credentials).
+async fn as_admin(fake: &FakeCrm, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    let http = reqwest::Client::new();
+    let tok: Value = http
+        .post(format!("{}/services/oauth2/token", fake.base))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("client_id", "casebridge-test"),
+            ("client_secret", "fake-secret"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let mut r = http
+        .request(method, format!("{}/services/data/v66.0{path}", fake.base))
+        .bearer_auth(tok["access_token"].as_str().unwrap());
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn a_merged_contact_is_looked_up_again_and_the_case_goes_to_the_survivor() {
+    let fake = FakeCrm::start("salesforce").await;
+    let (s, _d) = start(&fake, json!({}), json!({})).await;
+    s.send(call("m1", T, "+14155550170", &["Support"])).await;
+    let first = fake.poll_objects("Contact", |v| v.len() == 1).await;
+    let old = first[0]["Id"].as_str().unwrap().to_string();
+
+    // An admin merges the contact into another one: the one casebridge knows is deleted.
+    let (c, v) = as_admin(
+        &fake,
+        reqwest::Method::POST,
+        "/sobjects/Contact",
+        Some(json!({"LastName": "Survivor", "Phone": "+14155550170"})),
+    )
+    .await;
+    assert_eq!(c, 201, "{v}");
+    let survivor = v["id"].as_str().unwrap().to_string();
+    let (c, v) = as_admin(&fake, reqwest::Method::DELETE, &format!("/sobjects/Contact/{old}"), None).await;
+    assert!(c == 204 || c == 200, "{c} {v}");
+
+    // The next call still names the old contact (casebridge remembered it), is told it is
+    // gone, finds the customer again, and the case goes to the survivor.
+    s.send(call("m2", "2026-11-20T11:00:00Z", "+14155550170", &["Support"])).await;
+    let cases = fake.poll_objects("Case", |v| v.len() == 2).await;
+    let second = cases.iter().find(|c| c["ContactId"] == survivor.as_str());
+    assert!(second.is_some(), "the second case hangs on the survivor: {cases:?}");
+    let dead = s.get("/v1/outbox?state=dead").await;
+    assert!(dead["writes"].as_array().is_some_and(Vec::is_empty), "{dead}");
+    let v = s.session("m2").await;
+    assert!(v.to_string().contains("no longer exists in the CRM"), "the timeline says so: {v}");
+}

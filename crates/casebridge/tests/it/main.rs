@@ -10,6 +10,7 @@ mod conversation;
 mod crm_connection;
 mod crm_faults;
 mod crm_kustomer;
+mod crm_rules;
 mod crm_salesforce;
 mod events_ref;
 mod fakes;
