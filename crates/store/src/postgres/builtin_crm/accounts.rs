@@ -23,7 +23,7 @@ impl PgStore {
             None => next_id(&mut tx, "crm_accounts", "acct_").await?,
         };
         let at = ts(a.at);
-        sqlx::query("INSERT INTO crm_accounts (id, ext_key, kind, name, phone, phone_key, email, email_key, user_id, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)")
+        let inserted = sqlx::query("INSERT INTO crm_accounts (id, ext_key, kind, name, phone, phone_key, email, email_key, user_id, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11) ON CONFLICT (ext_key) DO NOTHING")
             .bind(&id)
             .bind(&a.ext_key)
             .bind(&a.kind)
@@ -37,6 +37,13 @@ impl PgStore {
             .bind(&at)
             .execute(&mut *tx)
             .await?;
+        if inserted.rows_affected() == 0 {
+            // Another writer created the same key in between: its account is the one.
+            tx.rollback().await?;
+            let k = a.ext_key.as_deref().unwrap_or_default();
+            let r = sqlx::query("SELECT * FROM crm_accounts WHERE ext_key = $1").bind(k).fetch_one(&self.pool).await?;
+            return Ok((account_row(&r), false));
+        }
         let r = sqlx::query("SELECT * FROM crm_accounts WHERE id = $1").bind(&id).fetch_one(&mut *tx).await?;
         tx.commit().await?;
         Ok((account_row(&r), true))

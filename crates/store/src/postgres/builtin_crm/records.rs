@@ -69,9 +69,9 @@ impl PgStore {
         let at = ts(r.at);
         let closed_at =
             if is_closed_status(&status) { Some(r.closed_at.map(ts).unwrap_or_else(|| at.clone())) } else { None };
-        sqlx::query(
+        let inserted = sqlx::query(
             "INSERT INTO crm_records (id, ext_key, account_id, title, status, closed_at, leaf_queue, channel, owner_agent_id, tags, abandoned, missed_reason, created_at, updated_at)
-             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14)",
+             VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14) ON CONFLICT (ext_key) DO NOTHING",
         )
         .bind(&id)
         .bind(&r.ext_key)
@@ -89,6 +89,18 @@ impl PgStore {
         .bind(&at)
         .execute(&mut *tx)
         .await?;
+        if inserted.rows_affected() == 0
+            && let Some(k) = &r.ext_key
+        {
+            // Another writer created the same key in between: its record is the one.
+            tx.rollback().await?;
+            let rec = self.record_by("ext_key", k).await?;
+            return rec.map(|rec| (rec, false)).ok_or_else(|| {
+                StoreError::NotFound(format!(
+                    "the record with key {k} was created by another writer and then removed; retry the write"
+                ))
+            });
+        }
         if let Some(s) = &r.session_id {
             sqlx::query("INSERT INTO crm_record_sessions (record_id, session_id, added_at) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING")
                 .bind(&id)
