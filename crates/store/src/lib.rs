@@ -9,9 +9,12 @@ pub mod agents;
 pub mod events;
 pub mod native;
 pub mod outbox;
+pub mod postgres;
 pub mod sessions;
 pub mod settings;
 pub mod sqlite;
+#[cfg(feature = "test-server")]
+pub mod testing;
 
 use std::sync::Arc;
 
@@ -23,6 +26,7 @@ pub use casebridge_crm::builtin::storage::BuiltinCrmStore;
 pub use events::{EventStore, IdConflict, IngestOutcome, NewEvent, PendingEvent};
 pub use native::{NativeBatch, NativeRow, NativeStore, NewNative};
 pub use outbox::{NewCommand, OutboxRow, OutboxState, OutboxStore, UnknownState};
+pub use postgres::PgStore;
 pub use sessions::{SessionFilter, SessionGauges, SessionRow, SessionStore, StepCommit, entry_kind, entry_kind_str};
 pub use settings::{SettingsChange, SettingsStore, SettingsVersion};
 pub use sqlite::SqliteStore;
@@ -81,14 +85,13 @@ pub trait Store:
 }
 
 /// Opens the storage a URL names: `sqlite://path` or `sqlite:path` (the file is created when
-/// missing), `sqlite::memory:` for a private in-memory database. Migrations are applied by
+/// missing), `sqlite::memory:` for a private in-memory database, `postgres://…` (or
+/// `postgresql://…`) for a PostgreSQL database, with `pool_size` and `statement_timeout_ms`
+/// among its query parameters (see [`postgres::PgOptions`]). Migrations are applied by
 /// [`Store::migrate`].
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::Unsupported(
-            "PostgreSQL storage is not available in this build yet; leave --database-url unset to use the embedded SQLite database"
-                .into(),
-        ));
+        return Ok(Arc::new(PgStore::open(url).await?));
     }
     if url == "sqlite::memory:" {
         return Ok(Arc::new(SqliteStore::in_memory().await?));

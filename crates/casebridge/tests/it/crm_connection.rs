@@ -57,6 +57,19 @@ async fn every_dead_letter_is_retried_at_once() {
     }
 }
 
+/// What the server stored of its settings: every byte of the data folder's files on SQLite,
+/// the settings document and its history on PostgreSQL.
+async fn stored_bytes(s: &Server) -> Vec<u8> {
+    let Some(db) = &s.db else { return folder_bytes(&s.data_dir()) };
+    let store = casebridge_store::open(&db.url).await.unwrap();
+    let mut out = store.settings_get().await.unwrap().unwrap_or_default().into_bytes();
+    for v in store.settings_history(1000).await.unwrap() {
+        out.extend(v.doc.into_bytes());
+    }
+    store.close().await;
+    out
+}
+
 /// Every byte of the data folder's files, as text where it can be read.
 fn folder_bytes(dir: &std::path::Path) -> Vec<u8> {
     let mut out = Vec::new();
@@ -77,7 +90,7 @@ async fn secrets_are_sealed_at_rest_and_need_their_key() {
         json!({"click_to_call": {"webhook_url": "https://cc.example/dial", "signing_secret": secret}}),
     ))
     .await;
-    let bytes = folder_bytes(&s.data_dir());
+    let bytes = stored_bytes(&s).await;
     assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()), "the secret is stored in clear");
     assert!(bytes.windows(10).any(|w| w == b"sealed:v1:"), "a sealed value is stored");
 
@@ -87,13 +100,12 @@ async fn secrets_are_sealed_at_rest_and_need_their_key() {
 
     // Without the key the service refuses to start, and says which setting and what to do.
     s.kill();
-    let out = std::process::Command::new(bin())
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(s.data_dir())
-        .env_remove("CASEBRIDGE_SECRET_KEY")
-        .env_remove("CASEBRIDGE_API_TOKEN")
-        .output()
-        .unwrap();
+    let mut serve = std::process::Command::new(bin());
+    serve.args(["serve", "--bind", "127.0.0.1:0", "--data-dir"]).arg(s.data_dir());
+    if let Some(db) = &s.db {
+        serve.arg("--database-url").arg(&db.url);
+    }
+    let out = serve.env_remove("CASEBRIDGE_SECRET_KEY").env_remove("CASEBRIDGE_API_TOKEN").output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("click_to_call.signing_secret") && err.contains("CASEBRIDGE_SECRET_KEY"), "{err}");

@@ -10,6 +10,8 @@ use serde_json::{Value, json};
 
 pub struct Server {
     pub base: String,
+    /// The PostgreSQL database the binary runs on (`CASEBRIDGE_TEST_BACKEND=postgres`).
+    pub db: Option<casebridge_store::testing::TestDatabase>,
     pub http: reqwest::Client,
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
@@ -22,16 +24,38 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_casebridge")
 }
 
+/// Whether the tests run the binary on PostgreSQL (`CASEBRIDGE_TEST_BACKEND=postgres`) rather
+/// than on its SQLite file.
+pub fn on_postgres() -> bool {
+    std::env::var("CASEBRIDGE_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// A fresh database for one server when the tests run on PostgreSQL; a missing server then
+/// fails the test (the backend was asked for).
+async fn test_database() -> Option<casebridge_store::testing::TestDatabase> {
+    if !on_postgres() {
+        return None;
+    }
+    match casebridge_store::testing::fresh_database().await {
+        Ok(db) => Some(db),
+        Err(why) => panic!("CASEBRIDGE_TEST_BACKEND=postgres but no PostgreSQL server: {why}"),
+    }
+}
+
 fn spawn(
     data: &Path,
+    db: Option<&str>,
     extra_env: &[(&str, &str)],
     args: &[&str],
     capture: Option<Arc<Mutex<String>>>,
 ) -> (Child, String) {
     let mut cmd = Command::new(bin());
     cmd.arg("serve").arg("--bind").arg("127.0.0.1:0").arg("--data-dir").arg(data);
+    if let Some(url) = db {
+        cmd.arg("--database-url").arg(url);
+    }
     cmd.args(args);
-    cmd.env_remove("CASEBRIDGE_API_TOKEN").env("RUST_LOG", "warn");
+    cmd.env_remove("CASEBRIDGE_API_TOKEN").env_remove("CASEBRIDGE_DATABASE_URL").env("RUST_LOG", "warn");
     for (k, v) in extra_env {
         cmd.env(k, v);
     }
@@ -81,9 +105,11 @@ impl Server {
 
     async fn start_inner(env: &[(&str, &str)], args: &[&str], capture: Option<Arc<Mutex<String>>>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (child, base) = spawn(&dir.path().join("data"), env, args, capture.clone());
+        let db = test_database().await;
+        let url = db.as_ref().map(|d| d.url.clone());
+        let (child, base) = spawn(&dir.path().join("data"), url.as_deref(), env, args, capture.clone());
         let token = env.iter().find(|(k, _)| *k == "CASEBRIDGE_API_TOKEN").map(|(_, v)| v.to_string());
-        let s = Server { base, http: reqwest::Client::new(), child: Some(child), dir, token, output: capture };
+        let s = Server { base, db, http: reqwest::Client::new(), child: Some(child), dir, token, output: capture };
         s.wait_ready().await;
         s
     }
@@ -113,7 +139,8 @@ impl Server {
     /// Starts the binary again on the same data folder, with these environment variables.
     pub async fn restart_with(&mut self, env: &[(&str, &str)]) {
         self.kill();
-        let (child, base) = spawn(&self.data_dir(), env, &[], None);
+        let url = self.db.as_ref().map(|d| d.url.clone());
+        let (child, base) = spawn(&self.data_dir(), url.as_deref(), env, &[], None);
         self.child = Some(child);
         self.base = base;
         self.wait_ready().await;

@@ -1,4 +1,5 @@
-//! Integration tests through the public surface: the real binary, a real SQLite file, HTTP.
+//! Integration tests through the public surface: the real binary, a real SQLite file (or a
+//! PostgreSQL database with `CASEBRIDGE_TEST_BACKEND=postgres`), HTTP.
 #![allow(clippy::unwrap_used)] // tests: a panic is a failure with its message
 
 mod accounts;

@@ -115,8 +115,10 @@ async fn logs_carry_the_start_up_lines_and_refused_requests_without_colour() {
     let changed = wait_for(&s, "Settings changed").await;
     assert!(changed.contains("records.append_to_open_in_leaf_queue") && changed.contains("token"), "{changed}");
     let logs = s.output();
-    let data = s.data_dir();
-    assert!(logs.contains("Storage: SQLite") && logs.contains(data.to_str().unwrap()), "{logs}");
+    match &s.db {
+        Some(db) => assert!(logs.contains("Storage: PostgreSQL") && logs.contains(&db.url), "{logs}"),
+        None => assert!(logs.contains("Storage: SQLite") && logs.contains(s.data_dir().to_str().unwrap()), "{logs}"),
+    }
     assert!(logs.contains("CRM connector: builtin"), "{logs}");
     assert!(logs.contains("Listening.") && logs.contains(s.base.trim_start_matches("http://")), "{logs}");
     assert!(!logs.contains("api-secret"), "no secret in the logs");

@@ -15,12 +15,22 @@ pub struct Fixture {
 }
 
 /// A migrated SQLite store on a new file in a temporary folder.
-pub async fn open_sqlite() -> Fixture {
+pub async fn open_sqlite(_test: &str) -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("temporary folder");
     let store = casebridge_store::open(&casebridge_store::sqlite_url(dir.path())).await.expect("open");
     store.migrate().await.expect("migrate");
     store.ready().await.expect("ready");
-    Fixture { store, _guard: Box::new(dir) }
+    Some(Fixture { store, _guard: Box::new(dir) })
+}
+
+/// A migrated PostgreSQL store on a new database (see `casebridge_store::testing`), or
+/// `None` when no server can be had here.
+pub async fn open_postgres(test: &str) -> Option<Fixture> {
+    let db = casebridge_store::testing::fresh_database_or_skip(test).await?;
+    let store = casebridge_store::open(&db.url).await.expect("open");
+    store.migrate().await.expect("migrate");
+    store.ready().await.expect("ready");
+    Some(Fixture { store, _guard: Box::new(db) })
 }
 
 /// A fixed time, `secs` seconds into 2025 (whole seconds survive any backend).

@@ -1,0 +1,314 @@
+//! PostgreSQL implementation of [`AgentStore`].
+
+use async_trait::async_trait;
+use casebridge_rules::model::Entry;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::PgStore;
+use super::rows::{insert_command, insert_event, insert_timeline, upsert_activity};
+use crate::agents::*;
+use crate::{NewCommand, NewEvent, Result, StoreError, parse_ts, ts};
+
+fn disposition_row(r: &sqlx::postgres::PgRow) -> DispositionRow {
+    DispositionRow {
+        code: r.get("code"),
+        label: r.get("label"),
+        active: r.get("active"),
+        created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
+        updated_at: parse_ts(r.get::<String, _>("updated_at").as_str()),
+    }
+}
+
+fn agent_row(r: &sqlx::postgres::PgRow) -> AgentRow {
+    AgentRow {
+        id: r.get("id"),
+        email: r.get("email"),
+        name: r.get("name"),
+        state: r.get("state"),
+        version: r.get("version"),
+        created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
+        updated_at: parse_ts(r.get::<String, _>("updated_at").as_str()),
+    }
+}
+
+fn dial_row(r: &sqlx::postgres::PgRow) -> DialRequestRow {
+    DialRequestRow {
+        id: r.get("id"),
+        agent_id: r.get("agent_id"),
+        phone: r.get("phone"),
+        origin_record_id: r.get("origin_record_id"),
+        created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
+    }
+}
+
+fn activity_row(r: &sqlx::postgres::PgRow) -> ActivityRow {
+    ActivityRow {
+        id: r.get("id"),
+        session_id: r.get("session_id"),
+        kind: r.get("kind"),
+        action: r.get("action"),
+        person_id: r.get("person_id"),
+        record_id: r.get("record_id"),
+        related_by: r.get("related_by"),
+        disposition: r.get("disposition"),
+        label: r.get("label"),
+        notes: r.get("notes"),
+        agent_id: r.get("agent_id"),
+        queue: r.get("queue"),
+        channel: r.get("channel"),
+        missed_reason: r.get("missed_reason"),
+        revision: r.get("revision"),
+        session_at: parse_ts(r.get::<String, _>("session_at").as_str()),
+        created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
+        updated_at: parse_ts(r.get::<String, _>("updated_at").as_str()),
+    }
+}
+
+const ACTIVITY_SELECT: &str = "SELECT p.*, CASE WHEN p.person_is_key THEN r.crm_id ELSE p.person_ref END AS person_id
+     FROM platform_activities p LEFT JOIN crm_refs r ON p.person_is_key AND r.key = p.person_ref";
+
+#[async_trait]
+impl AgentStore for PgStore {
+    async fn dispositions(&self) -> Result<Vec<DispositionRow>> {
+        let rows = sqlx::query("SELECT * FROM dispositions ORDER BY code").fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(disposition_row).collect())
+    }
+
+    async fn disposition(&self, code: &str) -> Result<Option<DispositionRow>> {
+        let r = sqlx::query("SELECT * FROM dispositions WHERE code = $1").bind(code).fetch_optional(&self.pool).await?;
+        Ok(r.as_ref().map(disposition_row))
+    }
+
+    async fn disposition_create(&self, code: &str, label: &str) -> Result<DispositionRow> {
+        let now = ts(Utc::now());
+        let r = sqlx::query(
+            "INSERT INTO dispositions (code, label, active, created_at, updated_at) VALUES ($1, $2, TRUE, $3, $4) ON CONFLICT(code) DO NOTHING",
+        )
+        .bind(code)
+        .bind(label)
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Err(StoreError::Conflict(format!(
+                "disposition {code:?} exists; change it with PATCH /v1/dispositions/{code}"
+            )));
+        }
+        self.disposition(code).await?.ok_or_else(|| StoreError::NotFound(code.into()))
+    }
+
+    async fn disposition_update(
+        &self,
+        code: &str,
+        label: Option<&str>,
+        active: Option<bool>,
+    ) -> Result<Option<DispositionRow>> {
+        let r = sqlx::query(
+            "UPDATE dispositions SET label = COALESCE($1, label), active = COALESCE($2, active), updated_at = $3 WHERE code = $4",
+        )
+        .bind(label)
+        .bind(active)
+        .bind(ts(Utc::now()))
+        .bind(code)
+        .execute(&self.pool)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(None);
+        }
+        self.disposition(code).await
+    }
+
+    async fn agent(&self, id: &str) -> Result<Option<AgentRow>> {
+        let r = sqlx::query("SELECT * FROM agents WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(r.as_ref().map(agent_row))
+    }
+
+    async fn agent_by_email(&self, email: &str) -> Result<Option<AgentRow>> {
+        let r = sqlx::query("SELECT * FROM agents WHERE email_key = $1")
+            .bind(email.trim().to_lowercase())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(r.as_ref().map(agent_row))
+    }
+
+    async fn agent_put(&self, id: &str, email: &str, name: Option<&str>) -> Result<(AgentRow, bool)> {
+        let key = email.trim().to_lowercase();
+        let mut tx = self.pool.begin().await?;
+        let other: Option<String> = sqlx::query_scalar("SELECT id FROM agents WHERE email_key = $1 AND id <> $2")
+            .bind(&key)
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if let Some(o) = other {
+            return Err(StoreError::Conflict(format!(
+                "agent {o} already has the email {email}; an email identifies one agent on both sides"
+            )));
+        }
+        let existed: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM agents WHERE id = $1").bind(id).fetch_optional(&mut *tx).await?;
+        let now = ts(Utc::now());
+        sqlx::query(
+            "INSERT INTO agents (id, email, email_key, name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT(id) DO UPDATE SET email = excluded.email, email_key = excluded.email_key,
+               name = COALESCE(excluded.name, agents.name), updated_at = excluded.updated_at",
+        )
+        .bind(id)
+        .bind(email.trim())
+        .bind(&key)
+        .bind(name)
+        .bind(&now)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        let row = sqlx::query("SELECT * FROM agents WHERE id = $1").bind(id).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        Ok((agent_row(&row), existed.is_none()))
+    }
+
+    async fn agent_ensure(&self, id: &str) -> Result<()> {
+        let now = ts(Utc::now());
+        // The email key must be unique: a placeholder no trimmed email can equal.
+        sqlx::query(
+            "INSERT INTO agents (id, email, email_key, created_at, updated_at) VALUES ($1, '', $2, $3, $4) ON CONFLICT(id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(format!(" id:{id}"))
+        .bind(&now)
+        .bind(&now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn agent_save(&self, id: &str, version: i64, state: &str, commands: &[NewCommand]) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let now = ts(Utc::now());
+        let r = sqlx::query(
+            "UPDATE agents SET state = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND version = $4",
+        )
+        .bind(state)
+        .bind(&now)
+        .bind(id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() == 0 {
+            return Ok(false);
+        }
+        for c in commands {
+            insert_command(&mut tx, c, &now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn agent_busy(&self, agent_id: &str) -> Result<bool> {
+        // A session not heard from for 4 hours (its end lost) does not keep the agent busy.
+        let since = ts(Utc::now() - chrono::Duration::hours(4));
+        let r: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM sessions WHERE agent_id = $1 AND NOT over AND updated_at > $2 LIMIT 1")
+                .bind(agent_id)
+                .bind(since)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(r.is_some())
+    }
+
+    async fn dial_create(&self, d: &DialRequestRow, command: Option<&NewCommand>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO dial_requests (id, agent_id, phone, origin_record_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&d.id)
+        .bind(&d.agent_id)
+        .bind(&d.phone)
+        .bind(&d.origin_record_id)
+        .bind(ts(d.created_at))
+        .execute(&mut *tx)
+        .await?;
+        if let Some(c) = command {
+            insert_command(&mut tx, c, &ts(Utc::now())).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn dial(&self, id: &str) -> Result<Option<DialRequestRow>> {
+        let r = sqlx::query("SELECT * FROM dial_requests WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        Ok(r.as_ref().map(dial_row))
+    }
+
+    async fn wrapup_commit(
+        &self,
+        a: &NewActivity,
+        timeline: &[Entry],
+        commands: &[NewCommand],
+        event: &NewEvent,
+    ) -> Result<String> {
+        let mut tx = self.pool.begin().await?;
+        upsert_activity(&mut tx, a, true).await?;
+        for e in timeline {
+            insert_timeline(&mut tx, &a.session_id, e).await?;
+        }
+        let now = ts(Utc::now());
+        for c in commands {
+            insert_command(&mut tx, c, &now).await?;
+        }
+        insert_event(&mut tx, event, &now).await?;
+        let id: String = sqlx::query_scalar("SELECT id FROM platform_activities WHERE ext_key = $1")
+            .bind(&a.ext_key)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn activities(&self, f: &ActivityFilter) -> Result<Vec<ActivityRow>> {
+        let mut q =
+            sqlx::QueryBuilder::<sqlx::Postgres>::new(format!("SELECT * FROM ({ACTIVITY_SELECT}) a WHERE TRUE"));
+        if let Some(p) = &f.person_id {
+            q.push(" AND person_id = ").push_bind(p.clone());
+        }
+        if let Some(s) = &f.session_id {
+            q.push(" AND session_id = ").push_bind(s.clone());
+        }
+        if let Some(t) = f.from {
+            q.push(" AND session_at >= ").push_bind(ts(t));
+        }
+        if let Some(t) = f.to {
+            q.push(" AND session_at < ").push_bind(ts(t));
+        }
+        if !f.kinds.is_empty() {
+            q.push(" AND kind = ANY(").push_bind(f.kinds.clone()).push(")");
+        }
+        q.push(" ORDER BY session_at DESC, id DESC");
+        let rows = q.build().fetch_all(&self.pool).await?;
+        Ok(rows.iter().map(activity_row).collect())
+    }
+
+    async fn enabled_fields(&self) -> Result<Vec<EnabledFieldRow>> {
+        let rows = sqlx::query("SELECT * FROM custom_fields ORDER BY key").fetch_all(&self.pool).await?;
+        Ok(rows
+            .iter()
+            .map(|r| EnabledFieldRow {
+                key: r.get("key"),
+                crm_field: r.get("crm_field"),
+                enabled_at: parse_ts(r.get::<String, _>("enabled_at").as_str()),
+            })
+            .collect())
+    }
+
+    async fn enable_field(&self, key: &str, crm_field: &str, at: DateTime<Utc>) -> Result<bool> {
+        let r = sqlx::query(
+            "INSERT INTO custom_fields (key, crm_field, enabled_at) VALUES ($1, $2, $3) ON CONFLICT(key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(crm_field)
+        .bind(ts(at))
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+}

@@ -1,0 +1,137 @@
+//! PostgreSQL implementation. One pool serves reads and writes; every multi-statement write
+//! runs in a transaction (SQLite's single writer serializes them, here the database does).
+//!
+//! Times are stored as the same fixed-width RFC 3339 text as SQLite, and every text column is
+//! declared `COLLATE "C"`, so ordering, cursors and comparisons are byte-for-byte those of the
+//! SQLite backend whatever the database's default collation. Durability: PostgreSQL's own
+//! (`synchronous_commit = on` by default): a commit is on disk when it returns.
+
+mod agents;
+mod builtin_crm;
+mod events;
+mod native;
+mod options;
+mod outbox;
+mod rows;
+mod sessions;
+mod settings;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use self::rows::insert_event;
+use crate::{IdConflict, IngestOutcome, NewEvent, Result, Store, StoreError, ts};
+
+pub use self::options::PgOptions;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// PostgreSQL-backed store (and built-in CRM).
+#[derive(Clone)]
+pub struct PgStore {
+    pub(crate) pool: PgPool,
+    /// How to connect without the statement timeout (migrations may take longer).
+    connect: PgConnectOptions,
+}
+
+impl PgStore {
+    /// Connects to the database a `postgres://` URL names (see [`PgOptions`] for the
+    /// casebridge options it may carry); migrations are applied by [`Store::migrate`].
+    pub async fn open(url: &str) -> Result<Self> {
+        let o = PgOptions::parse(url)?;
+        let connect: PgConnectOptions = o.url.parse()?;
+        let mut with_timeout = connect.clone();
+        if o.statement_timeout_ms > 0 {
+            with_timeout = with_timeout.options([("statement_timeout", o.statement_timeout_ms.to_string())]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(o.pool_size)
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .connect_with(with_timeout)
+            .await?;
+        Ok(PgStore { pool, connect })
+    }
+
+    /// Whether every migration is applied.
+    async fn migrated(&self) -> Result<bool> {
+        let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or(0);
+        Ok(applied as usize >= MIGRATOR.iter().count())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ready(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        if !self.migrated().await? {
+            return Err(StoreError::Conflict("migrations are not applied: run `casebridge migrate`".into()));
+        }
+        Ok(())
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        // Its own connection, without the statement timeout; the migrator takes an advisory
+        // lock, so nodes starting together apply each migration once.
+        let one = PgPoolOptions::new().max_connections(1).connect_with(self.connect.clone()).await?;
+        let out = MIGRATOR.run(&one).await;
+        one.close().await;
+        out?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Stores several intake batches in one commit (group commit). Each batch runs in its own
+/// savepoint: a batch with an id conflict is rolled back alone, the others commit.
+pub(crate) async fn ingest_on(conn: &mut sqlx::PgConnection, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
+    let mut tx = conn.begin().await?;
+    let now = ts(Utc::now());
+    let mut outs = Vec::with_capacity(groups.len());
+    for events in groups {
+        let mut sp = tx.begin().await?;
+        let mut out = IngestOutcome::default();
+        for e in events.iter() {
+            if insert_event(&mut sp, e, &now).await? {
+                out.accepted += 1;
+            } else {
+                match earlier_conflict(&mut sp, e).await? {
+                    None => out.duplicates += 1,
+                    Some(c) => out.conflicts.push(c),
+                }
+            }
+        }
+        if out.conflicts.is_empty() {
+            sp.commit().await?;
+        } else {
+            sp.rollback().await?;
+            out.accepted = 0;
+            out.duplicates = 0;
+        }
+        outs.push(out);
+    }
+    tx.commit().await?;
+    Ok(outs)
+}
+
+/// The stored event holding `e`'s id, when its content differs (compared as JSON values, so
+/// member order does not count).
+async fn earlier_conflict(tx: &mut sqlx::PgConnection, e: &NewEvent) -> Result<Option<IdConflict>> {
+    use sqlx::Row;
+    let row =
+        sqlx::query("SELECT session_id, type, body FROM events WHERE id = $1").bind(&e.id).fetch_one(&mut *tx).await?;
+    let body: String = row.get("body");
+    let same =
+        match (serde_json::from_str::<serde_json::Value>(&body), serde_json::from_str::<serde_json::Value>(&e.body)) {
+            (Ok(a), Ok(b)) => a == b,
+            _ => body == e.body,
+        };
+    Ok((!same).then(|| IdConflict { id: e.id.clone(), session_id: row.get("session_id"), event_type: row.get("type") }))
+}
