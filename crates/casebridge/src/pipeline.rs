@@ -32,7 +32,12 @@ pub struct Pipeline {
     pub progress: Notify,
     /// Base delay of the retry schedule.
     pub retry_base: Duration,
+    /// Sessions whose last rules step failed: when to try again, and how many failures.
+    step_retries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
 }
+
+/// The longest wait before a failed rules step is tried again.
+const MAX_STEP_BACKOFF: Duration = Duration::from_secs(60);
 
 impl Pipeline {
     /// A pipeline over a store and a connector.
@@ -48,7 +53,32 @@ impl Pipeline {
             outbox_in: Notify::new(),
             progress: Notify::new(),
             retry_base: Duration::from_millis(500),
+            step_retries: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
+    }
+
+    /// Whether a session's failed step must wait longer before it is tried again.
+    pub fn retry_later(&self, session_id: &str, now: std::time::Instant) -> bool {
+        let m = self.step_retries.lock().unwrap_or_else(|e| e.into_inner());
+        m.get(session_id).is_some_and(|(at, _)| *at > now)
+    }
+
+    /// Records a failed step; returns how long the session now waits (doubling from the
+    /// retry base, capped at a minute).
+    pub fn attempt_failed(&self, session_id: &str) -> Duration {
+        let mut m = self.step_retries.lock().unwrap_or_else(|e| e.into_inner());
+        let failures = m.get(session_id).map_or(0, |(_, n)| *n);
+        let wait = self.retry_base.saturating_mul(2u32.saturating_pow(failures.min(16))).min(MAX_STEP_BACKOFF);
+        m.insert(session_id.to_string(), (std::time::Instant::now() + wait, failures + 1));
+        wait
+    }
+
+    /// Forgets a session's failures once a step went through.
+    pub fn attempt_succeeded(&self, session_id: &str) {
+        let mut m = self.step_retries.lock().unwrap_or_else(|e| e.into_inner());
+        if !m.is_empty() {
+            m.remove(session_id);
+        }
     }
 
     /// Current settings.

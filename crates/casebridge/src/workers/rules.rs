@@ -69,8 +69,15 @@ pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
     let pending = p.store.pending_events(512).await?;
     let mut pass = Pass::default();
     let mut applied = 0;
+    let now = std::time::Instant::now();
     for ev in pending {
         if pass.blocked.contains(&ev.session_id) {
+            continue;
+        }
+        if p.retry_later(&ev.session_id, now) {
+            // Its last attempt failed (a CRM lookup, most often): it waits its turn so that
+            // one failing customer neither spins on the CRM nor holds the others back.
+            pass.blocked.insert(ev.session_id.clone());
             continue;
         }
         let event: Event = match serde_json::from_str(&ev.body) {
@@ -100,6 +107,7 @@ pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
         };
         match apply_one(p, ev.seq, &event, &mut pass).await {
             Ok(Applied::Done) => {
+                p.attempt_succeeded(&ev.session_id);
                 applied += 1;
                 metrics::counter!("casebridge_events_applied_total").increment(1);
             }
@@ -107,7 +115,9 @@ pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
                 pass.blocked.insert(ev.session_id.clone());
             }
             Err(e) => {
-                tracing::warn!(session = %ev.session_id, error = %e, "Event not applied yet; will retry.");
+                let wait = p.attempt_failed(&ev.session_id);
+                tracing::warn!(session = %ev.session_id, error = %e, retry_in_ms = wait.as_millis() as u64, "Event not applied yet; will retry.");
+                metrics::counter!("casebridge_rules_step_failures_total").increment(1);
                 pass.blocked.insert(ev.session_id.clone());
             }
         }

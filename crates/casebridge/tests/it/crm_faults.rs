@@ -173,3 +173,33 @@ pub async fn rate_limit_is_never_exceeded(kind: &'static str) {
     let waiting = session["record_id"].is_null() || pending["writes"].as_array().is_some_and(|w| !w.is_empty());
     assert!(waiting, "nothing was left waiting: {session} {pending}");
 }
+
+/// A customer whose lookups keep failing waits longer and longer between attempts (it does
+/// not spin on the CRM), and other customers' calls go through meanwhile.
+/// `failing_path` is a part of the path only that customer's lookups carry.
+pub async fn a_failing_customer_waits_its_turn(kind: &'static str, failing_path: &str) {
+    let (fake, s) = connected(kind).await;
+    fake.fault(json!({"status": 500, "count": 1000, "path_contains": failing_path})).await;
+    post(&s, ordinary_call("stuck-1", "+14155550199")).await;
+    post(&s, ordinary_call("fine-1", "+14155550198")).await;
+    let v = settled(&s, "fine-1").await;
+    assert_eq!(v["record_outcome"], "created", "{v}");
+    // Five failed lookups of the stuck customer: the waits between them grow.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let times = loop {
+        let times: Vec<u64> = fake
+            .log()
+            .await
+            .iter()
+            .filter(|r| r["status"] == 500 && r["path"].as_str().is_some_and(|p| p.contains(failing_path)))
+            .filter_map(|r| r["at_ms"].as_u64())
+            .collect();
+        if times.len() >= 5 {
+            break times;
+        }
+        assert!(Instant::now() < deadline, "the stuck customer's lookups: {times:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let gap = times[4] - times[3];
+    assert!(gap >= 700, "the fifth attempt came {gap} ms after the fourth: {times:?}");
+}

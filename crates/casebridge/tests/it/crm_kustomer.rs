@@ -307,6 +307,11 @@ mod faults {
     }
 
     #[tokio::test]
+    async fn kustomer_a_failing_customer_waits_its_turn() {
+        a_failing_customer_waits_its_turn("kustomer", "5550199").await;
+    }
+
+    #[tokio::test]
     async fn kustomer_rate_limit_is_never_exceeded() {
         rate_limit_is_never_exceeded("kustomer").await;
     }
