@@ -137,8 +137,13 @@ fn crm_patch(form: &Pairs, saved: &Value) -> Value {
             crm.insert((*k).into(), v);
         }
     }
+    // Switching kinds leaves nothing of the other kind behind; on the same kind, a field of
+    // this form left empty is removed, and options the form does not show (a kind's own,
+    // such as Salesforce's queue_field or Kustomer's agent_users) are kept.
+    let same_kind = saved["kind"].as_str() == Some(kind.as_str());
+    let on_form = |k: &str| k == "base_url" || k == "credentials" || CRM_OPTIONS.iter().any(|(o, _)| *o == k);
     for k in saved.as_object().into_iter().flat_map(|o| o.keys()) {
-        if !crm.contains_key(k) {
+        if !crm.contains_key(k) && (!same_kind || on_form(k)) {
             crm.insert(k.clone(), Value::Null);
         }
     }
@@ -360,4 +365,32 @@ pub async fn mapping_save(
 /// Redirects after a POST that has nothing to show.
 pub fn back(to: &str) -> Response {
     Redirect::to(to).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(pairs: &[(&str, &str)]) -> Pairs {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn saving_the_same_kind_keeps_its_own_options_and_switching_drops_them() {
+        let saved = json!({"kind": "kustomer", "base_url": "https://acme.api.kustomerapp.com",
+            "credentials": {"api_key": "set"}, "agent_users": {"ag-1": "ann@example.com"}, "rate_limit_per_minute": 5});
+        let same = crm_patch(
+            &form(&[
+                ("kind", "kustomer"),
+                ("base_url", "https://acme.api.kustomerapp.com"),
+                ("rate_limit_per_minute", ""),
+            ]),
+            &saved,
+        );
+        assert!(same.get("agent_users").is_none(), "kept (absent from the merge patch): {same}");
+        assert_eq!(same["rate_limit_per_minute"], Value::Null, "cleared on the form: {same}");
+        assert_eq!(same["credentials"], json!({"api_key": "set"}));
+        let other = crm_patch(&form(&[("kind", "salesforce"), ("base_url", "https://acme.my.salesforce.com")]), &saved);
+        assert_eq!(other["agent_users"], Value::Null, "another kind's option is removed: {other}");
+    }
 }
