@@ -48,6 +48,7 @@ pub fn router(console: Console) -> Router {
         .route("/rules/title-preview", post(rules_form::title_preview))
         .route("/crm", get(pages::admin::crm_page).post(pages::admin::crm_save))
         .route("/crm/test", post(pages::admin::crm_test))
+        .route("/sources", get(pages::sources::page).post(pages::sources::save))
         .route("/dispositions", get(pages::admin::dispositions).post(pages::admin::disposition_create))
         .route("/dispositions/{code}", post(pages::admin::disposition_update))
         .route("/agent-statuses", get(pages::admin::statuses).post(pages::admin::statuses_save))

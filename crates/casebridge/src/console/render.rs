@@ -38,6 +38,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "dead_letters.html",
     "reports.html",
     "what_if.html",
+    "sources.html",
     "agent.html",
     "agent_panel.html",
 );
@@ -47,6 +48,7 @@ pub const NAV: &[(&str, &str, &str)] = &[
     ("/", "Overview", "overview"),
     ("/rules", "Rules", "rules"),
     ("/crm", "CRM connection", "crm"),
+    ("/sources", "Native sources", "sources"),
     ("/dispositions", "Dispositions", "dispositions"),
     ("/agent-statuses", "Agent status mapping", "statuses"),
     ("/custom-fields", "Custom fields", "fields"),

@@ -18,6 +18,16 @@ fn get<'a>(form: &'a Pairs, k: &str) -> Option<&'a str> {
     form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
 }
 
+/// Saves a settings merge patch through `PATCH /v1/settings`'s handler (for other pages).
+pub async fn patch_settings_of(c: &Console, patch: Value) -> Answer {
+    patch_settings(c, patch).await
+}
+
+/// A notice for a save (for other pages).
+pub fn notice(a: &Answer) -> Value {
+    notice_of(a)
+}
+
 /// Saves a settings merge patch through `PATCH /v1/settings`'s handler.
 async fn patch_settings(c: &Console, patch: Value) -> Answer {
     let mut headers = HeaderMap::new();

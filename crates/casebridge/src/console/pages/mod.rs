@@ -3,4 +3,5 @@
 pub mod admin;
 pub mod data;
 pub mod ops;
+pub mod sources;
 pub mod what_if;

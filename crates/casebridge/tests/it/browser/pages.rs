@@ -11,6 +11,7 @@ const AREAS: &[&str] = &[
     "Overview",
     "Rules",
     "CRM connection",
+    "Native sources",
     "Dispositions",
     "Agent status mapping",
     "Custom fields",
@@ -35,6 +36,7 @@ async fn every_page_renders_without_errors_wide_and_narrow() {
     let pages = [
         ("/".to_string(), "overview"),
         ("/crm".into(), "crm"),
+        ("/sources".into(), "sources"),
         ("/dispositions".into(), "dispositions"),
         ("/agent-statuses".into(), "agent-statuses"),
         ("/custom-fields".into(), "custom-fields"),
@@ -57,6 +59,16 @@ async fn every_page_renders_without_errors_wide_and_narrow() {
     b.goto("/crm").await;
     b.click("#test-crm").await;
     b.find("#crm-test p").await;
+    // Native sources: enable the generic CTI source with its token; the token is write-only.
+    b.goto("/sources").await;
+    b.click("#cti-enabled").await;
+    b.fill("#cti-secret", "a-cti-token-long-enough").await;
+    b.click("#save-sources").await;
+    b.wait_text("main", "Saved").await;
+    b.assert_no_errors().await;
+    let saved = s.get("/v1/settings").await;
+    assert_eq!(saved["ingest"]["cti"]["enabled"], true, "{saved}");
+    assert_eq!(saved["ingest"]["cti"]["token"], "set", "{saved}");
     // What if: the stored events under settings that delay records until connected.
     b.goto("/what-if").await;
     let doc = s.get("/v1/settings").await;
