@@ -91,6 +91,13 @@ impl Pipeline {
         self.crm.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
+    /// Builds the connector a configuration names, over this pipeline's storage and client
+    /// (the settings' connector, or one under test).
+    pub fn connect(&self, config: &casebridge_crm::ConnectorConfig) -> Arc<dyn Connector> {
+        let deps = casebridge_crm::Deps { builtin: self.store.clone(), http: self.http.clone() };
+        casebridge_crm::registry::connect(config, &deps)
+    }
+
     /// Switches to another connector (the settings' `crm` member changed); writes already
     /// handed to the old one finish there.
     pub async fn set_crm(&self, crm: Arc<dyn Connector>) -> anyhow::Result<()> {

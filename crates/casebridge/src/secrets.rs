@@ -3,7 +3,7 @@
 //! hold no usable credential. The key is derived from the variable with SHA-256, so any long
 //! random string works (e.g. `openssl rand -base64 32`).
 
-use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -41,9 +41,9 @@ impl Sealer {
                 && !s.is_empty()
                 && !s.starts_with(SEALED)
             {
-                let nonce_bytes: [u8; 12] = rand_nonce();
-                if let Ok(ct) = c.encrypt(Nonce::from_slice(&nonce_bytes), s.as_bytes()) {
-                    let mut out = nonce_bytes.to_vec();
+                let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+                if let Ok(ct) = c.encrypt(&nonce, s.as_bytes()) {
+                    let mut out = nonce.to_vec();
                     out.extend(ct);
                     *s = format!("{SEALED}{}", STANDARD.encode(out));
                 }
@@ -78,21 +78,6 @@ impl Sealer {
             Ok(())
         })
     }
-}
-
-/// A fresh nonce: 12 bytes from the process's random hasher state and the clock (unique per
-/// call is what GCM needs; it need not be secret).
-fn rand_nonce() -> [u8; 12] {
-    use std::hash::BuildHasher;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
-    let h = std::collections::hash_map::RandomState::new().hash_one((n, t));
-    let mut out = [0u8; 12];
-    out[..8].copy_from_slice(&h.to_le_bytes());
-    out[8..].copy_from_slice(&(n as u32).to_le_bytes());
-    out
 }
 
 /// Calls `f` on every secret value of a settings document; the first error names its path.

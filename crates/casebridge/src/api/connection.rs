@@ -6,7 +6,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::routing::post;
 use axum::{Json, Router};
-use casebridge_crm::{Check, ConnectorConfig, Deps, registry};
+use casebridge_crm::{Check, ConnectorConfig};
 use casebridge_rules::settings::{CrmSettings, Settings};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -60,7 +60,7 @@ pub async fn test_connection(
         let mut s = Settings { crm: given, ..(*saved).clone() };
         s.keep_secrets_from(&saved);
         let (config, _) = ConnectorConfig::parse(&s.crm).map_err(|e| Problem::fields("invalid crm settings", &e))?;
-        registry::connect(&config, &Deps { builtin: st.store.clone(), http: st.pipeline.http.clone() })
+        st.pipeline.connect(&config)
     } else {
         st.pipeline.crm()
     };

@@ -85,8 +85,7 @@ pub async fn save(
             // Valid settings parse; a failure here is a bug, not the caller's.
             let (config, _) = casebridge_crm::ConnectorConfig::parse(&s.crm)
                 .map_err(|e| Problem::internal(crate::config::describe(&e)))?;
-            let deps = casebridge_crm::Deps { builtin: st.store.clone(), http: st.pipeline.http.clone() };
-            st.pipeline.set_crm(casebridge_crm::registry::connect(&config, &deps)).await.map_err(Problem::internal)?;
+            st.pipeline.set_crm(st.pipeline.connect(&config)).await.map_err(Problem::internal)?;
             tracing::info!(crm = config.kind(), "CRM connector switched to {}.", config.kind());
         }
         **guard = Arc::new(s.clone());

@@ -4,7 +4,7 @@
 //! session's writes in few calls. Failures are retried with backoff, jitter and the CRM's
 //! Retry-After, and parked as dead letters after [`MAX_ATTEMPTS`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
@@ -324,21 +324,13 @@ fn backoff(base: Duration, row: &OutboxRow) -> Duration {
 /// Replaces casebridge's keys in `op` by the CRM ids they were created as (keys created
 /// earlier in the batch stay keys); `Err` names a key that has no CRM id yet.
 async fn resolve(p: &Pipeline, op: &mut CrmOp, in_batch: &HashSet<String>) -> anyhow::Result<Result<(), String>> {
-    let mut cache: HashMap<String, String> = HashMap::new();
     for r in op.refs_mut() {
         if let ObjRef::Key(k) = r {
             if in_batch.contains(k.as_str()) {
                 continue;
             }
-            let id = match cache.get(k.as_str()) {
-                Some(id) => Some(id.clone()),
-                None => p.store.ref_get(k).await?,
-            };
-            match id {
-                Some(id) => {
-                    cache.insert(k.clone(), id.clone());
-                    *r = ObjRef::Crm(id);
-                }
+            match p.store.ref_get(k).await? {
+                Some(id) => *r = ObjRef::Crm(id),
                 None => return Ok(Err(k.clone())),
             }
         }

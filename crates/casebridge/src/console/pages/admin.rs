@@ -18,18 +18,8 @@ fn get<'a>(form: &'a Pairs, k: &str) -> Option<&'a str> {
     form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
 }
 
-/// Saves a settings merge patch through `PATCH /v1/settings`'s handler (for other pages).
-pub async fn patch_settings_of(c: &Console, patch: Value) -> Answer {
-    patch_settings(c, patch).await
-}
-
-/// A notice for a save (for other pages).
-pub fn notice(a: &Answer) -> Value {
-    notice_of(a)
-}
-
 /// Saves a settings merge patch through `PATCH /v1/settings`'s handler.
-async fn patch_settings(c: &Console, patch: Value) -> Answer {
+pub(crate) async fn patch_settings(c: &Console, patch: Value) -> Answer {
     let mut headers = HeaderMap::new();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/merge-patch+json"));
     let raw = Ok(Bytes::from(patch.to_string()));
@@ -37,7 +27,7 @@ async fn patch_settings(c: &Console, patch: Value) -> Answer {
 }
 
 /// A notice for a save: what changed, or why it was refused.
-fn notice_of(a: &Answer) -> Value {
+pub(crate) fn notice_of(a: &Answer) -> Value {
     if a.ok() {
         let changed: Vec<&str> = a.body["changed"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
         let text = if changed.is_empty() {

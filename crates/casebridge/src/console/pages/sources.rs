@@ -6,7 +6,7 @@ use axum::extract::{Form, State};
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::admin::patch_settings_of;
+use super::admin::{notice_of, patch_settings};
 use crate::console::render;
 use crate::console::state::{Console, Viewer};
 
@@ -70,10 +70,10 @@ fn patch(form: &Pairs) -> Value {
 
 /// `POST /sources`.
 pub async fn save(State(c): State<Console>, Extension(v): Extension<Viewer>, Form(form): Form<Pairs>) -> Response {
-    let a = patch_settings_of(&c, json!({"ingest": patch(&form)})).await;
+    let a = patch_settings(&c, json!({"ingest": patch(&form)})).await;
     let ingest = serde_json::to_value(c.app.pipeline.settings().await.redacted().ingest).unwrap_or(Value::Null);
     let mut ctx = view(&ingest, &a.field_errors());
-    ctx["notice"] = super::admin::notice(&a);
+    ctx["notice"] = notice_of(&a);
     render::page(&v, "sources.html", "sources", ctx)
 }
 
