@@ -4,6 +4,7 @@
 
 mod agents;
 mod api;
+mod cluster;
 mod config;
 mod console;
 mod dial;

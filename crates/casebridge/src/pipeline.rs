@@ -32,6 +32,8 @@ pub struct Pipeline {
     pub progress: Notify,
     /// Base delay of the retry schedule.
     pub retry_base: Duration,
+    /// This node among the others sharing the database.
+    pub node: crate::cluster::Node,
     /// Sessions whose last rules step failed: when to try again, and how many failures.
     step_retries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
 }
@@ -43,7 +45,9 @@ impl Pipeline {
     /// A pipeline over a store and a connector.
     pub fn new(store: Arc<dyn Store>, crm: Arc<dyn Connector>, http: HttpClient, settings: Settings) -> Arc<Self> {
         let profile = crm.profile();
+        let shared = store.shared();
         Arc::new(Pipeline {
+            node: crate::cluster::Node::new(shared),
             store,
             crm: std::sync::RwLock::new(crm),
             profile: RwLock::new(Arc::new(profile)),

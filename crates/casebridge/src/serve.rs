@@ -173,7 +173,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(crm = connector.kind(), "CRM connector: {}.", connector.kind());
     let http = HttpClient::with_timeout(
         millis_env("CASEBRIDGE_CRM_TIMEOUT_MS")?.unwrap_or(casebridge_crm::http::REQUEST_TIMEOUT),
-    )?;
+    )?
+    // Several nodes on one database keep the CRM's rate limit together.
+    .with_ledger(store.pace_ledger());
     let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
     let mut pipeline = Pipeline::new(store.clone(), crm, http, settings);
     if let Some(base) = millis_env("CASEBRIDGE_RETRY_BASE_MS")?
@@ -182,6 +184,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         p.retry_base = base;
     }
     pipeline.load_fields().await?;
+    pipeline.node.saw_settings(store.settings_get().await?);
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
     let sns_cert = match &args.sns_cert_file {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --sns-cert-file {}", p.display()))?),
@@ -200,7 +203,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics_token: metrics_token.map(Into::into),
         metrics,
         max_body_bytes: args.max_body_bytes.or(file.server.max_body_bytes).unwrap_or(4 * 1024 * 1024),
-        sealer,
+        sealer: sealer.clone(),
     };
     let open_mode = state.token.is_none();
     let metrics_token_set = state.metrics_token.is_some();
@@ -221,6 +224,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    pipeline.node.set_address(local);
+    // Joins the others (shards, liveness) before working.
+    crate::cluster::beat(&pipeline, &sealer).await.context("cannot join the nodes on this database")?;
+    let heart = tokio::spawn(crate::cluster::run(pipeline.clone(), sealer.clone(), stop.clone()));
     let workers = tokio::spawn(crate::workers::run(pipeline.clone(), stop.clone()));
     println!("casebridge listening on http://{local} (API reference: http://{local}/openapi.json)");
     if open_mode {
@@ -259,6 +266,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .await?;
     stop.cancel();
     let _ = workers.await;
+    let _ = heart.await;
+    crate::cluster::leave(&store, &pipeline.node).await;
     if let Some((_, m)) = metrics_server {
         let _ = m.await;
     }

@@ -26,15 +26,25 @@ const MAX_ENTRIES: usize = 100_000;
 pub struct Cached {
     inner: std::sync::Arc<dyn Connector>,
     entries: Mutex<HashMap<CrmLookup, (Instant, Answer)>>,
+    /// Off when several nodes write to the CRM.
+    caching: bool,
 }
 
 impl Cached {
     /// Caches `inner`'s account lookups.
     pub fn new(inner: std::sync::Arc<dyn Connector>) -> Cached {
-        Cached { inner, entries: Mutex::new(HashMap::new()) }
+        Cached { inner, entries: Mutex::new(HashMap::new()), caching: true }
+    }
+
+    /// Coalesces `inner`'s trailing writes but caches nothing (several nodes).
+    pub fn uncached(inner: std::sync::Arc<dyn Connector>) -> Cached {
+        Cached { caching: false, ..Cached::new(inner) }
     }
 
     fn get(&self, l: &CrmLookup) -> Option<Answer> {
+        if !self.caching {
+            return None;
+        }
         let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         match m.get(l) {
             Some((until, a)) if *until > Instant::now() => Some(a.clone()),
@@ -47,6 +57,9 @@ impl Cached {
     }
 
     fn put(&self, l: CrmLookup, a: &Answer) {
+        if !self.caching {
+            return;
+        }
         let ttl = match a {
             Answer::Accounts(hits) if !hits.is_empty() => FOUND_TTL,
             _ => NONE_TTL,

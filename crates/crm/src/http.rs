@@ -19,9 +19,17 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The HTTP client connectors and webhooks share (cheap to clone: one connection pool).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
+    /// Paces CRM requests together with the other nodes (see [`crate::pacing::PaceLedger`]).
+    ledger: Option<Arc<dyn crate::pacing::PaceLedger>>,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient").field("shared", &self.ledger.is_some()).finish()
+    }
 }
 
 impl HttpClient {
@@ -38,7 +46,18 @@ impl HttpClient {
             .user_agent(concat!("casebridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CrmError::Permanent(format!("cannot build the HTTP client: {e}")))?;
-        Ok(HttpClient { inner })
+        Ok(HttpClient { inner, ledger: None })
+    }
+
+    /// This client, pacing its CRM requests through a ledger shared with other nodes.
+    pub fn with_ledger(mut self, ledger: Option<Arc<dyn crate::pacing::PaceLedger>>) -> HttpClient {
+        self.ledger = ledger;
+        self
+    }
+
+    /// Whether CRM requests are paced together with other nodes.
+    pub fn shared(&self) -> bool {
+        self.ledger.is_some()
     }
 
     /// The underlying client, to build a request.
@@ -97,6 +116,9 @@ pub struct CrmHttp {
 impl CrmHttp {
     /// Requests to `target` (the connector kind) through `http`, paced by `pacer`.
     pub fn new(http: HttpClient, target: &'static str, pacer: Arc<Pacer>) -> CrmHttp {
+        if let Some(ledger) = &http.ledger {
+            pacer.share(ledger.clone(), target);
+        }
         CrmHttp { http, target, pacer }
     }
 

@@ -1,20 +1,44 @@
 //! Pacing of the requests to one CRM: a configured per-minute limit that is never exceeded
 //! (a sliding window over the last minute), and a hold that every request respects once the
 //! CRM has said to wait (`Retry-After`, a rate-limit reset, a vendor's limit header).
+//! Several nodes share both through a [`PaceLedger`] in their database.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+use async_trait::async_trait;
 
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 const WINDOW: Duration = Duration::from_secs(60);
 
+/// The count of requests sent to a CRM and its hold, kept where every node sees them.
+#[async_trait]
+pub trait PaceLedger: Send + Sync {
+    /// Counts one request to `crm` and returns `None` when fewer than `per_minute` were
+    /// counted in the last minute and no hold runs; otherwise how long to wait first.
+    async fn take(&self, crm: &str, per_minute: Option<u32>) -> Option<Duration>;
+    /// Holds every node's requests to `crm` for `wait`.
+    async fn hold(&self, crm: &str, wait: Duration);
+}
+
 /// Paces the requests to one CRM; shared by every caller of that CRM.
-#[derive(Debug)]
 pub struct Pacer {
     per_minute: Option<u32>,
     state: Mutex<State>,
+    /// The ledger shared with other nodes, and the CRM's name in it.
+    shared: OnceLock<(Arc<dyn PaceLedger>, &'static str)>,
+}
+
+impl std::fmt::Debug for Pacer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pacer")
+            .field("per_minute", &self.per_minute)
+            .field("shared", &self.shared.get().is_some())
+            .finish()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -26,7 +50,12 @@ struct State {
 impl Pacer {
     /// A pacer that keeps to `per_minute` requests in any minute (none: no limit of its own).
     pub fn new(per_minute: Option<u32>) -> Pacer {
-        Pacer { per_minute, state: Mutex::new(State::default()) }
+        Pacer { per_minute, state: Mutex::new(State::default()), shared: OnceLock::new() }
+    }
+
+    /// Counts and holds through `ledger` from now on (several nodes share the limit).
+    pub fn share(&self, ledger: Arc<dyn PaceLedger>, crm: &'static str) {
+        let _ = self.shared.set((ledger, crm));
     }
 
     /// The configured limit.
@@ -37,6 +66,22 @@ impl Pacer {
     /// Waits until a request may be sent, and counts it as sent. Returns how long it waited.
     pub async fn admit(&self) -> Duration {
         let started = Instant::now();
+        if let Some((ledger, crm)) = self.shared.get() {
+            loop {
+                if let Some(until) = self.held().await {
+                    metrics::counter!("casebridge_crm_paced_total").increment(1);
+                    tokio::time::sleep(until).await;
+                    continue;
+                }
+                match ledger.take(crm, self.per_minute).await {
+                    None => return started.elapsed(),
+                    Some(wait) => {
+                        metrics::counter!("casebridge_crm_paced_total").increment(1);
+                        tokio::time::sleep(wait).await;
+                    }
+                }
+            }
+        }
         loop {
             let wait = {
                 let mut s = self.state.lock().await;
@@ -64,6 +109,9 @@ impl Pacer {
 
     /// Holds every request until `wait` has passed (the CRM asked to wait).
     pub async fn hold_for(&self, wait: Duration) {
+        if let Some((ledger, crm)) = self.shared.get() {
+            ledger.hold(crm, wait).await;
+        }
         let until = Instant::now() + wait;
         let mut s = self.state.lock().await;
         if s.hold_until.is_none_or(|t| t < until) {

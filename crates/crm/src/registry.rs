@@ -72,19 +72,23 @@ pub fn connect(config: &ConnectorConfig, deps: &Deps) -> Arc<dyn Connector> {
     match config {
         // Kinds across a network are wrapped with `remote(…)`.
         ConnectorConfig::Builtin(_) => Arc::new(BuiltinConnector::new(deps.builtin.clone())),
-        ConnectorConfig::Kustomer(c) => {
-            remote(Arc::new(crate::kustomer::KustomerConnector::new((**c).clone(), deps.http.clone())))
-        }
-        ConnectorConfig::Salesforce(c) => {
-            remote(Arc::new(crate::salesforce::SalesforceConnector::new((**c).clone(), deps.http.clone())))
-        }
+        ConnectorConfig::Kustomer(c) => remote(
+            Arc::new(crate::kustomer::KustomerConnector::new((**c).clone(), deps.http.clone())),
+            deps.http.shared(),
+        ),
+        ConnectorConfig::Salesforce(c) => remote(
+            Arc::new(crate::salesforce::SalesforceConnector::new((**c).clone(), deps.http.clone())),
+            deps.http.shared(),
+        ),
     }
 }
 
 /// A connector to a CRM across the network, with cached account lookups and coalesced
-/// trailing writes ([`Cached`]); the built-in CRM needs neither.
-pub fn remote(inner: Arc<dyn Connector>) -> Arc<dyn Connector> {
-    Arc::new(Cached::new(inner))
+/// trailing writes ([`Cached`]); the built-in CRM needs neither. With several nodes
+/// (`shared`) nothing is cached: another node's create or update would not reach this
+/// node's cache.
+pub fn remote(inner: Arc<dyn Connector>, shared: bool) -> Arc<dyn Connector> {
+    Arc::new(if shared { Cached::uncached(inner) } else { Cached::new(inner) })
 }
 
 #[cfg(test)]

@@ -73,8 +73,9 @@ pub trait EventStore: Send + Sync + 'static {
     /// Stores several batches in one durable commit; each batch is counted on its own, and a
     /// batch with a conflict is left out whole without failing the others.
     async fn ingest_groups(&self, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>>;
-    /// Oldest events the rules have not applied yet.
-    async fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>>;
+    /// Oldest events the rules have not applied yet, of the given rules shards only (all
+    /// when `None`; see [`crate::cluster`]).
+    async fn pending_events(&self, shards: Option<&[i32]>, limit: i64) -> Result<Vec<PendingEvent>>;
     /// Number of events not applied yet.
     async fn pending_event_count(&self) -> Result<i64>;
     /// Whether the listed events are applied and their sessions' writes done or parked.

@@ -6,6 +6,7 @@
 //! migrations. [`open`] picks the backend from a URL.
 
 pub mod agents;
+pub mod cluster;
 pub mod events;
 pub mod native;
 pub mod outbox;
@@ -23,6 +24,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 pub use agents::AgentStore;
 pub use casebridge_crm::builtin::storage::BuiltinCrmStore;
+pub use cluster::{ClusterStore, KeyLocks, NodeBeat, NodeRow, SHARDS, ShardClaim};
 pub use events::{EventStore, IdConflict, IngestOutcome, NewEvent, PendingEvent};
 pub use native::{NativeBatch, NativeRow, NativeStore, NewNative};
 pub use outbox::{NewCommand, OutboxRow, OutboxState, OutboxStore, UnknownState};
@@ -55,6 +57,10 @@ pub enum StoreError {
     /// The request conflicts with stored data.
     #[error("{0}")]
     Conflict(String),
+    /// Work this node claimed was taken over by another (its lease ran out, or the events
+    /// were applied meanwhile): nothing was written.
+    #[error("lease lost: {0}")]
+    Fenced(String),
 }
 
 /// Result alias.
@@ -74,7 +80,7 @@ pub fn parse_ts(s: &str) -> DateTime<Utc> {
 /// component only the concern it needs.
 #[async_trait]
 pub trait Store:
-    EventStore + NativeStore + SessionStore + OutboxStore + SettingsStore + AgentStore + BuiltinCrmStore
+    EventStore + NativeStore + SessionStore + OutboxStore + SettingsStore + AgentStore + BuiltinCrmStore + ClusterStore
 {
     /// Database reachable and migrated.
     async fn ready(&self) -> Result<()>;
@@ -82,6 +88,9 @@ pub trait Store:
     async fn migrate(&self) -> Result<()>;
     /// Closes the connections; later calls fail.
     async fn close(&self);
+    /// The ledger that paces CRM requests across every node sharing this database (none
+    /// when one node is all there is).
+    fn pace_ledger(&self) -> Option<std::sync::Arc<dyn casebridge_crm::pacing::PaceLedger>>;
 }
 
 /// Opens the storage a URL names: `sqlite://path` or `sqlite:path` (the file is created when

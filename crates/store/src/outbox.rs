@@ -106,6 +106,13 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
     /// Next attempt.
     pub next_attempt_at: String,
+    /// Grows with every claim: the outcome of an attempt is only recorded under the fence it
+    /// was claimed with.
+    #[serde(skip)]
+    pub fence: i64,
+    /// Claimed from a node whose lease had run out.
+    #[serde(skip)]
+    pub taken_over: bool,
 }
 
 /// Storage of the CRM outbox.
@@ -113,17 +120,22 @@ pub struct OutboxRow {
 pub trait OutboxStore: Send + Sync + 'static {
     /// Whether a CRM write that concerns any of these customer keys is still to be delivered.
     async fn keys_busy(&self, keys: &[String]) -> Result<bool>;
-    /// Due outbox rows, the first pending one of each lane.
-    async fn claim_commands(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>>;
-    /// The pending rows of a lane in delivery order (at most `limit`), due or not: the
-    /// batch that goes with its first row.
-    async fn lane_pending(&self, lane: &str, limit: i64) -> Result<Vec<OutboxRow>>;
+    /// Leases to `node` for `lease_ms` the due first pending row of each lane no node holds
+    /// a live lease in (at most `limit`, oldest first); lanes leased by others are skipped.
+    async fn claim_commands(&self, node: &str, now: DateTime<Utc>, limit: i64, lease_ms: i64)
+    -> Result<Vec<OutboxRow>>;
+    /// Leases to `node` the rows that go with a claimed head as one batch: the lane's next
+    /// pending rows never tried yet, in order, at most `limit` (due or not).
+    async fn lane_batch(&self, node: &str, head: &OutboxRow, limit: i64, lease_ms: i64) -> Result<Vec<OutboxRow>>;
+    /// Gives back leased rows not attempted after all.
+    async fn release_commands(&self, rows: &[OutboxRow]) -> Result<()>;
     /// Marks a write done; for a create, remembers the CRM id of the key in the same commit.
+    /// [`crate::StoreError::Fenced`] when the row's lease was taken over meanwhile.
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()>;
-    /// Schedules another attempt.
+    /// Schedules another attempt (fenced like [`OutboxStore::complete_command`]).
     async fn retry_command(&self, row: &OutboxRow, error: &str, next: DateTime<Utc>, line: Option<Entry>)
     -> Result<()>;
-    /// Parks a write as a dead letter.
+    /// Parks a write as a dead letter (fenced like [`OutboxStore::complete_command`]).
     async fn park_command(&self, row: &OutboxRow, error: &str, line: Entry) -> Result<()>;
     /// Outbox rows in a state, oldest first.
     async fn list_commands(&self, state: OutboxState, limit: i64) -> Result<Vec<OutboxRow>>;
@@ -137,6 +149,15 @@ pub trait OutboxStore: Send + Sync + 'static {
     async fn command_state(&self, key: &str) -> Result<Option<(OutboxState, i64, Option<String>)>>;
     /// Whether every outbox row with these keys is done, parked or attempted at least once.
     async fn commands_settled(&self, keys: &[String]) -> Result<bool>;
+}
+
+/// The outcome of an attempt whose lease another node took over is not recorded.
+pub(crate) fn fenced(affected: u64, row: &OutboxRow) -> Result<()> {
+    if affected == 1 {
+        Ok(())
+    } else {
+        Err(crate::StoreError::Fenced(format!("write {} was taken over by another attempt", row.key)))
+    }
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ pub mod dispositions;
 pub mod events;
 pub mod ingest;
 pub mod input;
+pub mod nodes;
 pub mod openapi;
 pub mod ops;
 pub mod reports;
@@ -29,6 +30,7 @@ pub fn router(state: AppState) -> Router {
     let limit = state.max_body_bytes;
     let guarded = Router::new()
         .merge(ops::router())
+        .merge(nodes::router())
         .merge(openapi::router())
         .merge(events::router())
         .merge(sessions::router())

@@ -6,8 +6,8 @@ use utoipa::OpenApi;
 
 use super::state::AppState;
 use super::{
-    activities, agents, connection, crm, custom_fields, dispositions, events, ingest, ops, reports, sessions, settings,
-    wrapup,
+    activities, agents, connection, crm, custom_fields, dispositions, events, ingest, nodes, ops, reports, sessions,
+    settings, wrapup,
 };
 
 /// `GET /openapi.json`.
@@ -29,6 +29,7 @@ pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     info(title = "casebridge", description = "Contact-center sessions in, correct CRM records out."),
     paths(
         ops::healthz, ops::readyz, ops::metrics, openapi, ops::list_outbox, ops::retry_outbox, ops::retry_all,
+        nodes::list_nodes,
         connection::test_connection,
         events::post_events,
         sessions::get_session, sessions::list_sessions,

@@ -81,6 +81,7 @@ pub async fn save(
             .store
             .settings_change(SettingsChange { doc: &doc, source: who, changed: &changed, restored_from })
             .await?;
+        st.pipeline.node.saw_settings(Some(doc.clone()));
         if guard.crm != s.crm {
             // Valid settings parse; a failure here is a bug, not the caller's.
             let (config, _) = casebridge_crm::ConnectorConfig::parse(&s.crm)

@@ -3,6 +3,12 @@
 //! a lane goes with the lane's next pending rows as one batch, so the connector can send a
 //! session's writes in few calls. Failures are retried with backoff, jitter and the CRM's
 //! Retry-After, and parked as dead letters after [`MAX_ATTEMPTS`].
+//!
+//! Several nodes: a lane's rows are leased to the node delivering them (claimed with `SKIP
+//! LOCKED`, renewed by the heartbeat). A write is sent only while its lease is fresh, and its
+//! outcome is recorded only under the fence it was claimed with; a node that stalled past its
+//! lease finds its outcome refused and drops it (the node that took over sent the write
+//! again, under the same idempotency key).
 
 use std::collections::HashSet;
 use std::hash::BuildHasher;
@@ -54,8 +60,14 @@ pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
 
 /// [`pass`] with at most `lanes` lanes at once (1: deterministic order, for simulation).
 pub async fn pass_with(p: &Arc<Pipeline>, lanes: usize) -> anyhow::Result<usize> {
-    let heads = p.store.claim_commands(Utc::now(), 256).await?;
+    let claimed = std::time::Instant::now();
+    let heads = p.store.claim_commands(&p.node.id, Utc::now(), 256, crate::cluster::lease_ms()).await?;
     let n = heads.len();
+    let taken = heads.iter().filter(|h| h.taken_over).count();
+    if taken > 0 {
+        tracing::info!(writes = taken, "Took over CRM writes of a node that stopped answering.");
+        metrics::counter!("casebridge_lease_takeovers_total", "kind" => "crm_write").increment(taken as u64);
+    }
     let mut tasks = tokio::task::JoinSet::new();
     let mut first_error = None;
     for head in heads {
@@ -65,7 +77,7 @@ pub async fn pass_with(p: &Arc<Pipeline>, lanes: usize) -> anyhow::Result<usize>
             }
         }
         let p = p.clone();
-        tasks.spawn(async move { deliver_lane(&p, head).await });
+        tasks.spawn(async move { deliver_lane(&p, head, claimed).await });
     }
     while let Some(r) = tasks.join_next().await {
         if let Ok(Err(e)) = r {
@@ -82,17 +94,35 @@ pub async fn pass_with(p: &Arc<Pipeline>, lanes: usize) -> anyhow::Result<usize>
     }
 }
 
-/// Delivers the batch that starts at a lane's first due row.
-async fn deliver_lane(p: &Pipeline, head: OutboxRow) -> anyhow::Result<()> {
-    let started = std::time::Instant::now();
-    let mut rows = p.store.lane_pending(&head.lane, BATCH).await?;
-    if rows.first().map(|r| r.id) != Some(head.id) {
-        // Another pass got there first; the head is no longer first in line.
-        return Ok(());
-    }
+/// Delivers the batch that starts at a lane's first due row, then gives back the leases of
+/// the rows it did not get to.
+async fn deliver_lane(p: &Pipeline, head: OutboxRow, claimed: std::time::Instant) -> anyhow::Result<()> {
     // Only rows never tried go along: a row that failed waits for its own turn.
-    let extra = rows.iter().skip(1).take_while(|r| r.attempts == 0).count();
-    rows.truncate(1 + extra);
+    let mut rows = vec![head.clone()];
+    rows.extend(p.store.lane_batch(&p.node.id, &head, BATCH - 1, crate::cluster::lease_ms()).await?);
+    let mut settled = HashSet::new();
+    let out = deliver_rows(p, rows.clone(), claimed, &mut settled).await;
+    let left: Vec<OutboxRow> = rows.into_iter().filter(|r| !settled.contains(&r.id)).collect();
+    if !left.is_empty() {
+        p.store.release_commands(&left).await?;
+    }
+    match out {
+        Err(e) if crate::workers::rules::is_fenced(&e) => {
+            tracing::info!(lane = %head.lane, error = %e, "Outcome dropped: another node took the write over.");
+            metrics::counter!("casebridge_lease_fenced_total", "kind" => "crm_write").increment(1);
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+async fn deliver_rows(
+    p: &Pipeline,
+    rows: Vec<OutboxRow>,
+    claimed: std::time::Instant,
+    settled: &mut HashSet<i64>,
+) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
 
     let mut writes: Vec<(OutboxRow, Write)> = Vec::new();
     for row in rows {
@@ -102,6 +132,7 @@ async fn deliver_lane(p: &Pipeline, head: OutboxRow) -> anyhow::Result<()> {
                 if writes.is_empty() {
                     let line = crm_line("Write unreadable: parked", None);
                     p.store.park_command(&row, &format!("unreadable write: {e}"), line).await?;
+                    settled.insert(row.id);
                 }
                 break;
             }
@@ -109,10 +140,11 @@ async fn deliver_lane(p: &Pipeline, head: OutboxRow) -> anyhow::Result<()> {
         match op {
             OutboxOp::ContactCenter(ContactCenterOp::DialWebhook(h)) => {
                 // Not a CRM write: alone, and only as the head.
-                if writes.is_empty() {
+                if writes.is_empty() && p.node.lease_fresh(claimed) {
                     let settings = p.settings().await;
                     let result = crate::dial::deliver(&p.http, &settings.click_to_call, &row.key, &h).await;
                     settle(p, &row, "dial_webhook", result, &[]).await?;
+                    settled.insert(row.id);
                 }
                 break;
             }
@@ -151,7 +183,9 @@ async fn deliver_lane(p: &Pipeline, head: OutboxRow) -> anyhow::Result<()> {
                     message: format!("{missing} is not created in the CRM yet"),
                     retry_after: None,
                 };
-                return settle(p, &row, w.op.name(), Err(e), &[]).await;
+                settle(p, &row, w.op.name(), Err(e), &[]).await?;
+                settled.insert(row.id);
+                return Ok(());
             }
             Err(_) => break,
         }
@@ -163,8 +197,15 @@ async fn deliver_lane(p: &Pipeline, head: OutboxRow) -> anyhow::Result<()> {
     for row in dropped {
         let line = crm_line("Session data superseded by a later write of it: not sent", None);
         p.store.complete_command(&row, line, None).await?;
+        settled.insert(row.id);
     }
     if resolved.is_empty() {
+        return Ok(());
+    }
+    if !p.node.lease_fresh(claimed) {
+        // The lease may have run out (this node stalled or lost the database): another node
+        // may be sending these writes now.
+        tracing::info!(lane = %resolved[0].0.lane, "Lease too old to send; the writes go back in line.");
         return Ok(());
     }
 
@@ -180,6 +221,7 @@ async fn deliver_lane(p: &Pipeline, head: OutboxRow) -> anyhow::Result<()> {
         };
         let failed = result.is_err();
         settle(p, row, w.op.name(), result, requests.take().as_deref().unwrap_or_default()).await?;
+        settled.insert(row.id);
         if failed {
             // The rows after it go again with the failed one, in order (writes are safe to repeat).
             break;

@@ -1,9 +1,12 @@
 //! The rules worker: pending events → the pure step (`casebridge_rules::engine`) → decisions,
 //! timeline lines and outbox rows, committed in batches.
 //!
-//! Serialization: one rules worker applies events in arrival order, and a step that needs a
-//! lookup waits until no CRM write concerning any of its customer keys is left to deliver,
-//! so a lookup always sees what earlier sessions of the same customer wrote.
+//! Serialization: one rules worker per node applies the events of its rules shards in
+//! arrival order, and a step that needs a lookup waits until no CRM write concerning any of
+//! its customer keys is left to deliver, so a lookup always sees what earlier sessions of the
+//! same customer wrote. With several nodes, that step also holds its customer keys locked in
+//! the database until its outcome is committed, so another node's step for the same customer
+//! waits; a commit of events another node applied meanwhile is refused whole (fenced).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -27,6 +30,8 @@ use crate::pipeline::Pipeline;
 /// State of one rules pass whose steps are not committed yet.
 #[derive(Default)]
 struct Pass {
+    /// Customer keys locked across nodes until the pass's steps are committed.
+    locks: Option<Box<dyn casebridge_store::KeyLocks>>,
     commits: Vec<StepCommit>,
     sessions: HashMap<String, Session>,
     dirty_keys: HashSet<String>,
@@ -46,6 +51,11 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
     while !stop.is_cancelled() {
         let progressed = match pass(&p).await {
             Ok(n) => n,
+            Err(e) if is_fenced(&e) => {
+                tracing::info!(error = %e, "Rules steps dropped: another node applied those events.");
+                metrics::counter!("casebridge_lease_fenced_total", "kind" => "rules_step").increment(1);
+                0
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "Rules pass failed; retrying.");
                 0
@@ -66,8 +76,29 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
 /// Steps are committed in batches; until a batch is committed, the pass reads the sessions
 /// it changed from memory and treats keys it gave new writes to as busy.
 pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
-    let pending = p.store.pending_events(512).await?;
+    let shards = p.node.rules_shards();
+    if shards.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(0);
+    }
+    let pending = p.store.pending_events(shards.as_deref(), 512).await?;
     let mut pass = Pass::default();
+    let out = pass_over(p, pending, &mut pass).await;
+    if let Some(mut locks) = pass.locks.take() {
+        locks.release().await?;
+    }
+    out
+}
+
+/// Whether an error is a fence: the work was taken over by another node.
+pub fn is_fenced(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<casebridge_store::StoreError>(), Some(casebridge_store::StoreError::Fenced(_)))
+}
+
+async fn pass_over(
+    p: &Pipeline,
+    pending: Vec<casebridge_store::PendingEvent>,
+    pass: &mut Pass,
+) -> anyhow::Result<usize> {
     let mut applied = 0;
     let now = std::time::Instant::now();
     for ev in pending {
@@ -105,7 +136,7 @@ pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
                 continue;
             }
         };
-        match apply_one(p, ev.seq, &event, &mut pass).await {
+        match apply_one(p, ev.seq, &event, pass).await {
             Ok(Applied::Done) => {
                 p.attempt_succeeded(&ev.session_id);
                 applied += 1;
@@ -122,10 +153,10 @@ pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
             }
         }
         if pass.commits.len() >= 128 {
-            flush(p, &mut pass).await?;
+            flush(p, pass).await?;
         }
     }
-    flush(p, &mut pass).await?;
+    flush(p, pass).await?;
     if applied > 0 {
         p.progress.notify_waiters();
     }
@@ -144,9 +175,12 @@ async fn flush(p: &Pipeline, pass: &mut Pass) -> anyhow::Result<()> {
     let commits = std::mem::take(&mut pass.commits);
     let with_writes = commits.iter().any(|c| !c.commands.is_empty());
     p.store.commit_steps(commits).await?;
-    // Committed: the store is the truth again.
+    // Committed: the store is the truth again, and other nodes see the writes.
     pass.sessions.clear();
     pass.dirty_keys.clear();
+    if let Some(locks) = pass.locks.as_mut() {
+        locks.release().await?;
+    }
     if with_writes {
         p.outbox_in.notify_one();
     }
@@ -181,7 +215,22 @@ async fn apply_one(p: &Pipeline, seq: i64, event: &Event, pass: &mut Pass) -> an
                 }
                 keys.retain(|k| !checked.contains(k));
                 if !keys.is_empty() {
-                    if keys.iter().any(|k| pass.dirty_keys.contains(k)) || p.store.keys_busy(&keys).await? {
+                    if keys.iter().any(|k| pass.dirty_keys.contains(k)) {
+                        return Ok(Applied::Blocked);
+                    }
+                    if p.node.shared {
+                        if pass.locks.is_none() {
+                            pass.locks = Some(p.store.key_locks().await?);
+                        }
+                        if let Some(locks) = pass.locks.as_mut()
+                            && !locks.try_lock(&keys).await?
+                        {
+                            // Another node is deciding for the same customer.
+                            metrics::counter!("casebridge_rules_customer_waits_total").increment(1);
+                            return Ok(Applied::Blocked);
+                        }
+                    }
+                    if p.store.keys_busy(&keys).await? {
                         return Ok(Applied::Blocked);
                     }
                     checked.extend(keys);

@@ -10,6 +10,7 @@ const OPERATIONS: &[(&str, &str)] = &[
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/openapi.json"),
+    ("get", "/v1/nodes"),
     ("post", "/v1/events"),
     ("get", "/v1/sessions"),
     ("get", "/v1/sessions/{id}"),

@@ -19,11 +19,25 @@ impl EventStore for PgStore {
         ingest_on(&mut conn, groups).await
     }
 
-    async fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>> {
-        let rows = sqlx::query("SELECT seq, session_id, body FROM events WHERE NOT applied ORDER BY seq LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
+    async fn pending_events(&self, shards: Option<&[i32]>, limit: i64) -> Result<Vec<PendingEvent>> {
+        let rows = match shards {
+            None => {
+                sqlx::query("SELECT seq, session_id, body FROM events WHERE NOT applied ORDER BY seq LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            Some(shards) => {
+                let shards: Vec<i16> = shards.iter().map(|s| *s as i16).collect();
+                sqlx::query(
+                    "SELECT seq, session_id, body FROM events WHERE NOT applied AND shard = ANY($1) ORDER BY seq LIMIT $2",
+                )
+                .bind(shards)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
         Ok(rows
             .iter()
             .map(|r| PendingEvent { seq: r.get("seq"), session_id: r.get("session_id"), body: r.get("body") })

@@ -8,6 +8,7 @@
 
 mod agents;
 mod builtin_crm;
+mod cluster;
 mod events;
 mod native;
 mod options;
@@ -86,6 +87,10 @@ impl Store for PgStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn pace_ledger(&self) -> Option<std::sync::Arc<dyn casebridge_crm::pacing::PaceLedger>> {
+        Some(std::sync::Arc::new(self.clone()))
     }
 }
 

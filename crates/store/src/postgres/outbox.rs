@@ -6,7 +6,8 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::PgStore;
-use super::rows::{insert_timeline, outbox_row, set_ref};
+use super::rows::{claimed_row, insert_timeline, outbox_row, set_ref};
+use crate::outbox::fenced;
 use crate::{OutboxRow, OutboxState, OutboxStore, Result, ts};
 
 #[async_trait]
@@ -23,41 +24,104 @@ impl OutboxStore for PgStore {
         .await?)
     }
 
-    async fn claim_commands(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
+    async fn claim_commands(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        // SKIP LOCKED: two nodes claiming at once take different lanes instead of waiting.
         let rows = sqlx::query(
-            "SELECT o.* FROM outbox o
-             WHERE o.state = 'pending' AND o.next_attempt_at <= $1
-               AND o.id = (SELECT MIN(id) FROM outbox p WHERE p.lane = o.lane AND p.state = 'pending')
-             ORDER BY o.id LIMIT $2",
+            "WITH heads AS (
+                SELECT o.id, o.lease_owner AS prev_owner, o.lease_until_ms AS prev_until FROM outbox o
+                WHERE o.state = 'pending' AND o.next_attempt_at <= $1 AND o.lease_until_ms < cb_now_ms()
+                  AND o.id = (SELECT MIN(id) FROM outbox p WHERE p.lane = o.lane AND p.state = 'pending')
+                  AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.lane = o.lane AND l.state = 'pending'
+                                  AND l.lease_until_ms >= cb_now_ms())
+                ORDER BY o.id LIMIT $2
+                FOR UPDATE OF o SKIP LOCKED)
+             UPDATE outbox SET lease_owner = $3, lease_until_ms = cb_now_ms() + $4, fence = outbox.fence + 1
+             FROM heads WHERE outbox.id = heads.id
+             RETURNING outbox.*, (heads.prev_owner IS NOT NULL AND heads.prev_until > 0 AND heads.prev_owner <> $3) AS taken_over",
         )
         .bind(ts(now))
         .bind(limit)
+        .bind(node)
+        .bind(lease_ms)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(outbox_row).collect()
+        let mut out = rows.iter().map(claimed_row).collect::<Result<Vec<_>>>()?;
+        out.sort_by_key(|r| r.id);
+        Ok(out)
     }
 
-    async fn lane_pending(&self, lane: &str, limit: i64) -> Result<Vec<OutboxRow>> {
-        let rows = sqlx::query("SELECT * FROM outbox WHERE lane = $1 AND state = 'pending' ORDER BY id LIMIT $2")
-            .bind(lane)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(outbox_row).collect()
+    async fn lane_batch(&self, node: &str, head: &OutboxRow, limit: i64, lease_ms: i64) -> Result<Vec<OutboxRow>> {
+        let next = sqlx::query(
+            "SELECT id, attempts FROM outbox WHERE lane = $1 AND state = 'pending' AND id > $2 ORDER BY id LIMIT $3",
+        )
+        .bind(&head.lane)
+        .bind(head.id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let ids: Vec<i64> =
+            next.iter().take_while(|r| r.get::<i64, _>("attempts") == 0).map(|r| r.get::<i64, _>("id")).collect();
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        // Only while the head is still ours: the lane is this node's to deliver.
+        let rows = sqlx::query(
+            "UPDATE outbox SET lease_owner = $1, lease_until_ms = cb_now_ms() + $2, fence = fence + 1
+             WHERE id = ANY($3) AND state = 'pending' AND attempts = 0
+               AND EXISTS (SELECT 1 FROM outbox h WHERE h.id = $4 AND h.fence = $5 AND h.state = 'pending')
+             RETURNING *, FALSE AS taken_over",
+        )
+        .bind(node)
+        .bind(lease_ms)
+        .bind(&ids)
+        .bind(head.id)
+        .bind(head.fence)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = rows.iter().map(claimed_row).collect::<Result<Vec<_>>>()?;
+        out.sort_by_key(|r| r.id);
+        // In order and without a gap.
+        let n = out.iter().zip(&ids).take_while(|(r, id)| r.id == **id).count();
+        if n < out.len() {
+            self.release_commands(&out[n..]).await?;
+            out.truncate(n);
+        }
+        Ok(out)
+    }
+
+    async fn release_commands(&self, rows: &[OutboxRow]) -> Result<()> {
+        for r in rows {
+            sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE id = $1 AND fence = $2")
+                .bind(r.id)
+                .bind(r.fence)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        if let Some((key, crm_id)) = created {
-            set_ref(&mut tx, key, crm_id).await?;
-        }
-        sqlx::query(
-            "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = $1, last_error = NULL WHERE id = $2",
+        let done = sqlx::query(
+            "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = $1, last_error = NULL,
+               lease_owner = NULL, lease_until_ms = 0
+             WHERE id = $2 AND fence = $3 AND state = 'pending'",
         )
         .bind(ts(Utc::now()))
         .bind(row.id)
+        .bind(row.fence)
         .execute(&mut *tx)
         .await?;
+        fenced(done.rows_affected(), row)?;
+        if let Some((key, crm_id)) = created {
+            set_ref(&mut tx, key, crm_id).await?;
+        }
         insert_timeline(&mut tx, &row.session_id, &line).await?;
         tx.commit().await?;
         Ok(())
@@ -71,12 +135,18 @@ impl OutboxStore for PgStore {
         line: Option<Entry>,
     ) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3")
-            .bind(error)
-            .bind(ts(next))
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2,
+               lease_owner = NULL, lease_until_ms = 0
+             WHERE id = $3 AND fence = $4 AND state = 'pending'",
+        )
+        .bind(error)
+        .bind(ts(next))
+        .bind(row.id)
+        .bind(row.fence)
+        .execute(&mut *tx)
+        .await?;
+        fenced(r.rows_affected(), row)?;
         if let Some(line) = line {
             insert_timeline(&mut tx, &row.session_id, &line).await?;
         }
@@ -86,11 +156,17 @@ impl OutboxStore for PgStore {
 
     async fn park_command(&self, row: &OutboxRow, error: &str, line: Entry) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = $1 WHERE id = $2")
-            .bind(error)
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = $1,
+               lease_owner = NULL, lease_until_ms = 0
+             WHERE id = $2 AND fence = $3 AND state = 'pending'",
+        )
+        .bind(error)
+        .bind(row.id)
+        .bind(row.fence)
+        .execute(&mut *tx)
+        .await?;
+        fenced(r.rows_affected(), row)?;
         insert_timeline(&mut tx, &row.session_id, &line).await?;
         tx.commit().await?;
         Ok(())
@@ -112,7 +188,7 @@ impl OutboxStore for PgStore {
 
     async fn redrive_command(&self, id: i64) -> Result<bool> {
         let r =
-            sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $1 WHERE id = $2 AND state = 'dead'")
+            sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_until_ms = 0 WHERE id = $2 AND state = 'dead'")
                 .bind(ts(Utc::now()))
                 .bind(id)
                 .execute(&self.pool)
@@ -121,7 +197,7 @@ impl OutboxStore for PgStore {
     }
 
     async fn redrive_dead(&self) -> Result<u64> {
-        let r = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $1 WHERE state = 'dead'")
+        let r = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_until_ms = 0 WHERE state = 'dead'")
             .bind(ts(Utc::now()))
             .execute(&self.pool)
             .await?;

@@ -20,7 +20,14 @@ pub(crate) fn outbox_row(r: &sqlx::postgres::PgRow) -> Result<OutboxRow> {
         state: r.get::<String, _>("state").parse()?,
         last_error: r.get("last_error"),
         next_attempt_at: r.get("next_attempt_at"),
+        fence: r.get("fence"),
+        taken_over: false,
     })
+}
+
+/// An outbox row just claimed, with whether its lease was taken from another node.
+pub(crate) fn claimed_row(r: &sqlx::postgres::PgRow) -> Result<OutboxRow> {
+    Ok(OutboxRow { taken_over: r.get("taken_over"), ..outbox_row(r)? })
 }
 
 /// Appends a line to a session's timeline.
@@ -99,8 +106,16 @@ pub(crate) async fn commit_one(tx: &mut sqlx::PgConnection, c: &StepCommit) -> R
     for a in &c.activities {
         upsert_activity(tx, a, false).await?;
     }
-    for seq in &c.event_seqs {
-        sqlx::query("UPDATE events SET applied = TRUE WHERE seq = $1").bind(seq).execute(&mut *tx).await?;
+    // Fenced: events another node applied meanwhile make the whole commit fail.
+    let applied = sqlx::query("UPDATE events SET applied = TRUE WHERE seq = ANY($1) AND NOT applied")
+        .bind(&c.event_seqs)
+        .execute(&mut *tx)
+        .await?;
+    if applied.rows_affected() != c.event_seqs.len() as u64 {
+        return Err(crate::StoreError::Fenced(format!(
+            "events of session {} were applied by another node",
+            c.session_id
+        )));
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ impl EventStore for SqliteStore {
         out
     }
 
-    async fn pending_events(&self, limit: i64) -> Result<Vec<PendingEvent>> {
+    async fn pending_events(&self, _shards: Option<&[i32]>, limit: i64) -> Result<Vec<PendingEvent>> {
         let rows = sqlx::query("SELECT seq, session_id, body FROM events WHERE applied = 0 ORDER BY seq LIMIT ?")
             .bind(limit)
             .fetch_all(&self.read)

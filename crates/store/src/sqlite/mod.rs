@@ -10,6 +10,7 @@
 
 mod agents;
 mod builtin_crm;
+mod cluster;
 mod events;
 mod native;
 mod outbox;
@@ -94,6 +95,10 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+
+    fn pace_ledger(&self) -> Option<std::sync::Arc<dyn casebridge_crm::pacing::PaceLedger>> {
+        None
     }
 }
 

@@ -7,6 +7,7 @@ use sqlx::Row;
 
 use super::SqliteStore;
 use super::rows::{insert_timeline, outbox_row, set_ref};
+use crate::outbox::fenced;
 use crate::{OutboxRow, OutboxState, OutboxStore, Result, ts};
 
 #[async_trait]
@@ -27,41 +28,108 @@ impl OutboxStore for SqliteStore {
         Ok(false)
     }
 
-    async fn claim_commands(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<OutboxRow>> {
-        let rows = sqlx::query(
-            "SELECT o.* FROM outbox o
-             WHERE o.state = 'pending' AND o.next_attempt_at <= ?
+    async fn claim_commands(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        limit: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<OutboxRow>> {
+        let now_ms = Utc::now().timestamp_millis();
+        let mut tx = self.write.begin().await?;
+        let heads = sqlx::query(
+            "SELECT o.id, o.lease_owner FROM outbox o
+             WHERE o.state = 'pending' AND o.next_attempt_at <= ?1 AND o.lease_until_ms < ?2
                AND o.id = (SELECT MIN(id) FROM outbox p WHERE p.lane = o.lane AND p.state = 'pending')
-             ORDER BY o.id LIMIT ?",
+               AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.lane = o.lane AND l.state = 'pending'
+                               AND l.lease_until_ms >= ?2)
+             ORDER BY o.id LIMIT ?3",
         )
         .bind(ts(now))
+        .bind(now_ms)
         .bind(limit)
-        .fetch_all(&self.read)
+        .fetch_all(&mut *tx)
         .await?;
-        rows.iter().map(outbox_row).collect()
+        let mut out = Vec::with_capacity(heads.len());
+        for h in heads {
+            let prev: Option<String> = h.get("lease_owner");
+            let row = sqlx::query(
+                "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, fence = fence + 1 WHERE id = ? RETURNING *",
+            )
+            .bind(node)
+            .bind(now_ms + lease_ms)
+            .bind(h.get::<i64, _>("id"))
+            .fetch_one(&mut *tx)
+            .await?;
+            let mut row = outbox_row(&row)?;
+            // A lease not given back (its node crashed or stalled) is taken over.
+            row.taken_over = prev.is_some_and(|p| p != node);
+            out.push(row);
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
-    async fn lane_pending(&self, lane: &str, limit: i64) -> Result<Vec<OutboxRow>> {
-        let rows = sqlx::query("SELECT * FROM outbox WHERE lane = ? AND state = 'pending' ORDER BY id LIMIT ?")
-            .bind(lane)
-            .bind(limit)
-            .fetch_all(&self.read)
+    async fn lane_batch(&self, node: &str, head: &OutboxRow, limit: i64, lease_ms: i64) -> Result<Vec<OutboxRow>> {
+        let now_ms = Utc::now().timestamp_millis();
+        let rows =
+            sqlx::query("SELECT * FROM outbox WHERE lane = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?")
+                .bind(&head.lane)
+                .bind(head.id)
+                .bind(limit)
+                .fetch_all(&self.write)
+                .await?;
+        let mut out = Vec::new();
+        for r in rows.iter().map(outbox_row) {
+            let mut r = r?;
+            if r.attempts > 0 {
+                break;
+            }
+            let leased = sqlx::query(
+                "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, fence = fence + 1 WHERE id = ? AND fence = ? RETURNING fence",
+            )
+            .bind(node)
+            .bind(now_ms + lease_ms)
+            .bind(r.id)
+            .bind(r.fence)
+            .fetch_optional(&self.write)
             .await?;
-        rows.iter().map(outbox_row).collect()
+            match leased {
+                Some(f) => r.fence = f.get("fence"),
+                None => break,
+            }
+            out.push(r);
+        }
+        Ok(out)
+    }
+
+    async fn release_commands(&self, rows: &[OutboxRow]) -> Result<()> {
+        for r in rows {
+            sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE id = ? AND fence = ?")
+                .bind(r.id)
+                .bind(r.fence)
+                .execute(&self.write)
+                .await?;
+        }
+        Ok(())
     }
 
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        if let Some((key, crm_id)) = created {
-            set_ref(&mut tx, key, crm_id).await?;
-        }
-        sqlx::query(
-            "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL WHERE id = ?",
+        let r = sqlx::query(
+            "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
+               lease_owner = NULL, lease_until_ms = 0
+             WHERE id = ? AND fence = ? AND state = 'pending'",
         )
         .bind(ts(Utc::now()))
         .bind(row.id)
+        .bind(row.fence)
         .execute(&mut *tx)
         .await?;
+        fenced(r.rows_affected(), row)?;
+        if let Some((key, crm_id)) = created {
+            set_ref(&mut tx, key, crm_id).await?;
+        }
         insert_timeline(&mut tx, &row.session_id, &line).await?;
         tx.commit().await?;
         Ok(())
@@ -75,12 +143,18 @@ impl OutboxStore for SqliteStore {
         line: Option<Entry>,
     ) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?")
-            .bind(error)
-            .bind(ts(next))
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
+               lease_owner = NULL, lease_until_ms = 0
+             WHERE id = ? AND fence = ? AND state = 'pending'",
+        )
+        .bind(error)
+        .bind(ts(next))
+        .bind(row.id)
+        .bind(row.fence)
+        .execute(&mut *tx)
+        .await?;
+        fenced(r.rows_affected(), row)?;
         if let Some(line) = line {
             insert_timeline(&mut tx, &row.session_id, &line).await?;
         }
@@ -90,11 +164,17 @@ impl OutboxStore for SqliteStore {
 
     async fn park_command(&self, row: &OutboxRow, error: &str, line: Entry) -> Result<()> {
         let mut tx = self.write.begin().await?;
-        sqlx::query("UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ? WHERE id = ?")
-            .bind(error)
-            .bind(row.id)
-            .execute(&mut *tx)
-            .await?;
+        let r = sqlx::query(
+            "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?,
+               lease_owner = NULL, lease_until_ms = 0
+             WHERE id = ? AND fence = ? AND state = 'pending'",
+        )
+        .bind(error)
+        .bind(row.id)
+        .bind(row.fence)
+        .execute(&mut *tx)
+        .await?;
+        fenced(r.rows_affected(), row)?;
         insert_timeline(&mut tx, &row.session_id, &line).await?;
         tx.commit().await?;
         Ok(())
@@ -115,7 +195,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn redrive_command(&self, id: i64) -> Result<bool> {
-        let r = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = ? WHERE id = ? AND state = 'dead'")
+        let r = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = ?, lease_owner = NULL, lease_until_ms = 0 WHERE id = ? AND state = 'dead'")
             .bind(ts(Utc::now()))
             .bind(id)
             .execute(&self.write)
@@ -124,7 +204,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn redrive_dead(&self) -> Result<u64> {
-        let r = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = ? WHERE state = 'dead'")
+        let r = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = ?, lease_owner = NULL, lease_until_ms = 0 WHERE state = 'dead'")
             .bind(ts(Utc::now()))
             .execute(&self.write)
             .await?;

@@ -20,6 +20,8 @@ pub(crate) fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow> {
         state: r.get::<String, _>("state").parse()?,
         last_error: r.get("last_error"),
         next_attempt_at: r.get("next_attempt_at"),
+        fence: r.get("fence"),
+        taken_over: false,
     })
 }
 
@@ -100,7 +102,16 @@ pub(crate) async fn commit_one(tx: &mut sqlx::SqliteConnection, c: &StepCommit) 
         upsert_activity(tx, a, false).await?;
     }
     for seq in &c.event_seqs {
-        sqlx::query("UPDATE events SET applied = 1 WHERE seq = ?").bind(seq).execute(&mut *tx).await?;
+        let r = sqlx::query("UPDATE events SET applied = 1 WHERE seq = ? AND applied = 0")
+            .bind(seq)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() != 1 {
+            return Err(crate::StoreError::Fenced(format!(
+                "event {seq} of session {} is already applied",
+                c.session_id
+            )));
+        }
     }
     Ok(())
 }

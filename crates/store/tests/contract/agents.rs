@@ -118,7 +118,7 @@ pub async fn activities_filter_and_wrapup_revisions(store: Arc<dyn Store>) {
     assert_eq!(session_ids(&by(ActivityFilter { from: Some(at(2)), ..Default::default() }).await), ["s3", "s2"]);
     assert_eq!(session_ids(&by(ActivityFilter { to: Some(at(2)), ..Default::default() }).await), ["s1"]);
 
-    let row = store.claim_commands(chrono::Utc::now() + chrono::Duration::seconds(1), 10).await.expect("claim");
+    let row = crate::support::claim(&*store, chrono::Utc::now() + chrono::Duration::seconds(1), 10).await;
     store
         .complete_command(&row[0], line(4, EntryKind::Crm, "created"), Some(("key:p2", "acct_2")))
         .await

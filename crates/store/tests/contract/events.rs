@@ -43,7 +43,7 @@ pub async fn same_id_other_content_is_a_conflict_and_stores_nothing(store: Arc<d
         IngestOutcome { accepted: 0, duplicates: 0, conflicts: vec![conflict("e1", "s1", "session.created")] }
     );
     assert_eq!(store.pending_event_count().await.expect("count"), 1, "nothing of the batch is stored");
-    let pending = store.pending_events(10).await.expect("pending");
+    let pending = store.pending_events(None, 10).await.expect("pending");
     assert_eq!(pending[0].body, r#"{"id":"e1"}"#, "the earlier event is unchanged");
     // Twice in one batch with other content: the first one is the earlier event.
     let twice = [event("e4", "s4"), other("e4", "s4", "session.ended", r#"{"id":"e4","x":1}"#)];
@@ -66,7 +66,7 @@ pub async fn a_conflict_leaves_the_other_groups_alone(store: Arc<dyn Store>) {
             outcome(1, 1),
         ]
     );
-    let pending = store.pending_events(10).await.expect("pending");
+    let pending = store.pending_events(None, 10).await.expect("pending");
     let sessions: Vec<&str> = pending.iter().map(|p| p.session_id.as_str()).collect();
     assert_eq!(sessions, ["s1", "s2", "s4"], "the conflicting group stored nothing, the others everything");
 }
@@ -82,7 +82,7 @@ pub async fn intake_is_idempotent(store: Arc<dyn Store>) {
 pub async fn a_batch_is_stored_whole(store: Arc<dyn Store>) {
     let batch = [event("e1", "s1"), event("e2", "s2"), event("e1", "s1"), event("e3", "s1")];
     assert_eq!(store.ingest(&batch).await.expect("ingest"), outcome(3, 1));
-    let pending = store.pending_events(10).await.expect("pending");
+    let pending = store.pending_events(None, 10).await.expect("pending");
     let bodies: Vec<&str> = pending.iter().map(|p| p.body.as_str()).collect();
     assert_eq!(bodies, [r#"{"id":"e1"}"#, r#"{"id":"e2"}"#, r#"{"id":"e3"}"#]);
     assert_eq!(store.ingest(&[]).await.expect("empty batch"), outcome(0, 0));
@@ -99,17 +99,17 @@ pub async fn ingest_groups_counts_each_group(store: Arc<dyn Store>) {
 pub async fn pending_events_come_in_arrival_order_until_applied(store: Arc<dyn Store>) {
     store.ingest(&[event("e1", "s1")]).await.expect("ingest");
     store.ingest(&[event("e2", "s2"), event("e3", "s1")]).await.expect("ingest");
-    let all = store.pending_events(10).await.expect("pending");
+    let all = store.pending_events(None, 10).await.expect("pending");
     let sessions: Vec<&str> = all.iter().map(|p| p.session_id.as_str()).collect();
     assert_eq!(sessions, ["s1", "s2", "s1"]);
     assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "seq grows with arrival");
-    let first_two = store.pending_events(2).await.expect("pending");
+    let first_two = store.pending_events(None, 2).await.expect("pending");
     assert_eq!(first_two.len(), 2);
     assert_eq!(first_two[0].seq, all[0].seq);
 
     let consumed = vec![all[0].seq, all[2].seq];
     store.commit_steps(vec![StepCommit { event_seqs: consumed, ..step("s1") }]).await.expect("commit");
-    let left = store.pending_events(10).await.expect("pending");
+    let left = store.pending_events(None, 10).await.expect("pending");
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].seq, all[1].seq);
     assert_eq!(left[0].body, r#"{"id":"e2"}"#);
@@ -122,7 +122,7 @@ pub async fn settled_waits_for_rules_and_first_attempts(store: Arc<dyn Store>) {
     assert!(store.settled(&[]).await.expect("settled"), "nothing to wait for");
     store.ingest(&[event("e1", "s1")]).await.expect("ingest");
     assert!(!store.settled(&ids).await.expect("settled"), "not applied yet");
-    let seq = store.pending_events(1).await.expect("pending")[0].seq;
+    let seq = store.pending_events(None, 1).await.expect("pending")[0].seq;
     store
         .commit_steps(vec![StepCommit {
             event_seqs: vec![seq],
@@ -134,7 +134,7 @@ pub async fn settled_waits_for_rules_and_first_attempts(store: Arc<dyn Store>) {
     assert!(!store.settled(&ids).await.expect("settled"), "its session's write is not attempted yet");
     // A write of another session does not hold this one.
     enqueue(store.as_ref(), "s2", vec![command("w2", "other", "s2", &[])]).await;
-    let rows = store.claim_commands(Utc::now() + chrono::Duration::seconds(1), 10).await.expect("claim");
+    let rows = crate::support::claim(&*store, Utc::now() + chrono::Duration::seconds(1), 10).await;
     let w1 = rows.iter().find(|r| r.key == "w1").expect("w1 claimed");
     store.retry_command(w1, "busy", Utc::now(), None).await.expect("retry");
     assert!(store.settled(&ids).await.expect("settled"), "attempted once is settled");

@@ -5,6 +5,7 @@
 
 mod agents;
 mod builtin_crm;
+mod cluster;
 mod events;
 mod outbox;
 mod sessions;
@@ -34,6 +35,14 @@ macro_rules! contract_suite {
 macro_rules! all_cases {
     ($backend:ident, $open:path) => {
         contract_suite!($backend, $open, {
+            cluster: [
+                a_leased_lane_is_left_to_its_node,
+                an_outcome_under_an_old_fence_is_refused,
+                a_step_over_applied_events_is_refused,
+                nodes_beat_leave_and_share_the_shards,
+                customer_locks_exclude_other_holders,
+                the_pace_ledger_is_shared,
+            ],
             events: [
                 intake_is_idempotent,
                 a_batch_is_stored_whole,

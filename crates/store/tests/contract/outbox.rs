@@ -18,7 +18,7 @@ fn keys(rows: &[OutboxRow]) -> Vec<&str> {
 }
 
 async fn claim_one(store: &dyn Store, key: &str) -> OutboxRow {
-    let rows = store.claim_commands(soon(), 100).await.expect("claim");
+    let rows = crate::support::claim(&*store, soon(), 100).await;
     rows.into_iter().find(|r| r.key == key).unwrap_or_else(|| panic!("{key} is not claimable"))
 }
 
@@ -46,13 +46,16 @@ pub async fn claim_returns_the_first_due_row_of_each_lane(store: Arc<dyn Store>)
     let cmds = vec![command("a1", "A", "s1", &[]), command("a2", "A", "s1", &[]), command("b1", "B", "s2", &[])];
     enqueue(store.as_ref(), "s1", cmds).await;
     let past = Utc::now() - chrono::Duration::hours(1);
-    assert!(store.claim_commands(past, 10).await.expect("claim").is_empty(), "nothing is due yet");
-    let rows = store.claim_commands(soon(), 10).await.expect("claim");
+    assert!(crate::support::claim(&*store, past, 10).await.is_empty(), "nothing is due yet");
+    let rows = crate::support::claim(&*store, soon(), 10).await;
     assert_eq!(keys(&rows), ["a1", "b1"]);
     assert!(rows.iter().all(|r| r.state == OutboxState::Pending && r.attempts == 0));
-    assert_eq!(keys(&store.claim_commands(soon(), 1).await.expect("claim")), ["a1"]);
-    store.complete_command(&rows[0], line(1, EntryKind::Crm, "a1 done"), None).await.expect("complete");
-    assert_eq!(keys(&store.claim_commands(soon(), 10).await.expect("claim")), ["a2", "b1"]);
+    let again = crate::support::claim(&*store, soon(), 1).await;
+    assert_eq!(keys(&again), ["a1"]);
+    let stale = store.complete_command(&rows[0], line(1, EntryKind::Crm, "a1 done"), None).await;
+    assert!(stale.is_err(), "claimed again since: the first claim's outcome is refused");
+    store.complete_command(&again[0], line(1, EntryKind::Crm, "a1 done"), None).await.expect("complete");
+    assert_eq!(keys(&crate::support::claim(&*store, soon(), 10).await), ["a2", "b1"]);
 }
 
 pub async fn complete_with_a_created_ref_answers_ref_get(store: Arc<dyn Store>) {
@@ -88,8 +91,8 @@ pub async fn retry_schedules_the_next_attempt(store: Arc<dyn Store>) {
     let next = Utc::now() + chrono::Duration::hours(1);
     let note = line(2, EntryKind::Crm, "retrying");
     store.retry_command(&a1, "503", next, Some(note.clone())).await.expect("retry");
-    assert_eq!(keys(&store.claim_commands(soon(), 10).await.expect("claim")), ["b1"], "lane A waits for a1");
-    let later = store.claim_commands(next + chrono::Duration::seconds(1), 10).await.expect("claim");
+    assert_eq!(keys(&crate::support::claim(&*store, soon(), 10).await), ["b1"], "lane A waits for a1");
+    let later = crate::support::claim(&*store, next + chrono::Duration::seconds(1), 10).await;
     assert_eq!(keys(&later), ["a1", "b1"]);
     assert_eq!((later[0].attempts, later[0].last_error.as_deref()), (1, Some("503")));
     assert_eq!(store.command_state("a1").await.expect("state"), Some((OutboxState::Pending, 1, Some("503".into()))));
@@ -108,14 +111,14 @@ pub async fn park_lists_as_dead_and_redrive_puts_back(store: Arc<dyn Store>) {
     assert_eq!((dead[0].state, dead[0].attempts), (OutboxState::Dead, 1));
     assert_eq!(dead[0].last_error.as_deref(), Some("400 bad field"));
     assert_eq!(keys(&store.list_commands(OutboxState::Pending, 10).await.expect("list")), ["a2"]);
-    assert_eq!(keys(&store.claim_commands(soon(), 10).await.expect("claim")), ["a2"], "a dead letter frees its lane");
+    assert_eq!(keys(&crate::support::claim(&*store, soon(), 10).await), ["a2"], "a dead letter frees its lane");
 
     assert!(store.redrive_command(dead[0].id).await.expect("redrive"));
     assert!(!store.redrive_command(dead[0].id).await.expect("redrive"), "no longer a dead letter");
     assert!(!store.redrive_command(dead[0].id + 1000).await.expect("redrive"), "unknown id");
     assert!(store.list_commands(OutboxState::Dead, 10).await.expect("list").is_empty());
     assert_eq!(store.command_state("a1").await.expect("state").map(|s| s.0), Some(OutboxState::Pending));
-    assert_eq!(keys(&store.claim_commands(soon(), 10).await.expect("claim")), ["a1"], "back first in its lane");
+    assert_eq!(keys(&crate::support::claim(&*store, soon(), 10).await), ["a1"], "back first in its lane");
     assert_eq!(keys(&store.list_commands(OutboxState::Pending, 1).await.expect("list")), ["a1"]);
 }
 

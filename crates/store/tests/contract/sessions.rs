@@ -11,7 +11,7 @@ use crate::support::{activity, at, command, event, line, step};
 
 pub async fn commit_steps_writes_session_timeline_outbox_and_activities(store: Arc<dyn Store>) {
     store.ingest(&[event("e1", "s1"), event("e2", "s2")]).await.expect("ingest");
-    let seqs: Vec<i64> = store.pending_events(10).await.expect("pending").iter().map(|p| p.seq).collect();
+    let seqs: Vec<i64> = store.pending_events(None, 10).await.expect("pending").iter().map(|p| p.seq).collect();
     let timeline = vec![line(1, EntryKind::Event, "call started"), line(2, EntryKind::Decision, "new record")];
     let s1 = StepCommit {
         event_seqs: vec![seqs[0]],
@@ -104,12 +104,12 @@ pub async fn session_settled_waits_for_events_and_first_attempts(store: Arc<dyn 
     assert!(store.session_settled("s1").await.expect("settled"), "an unknown session has nothing to wait for");
     store.ingest(&[event("e1", "s1")]).await.expect("ingest");
     assert!(!store.session_settled("s1").await.expect("settled"), "an event to apply");
-    let seq = store.pending_events(1).await.expect("pending")[0].seq;
+    let seq = store.pending_events(None, 1).await.expect("pending")[0].seq;
     let s = StepCommit { event_seqs: vec![seq], commands: vec![command("w1", "l", "s1", &[])], ..step("s1") };
     store.commit_steps(vec![s]).await.expect("commit");
     assert!(!store.session_settled("s1").await.expect("settled"), "a write not attempted yet");
     assert!(store.session_settled("s2").await.expect("settled"));
-    let row = store.claim_commands(Utc::now() + chrono::Duration::seconds(1), 1).await.expect("claim").remove(0);
+    let row = crate::support::claim(&*store, Utc::now() + chrono::Duration::seconds(1), 1).await.remove(0);
     store.park_command(&row, "refused", line(3, EntryKind::Crm, "parked")).await.expect("park");
     assert!(store.session_settled("s1").await.expect("settled"));
 }
@@ -167,7 +167,7 @@ pub async fn list_sessions_filters_and_pages_newest_first(store: Arc<dyn Store>)
 pub async fn a_waiting_session_is_listed_by_its_first_event(store: Arc<dyn Store>) {
     let early = NewEvent { at: at(100), event_type: "session.assigned".into(), ..event("w-1", "w") };
     store.ingest(&[early]).await.expect("ingest");
-    let seq = store.pending_events(1).await.expect("pending")[0].seq;
+    let seq = store.pending_events(None, 1).await.expect("pending")[0].seq;
     let waiting = StepCommit { event_seqs: vec![seq], session: body("w", "waiting", "pending", None), ..step("w") };
     let older = StepCommit { session: body("old", "ended", "created", None), created_at: Some(at(50)), ..step("old") };
     store.commit_steps(vec![waiting, older]).await.expect("commit");

@@ -110,3 +110,11 @@ pub fn activity(session: &str, kind: &str, person: Option<(&str, bool)>, session
         session_at: at(session_secs),
     }
 }
+
+/// The first due row of each lane, claimed and given back at once (the rows keep the fence
+/// they were claimed with, so their outcome can be recorded).
+pub async fn claim(store: &dyn Store, now: DateTime<Utc>, limit: i64) -> Vec<casebridge_store::OutboxRow> {
+    let rows = store.claim_commands("node-a", now, limit, 60_000).await.expect("claim");
+    store.release_commands(&rows).await.expect("release");
+    rows
+}
