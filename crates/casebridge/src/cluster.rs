@@ -8,6 +8,7 @@
 
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use casebridge_store::{NodeBeat, SHARDS, Store};
@@ -38,12 +39,15 @@ pub struct Node {
     renewed: Mutex<Option<Instant>>,
     /// The settings document as last loaded or saved here.
     settings_doc: Mutex<Option<String>>,
+    /// No other node is live (the CRM lookup cache is on only then).
+    pub alone: Arc<AtomicBool>,
 }
 
 impl Node {
-    /// A new node identity for this process.
-    pub fn new(shared: bool) -> Node {
+    /// A new node identity for this process; `alone` is the flag its connectors read.
+    pub fn new(shared: bool, alone: Option<Arc<AtomicBool>>) -> Node {
         Node {
+            alone: alone.unwrap_or_else(|| Arc::new(AtomicBool::new(!shared))),
             id: uuid::Uuid::new_v4().to_string(),
             name: Mutex::new(hostname()),
             started_at: chrono::Utc::now(),
@@ -120,7 +124,9 @@ pub async fn beat(p: &Pipeline, sealer: &crate::secrets::Sealer) -> anyhow::Resu
     let renewed = p.store.renew_write_leases(&node.id, lease_ms()).await?;
     *lock(&node.renewed) = Some(started);
     let nodes = p.store.nodes(lease_ms()).await?;
-    let live = nodes.iter().filter(|n| n.live).count().max(1);
+    let others = nodes.iter().filter(|n| n.live && n.id != node.id).count();
+    let live = others + 1;
+    node.alone.store(others == 0, Ordering::Release);
     metrics::gauge!("casebridge_nodes_live").set(live as f64);
     metrics::gauge!("casebridge_node_write_leases").set(renewed as f64);
     let want = (SHARDS as usize).div_ceil(live);
@@ -170,6 +176,24 @@ async fn follow_settings(p: &Pipeline, sealer: &crate::secrets::Sealer) -> anyho
     tracing::info!("Settings saved by another node loaded.");
     metrics::counter!("casebridge_settings_reloads_total").increment(1);
     Ok(())
+}
+
+/// After its first heartbeat, a node joining live ones waits until each of them has beaten
+/// again (so has seen it and stopped caching CRM lookups) before it works, at most a lease.
+pub async fn join(p: &Pipeline) -> anyhow::Result<()> {
+    let deadline = Instant::now() + LEASE;
+    let mut joined = None;
+    loop {
+        let nodes = p.store.nodes(lease_ms()).await?;
+        // Times by the database's clock: this node's first heartbeat.
+        let me = *joined.get_or_insert_with(|| nodes.iter().find(|n| n.id == p.node.id).map(|n| n.last_seen));
+        let waiting =
+            nodes.iter().filter(|n| n.live && n.id != p.node.id && me.is_none_or(|t| n.last_seen <= t)).count();
+        if waiting == 0 || Instant::now() >= deadline {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 /// Beats until cancelled, then gives back this node's shards and leases.

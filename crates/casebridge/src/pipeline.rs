@@ -47,7 +47,7 @@ impl Pipeline {
         let profile = crm.profile();
         let shared = store.shared();
         Arc::new(Pipeline {
-            node: crate::cluster::Node::new(shared),
+            node: crate::cluster::Node::new(shared, http.cluster().map(|c| c.alone.clone())),
             store,
             crm: std::sync::RwLock::new(crm),
             profile: RwLock::new(Arc::new(profile)),

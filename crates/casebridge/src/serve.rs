@@ -175,7 +175,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         millis_env("CASEBRIDGE_CRM_TIMEOUT_MS")?.unwrap_or(casebridge_crm::http::REQUEST_TIMEOUT),
     )?
     // Several nodes on one database keep the CRM's rate limit together.
-    .with_ledger(store.pace_ledger());
+    .with_cluster(store.pace_ledger().map(|ledger| casebridge_crm::pacing::Cluster {
+        ledger,
+        alone: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    }));
     let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
     let mut pipeline = Pipeline::new(store.clone(), crm, http, settings);
     if let Some(base) = millis_env("CASEBRIDGE_RETRY_BASE_MS")?
@@ -227,6 +230,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     pipeline.node.set_address(local);
     // Joins the others (shards, liveness) before working.
     crate::cluster::beat(&pipeline, &sealer).await.context("cannot join the nodes on this database")?;
+    crate::cluster::join(&pipeline).await.context("cannot join the nodes on this database")?;
     let heart = tokio::spawn(crate::cluster::run(pipeline.clone(), sealer.clone(), stop.clone()));
     let workers = tokio::spawn(crate::workers::run(pipeline.clone(), stop.clone()));
     println!("casebridge listening on http://{local} (API reference: http://{local}/openapi.json)");

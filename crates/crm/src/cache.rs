@@ -26,23 +26,34 @@ const MAX_ENTRIES: usize = 100_000;
 pub struct Cached {
     inner: std::sync::Arc<dyn Connector>,
     entries: Mutex<HashMap<CrmLookup, (Instant, Answer)>>,
-    /// Off when several nodes write to the CRM.
-    caching: bool,
+    /// Set while no other node writes to the CRM (none: always).
+    alone: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
 }
 
 impl Cached {
     /// Caches `inner`'s account lookups.
     pub fn new(inner: std::sync::Arc<dyn Connector>) -> Cached {
-        Cached { inner, entries: Mutex::new(HashMap::new()), caching: true }
+        Cached { inner, entries: Mutex::new(HashMap::new()), alone: None }
     }
 
-    /// Coalesces `inner`'s trailing writes but caches nothing (several nodes).
-    pub fn uncached(inner: std::sync::Arc<dyn Connector>) -> Cached {
-        Cached { caching: false, ..Cached::new(inner) }
+    /// Caches only while `alone` is set; what it knew is forgotten once it is not.
+    pub fn while_alone(
+        inner: std::sync::Arc<dyn Connector>,
+        alone: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Cached {
+        Cached { alone: Some(alone), ..Cached::new(inner) }
+    }
+
+    fn caching(&self) -> bool {
+        self.alone.as_ref().is_none_or(|a| a.load(std::sync::atomic::Ordering::Acquire))
     }
 
     fn get(&self, l: &CrmLookup) -> Option<Answer> {
-        if !self.caching {
+        if !self.caching() {
+            let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            if !m.is_empty() {
+                m.clear();
+            }
             return None;
         }
         let mut m = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -57,7 +68,7 @@ impl Cached {
     }
 
     fn put(&self, l: CrmLookup, a: &Answer) {
-        if !self.caching {
+        if !self.caching() {
             return;
         }
         let ttl = match a {

@@ -22,13 +22,13 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct HttpClient {
     inner: reqwest::Client,
-    /// Paces CRM requests together with the other nodes (see [`crate::pacing::PaceLedger`]).
-    ledger: Option<Arc<dyn crate::pacing::PaceLedger>>,
+    /// Paces CRM requests together with the other nodes (see [`crate::pacing::Cluster`]).
+    cluster: Option<crate::pacing::Cluster>,
 }
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpClient").field("shared", &self.ledger.is_some()).finish()
+        f.debug_struct("HttpClient").field("shared", &self.cluster.is_some()).finish()
     }
 }
 
@@ -46,18 +46,18 @@ impl HttpClient {
             .user_agent(concat!("casebridge/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| CrmError::Permanent(format!("cannot build the HTTP client: {e}")))?;
-        Ok(HttpClient { inner, ledger: None })
+        Ok(HttpClient { inner, cluster: None })
     }
 
-    /// This client, pacing its CRM requests through a ledger shared with other nodes.
-    pub fn with_ledger(mut self, ledger: Option<Arc<dyn crate::pacing::PaceLedger>>) -> HttpClient {
-        self.ledger = ledger;
+    /// This client, pacing its CRM requests together with other nodes.
+    pub fn with_cluster(mut self, cluster: Option<crate::pacing::Cluster>) -> HttpClient {
+        self.cluster = cluster;
         self
     }
 
-    /// Whether CRM requests are paced together with other nodes.
-    pub fn shared(&self) -> bool {
-        self.ledger.is_some()
+    /// What is shared with other nodes, when several may run.
+    pub fn cluster(&self) -> Option<&crate::pacing::Cluster> {
+        self.cluster.as_ref()
     }
 
     /// The underlying client, to build a request.
@@ -116,8 +116,8 @@ pub struct CrmHttp {
 impl CrmHttp {
     /// Requests to `target` (the connector kind) through `http`, paced by `pacer`.
     pub fn new(http: HttpClient, target: &'static str, pacer: Arc<Pacer>) -> CrmHttp {
-        if let Some(ledger) = &http.ledger {
-            pacer.share(ledger.clone(), target);
+        if let Some(c) = &http.cluster {
+            pacer.share(c.ledger.clone(), target);
         }
         CrmHttp { http, target, pacer }
     }

@@ -24,6 +24,16 @@ pub trait PaceLedger: Send + Sync {
     async fn hold(&self, crm: &str, wait: Duration);
 }
 
+/// What connectors share with the other nodes on one database: the pace ledger, and whether
+/// this node is alone (then it may cache lookups: no other node writes to the CRM).
+#[derive(Clone)]
+pub struct Cluster {
+    /// Counts and holds every node's CRM requests.
+    pub ledger: Arc<dyn PaceLedger>,
+    /// Set by the heartbeat: no other node is live.
+    pub alone: Arc<std::sync::atomic::AtomicBool>,
+}
+
 /// Paces the requests to one CRM; shared by every caller of that CRM.
 pub struct Pacer {
     per_minute: Option<u32>,

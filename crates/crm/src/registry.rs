@@ -74,21 +74,24 @@ pub fn connect(config: &ConnectorConfig, deps: &Deps) -> Arc<dyn Connector> {
         ConnectorConfig::Builtin(_) => Arc::new(BuiltinConnector::new(deps.builtin.clone())),
         ConnectorConfig::Kustomer(c) => remote(
             Arc::new(crate::kustomer::KustomerConnector::new((**c).clone(), deps.http.clone())),
-            deps.http.shared(),
+            deps.http.cluster().map(|c| c.alone.clone()),
         ),
         ConnectorConfig::Salesforce(c) => remote(
             Arc::new(crate::salesforce::SalesforceConnector::new((**c).clone(), deps.http.clone())),
-            deps.http.shared(),
+            deps.http.cluster().map(|c| c.alone.clone()),
         ),
     }
 }
 
 /// A connector to a CRM across the network, with cached account lookups and coalesced
-/// trailing writes ([`Cached`]); the built-in CRM needs neither. With several nodes
-/// (`shared`) nothing is cached: another node's create or update would not reach this
-/// node's cache.
-pub fn remote(inner: Arc<dyn Connector>, shared: bool) -> Arc<dyn Connector> {
-    Arc::new(if shared { Cached::uncached(inner) } else { Cached::new(inner) })
+/// trailing writes ([`Cached`]); the built-in CRM needs neither. On a database several
+/// nodes may share, lookups are cached only while this node is `alone`: another node's
+/// create or update would not reach this node's cache.
+pub fn remote(inner: Arc<dyn Connector>, alone: Option<Arc<std::sync::atomic::AtomicBool>>) -> Arc<dyn Connector> {
+    Arc::new(match alone {
+        Some(alone) => Cached::while_alone(inner, alone),
+        None => Cached::new(inner),
+    })
 }
 
 #[cfg(test)]
