@@ -1,10 +1,10 @@
 //! This node among the others on one database: its heartbeat, the rules shards it holds, the
 //! leases of the CRM writes it delivers, and the settings other nodes saved.
 //!
-//! Every lease runs for [`LEASE`] by the database's clock and is renewed every
-//! [`HEARTBEAT`]. A node acts on a lease only while its last renewal is younger than the
-//! lease minus [`MARGIN`], so a node that stalls stops before another may take over; what a
-//! stalled node still tries to record afterwards is refused by the fences in storage.
+//! Every lease runs for [`lease()`] (15 s; `CASEBRIDGE_LEASE_MS`) by the database's clock and
+//! is renewed every fifth of it. A node acts on a lease only while its last renewal is
+//! younger than two thirds of it, so a node that stalls stops before another may take over;
+//! what a stalled node still tries to record afterwards is refused by the fences in storage.
 
 use std::sync::Arc;
 use std::sync::Mutex;
@@ -16,13 +16,31 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::Pipeline;
 
+/// How long a lease lasts without renewal, unless configured.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
+
+static LEASE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
+/// Sets the lease length (once, at start).
+pub fn configure(lease: Duration) {
+    let _ = LEASE.set(lease.max(Duration::from_millis(500)));
+}
+
 /// How long a lease (a rules shard, a CRM write being delivered, a node's liveness) lasts
 /// without renewal.
-pub const LEASE: Duration = Duration::from_secs(15);
+pub fn lease() -> Duration {
+    *LEASE.get().unwrap_or(&DEFAULT_LEASE)
+}
+
 /// How often leases are renewed and settings checked.
-pub const HEARTBEAT: Duration = Duration::from_secs(3);
-/// Leases are treated as lost this long before they run out.
-pub const MARGIN: Duration = Duration::from_secs(5);
+pub fn heartbeat() -> Duration {
+    lease() / 5
+}
+
+/// A lease is acted on only while younger than this.
+fn usable() -> Duration {
+    lease() * 2 / 3
+}
 
 /// This node.
 pub struct Node {
@@ -86,10 +104,10 @@ impl Node {
     }
 
     /// Whether a write claimed at `claimed` may still be sent: its lease, from the claim or
-    /// the last renewal, has more than [`MARGIN`] to run.
+    /// the last renewal, has a third or more to run.
     pub fn lease_fresh(&self, claimed: Instant) -> bool {
         let from = lock(&self.renewed).map_or(claimed, |r| r.max(claimed));
-        from.elapsed() < LEASE - MARGIN
+        from.elapsed() < usable()
     }
 
     /// Remembers the settings document this node saved or loaded (so it is not loaded again).
@@ -113,7 +131,7 @@ fn hostname() -> String {
 
 /// The lease length in the database's milliseconds.
 pub fn lease_ms() -> i64 {
-    LEASE.as_millis() as i64
+    lease().as_millis() as i64
 }
 
 /// One heartbeat: liveness, shards, write leases, settings saved by other nodes.
@@ -140,7 +158,7 @@ pub async fn beat(p: &Pipeline, sealer: &crate::secrets::Sealer) -> anyhow::Resu
         if s.0 != claim.held {
             tracing::debug!(shards = ?claim.held, "Rules shards held.");
         }
-        *s = (claim.held, Some(started + LEASE - MARGIN));
+        *s = (claim.held, Some(started + usable()));
     }
     if node.shared {
         follow_settings(p, sealer).await?;
@@ -181,7 +199,7 @@ async fn follow_settings(p: &Pipeline, sealer: &crate::secrets::Sealer) -> anyho
 /// After its first heartbeat, a node joining live ones waits until each of them has beaten
 /// again (so has seen it and stopped caching CRM lookups) before it works, at most a lease.
 pub async fn join(p: &Pipeline) -> anyhow::Result<()> {
-    let deadline = Instant::now() + LEASE;
+    let deadline = Instant::now() + lease();
     let mut joined = None;
     loop {
         let nodes = p.store.nodes(lease_ms()).await?;
@@ -201,7 +219,7 @@ pub async fn run(p: Arc<Pipeline>, sealer: Arc<crate::secrets::Sealer>, stop: Ca
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(HEARTBEAT) => {},
+            _ = tokio::time::sleep(heartbeat()) => {},
         }
         if let Err(e) = beat(&p, &sealer).await {
             tracing::warn!(error = %e, "Heartbeat failed; leases are given up if it keeps failing.");

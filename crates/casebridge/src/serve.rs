@@ -227,6 +227,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if let Some(lease) = millis_env("CASEBRIDGE_LEASE_MS")? {
+        crate::cluster::configure(lease);
+    }
     pipeline.node.set_address(local);
     // Joins the others (shards, liveness) before working.
     crate::cluster::beat(&pipeline, &sealer).await.context("cannot join the nodes on this database")?;

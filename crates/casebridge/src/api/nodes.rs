@@ -49,7 +49,7 @@ pub struct NodesOut {
     /// Rules shards the work is split into.
     pub shards: i32,
     /// How long a lease lasts without a heartbeat, in seconds.
-    pub lease_seconds: u64,
+    pub lease_seconds: f64,
     /// `postgres` (several nodes may share it) or `sqlite` (one node).
     pub database: String,
 }
@@ -85,7 +85,7 @@ pub async fn list_nodes(State(st): State<AppState>) -> ApiResult<Json<NodesOut>>
         live: nodes.iter().filter(|n| n.state == "live").count(),
         nodes,
         shards: casebridge_store::SHARDS,
-        lease_seconds: crate::cluster::LEASE.as_secs(),
+        lease_seconds: crate::cluster::lease().as_secs_f64(),
         database: if st.store.shared() { "postgres" } else { "sqlite" }.into(),
     }))
 }

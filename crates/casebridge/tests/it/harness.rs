@@ -12,6 +12,8 @@ pub struct Server {
     pub base: String,
     /// The PostgreSQL database the binary runs on (`CASEBRIDGE_TEST_BACKEND=postgres`).
     pub db: Option<casebridge_store::testing::TestDatabase>,
+    /// The PostgreSQL URL it runs on, when it does.
+    pub url: Option<String>,
     pub http: reqwest::Client,
     pub child: Option<Child>,
     pub dir: tempfile::TempDir,
@@ -109,7 +111,26 @@ impl Server {
         let url = db.as_ref().map(|d| d.url.clone());
         let (child, base) = spawn(&dir.path().join("data"), url.as_deref(), env, args, capture.clone());
         let token = env.iter().find(|(k, _)| *k == "CASEBRIDGE_API_TOKEN").map(|(_, v)| v.to_string());
-        let s = Server { base, db, http: reqwest::Client::new(), child: Some(child), dir, token, output: capture };
+        let s = Server { base, db, url, http: reqwest::Client::new(), child: Some(child), dir, token, output: capture };
+        s.wait_ready().await;
+        s
+    }
+
+    /// Starts a node on a PostgreSQL database other nodes may share.
+    pub async fn start_on(url: &str, env: &[(&str, &str)]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (child, base) = spawn(&dir.path().join("data"), Some(url), env, &[], None);
+        let url = Some(url.to_string());
+        let s = Server {
+            base,
+            db: None,
+            url,
+            http: reqwest::Client::new(),
+            child: Some(child),
+            dir,
+            token: None,
+            output: None,
+        };
         s.wait_ready().await;
         s
     }
@@ -139,8 +160,7 @@ impl Server {
     /// Starts the binary again on the same data folder, with these environment variables.
     pub async fn restart_with(&mut self, env: &[(&str, &str)]) {
         self.kill();
-        let url = self.db.as_ref().map(|d| d.url.clone());
-        let (child, base) = spawn(&self.data_dir(), url.as_deref(), env, &[], None);
+        let (child, base) = spawn(&self.data_dir(), self.url.as_deref(), env, &[], None);
         self.child = Some(child);
         self.base = base;
         self.wait_ready().await;

@@ -6,6 +6,7 @@ mod accounts;
 mod agents;
 mod browser;
 mod cli;
+mod cluster;
 mod connectors;
 mod conversation;
 mod crm_connection;
