@@ -16,7 +16,15 @@ impl EventStore for PgStore {
 
     async fn ingest_groups(&self, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
         let mut conn = self.pool.acquire().await?;
-        ingest_on(&mut conn, groups).await
+        // Two nodes storing the same ids in another order can deadlock on the unique index;
+        // the database aborts one of them, which is then run again (nothing of it was kept).
+        let mut tries = 0;
+        loop {
+            match ingest_on(&mut conn, groups).await {
+                Err(e) if tries < 3 && super::retryable(&e) => tries += 1,
+                other => return other,
+            }
+        }
     }
 
     async fn pending_events(&self, shards: Option<&[i32]>, limit: i64) -> Result<Vec<PendingEvent>> {

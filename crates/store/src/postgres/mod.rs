@@ -94,6 +94,15 @@ impl Store for PgStore {
     }
 }
 
+/// Whether a transaction failed only because it ran into another one (deadlock detected or
+/// serialization failure): run again, it may succeed.
+pub(crate) fn retryable(e: &StoreError) -> bool {
+    match e {
+        StoreError::Db(sqlx::Error::Database(d)) => matches!(d.code().as_deref(), Some("40P01" | "40001")),
+        _ => false,
+    }
+}
+
 /// Stores several intake batches in one commit (group commit). Each batch runs in its own
 /// savepoint: a batch with an id conflict is rolled back alone, the others commit.
 pub(crate) async fn ingest_on(conn: &mut sqlx::PgConnection, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {

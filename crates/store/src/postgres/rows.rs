@@ -62,7 +62,8 @@ pub(crate) async fn insert_event(tx: &mut sqlx::PgConnection, e: &NewEvent, now:
 }
 
 /// Applies one rules step: the session row, its timeline, outbox and activity lines, and
-/// marks its events applied.
+/// marks its events applied. A CRM id the session row already has for the same key is kept:
+/// the delivery of the create may have resolved it after this step read `crm_refs`.
 pub(crate) async fn commit_one(tx: &mut sqlx::PgConnection, c: &StepCommit) -> Result<()> {
     let now = ts(Utc::now());
     let (account_key, mut account_id) = split_ref(&c.account);
@@ -79,7 +80,9 @@ pub(crate) async fn commit_one(tx: &mut sqlx::PgConnection, c: &StepCommit) -> R
             "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over, first_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, (SELECT MIN(at) FROM events WHERE session_id = $12))
              ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
-               account_id = excluded.account_id, record_key = excluded.record_key, record_id = excluded.record_id,
+               account_id = CASE WHEN excluded.account_id IS NULL AND excluded.account_key = sessions.account_key THEN sessions.account_id ELSE excluded.account_id END,
+               record_key = excluded.record_key,
+               record_id = CASE WHEN excluded.record_id IS NULL AND excluded.record_key = sessions.record_key THEN sessions.record_id ELSE excluded.record_id END,
                created_at = excluded.created_at, updated_at = excluded.updated_at, agent_id = excluded.agent_id,
                over = excluded.over, first_at = COALESCE(sessions.first_at, excluded.first_at)",
         )

@@ -24,12 +24,13 @@ impl SessionStore for PgStore {
     }
 
     async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        for c in &steps {
-            commit_one(&mut tx, c).await?;
+        let mut tries = 0;
+        loop {
+            match commit_steps_once(self, &steps).await {
+                Err(e) if tries < 3 && super::retryable(&e) => tries += 1,
+                other => return other,
+            }
         }
-        tx.commit().await?;
-        Ok(())
     }
 
     async fn timeline(&self, session_id: &str) -> Result<Vec<Entry>> {
@@ -160,4 +161,14 @@ impl SessionStore for PgStore {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// One attempt of [`SessionStore::commit_steps`].
+async fn commit_steps_once(s: &PgStore, steps: &[StepCommit]) -> Result<()> {
+    let mut tx = s.pool.begin().await?;
+    for c in steps {
+        commit_one(&mut tx, c).await?;
+    }
+    tx.commit().await?;
+    Ok(())
 }

@@ -74,7 +74,9 @@ pub(crate) async fn commit_one(tx: &mut sqlx::SqliteConnection, c: &StepCommit) 
             "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over, first_at)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT MIN(at) FROM events WHERE session_id = ?))
              ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
-               account_id = excluded.account_id, record_key = excluded.record_key, record_id = excluded.record_id,
+               account_id = CASE WHEN excluded.account_id IS NULL AND excluded.account_key = sessions.account_key THEN sessions.account_id ELSE excluded.account_id END,
+               record_key = excluded.record_key,
+               record_id = CASE WHEN excluded.record_id IS NULL AND excluded.record_key = sessions.record_key THEN sessions.record_id ELSE excluded.record_id END,
                created_at = excluded.created_at, updated_at = excluded.updated_at, agent_id = excluded.agent_id,
                over = excluded.over, first_at = COALESCE(sessions.first_at, excluded.first_at)",
         )
