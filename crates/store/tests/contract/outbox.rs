@@ -18,7 +18,7 @@ fn keys(rows: &[OutboxRow]) -> Vec<&str> {
 }
 
 async fn claim_one(store: &dyn Store, key: &str) -> OutboxRow {
-    let rows = crate::support::claim(&*store, soon(), 100).await;
+    let rows = crate::support::claim(store, soon(), 100).await;
     rows.into_iter().find(|r| r.key == key).unwrap_or_else(|| panic!("{key} is not claimable"))
 }
 
