@@ -186,3 +186,48 @@ async fn three_nodes_one_killed_nothing_lost_nothing_doubled() {
     assert!(takeovers >= 1.0, "the killed node's shards were taken over");
     assert_eq!(metric(&[&a], "casebridge_nodes_live", "").await, 3.0);
 }
+
+/// `rate_limit_per_minute` holds for all nodes together: three nodes each with a call to
+/// handle send no more than the limit to the CRM in the first minute.
+#[tokio::test]
+async fn the_crm_rate_limit_is_shared_by_the_nodes() {
+    let Some(db) = casebridge_store::testing::fresh_database_or_skip("cluster::rate_limit").await else { return };
+    let fake = FakeCrm::start("kustomer").await;
+    let nodes = [
+        Server::start_on(&db.url, ENV).await,
+        Server::start_on(&db.url, ENV).await,
+        Server::start_on(&db.url, ENV).await,
+    ];
+    let mut crm = fake.crm_settings();
+    crm["rate_limit_per_minute"] = json!(3);
+    nodes[0].put_settings(settings(json!({"crm": crm}))).await;
+    for n in &nodes[1..] {
+        n.poll("/v1/settings", |v| v["crm"]["rate_limit_per_minute"] == 3).await;
+    }
+    let all: Vec<&Server> = nodes.iter().collect();
+    let mut posts = Vec::new();
+    for (i, n) in all.iter().enumerate() {
+        let (id, events) = session(100 + i, 0);
+        posts.push(id);
+        let (st, v) = n.post("/v1/events", Value::Array(events)).await;
+        assert_eq!(st, 202, "{v}");
+    }
+    // Every node has work for the CRM (the sessions' shards are spread); some of it waits.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while metric(&all, "casebridge_crm_paced_total", "").await < 1.0 {
+        assert!(Instant::now() < deadline, "no request ever waited for the shared limit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Watched for a while: nodes that did not share the limit would each send their own 3.
+    let watch = Instant::now() + Duration::from_millis(1500);
+    loop {
+        let stats = fake.stats().await;
+        let sent = stats["requests"].as_u64().unwrap_or(0) + stats["in_flight"].as_u64().unwrap_or(0);
+        assert!(sent <= 3, "three nodes sent {sent} requests under a shared limit of 3 a minute: {}", stats["by_route"]);
+        if Instant::now() >= watch {
+            assert_eq!(sent, 3, "the limit's 3 requests went out");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
