@@ -223,7 +223,11 @@ async fn the_crm_rate_limit_is_shared_by_the_nodes() {
     loop {
         let stats = fake.stats().await;
         let sent = stats["requests"].as_u64().unwrap_or(0) + stats["in_flight"].as_u64().unwrap_or(0);
-        assert!(sent <= 3, "three nodes sent {sent} requests under a shared limit of 3 a minute: {}", stats["by_route"]);
+        assert!(
+            sent <= 3,
+            "three nodes sent {sent} requests under a shared limit of 3 a minute: {}",
+            stats["by_route"]
+        );
         if Instant::now() >= watch {
             assert_eq!(sent, 3, "the limit's 3 requests went out");
             break;
