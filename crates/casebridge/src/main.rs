@@ -11,6 +11,7 @@ mod dial;
 mod error;
 mod intake;
 mod native;
+mod node;
 mod outbox;
 mod pipeline;
 mod secrets;

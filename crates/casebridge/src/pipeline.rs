@@ -33,7 +33,7 @@ pub struct Pipeline {
     /// Base delay of the retry schedule.
     pub retry_base: Duration,
     /// This node among the others sharing the database.
-    pub node: crate::cluster::Node,
+    pub node: crate::node::Node,
     /// Sessions whose last rules step failed: when to try again, and how many failures.
     step_retries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
 }
@@ -47,7 +47,7 @@ impl Pipeline {
         let profile = crm.profile();
         let shared = store.shared();
         Arc::new(Pipeline {
-            node: crate::cluster::Node::new(shared, http.cluster().map(|c| c.alone.clone())),
+            node: crate::node::Node::new(shared, http.cluster().map(|c| c.alone.clone())),
             store,
             crm: std::sync::RwLock::new(crm),
             profile: RwLock::new(Arc::new(profile)),

@@ -228,7 +228,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         None => None,
     };
     if let Some(lease) = millis_env("CASEBRIDGE_LEASE_MS")? {
-        crate::cluster::configure(lease);
+        crate::node::configure(lease);
     }
     pipeline.node.set_address(local);
     // Joins the others (shards, liveness) before working.

@@ -58,7 +58,7 @@ pub struct NodesOut {
 #[utoipa::path(get, path = "/v1/nodes", tag = "operations",
     responses((status = 200, description = "The nodes, newest first", body = NodesOut)))]
 pub async fn list_nodes(State(st): State<AppState>) -> ApiResult<Json<NodesOut>> {
-    let rows = st.store.nodes(crate::cluster::lease_ms()).await?;
+    let rows = st.store.nodes(crate::node::lease_ms()).await?;
     let me = &st.pipeline.node.id;
     let nodes: Vec<NodeOut> = rows
         .into_iter()
@@ -85,7 +85,7 @@ pub async fn list_nodes(State(st): State<AppState>) -> ApiResult<Json<NodesOut>>
         live: nodes.iter().filter(|n| n.state == "live").count(),
         nodes,
         shards: casebridge_store::SHARDS,
-        lease_seconds: crate::cluster::lease().as_secs_f64(),
+        lease_seconds: crate::node::lease().as_secs_f64(),
         database: if st.store.shared() { "postgres" } else { "sqlite" }.into(),
     }))
 }

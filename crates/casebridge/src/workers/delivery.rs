@@ -61,7 +61,7 @@ pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
 /// [`pass`] with at most `lanes` lanes at once (1: deterministic order, for simulation).
 pub async fn pass_with(p: &Arc<Pipeline>, lanes: usize) -> anyhow::Result<usize> {
     let claimed = std::time::Instant::now();
-    let heads = p.store.claim_commands(&p.node.id, Utc::now(), 256, crate::cluster::lease_ms()).await?;
+    let heads = p.store.claim_commands(&p.node.id, Utc::now(), 256, crate::node::lease_ms()).await?;
     let n = heads.len();
     let taken = heads.iter().filter(|h| h.taken_over).count();
     if taken > 0 {
@@ -99,7 +99,7 @@ pub async fn pass_with(p: &Arc<Pipeline>, lanes: usize) -> anyhow::Result<usize>
 async fn deliver_lane(p: &Pipeline, head: OutboxRow, claimed: std::time::Instant) -> anyhow::Result<()> {
     // Only rows never tried go along: a row that failed waits for its own turn.
     let mut rows = vec![head.clone()];
-    rows.extend(p.store.lane_batch(&p.node.id, &head, BATCH - 1, crate::cluster::lease_ms()).await?);
+    rows.extend(p.store.lane_batch(&p.node.id, &head, BATCH - 1, crate::node::lease_ms()).await?);
     let mut settled = HashSet::new();
     let out = deliver_rows(p, rows.clone(), claimed, &mut settled).await;
     let left: Vec<OutboxRow> = rows.into_iter().filter(|r| !settled.contains(&r.id)).collect();
