@@ -82,6 +82,13 @@ impl Problem {
         p
     }
 
+    /// 429 with Retry-After.
+    pub fn too_many(detail: impl Into<String>, retry_after: u64) -> Self {
+        let mut p = Problem::new(StatusCode::TOO_MANY_REQUESTS, "backlog-full", detail);
+        p.retry_after = Some(retry_after);
+        p
+    }
+
     /// 500 without leaking internals.
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::error!(error = %e, "Request failed.");

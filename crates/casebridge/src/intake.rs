@@ -3,6 +3,8 @@
 //! Each request's batch stays atomic (it is all in the one transaction, or the request fails),
 //! and a request is answered only after the commit that holds it. The queue is bounded: when
 //! it is full the request is refused with 503 and Retry-After instead of waiting without end.
+//! Before that, a request that would take the events not yet applied past their bound is
+//! refused with 429 and Retry-After (see `backlog.rs`).
 
 use std::sync::Arc;
 
@@ -25,11 +27,12 @@ struct Job {
 #[derive(Clone)]
 pub struct Intake {
     tx: mpsc::Sender<Job>,
+    backlog: Arc<crate::backlog::Backlog>,
 }
 
 impl Intake {
     /// Starts the committer.
-    pub fn start(store: Arc<dyn Store>) -> Intake {
+    pub fn start(store: Arc<dyn Store>, backlog: Arc<crate::backlog::Backlog>) -> Intake {
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
@@ -64,14 +67,30 @@ impl Intake {
                 }
             }
         });
-        Intake { tx }
+        Intake { tx, backlog }
+    }
+
+    /// Refuses `n` more events while the events not yet applied are past their bound.
+    pub fn admit(&self, n: usize) -> Result<(), Problem> {
+        self.backlog.admit(n).map_err(|f| {
+            metrics::counter!("casebridge_intake_refused_total", "reason" => "backlog").increment(1);
+            Problem::too_many(
+                format!(
+                    "{} events are waiting for the rules, more than the {} casebridge keeps waiting; nothing was stored: send again after Retry-After seconds",
+                    f.pending, f.bound
+                ),
+                f.retry_after,
+            )
+            .with("backlog", serde_json::json!({"pending": f.pending, "bound": f.bound}))
+        })
     }
 
     /// Stores a validated batch durably; answers once it is committed.
     pub async fn submit(&self, events: Vec<NewEvent>) -> Result<IngestOutcome, Problem> {
+        self.admit(events.len())?;
         let (reply, rx) = oneshot::channel();
         self.tx.try_send(Job { events, reply }).map_err(|_| {
-            metrics::counter!("casebridge_intake_refused_total").increment(1);
+            metrics::counter!("casebridge_intake_refused_total", "reason" => "saturated").increment(1);
             Problem::unavailable("event intake is saturated; nothing was stored, retry after the delay", 1)
         })?;
         match rx.await {

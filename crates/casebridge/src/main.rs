@@ -4,6 +4,7 @@
 
 mod agents;
 mod api;
+mod backlog;
 mod cluster;
 mod config;
 mod console;

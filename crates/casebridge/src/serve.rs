@@ -197,11 +197,22 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("SNS signatures are checked with the local certificate of --sns-cert-file, not AWS's.");
     }
     let native = crate::native::NativeIngest::new(sns_cert.as_deref())?;
+    let backlog = crate::backlog::Backlog::new(match std::env::var("CASEBRIDGE_MAX_BACKLOG") {
+        Ok(v) => Some(
+            v.trim()
+                .parse::<i64>()
+                .ok()
+                .filter(|n| *n > 0)
+                .with_context(|| format!("CASEBRIDGE_MAX_BACKLOG={v:?} is not a whole number of events above 0"))?,
+        ),
+        Err(_) => None,
+    });
+    backlog.watch(store.clone());
     let state = AppState {
         native,
         pipeline: pipeline.clone(),
         store: store.clone(),
-        intake: crate::intake::Intake::start(store.clone()),
+        intake: crate::intake::Intake::start(store.clone(), backlog),
         token: token.map(Into::into),
         metrics_token: metrics_token.map(Into::into),
         metrics,

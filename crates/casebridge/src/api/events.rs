@@ -89,7 +89,9 @@ pub fn split_body(b: &[u8], ndjson: bool) -> Result<Vec<serde_json::Value>, Prob
     responses((status = 202, description = "Stored", body = EventsOut),
         (status = 409, description = "An event id was used before with other content; none stored", body = Problem),
         (status = 415, description = "The body is not JSON or NDJSON; none stored", body = Problem),
-        (status = 422, description = "Some events are invalid; none stored", body = Problem)))]
+        (status = 422, description = "Some events are invalid; none stored", body = Problem),
+        (status = 429, description = "Too many events wait for the rules; none stored: send again after Retry-After seconds", body = Problem),
+        (status = 503, description = "Intake saturated or stopping; none stored: send again after Retry-After seconds", body = Problem)))]
 pub async fn post_events(
     State(st): State<AppState>,
     Query(q): Query<WaitQuery>,

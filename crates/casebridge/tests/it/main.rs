@@ -4,6 +4,7 @@
 
 mod accounts;
 mod agents;
+mod backpressure;
 mod browser;
 mod cli;
 mod cluster;

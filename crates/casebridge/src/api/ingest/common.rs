@@ -165,6 +165,10 @@ pub async fn accept(
             }
         }
     }
+    if !natives.is_empty() {
+        // The platform sends again after Retry-After (every platform retries a 429).
+        st.intake.admit(natives.len())?;
+    }
     // Apply by event time within a request; across requests the snapshot orders the steps.
     natives.sort_by_key(|n| n.at);
     let guard = st.native.lock.lock().await;
