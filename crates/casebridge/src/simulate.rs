@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use casebridge_crm::builtin::storage::{NewAccount, NewRecord, STATUSES};
@@ -263,23 +264,30 @@ async fn simulate_once(
         b
     });
     let mut order: Vec<String> = Vec::new();
+    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    // Events go in by chunks and the pipeline is drained after each: the rules apply them in
+    // arrival order and a lookup still waits for the writes before it, so the outcome is the
+    // one event-by-event replay gives, without a drain per event.
+    let mut chunk: Vec<NewEvent> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         match item {
             Item::Event(e) => {
-                if !order.contains(&e.session_id) {
+                if seen.insert(e.session_id.as_str()) {
                     order.push(e.session_id.clone());
                 }
-                let ne = NewEvent {
+                chunk.push(NewEvent {
                     id: e.id.clone(),
                     session_id: e.session_id.clone(),
                     event_type: e.kind.type_name().into(),
                     at: e.at,
                     body: serde_json::to_string(e)?,
-                };
-                store.ingest(&[ne]).await?;
+                });
+                if chunk.len() >= SIMULATE_CHUNK {
+                    replay_chunk(&p, &mut chunk).await?;
+                }
             }
             Item::RecordUpdate { session, status, at } => {
-                crate::workers::drain(&p).await?;
+                replay_chunk(&p, &mut chunk).await?;
                 let rec = record_of(store.as_ref(), session).await?;
                 match rec {
                     Some(id) => store.crm_set_status(&id, status, *at).await?,
@@ -287,11 +295,13 @@ async fn simulate_once(
                 }
             }
         }
-        crate::workers::drain(&p).await?;
-        if let Some(b) = &bar {
+        if let Some(b) = &bar
+            && i % 256 == 0
+        {
             b.set_position(i as u64 + 1);
         }
     }
+    replay_chunk(&p, &mut chunk).await?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
@@ -300,6 +310,21 @@ async fn simulate_once(
         out.push(outcome(store.as_ref(), &id).await?);
     }
     Ok(out)
+}
+
+/// Events stored and applied together by `simulate`.
+const SIMULATE_CHUNK: usize = 512;
+
+/// Stores the chunk's events (each on its own: a duplicate id is skipped as intake would) and
+/// drains the pipeline.
+async fn replay_chunk(p: &Arc<Pipeline>, chunk: &mut Vec<NewEvent>) -> anyhow::Result<()> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    let groups: Vec<&[NewEvent]> = chunk.iter().map(std::slice::from_ref).collect();
+    p.store.ingest_groups(&groups).await?;
+    chunk.clear();
+    crate::workers::drain(p).await
 }
 
 async fn record_of(store: &dyn Store, session: &str) -> anyhow::Result<Option<String>> {
