@@ -57,16 +57,9 @@ async fn follow_settings(p: &Pipeline, sealer: &crate::secrets::Sealer) -> anyho
     if *lock(&p.node.settings_doc) == doc {
         return Ok(());
     }
-    let Some(text) = doc.clone() else { return Ok(()) };
-    let mut v: serde_json::Value = serde_json::from_str(&text)?;
-    sealer.open(&mut v).map_err(|e| anyhow::anyhow!("settings saved by another node: {e}"))?;
-    let s = casebridge_rules::settings::parse_settings(v)
-        .map_err(|e| anyhow::anyhow!("settings saved by another node are unreadable: {e:?}"))?;
-    if guard.crm != s.crm {
-        let (config, _) = casebridge_crm::ConnectorConfig::parse(&s.crm)
-            .map_err(|e| anyhow::anyhow!("the crm settings are invalid: {}", crate::config::describe(&e)))?;
-        p.set_crm(p.connect(&config)).await?;
-    }
+    let Some(text) = doc.as_deref() else { return Ok(()) };
+    let s = crate::secrets::stored_settings(sealer, text).map_err(|e| e.context("settings saved by another node"))?;
+    p.follow_crm(&guard.crm, &s.crm).await?;
     *guard = Arc::new(s);
     p.node.saw_settings(doc);
     tracing::info!("Settings saved by another node loaded.");

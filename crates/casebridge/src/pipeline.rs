@@ -38,6 +38,11 @@ pub struct Pipeline {
     step_retries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
 }
 
+/// Whether an error is a fence: the work was taken over by another node.
+pub fn is_fenced(e: &anyhow::Error) -> bool {
+    matches!(e.downcast_ref::<casebridge_store::StoreError>(), Some(casebridge_store::StoreError::Fenced(_)))
+}
+
 /// The longest wait before a failed rules step is tried again.
 const MAX_STEP_BACKOFF: Duration = Duration::from_secs(60);
 
@@ -107,6 +112,23 @@ impl Pipeline {
     pub async fn set_crm(&self, crm: Arc<dyn Connector>) -> anyhow::Result<()> {
         *self.crm.write().unwrap_or_else(|e| e.into_inner()) = crm;
         self.load_fields().await
+    }
+
+    /// Switches the connector when the settings' `crm` member changes from `before` to
+    /// `after` (valid settings: a parse failure here is a bug, not the caller's).
+    pub async fn follow_crm(
+        &self,
+        before: &casebridge_rules::settings::CrmSettings,
+        after: &casebridge_rules::settings::CrmSettings,
+    ) -> anyhow::Result<()> {
+        if before == after {
+            return Ok(());
+        }
+        let (config, _) = casebridge_crm::ConnectorConfig::parse(after)
+            .map_err(|e| anyhow::anyhow!("the crm settings are invalid: {}", crate::config::describe(&e)))?;
+        self.set_crm(self.connect(&config)).await?;
+        tracing::info!(crm = config.kind(), "CRM connector switched to {}.", config.kind());
+        Ok(())
     }
 
     /// Reloads the standard fields enabled in the CRM.

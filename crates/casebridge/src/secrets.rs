@@ -18,6 +18,14 @@ pub struct Sealer {
     cipher: Option<Aes256Gcm>,
 }
 
+/// Reads a stored settings document: secrets opened, then parsed.
+pub fn stored_settings(sealer: &Sealer, text: &str) -> anyhow::Result<casebridge_rules::settings::Settings> {
+    let mut doc: Value = serde_json::from_str(text)?;
+    sealer.open(&mut doc).map_err(|e| anyhow::anyhow!("stored settings: {e}"))?;
+    casebridge_rules::settings::parse_settings(doc)
+        .map_err(|e| anyhow::anyhow!("stored settings are unreadable: {e:?}"))
+}
+
 impl Sealer {
     /// A sealer keyed by `secret` (none: values are stored as given).
     pub fn new(secret: Option<&str>) -> Sealer {

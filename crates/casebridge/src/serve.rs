@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use casebridge_crm::http::HttpClient;
 use casebridge_crm::registry::{self, ConnectorConfig, Deps};
-use casebridge_rules::settings::{Settings, parse_settings};
+use casebridge_rules::settings::Settings;
 use casebridge_store::Store;
 use clap::Args;
 use tokio_util::sync::CancellationToken;
@@ -155,11 +155,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             s
         }
         None => match store.settings_get().await? {
-            Some(doc) => {
-                let mut doc: serde_json::Value = serde_json::from_str(&doc)?;
-                sealer.open(&mut doc).map_err(|e| anyhow::anyhow!("stored settings: {e}"))?;
-                parse_settings(doc).map_err(|e| anyhow::anyhow!("stored settings are unreadable: {e:?}"))?
-            }
+            Some(doc) => crate::secrets::stored_settings(&sealer, &doc)?,
             None => Settings::default(),
         },
     };

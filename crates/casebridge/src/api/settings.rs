@@ -82,13 +82,7 @@ pub async fn save(
             .settings_change(SettingsChange { doc: &doc, source: who, changed: &changed, restored_from })
             .await?;
         st.pipeline.node.saw_settings(Some(doc.clone()));
-        if guard.crm != s.crm {
-            // Valid settings parse; a failure here is a bug, not the caller's.
-            let (config, _) = casebridge_crm::ConnectorConfig::parse(&s.crm)
-                .map_err(|e| Problem::internal(crate::config::describe(&e)))?;
-            st.pipeline.set_crm(st.pipeline.connect(&config)).await.map_err(Problem::internal)?;
-            tracing::info!(crm = config.kind(), "CRM connector switched to {}.", config.kind());
-        }
+        st.pipeline.follow_crm(&guard.crm, &s.crm).await.map_err(Problem::internal)?;
         **guard = Arc::new(s.clone());
         tracing::info!(source = who, history_id = id, restored_from, changed = %changed.join(", "), "Settings changed");
         history_id = Some(id);

@@ -107,7 +107,7 @@ async fn deliver_lane(p: &Pipeline, head: OutboxRow, claimed: std::time::Instant
         p.store.release_commands(&left).await?;
     }
     match out {
-        Err(e) if crate::workers::rules::is_fenced(&e) => {
+        Err(e) if crate::pipeline::is_fenced(&e) => {
             tracing::info!(lane = %head.lane, error = %e, "Outcome dropped: another node took the write over.");
             metrics::counter!("casebridge_lease_fenced_total", "kind" => "crm_write").increment(1);
             Ok(())

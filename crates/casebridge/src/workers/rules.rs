@@ -51,7 +51,7 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
     while !stop.is_cancelled() {
         let progressed = match pass(&p).await {
             Ok(n) => n,
-            Err(e) if is_fenced(&e) => {
+            Err(e) if crate::pipeline::is_fenced(&e) => {
                 tracing::info!(error = %e, "Rules steps dropped: another node applied those events.");
                 metrics::counter!("casebridge_lease_fenced_total", "kind" => "rules_step").increment(1);
                 0
@@ -87,11 +87,6 @@ pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
         locks.release().await?;
     }
     out
-}
-
-/// Whether an error is a fence: the work was taken over by another node.
-pub fn is_fenced(e: &anyhow::Error) -> bool {
-    matches!(e.downcast_ref::<casebridge_store::StoreError>(), Some(casebridge_store::StoreError::Fenced(_)))
 }
 
 async fn pass_over(

@@ -96,13 +96,20 @@ impl OutboxStore for PgStore {
     }
 
     async fn release_commands(&self, rows: &[OutboxRow]) -> Result<()> {
-        for r in rows {
-            sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE id = $1 AND fence = $2")
-                .bind(r.id)
-                .bind(r.fence)
-                .execute(&self.pool)
-                .await?;
+        if rows.is_empty() {
+            return Ok(());
         }
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        let fences: Vec<i64> = rows.iter().map(|r| r.fence).collect();
+        sqlx::query(
+            "UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0
+             FROM unnest($1::bigint[], $2::bigint[]) AS u(id, fence)
+             WHERE outbox.id = u.id AND outbox.fence = u.fence",
+        )
+        .bind(ids)
+        .bind(fences)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
