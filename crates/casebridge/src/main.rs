@@ -11,6 +11,7 @@ mod console;
 mod dial;
 mod error;
 mod intake;
+mod loadgen;
 mod native;
 mod node;
 mod outbox;
@@ -47,6 +48,10 @@ enum Command {
     Simulate(simulate::SimulateArgs),
     /// Create or upgrade the database schema, then exit.
     Migrate(serve::DbArgs),
+    /// Send realistic contact-center traffic to a server (its own by default) and report
+    /// throughput, latency from event accepted to CRM write done and refusals; `--verify`
+    /// checks the outcome against the rules.
+    Loadgen(loadgen::LoadgenArgs),
     /// Validate a configuration or settings file (TOML or JSON) and print its warnings.
     CheckConfig {
         /// The file to check.
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
             Command::Serve(a) => serve::run(a).await.map(|_| ExitCode::SUCCESS),
             Command::Migrate(a) => serve::migrate(a).await.map(|_| ExitCode::SUCCESS),
             Command::Simulate(a) => simulate::run(a).await,
+            Command::Loadgen(a) => loadgen::run(a).await,
             Command::CheckConfig { file } => Ok(check_config(&file)),
             Command::FakeCrm { kind, bind } => fake_crm(&kind, &bind).await,
         }

@@ -36,7 +36,13 @@ pub struct Pipeline {
     pub node: crate::node::Node,
     /// Sessions whose last rules step failed: when to try again, and how many failures.
     step_retries: std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, u32)>>,
+    /// CRM writes not done yet → when the event that caused them was stored (ms since the
+    /// epoch), for the accepted-to-written latency histogram.
+    write_clock: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
+
+/// Writes whose cause time is kept at most (beyond, new writes go unmeasured).
+const WRITE_CLOCK_MAX: usize = 200_000;
 
 /// Whether an error is a fence: the work was taken over by another node.
 pub fn is_fenced(e: &anyhow::Error) -> bool {
@@ -63,6 +69,7 @@ impl Pipeline {
             progress: Notify::new(),
             retry_base: Duration::from_millis(500),
             step_retries: std::sync::Mutex::new(std::collections::HashMap::new()),
+            write_clock: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -87,6 +94,26 @@ impl Pipeline {
         let mut m = self.step_retries.lock().unwrap_or_else(|e| e.into_inner());
         if !m.is_empty() {
             m.remove(session_id);
+        }
+    }
+
+    /// Remembers when the event behind these CRM writes was stored.
+    pub fn writes_caused(&self, keys: impl Iterator<Item = String>, received_ms: i64) {
+        let mut m = self.write_clock.lock().unwrap_or_else(|e| e.into_inner());
+        for k in keys {
+            if m.len() >= WRITE_CLOCK_MAX {
+                break;
+            }
+            m.insert(k, received_ms);
+        }
+    }
+
+    /// A CRM write is settled: records the time since its event was stored when it is done.
+    pub fn write_settled(&self, key: &str, done: bool) {
+        let caused = self.write_clock.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+        if let Some(at) = caused.filter(|_| done) {
+            let ms = (chrono::Utc::now().timestamp_millis() - at).max(0);
+            metrics::histogram!("casebridge_event_to_crm_write_seconds").record(ms as f64 / 1000.0);
         }
     }
 

@@ -184,7 +184,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     pipeline.load_fields().await?;
     pipeline.node.saw_settings(store.settings_get().await?);
-    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder().ok();
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full("casebridge_event_to_crm_write_seconds".into()),
+            crate::loadgen::LATENCY_BUCKETS,
+        )
+        .ok()
+        .and_then(|b| b.install_recorder().ok());
     let sns_cert = match &args.sns_cert_file {
         Some(p) => Some(std::fs::read(p).with_context(|| format!("cannot read --sns-cert-file {}", p.display()))?),
         None => None,

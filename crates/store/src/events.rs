@@ -62,6 +62,8 @@ pub struct PendingEvent {
     pub session_id: String,
     /// The event as JSON.
     pub body: String,
+    /// When intake stored it (RFC 3339, as stored).
+    pub received_at: String,
 }
 
 /// Storage of incoming events.

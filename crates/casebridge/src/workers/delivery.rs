@@ -328,6 +328,7 @@ async fn settle(
         Ok(out) => {
             let created = out.created.as_ref().map(|(k, id)| (k.as_str(), id.as_str()));
             p.store.complete_command(row, crm_line(&with_requests(out.summary), None), created).await?;
+            p.write_settled(&row.key, true);
             metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "done").increment(1);
         }
         Err(CrmError::Transient { message, retry_after }) if row.attempts + 1 < MAX_ATTEMPTS => {
@@ -348,6 +349,7 @@ async fn settle(
             let line =
                 crm_line(&with_requests(format!("{name} parked as a dead letter: {msg}")), Some("outbox.dead_letter"));
             p.store.park_command(row, &msg, line).await?;
+            p.write_settled(&row.key, false);
             metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "dead").increment(1);
         }
     }

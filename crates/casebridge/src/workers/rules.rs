@@ -131,7 +131,7 @@ async fn pass_over(
                 continue;
             }
         };
-        match apply_one(p, ev.seq, &event, pass).await {
+        match apply_one(p, &ev, &event, pass).await {
             Ok(Applied::Done) => {
                 p.attempt_succeeded(&ev.session_id);
                 applied += 1;
@@ -182,7 +182,13 @@ async fn flush(p: &Pipeline, pass: &mut Pass) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn apply_one(p: &Pipeline, seq: i64, event: &Event, pass: &mut Pass) -> anyhow::Result<Applied> {
+async fn apply_one(
+    p: &Pipeline,
+    ev: &casebridge_store::PendingEvent,
+    event: &Event,
+    pass: &mut Pass,
+) -> anyhow::Result<Applied> {
+    let seq = ev.seq;
     let started = std::time::Instant::now();
     let session: Option<Session> = match pass.sessions.get(&event.session_id) {
         Some(s) => Some(s.clone()),
@@ -279,6 +285,8 @@ async fn apply_one(p: &Pipeline, seq: i64, event: &Event, pass: &mut Pass) -> an
                 }
                 if let Some(c) = commands.first() {
                     pass.dirty_keys.extend(c.keys.iter().cloned());
+                    let received = casebridge_store::parse_ts(&ev.received_at).timestamp_millis();
+                    p.writes_caused(commands.iter().map(|c| c.key.clone()), received);
                 }
                 if s.is_over()
                     && !session.as_ref().is_some_and(|x| x.is_over())

@@ -30,15 +30,17 @@ impl EventStore for PgStore {
     async fn pending_events(&self, shards: Option<&[i32]>, limit: i64) -> Result<Vec<PendingEvent>> {
         let rows = match shards {
             None => {
-                sqlx::query("SELECT seq, session_id, body FROM events WHERE NOT applied ORDER BY seq LIMIT $1")
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(
+                    "SELECT seq, session_id, body, received_at FROM events WHERE NOT applied ORDER BY seq LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
             }
             Some(shards) => {
                 let shards: Vec<i16> = shards.iter().map(|s| *s as i16).collect();
                 sqlx::query(
-                    "SELECT seq, session_id, body FROM events WHERE NOT applied AND shard = ANY($1) ORDER BY seq LIMIT $2",
+                    "SELECT seq, session_id, body, received_at FROM events WHERE NOT applied AND shard = ANY($1) ORDER BY seq LIMIT $2",
                 )
                 .bind(shards)
                 .bind(limit)
@@ -48,7 +50,12 @@ impl EventStore for PgStore {
         };
         Ok(rows
             .iter()
-            .map(|r| PendingEvent { seq: r.get("seq"), session_id: r.get("session_id"), body: r.get("body") })
+            .map(|r| PendingEvent {
+                seq: r.get("seq"),
+                session_id: r.get("session_id"),
+                body: r.get("body"),
+                received_at: r.get("received_at"),
+            })
             .collect())
     }
 

@@ -23,13 +23,19 @@ impl EventStore for SqliteStore {
     }
 
     async fn pending_events(&self, _shards: Option<&[i32]>, limit: i64) -> Result<Vec<PendingEvent>> {
-        let rows = sqlx::query("SELECT seq, session_id, body FROM events WHERE applied = 0 ORDER BY seq LIMIT ?")
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?;
+        let rows =
+            sqlx::query("SELECT seq, session_id, body, received_at FROM events WHERE applied = 0 ORDER BY seq LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?;
         Ok(rows
             .iter()
-            .map(|r| PendingEvent { seq: r.get("seq"), session_id: r.get("session_id"), body: r.get("body") })
+            .map(|r| PendingEvent {
+                seq: r.get("seq"),
+                session_id: r.get("session_id"),
+                body: r.get("body"),
+                received_at: r.get("received_at"),
+            })
             .collect())
     }
 

@@ -1,0 +1,719 @@
+//! `casebridge loadgen`: realistic contact-center traffic against a casebridge server, with
+//! throughput, latency from event accepted to CRM write done, refusals, a do-nothing baseline
+//! measured in the same run, SIGKILLs of its own server, and an oracle (`--verify`).
+
+mod traffic;
+mod verify;
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde_json::{Value, json};
+
+use self::traffic::{Session, Traffic};
+
+/// Bucket bounds (seconds) of `casebridge_event_to_crm_write_seconds`, fine enough to read
+/// a p99 against a 50 ms bar.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0,
+    10.0, 30.0, 60.0, 300.0,
+];
+
+/// Options of `loadgen`.
+#[derive(Args)]
+pub struct LoadgenArgs {
+    /// Server to load (base URL). Without it, loadgen runs its own `casebridge serve` on a
+    /// fresh data directory (SQLite, built-in CRM) and stops it afterwards.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// API token of the server.
+    #[arg(long, env = "CASEBRIDGE_API_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// What to send: `sessions` (calls, chats, voicemails, abandons, callbacks and transfers
+    /// of repeat customers, about seven events each, one event per request) or `intake` (one
+    /// cheap event per request: the durable intake path alone).
+    #[arg(long, value_enum, default_value = "sessions")]
+    pub traffic: TrafficKind,
+    /// Sessions started per second; without it, as many as the server takes.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Seconds each round sends for (default 10 unless --sessions is given).
+    #[arg(long)]
+    pub duration: Option<f64>,
+    /// Sessions each round sends.
+    #[arg(long)]
+    pub sessions: Option<u64>,
+    /// Concurrent connections (each sends one session's events in order).
+    #[arg(long, default_value_t = 32)]
+    pub connections: usize,
+    /// Distinct customers (default: a quarter of the sessions, at least 10), so that
+    /// sessions find their customer's account and append to open records.
+    #[arg(long)]
+    pub customers: Option<u64>,
+    /// Also measure a do-nothing HTTP handler (answers 202) in this process with the same
+    /// traffic and connections, interleaved with the rounds, and state rates as a ratio of it.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Rounds; figures are the medians.
+    #[arg(long, default_value_t = 1)]
+    pub rounds: usize,
+    /// After the rounds, wait until everything is applied and check the outcome against the
+    /// rules: every accepted event applied, one account per customer, the records the rules
+    /// give, none twice, no dead letter. Sets the record rules it checks (append to the open
+    /// record of the leaf queue): use a test server with the built-in CRM.
+    #[arg(long)]
+    pub verify: bool,
+    /// With its own server: SIGKILL it every this many seconds (restarted at once).
+    #[arg(long)]
+    pub kill_every: Option<f64>,
+    /// With its own server: its data directory (default: a fresh temporary one).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// With its own server: a PostgreSQL URL instead of SQLite.
+    #[arg(long)]
+    pub database_url: Option<String>,
+    /// Print the report as one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Traffic kinds.
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum TrafficKind {
+    /// Realistic sessions.
+    Sessions,
+    /// Single cheap events: the intake path.
+    Intake,
+}
+
+/// Talks to one server.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+/// What one POST got.
+enum Posted {
+    Accepted,
+    Refused { status: u16, retry_after: Option<Duration> },
+    Failed(String),
+}
+
+impl Client {
+    fn new(base: &str, token: Option<String>, connections: usize) -> anyhow::Result<Client> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections + 16)
+            .timeout(Duration::from_secs(60))
+            .tcp_nodelay(true)
+            .build()?;
+        Ok(Client { http, base: base.trim_end_matches('/').to_string(), token })
+    }
+
+    fn req(&self, m: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(m, format!("{}{path}", self.base));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    async fn post_event(&self, e: &Value) -> Posted {
+        let body = e.to_string();
+        let r = self.req(reqwest::Method::POST, "/v1/events").header("content-type", "application/json").body(body);
+        match r.send().await {
+            Ok(resp) if resp.status().as_u16() == 202 => {
+                let _ = resp.bytes().await;
+                Posted::Accepted
+            }
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let retry_after = resp
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .map(Duration::from_secs_f64);
+                let text = resp.text().await.unwrap_or_default();
+                if status == 429 || status == 503 {
+                    Posted::Refused { status, retry_after }
+                } else {
+                    Posted::Failed(format!("{status}: {}", text.chars().take(300).collect::<String>()))
+                }
+            }
+            Err(e) => Posted::Failed(e.to_string()),
+        }
+    }
+
+    /// GET returning JSON; an answer other than 2xx is an error naming it.
+    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
+        let resp = self.req(reqwest::Method::GET, path).send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            anyhow::bail!("GET {path}: {status}: {}", text.chars().take(300).collect::<String>());
+        }
+        Ok(serde_json::from_str(&text)?)
+    }
+
+    /// Several GETs, 16 at a time, answers in the order of `paths`.
+    pub async fn get_all(&self, paths: Vec<String>) -> Vec<anyhow::Result<Value>> {
+        let mut out: Vec<Option<anyhow::Result<Value>>> = (0..paths.len()).map(|_| None).collect();
+        let mut tasks = tokio::task::JoinSet::new();
+        for (i, p) in paths.into_iter().enumerate() {
+            while tasks.len() >= 16 {
+                if let Some(Ok((j, r))) = tasks.join_next().await {
+                    out[j] = Some(r);
+                }
+            }
+            let c = self.clone();
+            tasks.spawn(async move { (i, c.get(&p).await) });
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Ok((j, r)) = r {
+                out[j] = Some(r);
+            }
+        }
+        out.into_iter().map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("request task failed")))).collect()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> anyhow::Result<String> {
+        let resp = self.req(reqwest::Method::GET, "/metrics").send().await?;
+        Ok(resp.error_for_status()?.text().await?)
+    }
+
+    async fn put(&self, path: &str, body: &Value) -> anyhow::Result<()> {
+        let resp = self.req(reqwest::Method::PUT, path).json(body).send().await?;
+        let status = resp.status();
+        if !status.is_success() {
+            anyhow::bail!("PUT {path}: {status}: {}", resp.text().await.unwrap_or_default());
+        }
+        Ok(())
+    }
+}
+
+/// The sum of a metric's samples whose labels contain `label`.
+pub fn metric(text: &str, name: &str, label: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && l.contains(label))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Cumulative bucket counts of the accepted-to-written histogram.
+fn latency_buckets(text: &str) -> Vec<(f64, f64)> {
+    let name = "casebridge_event_to_crm_write_seconds_bucket{";
+    let mut out: Vec<(f64, f64)> = text
+        .lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| {
+            let le = l.split("le=\"").nth(1)?.split('"').next()?;
+            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            Some((le, l.rsplit(' ').next()?.parse().ok()?))
+        })
+        .collect();
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
+/// Percentiles (upper bucket bounds, ms) of the writes done between two scrapes.
+fn percentiles(before: &[(f64, f64)], after: &[(f64, f64)]) -> Option<(f64, [f64; 3])> {
+    let prior: HashMap<u64, f64> = before.iter().map(|(le, n)| (le.to_bits(), *n)).collect();
+    let diff: Vec<(f64, f64)> =
+        after.iter().map(|(le, n)| (*le, n - prior.get(&le.to_bits()).copied().unwrap_or(0.0))).collect();
+    let total = diff.last()?.1;
+    if total <= 0.0 {
+        return None;
+    }
+    let at = |q: f64| diff.iter().find(|(_, n)| *n >= q * total).map_or(f64::INFINITY, |(le, _)| le * 1000.0);
+    Some((total, [at(0.5), at(0.9), at(0.99)]))
+}
+
+/// Figures of one round against one server.
+#[derive(Default, Clone)]
+struct Round {
+    events: u64,
+    sessions: u64,
+    send_s: f64,
+    drain_s: f64,
+    refused_429: u64,
+    refused_503: u64,
+    errors: u64,
+    latency: Option<(f64, [f64; 3])>,
+}
+
+impl Round {
+    fn events_per_s(&self) -> f64 {
+        self.events as f64 / self.send_s.max(1e-9)
+    }
+    fn sessions_per_s(&self) -> f64 {
+        self.sessions as f64 / (self.send_s + self.drain_s).max(1e-9)
+    }
+}
+
+/// Shared state of the sending tasks.
+struct Run {
+    client: Client,
+    traffic: Traffic,
+    next: AtomicU64,
+    done: AtomicBool,
+    count: Option<u64>,
+    until: Option<Instant>,
+    rate: Option<f64>,
+    started: Instant,
+    stats: Mutex<(Round, HashMap<String, usize>, Vec<Session>)>,
+    keep: bool,
+    bar: Option<indicatif::ProgressBar>,
+}
+
+/// How long an event is retried (refused or unreachable) before it counts as an error.
+const GIVE_UP: Duration = Duration::from_secs(120);
+
+async fn sender(run: Arc<Run>) {
+    loop {
+        let n = run.next.fetch_add(1, Ordering::Relaxed);
+        if run.count.is_some_and(|c| n >= c) || run.until.is_some_and(|u| Instant::now() >= u) {
+            return;
+        }
+        if let Some(rate) = run.rate {
+            let due = run.started + Duration::from_secs_f64(n as f64 / rate);
+            tokio::time::sleep_until(due.into()).await;
+        }
+        let mut s = run.traffic.session(n);
+        let (mut accepted, mut r429, mut r503, mut errors) = (0usize, 0, 0, 0);
+        'events: for e in &s.events {
+            let first = Instant::now();
+            loop {
+                match run.client.post_event(e).await {
+                    Posted::Accepted => {
+                        accepted += 1;
+                        break;
+                    }
+                    Posted::Refused { status, retry_after } => {
+                        if status == 429 {
+                            r429 += 1
+                        } else {
+                            r503 += 1
+                        }
+                        tokio::time::sleep(
+                            retry_after.unwrap_or(Duration::from_millis(100)).min(Duration::from_secs(5)),
+                        )
+                        .await;
+                    }
+                    Posted::Failed(why) => {
+                        if first.elapsed() > GIVE_UP {
+                            tracing::warn!(event = %e["id"], error = %why, "Event never accepted; the session's other events are not sent.");
+                            errors += 1;
+                            break 'events;
+                        }
+                        // Unreachable (restarting) or a transport error: send it again.
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+        if accepted == s.events.len() {
+            run.traffic.finished(&s);
+        }
+        let mut st = run.stats.lock().unwrap_or_else(|e| e.into_inner());
+        st.0.events += accepted as u64;
+        st.0.sessions += 1;
+        st.0.refused_429 += r429;
+        st.0.refused_503 += r503;
+        st.0.errors += errors;
+        if run.keep {
+            st.1.insert(s.id.clone(), accepted);
+            s.events = Vec::new();
+            st.2.push(s);
+        }
+        drop(st);
+        if let Some(b) = &run.bar {
+            if run.count.is_some() {
+                b.inc(1);
+            } else {
+                b.set_position(run.started.elapsed().as_secs());
+            }
+        }
+        if run.done.load(Ordering::Relaxed) {
+            return;
+        }
+    }
+}
+
+/// A do-nothing handler: reads the body and answers 202, as intake does.
+async fn baseline_server() -> anyhow::Result<String> {
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/v1/events",
+        post(|_body: bytes::Bytes| async {
+            (axum::http::StatusCode::ACCEPTED, axum::Json(json!({"accepted": 1, "duplicates": 0})))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{addr}"))
+}
+
+/// Its own `casebridge serve`, restartable on the same port and data.
+struct OwnServer {
+    child: tokio::process::Child,
+    args: Vec<String>,
+    base: String,
+    _tmp: Option<tempfile_dir::TempDir>,
+}
+
+mod tempfile_dir {
+    /// A temporary directory removed on drop.
+    pub struct TempDir(pub std::path::PathBuf);
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl OwnServer {
+    async fn start(a: &LoadgenArgs) -> anyhow::Result<OwnServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut args = vec!["serve".to_string(), "--bind".into(), format!("127.0.0.1:{port}")];
+        let mut tmp = None;
+        match (&a.database_url, &a.data_dir) {
+            (Some(url), _) => args.extend(["--database-url".into(), url.clone()]),
+            (None, Some(d)) => args.extend(["--data-dir".into(), d.display().to_string()]),
+            (None, None) => {
+                let d = std::env::temp_dir().join(format!("casebridge-loadgen-{}", uuid::Uuid::new_v4()));
+                std::fs::create_dir_all(&d)?;
+                args.extend(["--data-dir".into(), d.display().to_string()]);
+                tmp = Some(tempfile_dir::TempDir(d));
+            }
+        }
+        let child = Self::spawn(&args)?;
+        let me = OwnServer { child, args, base: format!("http://127.0.0.1:{port}"), _tmp: tmp };
+        me.ready().await?;
+        Ok(me)
+    }
+
+    fn spawn(args: &[String]) -> anyhow::Result<tokio::process::Child> {
+        let exe = std::env::current_exe().context("cannot find the casebridge executable")?;
+        tokio::process::Command::new(exe)
+            .args(args)
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
+            .env_remove("CASEBRIDGE_API_TOKEN")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .context("cannot start casebridge serve")
+    }
+
+    async fn ready(&self) -> anyhow::Result<()> {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if http.get(format!("{}/readyz", self.base)).send().await.is_ok_and(|r| r.status().is_success()) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        anyhow::bail!("casebridge serve did not become ready within 60 s")
+    }
+
+    /// SIGKILL, then start again on the same port and data.
+    async fn kill_and_restart(&mut self) -> anyhow::Result<()> {
+        self.child.start_kill()?;
+        let _ = self.child.wait().await;
+        self.child = Self::spawn(&self.args)?;
+        self.ready().await
+    }
+}
+
+/// Sets the record rules `--verify` checks against (built-in CRM only).
+async fn verify_settings(c: &Client) -> anyhow::Result<()> {
+    let mut s = c.get("/v1/settings").await?;
+    let kind = s.pointer("/crm/kind").and_then(Value::as_str).unwrap_or("builtin").to_string();
+    if kind != "builtin" {
+        anyhow::bail!("--verify checks the built-in CRM; this server's crm.kind is {kind}");
+    }
+    let set = |s: &mut Value, path: &str, v: Value| {
+        if let Some(x) = s.pointer_mut(path) {
+            *x = v;
+        }
+    };
+    set(&mut s, "/records/append_to_open_in_leaf_queue", json!(true));
+    set(&mut s, "/records/append_requires_same_channel", json!(false));
+    set(&mut s, "/records/append_to_closed_within_days", Value::Null);
+    set(&mut s, "/records/skip_creation", json!(false));
+    set(&mut s, "/records/abandoned_calls", json!(false));
+    set(&mut s, "/records/delay_call_until_connected", json!(false));
+    set(&mut s, "/records/delay_chat_until_customer_messages", Value::Null);
+    set(&mut s, "/accounts/skip_lookup", json!(false));
+    set(&mut s, "/accounts/skip_creation", json!(false));
+    set(&mut s, "/accounts/never_create_for", json!([]));
+    c.put("/v1/settings", &s).await
+}
+
+async fn round(
+    client: &Client,
+    a: &LoadgenArgs,
+    tag: &str,
+    baseline: bool,
+    keep: bool,
+) -> anyhow::Result<(Round, HashMap<String, usize>, Vec<Session>)> {
+    let intake_only = a.traffic == TrafficKind::Intake;
+    let count = a.sessions;
+    let duration = a.duration.or(if count.is_none() { Some(10.0) } else { None });
+    let customers = a.customers.unwrap_or_else(|| (count.unwrap_or(20_000) / 4).max(10));
+    let label = if baseline { "do-nothing" } else { "casebridge" };
+    let bar = (std::io::stderr().is_terminal() && !a.json).then(|| {
+        let b = match count {
+            Some(n) => indicatif::ProgressBar::new(n),
+            None => indicatif::ProgressBar::new(duration.unwrap_or(10.0).ceil() as u64),
+        };
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{msg:12} [{bar:30}] {pos}/{len} {per_sec} {elapsed}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b.set_message(label);
+        b
+    });
+    let before = if baseline { None } else { client.metrics().await.ok() };
+    let started = Instant::now();
+    let run = Arc::new(Run {
+        client: client.clone(),
+        traffic: Traffic::new(tag, customers, intake_only),
+        next: AtomicU64::new(0),
+        done: AtomicBool::new(false),
+        count,
+        until: duration.map(|d| started + Duration::from_secs_f64(d)),
+        rate: a.rate,
+        started,
+        stats: Mutex::new(Default::default()),
+        keep,
+        bar: bar.clone(),
+    });
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..a.connections.max(1) {
+        tasks.spawn(sender(run.clone()));
+    }
+    while tasks.join_next().await.is_some() {}
+    let send_s = started.elapsed().as_secs_f64();
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let (mut r, accepted, sessions) = std::mem::take(&mut *run.stats.lock().unwrap_or_else(|e| e.into_inner()));
+    r.send_s = send_s;
+    if !baseline {
+        r.drain_s = verify::drained(client, Duration::from_secs(900)).await?.as_secs_f64();
+        if let (Some(b), Ok(after)) = (before, client.metrics().await) {
+            r.latency = percentiles(&latency_buckets(&b), &latency_buckets(&after));
+        }
+    }
+    Ok((r, accepted, sessions))
+}
+
+fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    match xs.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => xs[n / 2],
+        n => (xs[n / 2 - 1] + xs[n / 2]) / 2.0,
+    }
+}
+
+/// Runs the command.
+pub async fn run(a: LoadgenArgs) -> anyhow::Result<ExitCode> {
+    if a.kill_every.is_some() && a.url.is_some() {
+        eprintln!("error: --kill-every needs loadgen's own server: leave out --url");
+        return Ok(ExitCode::from(2));
+    }
+    if a.rate.is_some_and(|r| !(r > 0.0)) || a.rounds == 0 || a.sessions == Some(0) {
+        eprintln!("error: --rate, --rounds and --sessions must be positive");
+        return Ok(ExitCode::from(2));
+    }
+    let own = match &a.url {
+        Some(_) => None,
+        None => Some(Arc::new(tokio::sync::Mutex::new(OwnServer::start(&a).await?))),
+    };
+    let base = match (&a.url, &own) {
+        (Some(u), _) => u.clone(),
+        (None, Some(o)) => o.lock().await.base.clone(),
+        (None, None) => unreachable!("a server either way"),
+    };
+    let client = Client::new(&base, a.token.clone(), a.connections)?;
+    if a.verify {
+        verify_settings(&client).await?;
+    }
+    let baseline = match a.baseline {
+        true => Some(Client::new(&baseline_server().await?, None, a.connections)?),
+        false => None,
+    };
+    let stop_kills = Arc::new(AtomicBool::new(false));
+    let kills = Arc::new(AtomicU64::new(0));
+    let killer = match (a.kill_every, &own) {
+        (Some(every), Some(server)) => {
+            let (server, stop, kills) = (server.clone(), stop_kills.clone(), kills.clone());
+            Some(tokio::spawn(async move {
+                let mut k = 0u64;
+                loop {
+                    // Kills at uneven moments: between half and all of the period apart.
+                    k += 1;
+                    let frac = 0.5 + (traffic_mix(k) % 500) as f64 / 1000.0;
+                    tokio::time::sleep(Duration::from_secs_f64(every * frac)).await;
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    if let Err(e) = server.lock().await.kill_and_restart().await {
+                        eprintln!("error: restarting the server: {e:#}");
+                        return;
+                    }
+                    kills.fetch_add(1, Ordering::Relaxed);
+                }
+            }))
+        }
+        _ => None,
+    };
+    let tag = format!("{:x}", chrono::Utc::now().timestamp_millis());
+    let (mut rounds, mut bases) = (Vec::new(), Vec::new());
+    let (mut accepted, mut sessions) = (HashMap::new(), Vec::new());
+    for i in 0..a.rounds {
+        if let Some(b) = &baseline {
+            let (r, _, _) = round(b, &a, &format!("{tag}b{i}"), true, false).await?;
+            if !a.json {
+                eprintln!("round {}: do-nothing handler {:.0} events/s", i + 1, r.events_per_s());
+            }
+            bases.push(r);
+        }
+        let (r, acc, ss) = round(&client, &a, &format!("{tag}r{i}"), false, a.verify).await?;
+        if !a.json {
+            eprintln!(
+                "round {}: casebridge {:.0} events/s, {:.0} sessions/s end to end, 429s {}, 503s {}, errors {}",
+                i + 1,
+                r.events_per_s(),
+                r.sessions_per_s(),
+                r.refused_429,
+                r.refused_503,
+                r.errors
+            );
+        }
+        rounds.push(r);
+        accepted.extend(acc);
+        sessions.extend(ss);
+    }
+    stop_kills.store(true, Ordering::Relaxed);
+    if let Some(k) = killer {
+        k.abort();
+    }
+    let problems = if a.verify {
+        // A kill may have been under way: the server must answer again before the check.
+        if let Some(o) = &own {
+            o.lock().await.ready().await?;
+        }
+        verify::drained(&client, Duration::from_secs(900)).await?;
+        Some(verify::check(&client, &sessions, &accepted).await)
+    } else {
+        None
+    };
+    let kills = kills.load(Ordering::Relaxed);
+    let report = report(&a, &rounds, &bases, kills, problems.as_deref());
+    if a.json {
+        println!("{report}");
+    } else {
+        print_report(&report);
+    }
+    Ok(match problems {
+        Some(p) if !p.is_empty() => ExitCode::from(1),
+        _ => ExitCode::SUCCESS,
+    })
+}
+
+fn traffic_mix(k: u64) -> u64 {
+    k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17
+}
+
+fn report(a: &LoadgenArgs, rounds: &[Round], bases: &[Round], kills: u64, problems: Option<&[String]>) -> Value {
+    let med = |f: &dyn Fn(&Round) -> f64, rs: &[Round]| median(rs.iter().map(f).collect());
+    let events = med(&|r| r.events_per_s(), rounds);
+    let base = (!bases.is_empty()).then(|| med(&|r| r.events_per_s(), bases));
+    let lat = |i: usize| {
+        let v: Vec<f64> = rounds.iter().filter_map(|r| r.latency.map(|l| l.1[i])).collect();
+        (!v.is_empty() && kills == 0).then(|| median(v))
+    };
+    json!({
+        "traffic": match a.traffic { TrafficKind::Sessions => "sessions", TrafficKind::Intake => "intake" },
+        "connections": a.connections,
+        "rate": a.rate,
+        "rounds": rounds.len(),
+        "sessions": rounds.iter().map(|r| r.sessions).sum::<u64>(),
+        "events": rounds.iter().map(|r| r.events).sum::<u64>(),
+        "events_per_s": events.round(),
+        "baseline_events_per_s": base.map(f64::round),
+        "ratio_to_baseline": base.map(|b| (events / b * 1000.0).round() / 1000.0),
+        "sessions_per_s_end_to_end": med(&|r| r.sessions_per_s(), rounds).round(),
+        "drain_s": (med(&|r| r.drain_s, rounds) * 1000.0).round() / 1000.0,
+        "accepted_to_crm_write_ms": {"p50": lat(0), "p90": lat(1), "p99": lat(2),
+            "writes": rounds.iter().filter_map(|r| r.latency.map(|l| l.0)).sum::<f64>()},
+        "refused_429": rounds.iter().map(|r| r.refused_429).sum::<u64>(),
+        "refused_503": rounds.iter().map(|r| r.refused_503).sum::<u64>(),
+        "errors": rounds.iter().map(|r| r.errors).sum::<u64>(),
+        "kills": kills,
+        "verify": problems.map(|p| json!({"clean": p.is_empty(), "problems": p.iter().take(50).collect::<Vec<_>>(),
+            "problem_count": p.len()})),
+    })
+}
+
+fn print_report(r: &Value) {
+    let f = |k: &str| r.get(k).cloned().unwrap_or(Value::Null);
+    println!(
+        "{} rounds, {} sessions, {} events accepted, {} connections{}",
+        f("rounds"),
+        f("sessions"),
+        f("events"),
+        f("connections"),
+        r["rate"].as_f64().map(|x| format!(", {x} sessions/s offered")).unwrap_or_default()
+    );
+    println!("intake: {} events/s (median)", f("events_per_s"));
+    if let Some(b) = r["baseline_events_per_s"].as_f64() {
+        println!("do-nothing handler, same run: {b} events/s; ratio {}", f("ratio_to_baseline"));
+    }
+    println!(
+        "end to end: {} sessions/s (until every event applied and every CRM write done)",
+        f("sessions_per_s_end_to_end")
+    );
+    let l = &r["accepted_to_crm_write_ms"];
+    match (l["p50"].as_f64(), l["p90"].as_f64(), l["p99"].as_f64()) {
+        (Some(a), Some(b), Some(c)) => println!(
+            "event accepted → CRM write done: p50 ≤ {a} ms, p90 ≤ {b} ms, p99 ≤ {c} ms ({} writes; bucket bounds)",
+            l["writes"]
+        ),
+        _ => println!("event accepted → CRM write done: not measured (no writes, or the server restarted)"),
+    }
+    println!(
+        "refused: {} × 429, {} × 503; errors {}; kills {}",
+        f("refused_429"),
+        f("refused_503"),
+        f("errors"),
+        f("kills")
+    );
+    if let Some(v) = r.get("verify").filter(|v| !v.is_null()) {
+        if v["clean"].as_bool() == Some(true) {
+            println!("verify: clean");
+        } else {
+            println!("verify: {} problems", v["problem_count"]);
+            for p in v["problems"].as_array().into_iter().flatten() {
+                println!("  {}", p.as_str().unwrap_or_default());
+            }
+        }
+    }
+}
