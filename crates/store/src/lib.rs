@@ -27,7 +27,7 @@ pub use casebridge_crm::builtin::storage::BuiltinCrmStore;
 pub use cluster::{ClusterStore, KeyLocks, NodeBeat, NodeRow, SHARDS, ShardClaim};
 pub use events::{EventStore, IdConflict, IngestOutcome, NewEvent, PendingEvent};
 pub use native::{NativeBatch, NativeRow, NativeStore, NewNative};
-pub use outbox::{NewCommand, OutboxRow, OutboxState, OutboxStore, UnknownState};
+pub use outbox::{Completed, NewCommand, OutboxRow, OutboxState, OutboxStore, UnknownState};
 pub use postgres::PgStore;
 pub use sessions::{SessionFilter, SessionGauges, SessionRow, SessionStore, StepCommit, entry_kind, entry_kind_str};
 pub use settings::{SettingsChange, SettingsStore, SettingsVersion};
@@ -39,6 +39,9 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// SQLite refused or failed (work run on the connection's handle).
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
     /// Migrations could not be applied.
     #[error("migration error: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),

@@ -85,6 +85,17 @@ pub struct NewCommand {
     pub not_before: Option<DateTime<Utc>>,
 }
 
+/// A write the CRM took, for [`OutboxStore::complete_commands`].
+#[derive(Debug, Clone)]
+pub struct Completed {
+    /// The row.
+    pub row: OutboxRow,
+    /// Its timeline line.
+    pub line: Entry,
+    /// The casebridge key a create made known, and the CRM id it got.
+    pub created: Option<(String, String)>,
+}
+
 /// An outbox row claimed for delivery.
 #[derive(Debug, Clone, Serialize)]
 pub struct OutboxRow {
@@ -132,6 +143,15 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// Marks a write done; for a create, remembers the CRM id of the key in the same commit.
     /// [`crate::StoreError::Fenced`] when the row's lease was taken over meanwhile.
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()>;
+    /// Marks several writes done in one commit, each as [`OutboxStore::complete_command`];
+    /// fenced as a whole (none is marked when one was taken over).
+    async fn complete_commands(&self, done: &[Completed]) -> Result<()> {
+        for d in done {
+            self.complete_command(&d.row, d.line.clone(), d.created.as_ref().map(|(k, id)| (k.as_str(), id.as_str())))
+                .await?;
+        }
+        Ok(())
+    }
     /// Schedules another attempt (fenced like [`OutboxStore::complete_command`]).
     async fn retry_command(&self, row: &OutboxRow, error: &str, next: DateTime<Utc>, line: Option<Entry>)
     -> Result<()>;

@@ -214,19 +214,26 @@ async fn deliver_rows(
     let (results, requests) = casebridge_crm::http::logged(crm.execute_batch(&only)).await;
     metrics::histogram!("casebridge_crm_batch_size").record(resolved.len() as f64);
     let mut requests = Some(requests);
+    // Writes the CRM took are recorded together, in one commit.
+    let mut done: Vec<(casebridge_store::Completed, &'static str)> = Vec::new();
     for ((row, w), result) in resolved.iter().zip(results) {
         let result = match result {
             Err(CrmError::Gone(gone)) => relink(p, &crm, row, w, gone).await?,
             other => other,
         };
-        let failed = result.is_err();
-        settle(p, row, w.op.name(), result, requests.take().as_deref().unwrap_or_default()).await?;
-        settled.insert(row.id);
-        if failed {
-            // The rows after it go again with the failed one, in order (writes are safe to repeat).
-            break;
+        let reqs = requests.take().unwrap_or_default();
+        match result {
+            Ok(out) => done.push((completed(row, out, &reqs), w.op.name())),
+            Err(e) => {
+                complete_all(p, &mut done, settled).await?;
+                settle(p, row, w.op.name(), Err(e), &reqs).await?;
+                settled.insert(row.id);
+                // The rows after it go again with the failed one, in order (writes are safe to repeat).
+                break;
+            }
         }
     }
+    complete_all(p, &mut done, settled).await?;
     metrics::histogram!("casebridge_crm_write_seconds").record(started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -312,6 +319,31 @@ fn created_key(op: &CrmOp) -> Option<&str> {
         CrmOp::CreateAccount { key, .. } | CrmOp::CreateRecord { key, .. } => Some(key),
         _ => None,
     }
+}
+
+/// A write the CRM took, with its timeline line (the CRM requests it made, when any).
+fn completed(row: &OutboxRow, out: WriteOutcome, requests: &[String]) -> casebridge_store::Completed {
+    let summary = if requests.is_empty() { out.summary } else { format!("{} · {}", out.summary, requests.join("; ")) };
+    casebridge_store::Completed { row: row.clone(), line: crm_line(&summary, None), created: out.created }
+}
+
+/// Records the writes the CRM took, in one commit.
+async fn complete_all(
+    p: &Pipeline,
+    done: &mut Vec<(casebridge_store::Completed, &'static str)>,
+    settled: &mut HashSet<i64>,
+) -> anyhow::Result<()> {
+    if done.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<casebridge_store::Completed> = done.iter().map(|(c, _)| c.clone()).collect();
+    p.store.complete_commands(&rows).await?;
+    for (c, name) in done.drain(..) {
+        settled.insert(c.row.id);
+        p.write_settled(&c.row.key, true);
+        metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "done").increment(1);
+    }
+    Ok(())
 }
 
 /// Records what a delivery attempt did: done, another attempt later, or a dead letter.

@@ -136,7 +136,7 @@ impl AgentStore for SqliteStore {
 
     async fn agent_put(&self, id: &str, email: &str, name: Option<&str>) -> Result<(AgentRow, bool)> {
         let key = email.trim().to_lowercase();
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let other: Option<String> = sqlx::query_scalar("SELECT id FROM agents WHERE email_key = ? AND id <> ?")
             .bind(&key)
             .bind(id)
@@ -184,7 +184,7 @@ impl AgentStore for SqliteStore {
     }
 
     async fn agent_save(&self, id: &str, version: i64, state: &str, commands: &[NewCommand]) -> Result<bool> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         let now = ts(Utc::now());
         let r = sqlx::query(
             "UPDATE agents SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
@@ -218,7 +218,7 @@ impl AgentStore for SqliteStore {
     }
 
     async fn dial_create(&self, d: &DialRequestRow, command: Option<&NewCommand>) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         sqlx::query(
             "INSERT INTO dial_requests (id, agent_id, phone, origin_record_id, created_at) VALUES (?, ?, ?, ?, ?)",
         )
@@ -250,10 +250,9 @@ impl AgentStore for SqliteStore {
     ) -> Result<String> {
         use sqlx::Connection;
         // The agent is told it is saved: fsync like event intake.
-        let mut conn = self.write.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        let mut conn = self.durable.acquire().await?;
         let out = async {
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
             upsert_activity(&mut tx, a, true).await?;
             for e in timeline {
                 insert_timeline(&mut tx, &a.session_id, e).await?;
@@ -271,7 +270,6 @@ impl AgentStore for SqliteStore {
             Ok::<_, StoreError>(id)
         }
         .await;
-        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
         out
     }
 

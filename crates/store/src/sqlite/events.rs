@@ -15,11 +15,8 @@ impl EventStore for SqliteStore {
     }
 
     async fn ingest_groups(&self, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
-        let mut conn = self.write.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
-        let out = ingest_on(&mut conn, groups).await;
-        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-        out
+        let mut conn = self.durable.acquire().await?;
+        ingest_on(&mut conn, groups).await
     }
 
     async fn pending_events(&self, _shards: Option<&[i32]>, limit: i64) -> Result<Vec<PendingEvent>> {

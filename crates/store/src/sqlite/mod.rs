@@ -1,8 +1,12 @@
-//! SQLite implementation. All writes go through one connection (SQLite has one writer
-//! anyway; this avoids busy retries), reads through a small pool.
+//! SQLite implementation. Writes go through two connections: one with `synchronous=FULL`
+//! for what is acknowledged to a caller as stored (event intake, native intake, wrap-ups,
+//! settings), so its group commits never wait behind a rules or delivery transaction's
+//! statements, and one with `NORMAL` for derived work. Both take the write lock at the start
+//! of a transaction (`BEGIN IMMEDIATE`), so they queue on SQLite's busy handler rather than
+//! fail. Reads go through a small pool.
 //!
-//! Durability: WAL mode. Event intake and settings commit with `synchronous=FULL` (fsync
-//! before the answer), everything else with `NORMAL`. Work derived from events (rules
+//! Durability: WAL mode. Acknowledged writes fsync before the answer; everything else
+//! commits with `NORMAL`. Work derived from events (rules
 //! steps, outbox progress, built-in CRM writes) survives a process crash either way; a power
 //! loss can only drop a suffix of that derived work, which is then redone from the stored
 //! events, idempotently. The WAL keeps commits in order, so a FULL commit also makes every
@@ -11,6 +15,7 @@
 mod agents;
 mod builtin_crm;
 mod cluster;
+mod direct;
 mod events;
 mod native;
 mod outbox;
@@ -27,7 +32,8 @@ use chrono::Utc;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use self::rows::insert_event;
+use self::direct::direct_tx;
+use self::rows::insert_event_r;
 use crate::{IdConflict, IngestOutcome, NewEvent, Result, Store, StoreError, ts};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -36,6 +42,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone)]
 pub struct SqliteStore {
     pub(crate) write: SqlitePool,
+    /// The `synchronous=FULL` writer.
+    pub(crate) durable: SqlitePool,
     pub(crate) read: SqlitePool,
 }
 
@@ -50,8 +58,13 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(false);
         let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
+        let durable = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(opts.clone().synchronous(SqliteSynchronous::Full))
+            .await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(false)).await?;
-        Ok(SqliteStore { write, read })
+        Ok(SqliteStore { write, durable, read })
     }
 
     /// A private in-memory database (for `simulate`): nothing touches the disk.
@@ -64,7 +77,7 @@ impl SqliteStore {
             .max_lifetime(None)
             .connect_with(opts)
             .await?;
-        Ok(SqliteStore { write: pool.clone(), read: pool })
+        Ok(SqliteStore { write: pool.clone(), durable: pool.clone(), read: pool })
     }
 
     /// Whether every migration is applied.
@@ -94,6 +107,7 @@ impl Store for SqliteStore {
 
     async fn close(&self) {
         self.write.close().await;
+        self.durable.close().await;
         self.read.close().await;
     }
 
@@ -105,49 +119,48 @@ impl Store for SqliteStore {
 /// Stores several intake batches in one durable commit (group commit). Each batch runs in its
 /// own savepoint: a batch with an id conflict is rolled back alone, the others commit.
 pub(crate) async fn ingest_on(conn: &mut sqlx::SqliteConnection, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
-    use sqlx::Connection;
-    let mut tx = conn.begin().await?;
-    let now = ts(Utc::now());
-    let mut outs = Vec::with_capacity(groups.len());
-    for events in groups {
-        let mut sp = tx.begin().await?;
-        let mut out = IngestOutcome::default();
-        for e in events.iter() {
-            if insert_event(&mut sp, e, &now).await? {
-                out.accepted += 1;
-            } else {
-                match earlier_conflict(&mut sp, e).await? {
-                    None => out.duplicates += 1,
-                    Some(c) => out.conflicts.push(c),
+    direct_tx(conn, |c| {
+        let now = ts(Utc::now());
+        let mut outs = Vec::with_capacity(groups.len());
+        for events in groups {
+            c.execute_batch("SAVEPOINT batch")?;
+            let mut out = IngestOutcome::default();
+            for e in events.iter() {
+                if insert_event_r(c, e, &now)? {
+                    out.accepted += 1;
+                } else {
+                    match earlier_conflict(c, e)? {
+                        None => out.duplicates += 1,
+                        Some(x) => out.conflicts.push(x),
+                    }
                 }
             }
+            if out.conflicts.is_empty() {
+                c.execute_batch("RELEASE batch")?;
+            } else {
+                c.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
+                out.accepted = 0;
+                out.duplicates = 0;
+            }
+            outs.push(out);
         }
-        if out.conflicts.is_empty() {
-            sp.commit().await?;
-        } else {
-            sp.rollback().await?;
-            out.accepted = 0;
-            out.duplicates = 0;
-        }
-        outs.push(out);
-    }
-    tx.commit().await?;
-    Ok(outs)
+        Ok(outs)
+    })
+    .await
 }
 
 /// The stored event holding `e`'s id, when its content differs (compared as JSON values, so
 /// member order does not count).
-async fn earlier_conflict(tx: &mut sqlx::SqliteConnection, e: &NewEvent) -> Result<Option<IdConflict>> {
-    use sqlx::Row;
-    let row =
-        sqlx::query("SELECT session_id, type, body FROM events WHERE id = ?").bind(&e.id).fetch_one(&mut *tx).await?;
-    let body: String = row.get("body");
+fn earlier_conflict(c: &rusqlite::Connection, e: &NewEvent) -> Result<Option<IdConflict>> {
+    let (session_id, event_type, body): (String, String, String) = c
+        .prepare_cached("SELECT session_id, type, body FROM events WHERE id = ?")?
+        .query_row([&e.id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let same =
         match (serde_json::from_str::<serde_json::Value>(&body), serde_json::from_str::<serde_json::Value>(&e.body)) {
             (Ok(a), Ok(b)) => a == b,
             _ => body == e.body,
         };
-    Ok((!same).then(|| IdConflict { id: e.id.clone(), session_id: row.get("session_id"), event_type: row.get("type") }))
+    Ok((!same).then(|| IdConflict { id: e.id.clone(), session_id, event_type }))
 }
 
 /// Writes a path for a `sqlite://` URL: bytes other than plain path characters are

@@ -35,10 +35,9 @@ impl NativeStore for SqliteStore {
     }
 
     async fn ingest_native(&self, batch: &NativeBatch) -> Result<u64> {
-        let mut conn = self.write.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        let mut conn = self.durable.acquire().await?;
         let out = async {
-            let mut tx = conn.begin().await?;
+            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
             let now = ts(Utc::now());
             for n in &batch.natives {
                 sqlx::query(
@@ -77,7 +76,6 @@ impl NativeStore for SqliteStore {
             Ok::<u64, crate::StoreError>(accepted)
         }
         .await;
-        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
         out
     }
 

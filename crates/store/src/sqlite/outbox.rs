@@ -6,26 +6,29 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::SqliteStore;
-use super::rows::{insert_timeline, outbox_row, set_ref};
+use rusqlite::{OptionalExtension, params};
+
+use super::direct::{direct, direct_tx};
+use super::rows::{OUTBOX_COLUMNS, insert_timeline_r, outbox_row, outbox_row_r, set_ref_r};
 use crate::outbox::fenced;
-use crate::{OutboxRow, OutboxState, OutboxStore, Result, ts};
+use crate::{Completed, OutboxRow, OutboxState, OutboxStore, Result, ts};
 
 #[async_trait]
 impl OutboxStore for SqliteStore {
     async fn keys_busy(&self, keys: &[String]) -> Result<bool> {
         let mut conn = self.read.acquire().await?;
-        for k in keys {
-            let busy: Option<i64> = sqlx::query_scalar(
+        direct(&mut conn, |c| {
+            let mut q = c.prepare_cached(
                 "SELECT 1 FROM outbox_keys k JOIN outbox o ON o.id = k.outbox_id WHERE k.key = ? AND o.state = 'pending' LIMIT 1",
-            )
-            .bind(k)
-            .fetch_optional(&mut *conn)
-            .await?;
-            if busy.is_some() {
-                return Ok(true);
+            )?;
+            for k in keys {
+                if q.exists([k])? {
+                    return Ok(true);
+                }
             }
-        }
-        Ok(false)
+            Ok(false)
+        })
+        .await
     }
 
     async fn claim_commands(
@@ -36,103 +39,115 @@ impl OutboxStore for SqliteStore {
         lease_ms: i64,
     ) -> Result<Vec<OutboxRow>> {
         let now_ms = Utc::now().timestamp_millis();
-        let mut tx = self.write.begin().await?;
-        let heads = sqlx::query(
-            "SELECT o.id, o.lease_owner FROM outbox o
-             WHERE o.state = 'pending' AND o.next_attempt_at <= ?1 AND o.lease_until_ms < ?2
-               AND o.id = (SELECT MIN(id) FROM outbox p WHERE p.lane = o.lane AND p.state = 'pending')
-               AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.lane = o.lane AND l.state = 'pending'
-                               AND l.lease_until_ms >= ?2)
-             ORDER BY o.id LIMIT ?3",
-        )
-        .bind(ts(now))
-        .bind(now_ms)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut out = Vec::with_capacity(heads.len());
-        for h in heads {
-            let prev: Option<String> = h.get("lease_owner");
-            let row = sqlx::query(
-                "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, fence = fence + 1 WHERE id = ? RETURNING *",
-            )
-            .bind(node)
-            .bind(now_ms + lease_ms)
-            .bind(h.get::<i64, _>("id"))
-            .fetch_one(&mut *tx)
-            .await?;
-            let mut row = outbox_row(&row)?;
-            // A lease not given back (its node crashed or stalled) is taken over.
-            row.taken_over = prev.is_some_and(|p| p != node);
-            out.push(row);
-        }
-        tx.commit().await?;
-        Ok(out)
+        let mut conn = self.write.acquire().await?;
+        direct_tx(&mut conn, |c| {
+            let heads: Vec<(i64, Option<String>)> = c
+                .prepare_cached(
+                    "SELECT o.id, o.lease_owner FROM outbox o
+                     WHERE o.state = 'pending' AND o.next_attempt_at <= ?1 AND o.lease_until_ms < ?2
+                       AND o.id = (SELECT MIN(id) FROM outbox p WHERE p.lane = o.lane AND p.state = 'pending')
+                       AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.lane = o.lane AND l.state = 'pending'
+                                       AND l.lease_until_ms >= ?2)
+                     ORDER BY o.id LIMIT ?3",
+                )?
+                .query_map(params![ts(now), now_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut lease = c.prepare_cached(&format!(
+                "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, fence = fence + 1 WHERE id = ? RETURNING {OUTBOX_COLUMNS}"
+            ))?;
+            let mut out = Vec::with_capacity(heads.len());
+            for (id, prev) in heads {
+                let mut row = lease.query_row(params![node, now_ms + lease_ms, id], outbox_row_r)?;
+                // A lease not given back (its node crashed or stalled) is taken over.
+                row.taken_over = prev.is_some_and(|p| p != node);
+                out.push(row);
+            }
+            Ok(out)
+        })
+        .await
     }
 
     async fn lane_batch(&self, node: &str, head: &OutboxRow, limit: i64, lease_ms: i64) -> Result<Vec<OutboxRow>> {
         let now_ms = Utc::now().timestamp_millis();
-        let rows =
-            sqlx::query("SELECT * FROM outbox WHERE lane = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?")
-                .bind(&head.lane)
-                .bind(head.id)
-                .bind(limit)
-                .fetch_all(&self.write)
-                .await?;
-        let mut out = Vec::new();
-        for r in rows.iter().map(outbox_row) {
-            let mut r = r?;
-            if r.attempts > 0 {
-                break;
-            }
-            let leased = sqlx::query(
+        let mut conn = self.write.acquire().await?;
+        direct_tx(&mut conn, |c| {
+            let rows: Vec<OutboxRow> = c
+                .prepare_cached(&format!(
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE lane = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?"
+                ))?
+                .query_map(params![head.lane, head.id, limit], outbox_row_r)?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut lease = c.prepare_cached(
                 "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, fence = fence + 1 WHERE id = ? AND fence = ? RETURNING fence",
-            )
-            .bind(node)
-            .bind(now_ms + lease_ms)
-            .bind(r.id)
-            .bind(r.fence)
-            .fetch_optional(&self.write)
-            .await?;
-            match leased {
-                Some(f) => r.fence = f.get("fence"),
-                None => break,
+            )?;
+            let mut out = Vec::new();
+            for mut r in rows {
+                if r.attempts > 0 {
+                    break;
+                }
+                match lease.query_row(params![node, now_ms + lease_ms, r.id, r.fence], |x| x.get(0)).optional()? {
+                    Some(f) => r.fence = f,
+                    None => break,
+                }
+                out.push(r);
             }
-            out.push(r);
-        }
-        Ok(out)
+            Ok(out)
+        })
+        .await
     }
 
     async fn release_commands(&self, rows: &[OutboxRow]) -> Result<()> {
-        for r in rows {
-            sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE id = ? AND fence = ?")
-                .bind(r.id)
-                .bind(r.fence)
-                .execute(&self.write)
-                .await?;
-        }
-        Ok(())
+        let mut conn = self.write.acquire().await?;
+        direct_tx(&mut conn, |c| {
+            let mut q = c.prepare_cached(
+                "UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE id = ? AND fence = ?",
+            )?;
+            for r in rows {
+                q.execute(params![r.id, r.fence])?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        let r = sqlx::query(
-            "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
-               lease_owner = NULL, lease_until_ms = 0
-             WHERE id = ? AND fence = ? AND state = 'pending'",
-        )
-        .bind(ts(Utc::now()))
-        .bind(row.id)
-        .bind(row.fence)
-        .execute(&mut *tx)
-        .await?;
-        fenced(r.rows_affected(), row)?;
-        if let Some((key, crm_id)) = created {
-            set_ref(&mut tx, key, crm_id).await?;
-        }
-        insert_timeline(&mut tx, &row.session_id, &line).await?;
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.write.acquire().await?;
+        direct_tx(&mut conn, |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
+                       lease_owner = NULL, lease_until_ms = 0
+                     WHERE id = ? AND fence = ? AND state = 'pending'",
+                )?
+                .execute(params![ts(Utc::now()), row.id, row.fence])?;
+            fenced(n as u64, row)?;
+            if let Some((key, crm_id)) = created {
+                set_ref_r(c, key, crm_id)?;
+            }
+            insert_timeline_r(c, &row.session_id, &line)
+        })
+        .await
+    }
+
+    async fn complete_commands(&self, done: &[Completed]) -> Result<()> {
+        let mut conn = self.write.acquire().await?;
+        direct_tx(&mut conn, |c| {
+            let now = ts(Utc::now());
+            let mut q = c.prepare_cached(
+                "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
+                   lease_owner = NULL, lease_until_ms = 0
+                 WHERE id = ? AND fence = ? AND state = 'pending'",
+            )?;
+            for d in done {
+                fenced(q.execute(params![now, d.row.id, d.row.fence])? as u64, &d.row)?;
+                if let Some((key, crm_id)) = &d.created {
+                    set_ref_r(c, key, crm_id)?;
+                }
+                insert_timeline_r(c, &d.row.session_id, &d.line)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn retry_command(
@@ -142,42 +157,38 @@ impl OutboxStore for SqliteStore {
         next: DateTime<Utc>,
         line: Option<Entry>,
     ) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        let r = sqlx::query(
-            "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
-               lease_owner = NULL, lease_until_ms = 0
-             WHERE id = ? AND fence = ? AND state = 'pending'",
-        )
-        .bind(error)
-        .bind(ts(next))
-        .bind(row.id)
-        .bind(row.fence)
-        .execute(&mut *tx)
-        .await?;
-        fenced(r.rows_affected(), row)?;
-        if let Some(line) = line {
-            insert_timeline(&mut tx, &row.session_id, &line).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.write.acquire().await?;
+        direct_tx(&mut conn, |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
+                       lease_owner = NULL, lease_until_ms = 0
+                     WHERE id = ? AND fence = ? AND state = 'pending'",
+                )?
+                .execute(params![error, ts(next), row.id, row.fence])?;
+            fenced(n as u64, row)?;
+            if let Some(line) = &line {
+                insert_timeline_r(c, &row.session_id, line)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     async fn park_command(&self, row: &OutboxRow, error: &str, line: Entry) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        let r = sqlx::query(
-            "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?,
-               lease_owner = NULL, lease_until_ms = 0
-             WHERE id = ? AND fence = ? AND state = 'pending'",
-        )
-        .bind(error)
-        .bind(row.id)
-        .bind(row.fence)
-        .execute(&mut *tx)
-        .await?;
-        fenced(r.rows_affected(), row)?;
-        insert_timeline(&mut tx, &row.session_id, &line).await?;
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.write.acquire().await?;
+        direct_tx(&mut conn, |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?,
+                       lease_owner = NULL, lease_until_ms = 0
+                     WHERE id = ? AND fence = ? AND state = 'pending'",
+                )?
+                .execute(params![error, row.id, row.fence])?;
+            fenced(n as u64, row)?;
+            insert_timeline_r(c, &row.session_id, &line)
+        })
+        .await
     }
 
     async fn list_commands(&self, state: OutboxState, limit: i64) -> Result<Vec<OutboxRow>> {

@@ -1,10 +1,13 @@
 //! Row helpers shared by the SQLite modules: writes that several concerns make inside their
-//! own transactions, and row mappers.
+//! own transactions, and row mappers. They run on the connection's handle (see `direct`);
+//! the async forms are for callers inside a sqlx transaction.
 
 use casebridge_rules::model::Entry;
 use chrono::Utc;
+use rusqlite::{OptionalExtension, params};
 use sqlx::Row;
 
+use super::direct::direct;
 use crate::agents::NewActivity;
 use crate::{NewCommand, NewEvent, OutboxRow, Result, StepCommit, entry_kind_str, ts};
 
@@ -25,93 +28,123 @@ pub(crate) fn outbox_row(r: &sqlx::sqlite::SqliteRow) -> Result<OutboxRow> {
     })
 }
 
+/// The outbox columns [`outbox_row_r`] reads, in its order.
+pub(crate) const OUTBOX_COLUMNS: &str =
+    "id, key, lane, session_id, op, attempts, state, last_error, next_attempt_at, fence";
+
+/// Reads an outbox row selected with [`OUTBOX_COLUMNS`].
+pub(crate) fn outbox_row_r(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow> {
+    let state: String = r.get(6)?;
+    Ok(OutboxRow {
+        id: r.get(0)?,
+        key: r.get(1)?,
+        lane: r.get(2)?,
+        session_id: r.get(3)?,
+        op: r.get(4)?,
+        attempts: r.get(5)?,
+        state: state
+            .parse()
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(6, rusqlite::types::Type::Text, Box::new(e)))?,
+        last_error: r.get(7)?,
+        next_attempt_at: r.get(8)?,
+        fence: r.get(9)?,
+        taken_over: false,
+    })
+}
+
 /// Appends a line to a session's timeline.
 pub(crate) async fn insert_timeline(tx: &mut sqlx::SqliteConnection, session_id: &str, e: &Entry) -> Result<()> {
+    direct(tx, |c| insert_timeline_r(c, session_id, e)).await
+}
+
+/// [`insert_timeline`] on the handle.
+pub(crate) fn insert_timeline_r(c: &rusqlite::Connection, session_id: &str, e: &Entry) -> Result<()> {
     let native = e.native.as_ref().map(serde_json::to_string).transpose()?;
-    sqlx::query("INSERT INTO timeline (session_id, at, kind, summary, rule, native) VALUES (?, ?, ?, ?, ?, ?)")
-        .bind(session_id)
-        .bind(ts(e.at))
-        .bind(entry_kind_str(e.kind))
-        .bind(&e.summary)
-        .bind(&e.rule)
-        .bind(native)
-        .execute(&mut *tx)
-        .await?;
+    c.prepare_cached("INSERT INTO timeline (session_id, at, kind, summary, rule, native) VALUES (?, ?, ?, ?, ?, ?)")?
+        .execute(params![session_id, ts(e.at), entry_kind_str(e.kind), e.summary, e.rule, native])?;
     Ok(())
 }
 
 /// Stores one event; false when its id is known.
 pub(crate) async fn insert_event(tx: &mut sqlx::SqliteConnection, e: &NewEvent, now: &str) -> Result<bool> {
-    let r = sqlx::query(
-        "INSERT INTO events (id, session_id, type, at, body, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
-    )
-    .bind(&e.id)
-    .bind(&e.session_id)
-    .bind(&e.event_type)
-    .bind(ts(e.at))
-    .bind(&e.body)
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    Ok(r.rows_affected() == 1)
+    direct(tx, |c| insert_event_r(c, e, now)).await
+}
+
+/// [`insert_event`] on the handle.
+pub(crate) fn insert_event_r(c: &rusqlite::Connection, e: &NewEvent, now: &str) -> Result<bool> {
+    let n = c
+        .prepare_cached(
+            "INSERT INTO events (id, session_id, type, at, body, received_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO NOTHING",
+        )?
+        .execute(params![e.id, e.session_id, e.event_type, ts(e.at), e.body, now])?;
+    Ok(n == 1)
+}
+
+/// Applies rules steps in one transaction (see [`commit_one_r`]).
+pub(crate) async fn commit_steps_on(conn: &mut sqlx::SqliteConnection, steps: &[StepCommit]) -> Result<()> {
+    super::direct::direct_tx(conn, |c| {
+        let now = ts(Utc::now());
+        for s in steps {
+            commit_one_r(c, s, &now)?;
+        }
+        Ok(())
+    })
+    .await
 }
 
 /// Applies one rules step: the session row, its timeline, outbox and activity lines, and
 /// marks its events applied.
-pub(crate) async fn commit_one(tx: &mut sqlx::SqliteConnection, c: &StepCommit) -> Result<()> {
-    let now = ts(Utc::now());
-    let (account_key, mut account_id) = split_ref(&c.account);
-    let (record_key, mut record_id) = split_ref(&c.record);
+pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) -> Result<()> {
+    let (account_key, mut account_id) = split_ref(&s.account);
+    let (record_key, mut record_id) = split_ref(&s.record);
+    let crm_id = |k: &str| -> Result<Option<String>> {
+        Ok(c.prepare_cached("SELECT crm_id FROM crm_refs WHERE key = ?")?.query_row([k], |r| r.get(0)).optional()?)
+    };
     if let Some(k) = &account_key {
-        account_id =
-            sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(k).fetch_optional(&mut *tx).await?;
+        account_id = crm_id(k)?;
     }
     if let Some(k) = &record_key {
-        record_id =
-            sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(k).fetch_optional(&mut *tx).await?;
+        record_id = crm_id(k)?;
     }
-    sqlx::query(
-            "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over, first_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT MIN(at) FROM events WHERE session_id = ?))
-             ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
-               account_id = CASE WHEN excluded.account_id IS NULL AND excluded.account_key = sessions.account_key THEN sessions.account_id ELSE excluded.account_id END,
-               record_key = excluded.record_key,
-               record_id = CASE WHEN excluded.record_id IS NULL AND excluded.record_key = sessions.record_key THEN sessions.record_id ELSE excluded.record_id END,
-               created_at = excluded.created_at, updated_at = excluded.updated_at, agent_id = excluded.agent_id,
-               over = excluded.over, first_at = COALESCE(sessions.first_at, excluded.first_at)",
-        )
-        .bind(&c.session_id)
-        .bind(&c.session)
-        .bind(&c.lane)
-        .bind(&account_key)
-        .bind(&account_id)
-        .bind(&record_key)
-        .bind(&record_id)
-        .bind(c.created_at.map(ts))
-        .bind(&now)
-        .bind(&c.agent_id)
-        .bind(c.over)
-        .bind(&c.session_id)
-        .execute(&mut *tx)
-        .await?;
-    for e in &c.timeline {
-        insert_timeline(tx, &c.session_id, e).await?;
+    c.prepare_cached(
+        "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over, first_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT MIN(at) FROM events WHERE session_id = ?))
+         ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
+           account_id = CASE WHEN excluded.account_id IS NULL AND excluded.account_key = sessions.account_key THEN sessions.account_id ELSE excluded.account_id END,
+           record_key = excluded.record_key,
+           record_id = CASE WHEN excluded.record_id IS NULL AND excluded.record_key = sessions.record_key THEN sessions.record_id ELSE excluded.record_id END,
+           created_at = excluded.created_at, updated_at = excluded.updated_at, agent_id = excluded.agent_id,
+           over = excluded.over, first_at = COALESCE(sessions.first_at, excluded.first_at)",
+    )?
+    .execute(params![
+        s.session_id,
+        s.session,
+        s.lane,
+        account_key,
+        account_id,
+        record_key,
+        record_id,
+        s.created_at.map(ts),
+        now,
+        s.agent_id,
+        s.over,
+        s.session_id
+    ])?;
+    for e in &s.timeline {
+        insert_timeline_r(c, &s.session_id, e)?;
     }
-    for cmd in &c.commands {
-        insert_command(tx, cmd, &now).await?;
+    for cmd in &s.commands {
+        insert_command_r(c, cmd, now)?;
     }
-    for a in &c.activities {
-        upsert_activity(tx, a, false).await?;
+    for a in &s.activities {
+        upsert_activity_r(c, a, false)?;
     }
-    for seq in &c.event_seqs {
-        let r = sqlx::query("UPDATE events SET applied = 1 WHERE seq = ? AND applied = 0")
-            .bind(seq)
-            .execute(&mut *tx)
-            .await?;
-        if r.rows_affected() != 1 {
+    let mut applied = c.prepare_cached("UPDATE events SET applied = 1 WHERE seq = ? AND applied = 0")?;
+    for seq in &s.event_seqs {
+        if applied.execute([seq])? != 1 {
             return Err(crate::StoreError::Fenced(format!(
                 "event {seq} of session {} is already applied",
-                c.session_id
+                s.session_id
             )));
         }
     }
@@ -120,25 +153,28 @@ pub(crate) async fn commit_one(tx: &mut sqlx::SqliteConnection, c: &StepCommit) 
 
 /// Adds an outbox row and its customer keys (a replayed row is already there: nothing to do).
 pub(crate) async fn insert_command(tx: &mut sqlx::SqliteConnection, cmd: &NewCommand, now: &str) -> Result<()> {
-    let r = sqlx::query(
-        "INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
-    )
-    .bind(&cmd.key)
-    .bind(&cmd.lane)
-    .bind(&cmd.session_id)
-    .bind(&cmd.op)
-    .bind(cmd.not_before.map(crate::ts).unwrap_or_else(|| now.to_string()))
-    .bind(now)
-    .execute(&mut *tx)
-    .await?;
-    if r.rows_affected() == 1 {
-        let id = r.last_insert_rowid();
-        for k in &cmd.keys {
-            sqlx::query("INSERT OR IGNORE INTO outbox_keys (key, outbox_id) VALUES (?, ?)")
-                .bind(k)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+    direct(tx, |c| insert_command_r(c, cmd, now)).await
+}
+
+/// [`insert_command`] on the handle.
+pub(crate) fn insert_command_r(c: &rusqlite::Connection, cmd: &NewCommand, now: &str) -> Result<()> {
+    let n = c
+        .prepare_cached(
+            "INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",
+        )?
+        .execute(params![
+            cmd.key,
+            cmd.lane,
+            cmd.session_id,
+            cmd.op,
+            cmd.not_before.map(crate::ts).unwrap_or_else(|| now.to_string()),
+            now
+        ])?;
+    if n == 1 {
+        let id = c.last_insert_rowid();
+        let mut k = c.prepare_cached("INSERT OR IGNORE INTO outbox_keys (key, outbox_id) VALUES (?, ?)")?;
+        for key in &cmd.keys {
+            k.execute(params![key, id])?;
         }
     }
     Ok(())
@@ -146,23 +182,17 @@ pub(crate) async fn insert_command(tx: &mut sqlx::SqliteConnection, cmd: &NewCom
 
 /// Remembers the CRM id of a casebridge key and resolves sessions waiting for it.
 pub(crate) async fn set_ref(tx: &mut sqlx::SqliteConnection, key: &str, crm_id: &str) -> Result<()> {
-    sqlx::query(
+    direct(tx, |c| set_ref_r(c, key, crm_id)).await
+}
+
+/// [`set_ref`] on the handle.
+pub(crate) fn set_ref_r(c: &rusqlite::Connection, key: &str, crm_id: &str) -> Result<()> {
+    c.prepare_cached(
         "INSERT INTO crm_refs (key, crm_id) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET crm_id = excluded.crm_id",
-    )
-    .bind(key)
-    .bind(crm_id)
-    .execute(&mut *tx)
-    .await?;
-    sqlx::query("UPDATE sessions SET account_id = ? WHERE account_key = ?")
-        .bind(crm_id)
-        .bind(key)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE sessions SET record_id = ? WHERE record_key = ?")
-        .bind(crm_id)
-        .bind(key)
-        .execute(&mut *tx)
-        .await?;
+    )?
+    .execute([key, crm_id])?;
+    c.prepare_cached("UPDATE sessions SET account_id = ? WHERE account_key = ?")?.execute([crm_id, key])?;
+    c.prepare_cached("UPDATE sessions SET record_id = ? WHERE record_key = ?")?.execute([crm_id, key])?;
     Ok(())
 }
 
@@ -176,18 +206,23 @@ pub(crate) fn split_ref(r: &Option<(String, bool)>) -> (Option<String>, Option<S
 }
 
 /// The id the next row of a table gets, with a prefix.
-pub(crate) async fn next_id(conn: &mut sqlx::SqliteConnection, table: &str, prefix: &str) -> Result<String> {
+pub(crate) fn next_id_r(c: &rusqlite::Connection, table: &str, prefix: &str) -> Result<String> {
     // Rows are never deleted, so the next rowid is the row count plus one, without a scan.
     let sql = format!("SELECT COALESCE(MAX(rowid), 0) FROM {table}");
-    let n: i64 = sqlx::query_scalar(&sql).fetch_one(&mut *conn).await?;
+    let n: i64 = c.prepare_cached(&sql)?.query_row([], |r| r.get(0))?;
     Ok(format!("{prefix}{}", n + 1))
 }
 
 /// Writes an activity line; `replace` counts a new revision (a later wrap-up), otherwise a
 /// replayed line changes nothing.
 pub(crate) async fn upsert_activity(tx: &mut sqlx::SqliteConnection, a: &NewActivity, replace: bool) -> Result<()> {
+    direct(tx, |c| upsert_activity_r(c, a, replace)).await
+}
+
+/// [`upsert_activity`] on the handle.
+pub(crate) fn upsert_activity_r(c: &rusqlite::Connection, a: &NewActivity, replace: bool) -> Result<()> {
     let now = ts(Utc::now());
-    let id = next_id(tx, "platform_activities", "pa_").await?;
+    let id = next_id_r(c, "platform_activities", "pa_")?;
     let conflict = if replace {
         "ON CONFLICT(ext_key) DO UPDATE SET action = excluded.action, person_ref = excluded.person_ref,
            person_is_key = excluded.person_is_key, record_id = excluded.record_id, related_by = excluded.related_by,
@@ -201,27 +236,26 @@ pub(crate) async fn upsert_activity(tx: &mut sqlx::SqliteConnection, a: &NewActi
            related_by, disposition, label, notes, agent_id, queue, channel, missed_reason, session_at, created_at, updated_at)
          VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) {conflict}"
     );
-    sqlx::query(&sql)
-        .bind(id)
-        .bind(&a.ext_key)
-        .bind(&a.session_id)
-        .bind(&a.kind)
-        .bind(&a.action)
-        .bind(&a.person_ref)
-        .bind(a.person_is_key)
-        .bind(&a.record_id)
-        .bind(&a.related_by)
-        .bind(&a.disposition)
-        .bind(&a.label)
-        .bind(&a.notes)
-        .bind(&a.agent_id)
-        .bind(&a.queue)
-        .bind(&a.channel)
-        .bind(&a.missed_reason)
-        .bind(ts(a.session_at))
-        .bind(&now)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?;
+    c.prepare_cached(&sql)?.execute(params![
+        id,
+        a.ext_key,
+        a.session_id,
+        a.kind,
+        a.action,
+        a.person_ref,
+        a.person_is_key,
+        a.record_id,
+        a.related_by,
+        a.disposition,
+        a.label,
+        a.notes,
+        a.agent_id,
+        a.queue,
+        a.channel,
+        a.missed_reason,
+        ts(a.session_at),
+        now,
+        now
+    ])?;
     Ok(())
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::SqliteStore;
-use super::rows::commit_one;
+use super::rows::commit_steps_on;
 use crate::{Result, SessionFilter, SessionGauges, SessionRow, SessionStore, StepCommit, entry_kind, parse_ts, ts};
 
 #[async_trait]
@@ -24,12 +24,8 @@ impl SessionStore for SqliteStore {
     }
 
     async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        for c in &steps {
-            commit_one(&mut tx, c).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        let mut conn = self.write.acquire().await?;
+        commit_steps_on(&mut conn, &steps).await
     }
 
     async fn timeline(&self, session_id: &str) -> Result<Vec<Entry>> {
@@ -152,7 +148,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn ref_set(&self, key: &str, crm_id: &str) -> Result<()> {
-        let mut tx = self.write.begin().await?;
+        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
         super::rows::set_ref(&mut tx, key, crm_id).await?;
         tx.commit().await?;
         Ok(())

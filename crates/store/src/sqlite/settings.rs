@@ -28,20 +28,17 @@ impl SettingsStore for SqliteStore {
     }
 
     async fn settings_put(&self, doc: &str) -> Result<()> {
-        let mut conn = self.write.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        let mut conn = self.durable.acquire().await?;
         let r = sqlx::query(UPSERT).bind(doc).bind(ts(Utc::now())).execute(&mut *conn).await;
-        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
         r?;
         Ok(())
     }
 
     async fn settings_change(&self, c: SettingsChange<'_>) -> Result<i64> {
-        let mut conn = self.write.acquire().await?;
-        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+        let mut conn = self.durable.acquire().await?;
         let r = async {
             let now = ts(Utc::now());
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
             sqlx::query(UPSERT).bind(c.doc).bind(&now).execute(&mut *tx).await?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO settings_history (at, source, changed, restored_from, doc) VALUES (?, ?, ?, ?, ?) RETURNING id",
@@ -57,7 +54,6 @@ impl SettingsStore for SqliteStore {
             Ok::<_, crate::StoreError>(id)
         }
         .await;
-        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
         r
     }
 

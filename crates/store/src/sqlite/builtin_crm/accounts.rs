@@ -3,43 +3,48 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{account_row, activity_row};
+use rusqlite::{OptionalExtension, params};
+
+use super::{account_r, account_row, activity_row};
 use crate::sqlite::SqliteStore;
-use crate::sqlite::rows::next_id;
-use crate::{Result, StoreError, parse_ts, ts};
+use crate::sqlite::direct::{direct, direct_tx};
+use crate::sqlite::rows::next_id_r;
+use crate::{Result, parse_ts, ts};
 use casebridge_crm::builtin::storage::{CrmAccount, CrmActivity, NewAccount};
 
 impl SqliteStore {
     pub(super) async fn create_account(&self, a: NewAccount) -> Result<(CrmAccount, bool)> {
-        let mut tx = self.write.begin().await?;
-        if let Some(k) = &a.ext_key
-            && let Some(r) =
-                sqlx::query("SELECT * FROM crm_accounts WHERE ext_key = ?").bind(k).fetch_optional(&mut *tx).await?
-        {
-            return Ok((account_row(&r), false));
-        }
-        let id = match &a.id {
-            Some(id) => id.clone(),
-            None => next_id(&mut tx, "crm_accounts", "acct_").await?,
-        };
-        let at = ts(a.at);
-        sqlx::query("INSERT INTO crm_accounts (id, ext_key, kind, name, phone, phone_key, email, email_key, user_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)")
-            .bind(&id)
-            .bind(&a.ext_key)
-            .bind(&a.kind)
-            .bind(&a.name)
-            .bind(&a.phone)
-            .bind(&a.phone_key)
-            .bind(&a.email)
-            .bind(a.email.as_ref().map(|e| e.trim().to_lowercase()))
-            .bind(&a.user_id)
-            .bind(&at)
-            .bind(&at)
-            .execute(&mut *tx)
-            .await?;
-        let r = sqlx::query("SELECT * FROM crm_accounts WHERE id = ?").bind(&id).fetch_one(&mut *tx).await?;
-        tx.commit().await?;
-        Ok((account_row(&r), true))
+        let mut conn = self.write.acquire().await?;
+        direct_tx(&mut conn, |c| {
+            if let Some(k) = &a.ext_key
+                && let Some(found) =
+                    c.prepare_cached("SELECT * FROM crm_accounts WHERE ext_key = ?")?.query_row([k], account_r).optional()?
+            {
+                return Ok((found, false));
+            }
+            let id = match &a.id {
+                Some(id) => id.clone(),
+                None => next_id_r(c, "crm_accounts", "acct_")?,
+            };
+            let at = ts(a.at);
+            c.prepare_cached("INSERT INTO crm_accounts (id, ext_key, kind, name, phone, phone_key, email, email_key, user_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)")?
+                .execute(params![
+                    id,
+                    a.ext_key,
+                    a.kind,
+                    a.name,
+                    a.phone,
+                    a.phone_key,
+                    a.email,
+                    a.email.as_ref().map(|e| e.trim().to_lowercase()),
+                    a.user_id,
+                    at,
+                    at
+                ])?;
+            let r = c.prepare_cached("SELECT * FROM crm_accounts WHERE id = ?")?.query_row([&id], account_r)?;
+            Ok((r, true))
+        })
+        .await
     }
 
     pub(super) async fn find_accounts(
@@ -48,18 +53,16 @@ impl SqliteStore {
         email: Option<&str>,
         user_id: Option<&str>,
     ) -> Result<Vec<CrmAccount>> {
-        let rows = sqlx::query(
-            "SELECT * FROM crm_accounts WHERE (? IS NOT NULL AND phone_key = ?) OR (? IS NOT NULL AND email_key = ?) OR (? IS NOT NULL AND user_id = ?) ORDER BY created_at, id",
-        )
-        .bind(phone_key)
-        .bind(phone_key)
-        .bind(email)
-        .bind(email.map(|e| e.trim().to_lowercase()))
-        .bind(user_id)
-        .bind(user_id)
-        .fetch_all(&self.read)
-        .await?;
-        Ok(rows.iter().map(account_row).collect())
+        let mut conn = self.read.acquire().await?;
+        direct(&mut conn, |c| {
+            let email_key = email.map(|e| e.trim().to_lowercase());
+            Ok(c.prepare_cached(
+                "SELECT * FROM crm_accounts WHERE (?1 IS NOT NULL AND phone_key = ?1) OR (?2 IS NOT NULL AND email_key = ?2) OR (?3 IS NOT NULL AND user_id = ?3) ORDER BY created_at, id",
+            )?
+            .query_map(params![phone_key, email_key, user_id], account_r)?
+            .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
     }
 
     pub(super) async fn list_accounts(&self, limit: i64) -> Result<Vec<CrmAccount>> {
@@ -111,9 +114,7 @@ impl SqliteStore {
         fields: &serde_json::Map<String, serde_json::Value>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let a =
-            self.get_account(id).await?.ok_or_else(|| StoreError::NotFound(format!("account {id} does not exist")))?;
-        self.merge_fields("crm_accounts", id, a.custom_fields, fields, at).await
+        self.merge_fields("crm_accounts", "account", id, fields, at).await
     }
 
     pub(super) async fn set_agent_status(&self, email: &str, status: &str, at: DateTime<Utc>) -> Result<()> {

@@ -13,7 +13,9 @@ use casebridge_crm::builtin::storage::{
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::SqliteStore;
+use rusqlite::OptionalExtension;
+
+use super::{SqliteStore, direct};
 use crate::{Result, StoreError, parse_ts, ts};
 
 /// Missing and conflicting objects keep their meaning; any other failure is worth retrying.
@@ -40,27 +42,55 @@ fn account_row(r: &sqlx::sqlite::SqliteRow) -> CrmAccount {
     }
 }
 
-fn record_row(r: &sqlx::sqlite::SqliteRow, sessions: Vec<String>) -> CrmRecord {
-    let status: String = r.get("status");
-    CrmRecord {
-        id: r.get("id"),
-        title: r.get("title"),
+/// [`account_row`] for a row read on the handle.
+fn account_r(r: &rusqlite::Row<'_>) -> rusqlite::Result<CrmAccount> {
+    Ok(CrmAccount {
+        id: r.get("id")?,
+        kind: r.get("kind")?,
+        name: r.get("name")?,
+        phone: r.get("phone")?,
+        email: r.get("email")?,
+        user_id: r.get("user_id")?,
+        external_key: r.get("ext_key")?,
+        custom_fields: serde_json::from_str(r.get::<_, String>("custom_fields")?.as_str()).unwrap_or_default(),
+        created_at: parse_ts(r.get::<_, String>("created_at")?.as_str()),
+        updated_at: parse_ts(r.get::<_, String>("updated_at")?.as_str()),
+    })
+}
+
+/// A record row read on the handle (sessions filled in by [`record_sessions_r`]).
+fn record_r(r: &rusqlite::Row<'_>) -> rusqlite::Result<CrmRecord> {
+    let status: String = r.get("status")?;
+    Ok(CrmRecord {
+        id: r.get("id")?,
+        title: r.get("title")?,
         is_closed: is_closed_status(&status),
         status,
-        closed_at: r.get::<Option<String>, _>("closed_at").map(|s| parse_ts(&s)),
-        account_id: r.get("account_id"),
-        leaf_queue: r.get("leaf_queue"),
-        channel: r.get("channel"),
-        owner_agent_id: r.get("owner_agent_id"),
-        tags: serde_json::from_str(r.get::<String, _>("tags").as_str()).unwrap_or_default(),
-        session_ids: sessions,
-        abandoned: r.get::<i64, _>("abandoned") != 0,
-        missed_reason: r.get("missed_reason"),
-        custom_fields: serde_json::from_str(r.get::<String, _>("custom_fields").as_str()).unwrap_or_default(),
-        external_key: r.get("ext_key"),
-        created_at: parse_ts(r.get::<String, _>("created_at").as_str()),
-        updated_at: parse_ts(r.get::<String, _>("updated_at").as_str()),
+        closed_at: r.get::<_, Option<String>>("closed_at")?.map(|s| parse_ts(&s)),
+        account_id: r.get("account_id")?,
+        leaf_queue: r.get("leaf_queue")?,
+        channel: r.get("channel")?,
+        owner_agent_id: r.get("owner_agent_id")?,
+        tags: serde_json::from_str(r.get::<_, String>("tags")?.as_str()).unwrap_or_default(),
+        session_ids: Vec::new(),
+        abandoned: r.get::<_, i64>("abandoned")? != 0,
+        missed_reason: r.get("missed_reason")?,
+        custom_fields: serde_json::from_str(r.get::<_, String>("custom_fields")?.as_str()).unwrap_or_default(),
+        external_key: r.get("ext_key")?,
+        created_at: parse_ts(r.get::<_, String>("created_at")?.as_str()),
+        updated_at: parse_ts(r.get::<_, String>("updated_at")?.as_str()),
+    })
+}
+
+/// Fills in the sessions of records read with [`record_r`].
+fn record_sessions_r(c: &rusqlite::Connection, recs: &mut [CrmRecord]) -> Result<()> {
+    let mut q = c.prepare_cached(
+        "SELECT session_id FROM crm_record_sessions WHERE record_id = ? ORDER BY added_at, session_id",
+    )?;
+    for r in recs {
+        r.session_ids = q.query_map([&r.id], |x| x.get(0))?.collect::<rusqlite::Result<_>>()?;
     }
+    Ok(())
 }
 
 fn activity_row(r: &sqlx::sqlite::SqliteRow) -> CrmActivity {
@@ -77,21 +107,31 @@ fn activity_row(r: &sqlx::sqlite::SqliteRow) -> CrmActivity {
 }
 
 impl SqliteStore {
-    /// Writes `existing` with `fields` merged in as the object's custom fields.
+    /// Merges `fields` into an object's custom fields (read and written in one transaction).
     pub(super) async fn merge_fields(
         &self,
-        table: &str,
+        table: &'static str,
+        what: &'static str,
         id: &str,
-        mut existing: serde_json::Map<String, serde_json::Value>,
         fields: &serde_json::Map<String, serde_json::Value>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        for (k, v) in fields {
-            existing.insert(k.clone(), v.clone());
-        }
-        let sql = format!("UPDATE {table} SET custom_fields = ?, updated_at = ? WHERE id = ?");
-        sqlx::query(&sql).bind(serde_json::to_string(&existing)?).bind(ts(at)).bind(id).execute(&self.write).await?;
-        Ok(())
+        let mut conn = self.write.acquire().await?;
+        direct::direct_tx(&mut conn, |c| {
+            let sql = format!("SELECT custom_fields FROM {table} WHERE id = ?");
+            let Some(text) = c.prepare_cached(&sql)?.query_row([id], |r| r.get::<_, String>(0)).optional()? else {
+                return Err(StoreError::NotFound(format!("{what} {id} does not exist")));
+            };
+            let mut existing: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&text).unwrap_or_default();
+            for (k, v) in fields {
+                existing.insert(k.clone(), v.clone());
+            }
+            let sql = format!("UPDATE {table} SET custom_fields = ?, updated_at = ? WHERE id = ?");
+            c.prepare_cached(&sql)?.execute(rusqlite::params![serde_json::to_string(&existing)?, ts(at), id])?;
+            Ok(())
+        })
+        .await
     }
 }
 

@@ -4,124 +4,117 @@
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
-use super::{activity_row, record_row};
+use rusqlite::{OptionalExtension, params};
+
+use super::{activity_row, record_r, record_sessions_r};
 use crate::sqlite::SqliteStore;
-use crate::sqlite::rows::next_id;
+use crate::sqlite::direct::{direct, direct_tx};
+use crate::sqlite::rows::next_id_r;
 use crate::{Result, StoreError, parse_ts, ts};
 use casebridge_crm::builtin::storage::{
     CrmActivity, CrmAttachment, CrmNote, CrmRecord, CrmSessionObject, NewRecord, RecordFilter, is_closed_status,
 };
 
-async fn touch(tx: &mut sqlx::SqliteConnection, id: &str, at: DateTime<Utc>) -> Result<()> {
-    sqlx::query("UPDATE crm_records SET updated_at = ? WHERE id = ?").bind(ts(at)).bind(id).execute(&mut *tx).await?;
+fn touch(c: &rusqlite::Connection, id: &str, at: DateTime<Utc>) -> Result<()> {
+    c.prepare_cached("UPDATE crm_records SET updated_at = ? WHERE id = ?")?.execute(params![ts(at), id])?;
     Ok(())
 }
 
+/// A record read on the handle, with its sessions.
+fn record_by_r(c: &rusqlite::Connection, col: &str, v: &str) -> Result<Option<CrmRecord>> {
+    let sql = format!("SELECT * FROM crm_records WHERE {col} = ?");
+    let Some(r) = c.prepare_cached(&sql)?.query_row([v], record_r).optional()? else { return Ok(None) };
+    let mut one = [r];
+    record_sessions_r(c, &mut one)?;
+    let [r] = one;
+    Ok(Some(r))
+}
+
+/// Fails with NotFound unless the record exists (one indexed lookup).
+fn record_must_exist_r(c: &rusqlite::Connection, id: &str) -> Result<()> {
+    match c.prepare_cached("SELECT 1 FROM crm_records WHERE id = ?")?.exists([id])? {
+        true => Ok(()),
+        false => Err(StoreError::NotFound(format!("record {id} does not exist"))),
+    }
+}
+
+fn require_record_r(c: &rusqlite::Connection, id: &str) -> Result<CrmRecord> {
+    record_by_r(c, "id", id)?.ok_or_else(|| StoreError::NotFound(format!("record {id} does not exist")))
+}
+
 impl SqliteStore {
-    async fn sessions_of(&self, record_id: &str) -> Result<Vec<String>> {
-        Ok(sqlx::query_scalar(
-            "SELECT session_id FROM crm_record_sessions WHERE record_id = ? ORDER BY added_at, session_id",
-        )
-        .bind(record_id)
-        .fetch_all(&self.read)
-        .await?)
-    }
-
     async fn record_by(&self, col: &str, v: &str) -> Result<Option<CrmRecord>> {
-        let sql = format!("SELECT * FROM crm_records WHERE {col} = ?");
-        let row = sqlx::query(&sql).bind(v).fetch_optional(&self.read).await?;
-        match row {
-            Some(r) => {
-                let id: String = r.get("id");
-                let s = self.sessions_of(&id).await?;
-                Ok(Some(record_row(&r, s)))
-            }
-            None => Ok(None),
-        }
+        let mut conn = self.read.acquire().await?;
+        direct(&mut conn, |c| record_by_r(c, col, v)).await
     }
 
-    /// Fails with NotFound unless the record exists (one indexed lookup).
-    async fn record_must_exist(&self, id: &str) -> Result<()> {
-        let found: Option<i64> =
-            sqlx::query_scalar("SELECT 1 FROM crm_records WHERE id = ?").bind(id).fetch_optional(&self.read).await?;
-        match found {
-            Some(_) => Ok(()),
-            None => Err(StoreError::NotFound(format!("record {id} does not exist"))),
-        }
-    }
-
-    async fn require_record(&self, id: &str) -> Result<CrmRecord> {
-        self.record_by("id", id).await?.ok_or_else(|| StoreError::NotFound(format!("record {id} does not exist")))
+    /// Runs a write on the handle in its own transaction.
+    async fn write_tx<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        let mut conn = self.write.acquire().await?;
+        direct_tx(&mut conn, f).await
     }
 
     pub(super) async fn create_record(&self, r: NewRecord) -> Result<(CrmRecord, bool)> {
-        if let Some(k) = &r.ext_key
-            && let Some(rec) = self.record_by("ext_key", k).await?
-        {
-            return Ok((rec, false));
-        }
-        let mut tx = self.write.begin().await?;
-        let id = match &r.id {
-            Some(id) => id.clone(),
-            None => next_id(&mut tx, "crm_records", "rec_").await?,
-        };
-        let status = r.status.clone().unwrap_or_else(|| "new".into());
-        let at = ts(r.at);
-        let closed_at =
-            if is_closed_status(&status) { Some(r.closed_at.map(ts).unwrap_or_else(|| at.clone())) } else { None };
-        sqlx::query(
-            "INSERT INTO crm_records (id, ext_key, account_id, title, status, closed_at, leaf_queue, channel, owner_agent_id, tags, abandoned, missed_reason, created_at, updated_at)
-             VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        )
-        .bind(&id)
-        .bind(&r.ext_key)
-        .bind(&r.account_id)
-        .bind(&r.title)
-        .bind(&status)
-        .bind(&closed_at)
-        .bind(&r.leaf_queue)
-        .bind(&r.channel)
-        .bind(&r.owner_agent_id)
-        .bind(serde_json::to_string(&r.tags)?)
-        .bind(r.abandoned as i64)
-        .bind(&r.missed_reason)
-        .bind(&at)
-        .bind(&at)
-        .execute(&mut *tx)
-        .await?;
-        if let Some(s) = &r.session_id {
-            sqlx::query("INSERT OR IGNORE INTO crm_record_sessions (record_id, session_id, added_at) VALUES (?,?,?)")
-                .bind(&id)
-                .bind(s)
-                .bind(&at)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok((self.require_record(&id).await?, true))
+        self.write_tx(|c| {
+            if let Some(k) = &r.ext_key
+                && let Some(rec) = record_by_r(c, "ext_key", k)?
+            {
+                return Ok((rec, false));
+            }
+            let id = match &r.id {
+                Some(id) => id.clone(),
+                None => next_id_r(c, "crm_records", "rec_")?,
+            };
+            let status = r.status.clone().unwrap_or_else(|| "new".into());
+            let at = ts(r.at);
+            let closed_at =
+                if is_closed_status(&status) { Some(r.closed_at.map(ts).unwrap_or_else(|| at.clone())) } else { None };
+            c.prepare_cached(
+                "INSERT INTO crm_records (id, ext_key, account_id, title, status, closed_at, leaf_queue, channel, owner_agent_id, tags, abandoned, missed_reason, created_at, updated_at)
+                 VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            )?
+            .execute(params![
+                id,
+                r.ext_key,
+                r.account_id,
+                r.title,
+                status,
+                closed_at,
+                r.leaf_queue,
+                r.channel,
+                r.owner_agent_id,
+                serde_json::to_string(&r.tags)?,
+                r.abandoned as i64,
+                r.missed_reason,
+                at,
+                at
+            ])?;
+            if let Some(s) = &r.session_id {
+                c.prepare_cached(
+                    "INSERT OR IGNORE INTO crm_record_sessions (record_id, session_id, added_at) VALUES (?,?,?)",
+                )?
+                .execute(params![id, s, at])?;
+            }
+            Ok((require_record_r(c, &id)?, true))
+        })
+        .await
     }
 
     pub(super) async fn list_records(&self, f: RecordFilter) -> Result<Vec<CrmRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM crm_records r WHERE (? IS NULL OR account_id = ?) AND (? IS NULL OR status = ?)
-               AND (? IS NULL OR EXISTS (SELECT 1 FROM crm_record_sessions s WHERE s.record_id = r.id AND s.session_id = ?))
-             ORDER BY created_at, id",
-        )
-        .bind(&f.account_id)
-        .bind(&f.account_id)
-        .bind(&f.status)
-        .bind(&f.status)
-        .bind(&f.session_id)
-        .bind(&f.session_id)
-        .fetch_all(&self.read)
-        .await?;
-        let mut out = Vec::with_capacity(rows.len());
-        for r in &rows {
-            let id: String = r.get("id");
-            let s = self.sessions_of(&id).await?;
-            out.push(record_row(r, s));
-        }
-        Ok(out)
+        let mut conn = self.read.acquire().await?;
+        direct(&mut conn, |c| {
+            let mut recs: Vec<CrmRecord> = c
+                .prepare_cached(
+                    "SELECT * FROM crm_records r WHERE (?1 IS NULL OR account_id = ?1) AND (?2 IS NULL OR status = ?2)
+                       AND (?3 IS NULL OR EXISTS (SELECT 1 FROM crm_record_sessions s WHERE s.record_id = r.id AND s.session_id = ?3))
+                     ORDER BY created_at, id",
+                )?
+                .query_map(params![f.account_id, f.status, f.session_id], record_r)?
+                .collect::<rusqlite::Result<_>>()?;
+            record_sessions_r(c, &mut recs)?;
+            Ok(recs)
+        })
+        .await
     }
 
     pub(super) async fn get_record(&self, id: &str) -> Result<Option<CrmRecord>> {
@@ -184,17 +177,14 @@ impl SqliteStore {
     }
 
     pub(super) async fn set_status(&self, id: &str, status: &str, at: DateTime<Utc>) -> Result<()> {
-        self.record_must_exist(id).await?;
-        let closed_at = if is_closed_status(status) { Some(ts(at)) } else { None };
-        sqlx::query("UPDATE crm_records SET status = ?, closed_at = CASE WHEN ? IS NULL THEN NULL ELSE COALESCE(CASE WHEN status IN ('solved','closed') THEN closed_at END, ?) END, updated_at = ? WHERE id = ?")
-            .bind(status)
-            .bind(&closed_at)
-            .bind(&closed_at)
-            .bind(ts(at))
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.write_tx(|c| {
+            record_must_exist_r(c, id)?;
+            let closed_at = if is_closed_status(status) { Some(ts(at)) } else { None };
+            c.prepare_cached("UPDATE crm_records SET status = ?1, closed_at = CASE WHEN ?2 IS NULL THEN NULL ELSE COALESCE(CASE WHEN status IN ('solved','closed') THEN closed_at END, ?2) END, updated_at = ?3 WHERE id = ?4")?
+                .execute(params![status, closed_at, ts(at), id])?;
+            Ok(())
+        })
+        .await
     }
 
     pub(super) async fn append_session(
@@ -205,76 +195,63 @@ impl SqliteStore {
         reopen_to: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let rec = self.require_record(id).await?;
-        let mut all = rec.tags.clone();
-        for t in tags {
-            if !all.contains(t) {
-                all.push(t.clone());
+        self.write_tx(|c| {
+            let rec = require_record_r(c, id)?;
+            let mut all = rec.tags.clone();
+            for t in tags {
+                if !all.contains(t) {
+                    all.push(t.clone());
+                }
             }
-        }
-        let mut tx = self.write.begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO crm_record_sessions (record_id, session_id, added_at) VALUES (?,?,?)")
-            .bind(id)
-            .bind(session_id)
-            .bind(ts(at))
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("UPDATE crm_records SET tags = ?, updated_at = ? WHERE id = ?")
-            .bind(serde_json::to_string(&all)?)
-            .bind(ts(at))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if let Some(s) = reopen_to
-            && rec.is_closed
-        {
-            sqlx::query("UPDATE crm_records SET status = ?, closed_at = NULL WHERE id = ?")
-                .bind(s)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+            c.prepare_cached(
+                "INSERT OR IGNORE INTO crm_record_sessions (record_id, session_id, added_at) VALUES (?,?,?)",
+            )?
+            .execute(params![id, session_id, ts(at)])?;
+            c.prepare_cached("UPDATE crm_records SET tags = ?, updated_at = ? WHERE id = ?")?.execute(params![
+                serde_json::to_string(&all)?,
+                ts(at),
+                id
+            ])?;
+            if let Some(s) = reopen_to
+                && rec.is_closed
+            {
+                c.prepare_cached("UPDATE crm_records SET status = ?, closed_at = NULL WHERE id = ?")?
+                    .execute(params![s, id])?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     pub(super) async fn set_owner(&self, id: &str, agent_id: &str, at: DateTime<Utc>) -> Result<()> {
-        self.record_must_exist(id).await?;
-        sqlx::query("UPDATE crm_records SET owner_agent_id = ?, updated_at = ? WHERE id = ?")
-            .bind(agent_id)
-            .bind(ts(at))
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.write_tx(|c| {
+            record_must_exist_r(c, id)?;
+            c.prepare_cached("UPDATE crm_records SET owner_agent_id = ?, updated_at = ? WHERE id = ?")?
+                .execute(params![agent_id, ts(at), id])?;
+            Ok(())
+        })
+        .await
     }
 
     pub(super) async fn mark_abandoned(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<()> {
-        self.record_must_exist(id).await?;
-        sqlx::query("UPDATE crm_records SET abandoned = 1, missed_reason = ?, updated_at = ? WHERE id = ?")
-            .bind(reason)
-            .bind(ts(at))
-            .bind(id)
-            .execute(&self.write)
-            .await?;
-        Ok(())
+        self.write_tx(|c| {
+            record_must_exist_r(c, id)?;
+            c.prepare_cached("UPDATE crm_records SET abandoned = 1, missed_reason = ?, updated_at = ? WHERE id = ?")?
+                .execute(params![reason, ts(at), id])?;
+            Ok(())
+        })
+        .await
     }
 
     pub(super) async fn add_note(&self, key: &str, id: &str, body: &str, at: DateTime<Utc>) -> Result<()> {
-        self.record_must_exist(id).await?;
-        let mut tx = self.write.begin().await?;
-        let nid = next_id(&mut tx, "crm_notes", "note_").await?;
-        sqlx::query("INSERT INTO crm_notes (id, ext_key, record_id, body, created_at) VALUES (?,?,?,?,?) ON CONFLICT(ext_key) DO NOTHING")
-            .bind(nid)
-            .bind(key)
-            .bind(id)
-            .bind(body)
-            .bind(ts(at))
-            .execute(&mut *tx)
-            .await?;
-        touch(&mut tx, id, at).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write_tx(|c| {
+            record_must_exist_r(c, id)?;
+            let nid = next_id_r(c, "crm_notes", "note_")?;
+            c.prepare_cached("INSERT INTO crm_notes (id, ext_key, record_id, body, created_at) VALUES (?,?,?,?,?) ON CONFLICT(ext_key) DO NOTHING")?
+                .execute(params![nid, key, id, body, ts(at)])?;
+            touch(c, id, at)
+        })
+        .await
     }
 
     pub(super) async fn add_attachment(
@@ -286,22 +263,14 @@ impl SqliteStore {
         content: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        self.record_must_exist(id).await?;
-        let mut tx = self.write.begin().await?;
-        let aid = next_id(&mut tx, "crm_attachments", "att_").await?;
-        sqlx::query("INSERT INTO crm_attachments (id, ext_key, record_id, name, url, content, created_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(ext_key) DO NOTHING")
-            .bind(aid)
-            .bind(key)
-            .bind(id)
-            .bind(name)
-            .bind(url)
-            .bind(content)
-            .bind(ts(at))
-            .execute(&mut *tx)
-            .await?;
-        touch(&mut tx, id, at).await?;
-        tx.commit().await?;
-        Ok(())
+        self.write_tx(|c| {
+            record_must_exist_r(c, id)?;
+            let aid = next_id_r(c, "crm_attachments", "att_")?;
+            c.prepare_cached("INSERT INTO crm_attachments (id, ext_key, record_id, name, url, content, created_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(ext_key) DO NOTHING")?
+                .execute(params![aid, key, id, name, url, content, ts(at)])?;
+            touch(c, id, at)
+        })
+        .await
     }
 
     pub(super) async fn attachment_content(&self, id: &str) -> Result<Option<(String, Option<String>)>> {
@@ -318,8 +287,7 @@ impl SqliteStore {
         fields: &serde_json::Map<String, serde_json::Value>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let rec = self.require_record(id).await?;
-        self.merge_fields("crm_records", id, rec.custom_fields, fields, at).await
+        self.merge_fields("crm_records", "record", id, fields, at).await
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -333,25 +301,16 @@ impl SqliteStore {
         body: &serde_json::Value,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        let aid = next_id(&mut tx, "crm_activities", "act_").await?;
-        sqlx::query(
-            "INSERT INTO crm_activities (id, ext_key, record_id, account_id, session_id, subject, body, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)
-             ON CONFLICT(ext_key) DO UPDATE SET record_id = excluded.record_id, account_id = excluded.account_id, subject = excluded.subject, body = excluded.body, updated_at = excluded.updated_at",
-        )
-        .bind(aid)
-        .bind(key)
-        .bind(record_id)
-        .bind(account_id)
-        .bind(session_id)
-        .bind(subject)
-        .bind(serde_json::to_string(body)?)
-        .bind(ts(at))
-        .bind(ts(at))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.write_tx(|c| {
+            let aid = next_id_r(c, "crm_activities", "act_")?;
+            c.prepare_cached(
+                "INSERT INTO crm_activities (id, ext_key, record_id, account_id, session_id, subject, body, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)
+                 ON CONFLICT(ext_key) DO UPDATE SET record_id = excluded.record_id, account_id = excluded.account_id, subject = excluded.subject, body = excluded.body, updated_at = excluded.updated_at",
+            )?
+            .execute(params![aid, key, record_id, account_id, session_id, subject, serde_json::to_string(body)?, ts(at), ts(at)])?;
+            Ok(())
+        })
+        .await
     }
 
     pub(super) async fn upsert_session_object(
@@ -362,33 +321,26 @@ impl SqliteStore {
         data: &serde_json::Value,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.write.begin().await?;
-        let sid = next_id(&mut tx, "crm_session_objects", "so_").await?;
-        sqlx::query(
-            "INSERT INTO crm_session_objects (id, session_id, record_id, account_id, data, created_at, updated_at) VALUES (?,?,?,?,?,?,?)
-             ON CONFLICT(session_id) DO UPDATE SET record_id = excluded.record_id, account_id = excluded.account_id, data = excluded.data, updated_at = excluded.updated_at",
-        )
-        .bind(sid)
-        .bind(session_id)
-        .bind(record_id)
-        .bind(account_id)
-        .bind(serde_json::to_string(data)?)
-        .bind(ts(at))
-        .bind(ts(at))
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.write_tx(|c| {
+            let sid = next_id_r(c, "crm_session_objects", "so_")?;
+            c.prepare_cached(
+                "INSERT INTO crm_session_objects (id, session_id, record_id, account_id, data, created_at, updated_at) VALUES (?,?,?,?,?,?,?)
+                 ON CONFLICT(session_id) DO UPDATE SET record_id = excluded.record_id, account_id = excluded.account_id, data = excluded.data, updated_at = excluded.updated_at",
+            )?
+            .execute(params![sid, session_id, record_id, account_id, serde_json::to_string(data)?, ts(at), ts(at)])?;
+            Ok(())
+        })
+        .await
     }
 
     pub(super) async fn withdraw_activity(&self, key: &str, at: DateTime<Utc>) -> Result<bool> {
-        let r = sqlx::query(
-            "UPDATE crm_activities SET record_id = NULL, account_id = NULL, updated_at = ? WHERE ext_key = ? AND (record_id IS NOT NULL OR account_id IS NOT NULL)",
-        )
-        .bind(ts(at))
-        .bind(key)
-        .execute(&self.write)
-        .await?;
-        Ok(r.rows_affected() > 0)
+        self.write_tx(|c| {
+            let n = c.prepare_cached(
+                "UPDATE crm_activities SET record_id = NULL, account_id = NULL, updated_at = ? WHERE ext_key = ? AND (record_id IS NOT NULL OR account_id IS NOT NULL)",
+            )?
+            .execute(params![ts(at), key])?;
+            Ok(n > 0)
+        })
+        .await
     }
 }
