@@ -70,6 +70,14 @@ async fn follow_settings(p: &Pipeline, sealer: &crate::secrets::Sealer) -> anyho
 /// After its first heartbeat, a node joining live ones waits until each of them has beaten
 /// again (so has seen it and stopped caching CRM lookups) before it works, at most a lease.
 pub async fn join(p: &Pipeline) -> anyhow::Result<()> {
+    if !p.node.shared {
+        // One process owns an SQLite file: a node still shown live is this one's predecessor,
+        // killed before it could leave. Its leases go back now rather than when they run out.
+        for n in p.store.nodes(lease_ms()).await?.iter().filter(|n| n.live && n.id != p.node.id) {
+            p.store.leave(&n.id).await?;
+        }
+        return Ok(());
+    }
     let deadline = Instant::now() + lease();
     let mut joined = None;
     loop {

@@ -563,7 +563,7 @@ pub async fn run(a: LoadgenArgs) -> anyhow::Result<ExitCode> {
     let kills = Arc::new(AtomicU64::new(0));
     let killer = match (a.kill_every, &own) {
         (Some(every), Some(server)) => {
-            let (server, stop, kills) = (server.clone(), stop_kills.clone(), kills.clone());
+            let (server, stop, kills, quiet) = (server.clone(), stop_kills.clone(), kills.clone(), a.json);
             Some(tokio::spawn(async move {
                 let mut k = 0u64;
                 loop {
@@ -574,11 +574,15 @@ pub async fn run(a: LoadgenArgs) -> anyhow::Result<ExitCode> {
                     if stop.load(Ordering::Relaxed) {
                         return;
                     }
+                    let t = Instant::now();
                     if let Err(e) = server.lock().await.kill_and_restart().await {
                         eprintln!("error: restarting the server: {e:#}");
                         return;
                     }
-                    kills.fetch_add(1, Ordering::Relaxed);
+                    let n = kills.fetch_add(1, Ordering::Relaxed) + 1;
+                    if !quiet {
+                        eprintln!("SIGKILL {n}: server back in {} ms", t.elapsed().as_millis());
+                    }
                 }
             }))
         }
