@@ -23,6 +23,7 @@ mod ingest_cti;
 mod ingest_genesys;
 mod ingest_twilio;
 mod intake;
+mod loadgen;
 mod openapi;
 mod operators;
 mod phones;

@@ -1,9 +1,10 @@
-//! SQLite work run on the connection's own handle, in the calling thread.
+//! SQLite work run in the calling task, with no thread in between.
 //!
 //! sqlx's SQLite driver runs each statement on a worker thread: two thread hand-offs per
 //! statement, about 75 µs on a 2-core machine, against well under a microsecond for the
-//! statement itself. The hot paths (intake, rules commits, outbox progress, built-in CRM
-//! writes) lock the handle away from that thread once and run their whole batch here.
+//! statement itself. The hot paths (intake, rules commits and reads, outbox progress, the
+//! built-in CRM) run their whole batch on connections casebridge holds itself ([`Owned`]);
+//! helpers called inside a sqlx transaction lock that connection's handle once ([`direct`]).
 
 use sqlx::SqliteConnection;
 
@@ -26,23 +27,114 @@ pub(crate) async fn direct<T>(
     out
 }
 
-/// Runs `f` in a transaction of its own (immediate: it takes the write lock at once).
-pub(crate) async fn direct_tx<T>(
-    conn: &mut SqliteConnection,
-    f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
-) -> Result<T> {
-    direct(conn, |c| {
-        c.execute_batch("BEGIN IMMEDIATE")?;
-        match f(c) {
-            Ok(v) => {
-                c.execute_batch("COMMIT")?;
-                Ok(v)
-            }
-            Err(e) => {
-                let _ = c.execute_batch("ROLLBACK");
-                Err(e)
+/// Runs `f` in a transaction of `c` (immediate: it takes the write lock at once).
+pub(crate) fn in_tx<T>(c: &rusqlite::Connection, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    match f(c) {
+        Ok(v) => {
+            c.execute_batch("COMMIT")?;
+            Ok(v)
+        }
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+/// Connections to the database file held by casebridge itself, used from the calling task
+/// with no thread in between: one writer and a few readers.
+///
+/// One writer, queued in order on an async lock: a second writing connection would wait for
+/// SQLite's lock in its busy handler, which sleeps the thread for milliseconds at a time.
+/// What is acknowledged as stored commits with `synchronous=FULL`, switched for that commit
+/// only (a pragma on a held connection costs about a microsecond).
+pub(crate) struct Owned {
+    write: tokio::sync::Mutex<rusqlite::Connection>,
+    /// Whether acknowledged commits switch to `synchronous=FULL` (not on a scratch database).
+    fsync: bool,
+    read: Vec<tokio::sync::Mutex<rusqlite::Connection>>,
+    next: std::sync::atomic::AtomicUsize,
+    /// A scratch database's file, removed with the last handle.
+    scratch: Option<std::path::PathBuf>,
+}
+
+/// How durable the owned connections' commits are.
+#[derive(Clone, Copy)]
+pub(crate) enum Sync {
+    /// WAL, NORMAL for work, FULL for acknowledged writes.
+    Service,
+    /// No fsync at all (a scratch database for simulation).
+    Off,
+}
+
+fn open_one(path: &std::path::Path, synchronous: &str) -> Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let c = rusqlite::Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(10))?;
+    c.execute_batch(&format!("PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = OFF;"))?;
+    c.set_prepared_statement_cache_capacity(64);
+    Ok(c)
+}
+
+impl Owned {
+    /// Opens the connections on an existing file.
+    pub(crate) fn open(path: &std::path::Path, sync: Sync, scratch: bool) -> Result<Owned> {
+        let work = match sync {
+            Sync::Service => "NORMAL",
+            Sync::Off => "OFF",
+        };
+        Ok(Owned {
+            write: tokio::sync::Mutex::new(open_one(path, work)?),
+            fsync: matches!(sync, Sync::Service),
+            read: (0..2).map(|_| open_one(path, work).map(tokio::sync::Mutex::new)).collect::<Result<_>>()?,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            scratch: scratch.then(|| path.to_path_buf()),
+        })
+    }
+
+    /// Runs `f` in a transaction on the writer.
+    pub(crate) async fn write<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        let c = self.write.lock().await;
+        in_tx(&c, f)
+    }
+
+    /// Runs `f` in a transaction on the writer whose commit is on disk before it returns.
+    pub(crate) async fn durable<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        let c = self.write.lock().await;
+        if !self.fsync {
+            return in_tx(&c, f);
+        }
+        c.execute_batch("PRAGMA synchronous = FULL")?;
+        let out = in_tx(&c, f);
+        c.execute_batch("PRAGMA synchronous = NORMAL")?;
+        out
+    }
+
+    /// Runs `f` on a reader (a free one when there is one).
+    pub(crate) async fn read<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        for r in &self.read {
+            if let Ok(c) = r.try_lock() {
+                return f(&c);
             }
         }
-    })
-    .await
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % self.read.len();
+        let c = self.read[i].lock().await;
+        f(&c)
+    }
+}
+
+impl Drop for Owned {
+    fn drop(&mut self) {
+        if let Some(p) = &self.scratch {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut f = p.clone().into_os_string();
+                f.push(suffix);
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! SQLite implementation of [`EventStore`].
 
 use async_trait::async_trait;
+use rusqlite::OptionalExtension;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
@@ -15,25 +16,21 @@ impl EventStore for SqliteStore {
     }
 
     async fn ingest_groups(&self, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
-        let mut conn = self.durable.acquire().await?;
-        ingest_on(&mut conn, groups).await
+        ingest_on(&self.owned, groups).await
     }
 
     async fn pending_events(&self, _shards: Option<&[i32]>, limit: i64) -> Result<Vec<PendingEvent>> {
-        let rows =
-            sqlx::query("SELECT seq, session_id, body, received_at FROM events WHERE applied = 0 ORDER BY seq LIMIT ?")
-                .bind(limit)
-                .fetch_all(&self.read)
-                .await?;
-        Ok(rows
-            .iter()
-            .map(|r| PendingEvent {
-                seq: r.get("seq"),
-                session_id: r.get("session_id"),
-                body: r.get("body"),
-                received_at: r.get("received_at"),
+        self.owned
+            .read(|c| {
+                Ok(c.prepare_cached(
+                    "SELECT seq, session_id, body, received_at FROM events WHERE applied = 0 ORDER BY seq LIMIT ?",
+                )?
+                .query_map([limit], |r| {
+                    Ok(PendingEvent { seq: r.get(0)?, session_id: r.get(1)?, body: r.get(2)?, received_at: r.get(3)? })
+                })?
+                .collect::<rusqlite::Result<_>>()?)
             })
-            .collect())
+            .await
     }
 
     async fn events_since(&self, since: DateTime<Utc>, limit: i64) -> Result<Vec<String>> {
@@ -50,27 +47,22 @@ impl EventStore for SqliteStore {
     }
 
     async fn settled(&self, event_ids: &[String]) -> Result<bool> {
-        let mut conn = self.read.acquire().await?;
-        for id in event_ids {
-            let row = sqlx::query("SELECT applied, session_id FROM events WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *conn)
-                .await?;
-            let Some(row) = row else { return Ok(false) };
-            if row.get::<i64, _>("applied") == 0 {
-                return Ok(false);
-            }
-            let sid: String = row.get("session_id");
-            let unsettled: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM outbox WHERE session_id = ? AND state = 'pending' AND attempts = 0",
-            )
-            .bind(&sid)
-            .fetch_one(&mut *conn)
-            .await?;
-            if unsettled > 0 {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        self.owned
+            .read(|c| {
+                let mut ev = c.prepare_cached("SELECT applied, session_id FROM events WHERE id = ?")?;
+                let mut unsettled = c.prepare_cached(
+                    "SELECT COUNT(*) FROM outbox WHERE session_id = ? AND state = 'pending' AND attempts = 0",
+                )?;
+                for id in event_ids {
+                    let row: Option<(i64, String)> =
+                        ev.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+                    let Some((applied, sid)) = row else { return Ok(false) };
+                    if applied == 0 || unsettled.query_row([&sid], |r| r.get::<_, i64>(0))? > 0 {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })
+            .await
     }
 }

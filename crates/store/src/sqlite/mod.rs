@@ -1,9 +1,9 @@
-//! SQLite implementation. Writes go through two connections: one with `synchronous=FULL`
-//! for what is acknowledged to a caller as stored (event intake, native intake, wrap-ups,
-//! settings), so its group commits never wait behind a rules or delivery transaction's
-//! statements, and one with `NORMAL` for derived work. Both take the write lock at the start
-//! of a transaction (`BEGIN IMMEDIATE`), so they queue on SQLite's busy handler rather than
-//! fail. Reads go through a small pool.
+//! SQLite implementation. The hot paths (intake, rules commits and reads, outbox progress, the
+//! built-in CRM) run on connections the store holds itself, one writer and a few readers
+//! (see `direct`); the rest goes through sqlx pools: a writer, a `synchronous=FULL` writer
+//! for acknowledged writes (native intake, wrap-ups, settings) and readers. Every write
+//! transaction takes the lock at its start (`BEGIN IMMEDIATE`), so writers queue on SQLite's
+//! busy handler rather than fail.
 //!
 //! Durability: WAL mode. Acknowledged writes fsync before the answer; everything else
 //! commits with `NORMAL`. Work derived from events (rules
@@ -24,7 +24,6 @@ mod sessions;
 mod settings;
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,7 +31,6 @@ use chrono::Utc;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
-use self::direct::direct_tx;
 use self::rows::insert_event_r;
 use crate::{IdConflict, IngestOutcome, NewEvent, Result, Store, StoreError, ts};
 
@@ -45,6 +43,8 @@ pub struct SqliteStore {
     /// The `synchronous=FULL` writer.
     pub(crate) durable: SqlitePool,
     pub(crate) read: SqlitePool,
+    /// The hot paths' own connections (see `direct`).
+    pub(crate) owned: std::sync::Arc<direct::Owned>,
 }
 
 impl SqliteStore {
@@ -64,20 +64,25 @@ impl SqliteStore {
             .connect_with(opts.clone().synchronous(SqliteSynchronous::Full))
             .await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(false)).await?;
-        Ok(SqliteStore { write, durable, read })
+        let owned = std::sync::Arc::new(direct::Owned::open(path, direct::Sync::Service, false)?);
+        Ok(SqliteStore { write, durable, read, owned })
     }
 
-    /// A private in-memory database (for `simulate`): nothing touches the disk.
+    /// A private scratch database (for `simulate`): a temporary file without fsync, removed
+    /// when the store is dropped; its size is bounded by the disk rather than memory.
     pub async fn in_memory() -> Result<Self> {
-        let opts = SqliteConnectOptions::from_str("sqlite::memory:")?;
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .idle_timeout(None)
-            .max_lifetime(None)
-            .connect_with(opts)
-            .await?;
-        Ok(SqliteStore { write: pool.clone(), durable: pool.clone(), read: pool })
+        let path = std::env::temp_dir().join(format!("casebridge-scratch-{}.db", uuid::Uuid::new_v4()));
+        let opts = SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Off)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(false);
+        let pool = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
+        let read = SqlitePoolOptions::new().max_connections(2).connect_with(opts).await?;
+        let owned = std::sync::Arc::new(direct::Owned::open(&path, direct::Sync::Off, true)?);
+        Ok(SqliteStore { write: pool.clone(), durable: pool, read, owned })
     }
 
     /// Whether every migration is applied.
@@ -118,8 +123,8 @@ impl Store for SqliteStore {
 
 /// Stores several intake batches in one durable commit (group commit). Each batch runs in its
 /// own savepoint: a batch with an id conflict is rolled back alone, the others commit.
-pub(crate) async fn ingest_on(conn: &mut sqlx::SqliteConnection, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
-    direct_tx(conn, |c| {
+pub(crate) async fn ingest_on(owned: &direct::Owned, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
+    owned.durable(|c| {
         let now = ts(Utc::now());
         let mut outs = Vec::with_capacity(groups.len());
         for events in groups {

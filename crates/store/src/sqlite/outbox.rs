@@ -8,7 +8,6 @@ use sqlx::Row;
 use super::SqliteStore;
 use rusqlite::{OptionalExtension, params};
 
-use super::direct::{direct, direct_tx};
 use super::rows::{OUTBOX_COLUMNS, insert_timeline_r, outbox_row, outbox_row_r, set_ref_r};
 use crate::outbox::fenced;
 use crate::{Completed, OutboxRow, OutboxState, OutboxStore, Result, ts};
@@ -16,8 +15,7 @@ use crate::{Completed, OutboxRow, OutboxState, OutboxStore, Result, ts};
 #[async_trait]
 impl OutboxStore for SqliteStore {
     async fn keys_busy(&self, keys: &[String]) -> Result<bool> {
-        let mut conn = self.read.acquire().await?;
-        direct(&mut conn, |c| {
+        self.owned.read(|c| {
             let mut q = c.prepare_cached(
                 "SELECT 1 FROM outbox_keys k JOIN outbox o ON o.id = k.outbox_id WHERE k.key = ? AND o.state = 'pending' LIMIT 1",
             )?;
@@ -39,8 +37,7 @@ impl OutboxStore for SqliteStore {
         lease_ms: i64,
     ) -> Result<Vec<OutboxRow>> {
         let now_ms = Utc::now().timestamp_millis();
-        let mut conn = self.write.acquire().await?;
-        direct_tx(&mut conn, |c| {
+        self.owned.write(|c| {
             let heads: Vec<(i64, Option<String>)> = c
                 .prepare_cached(
                     "SELECT o.id, o.lease_owner FROM outbox o
@@ -69,8 +66,7 @@ impl OutboxStore for SqliteStore {
 
     async fn lane_batch(&self, node: &str, head: &OutboxRow, limit: i64, lease_ms: i64) -> Result<Vec<OutboxRow>> {
         let now_ms = Utc::now().timestamp_millis();
-        let mut conn = self.write.acquire().await?;
-        direct_tx(&mut conn, |c| {
+        self.owned.write(|c| {
             let rows: Vec<OutboxRow> = c
                 .prepare_cached(&format!(
                     "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE lane = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?"
@@ -97,8 +93,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn release_commands(&self, rows: &[OutboxRow]) -> Result<()> {
-        let mut conn = self.write.acquire().await?;
-        direct_tx(&mut conn, |c| {
+        self.owned.write(|c| {
             let mut q = c.prepare_cached(
                 "UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE id = ? AND fence = ?",
             )?;
@@ -111,8 +106,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
-        let mut conn = self.write.acquire().await?;
-        direct_tx(&mut conn, |c| {
+        self.owned.write(|c| {
             let n = c
                 .prepare_cached(
                     "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
@@ -130,8 +124,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn complete_commands(&self, done: &[Completed]) -> Result<()> {
-        let mut conn = self.write.acquire().await?;
-        direct_tx(&mut conn, |c| {
+        self.owned.write(|c| {
             let now = ts(Utc::now());
             let mut q = c.prepare_cached(
                 "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
@@ -157,8 +150,7 @@ impl OutboxStore for SqliteStore {
         next: DateTime<Utc>,
         line: Option<Entry>,
     ) -> Result<()> {
-        let mut conn = self.write.acquire().await?;
-        direct_tx(&mut conn, |c| {
+        self.owned.write(|c| {
             let n = c
                 .prepare_cached(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
@@ -176,8 +168,7 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn park_command(&self, row: &OutboxRow, error: &str, line: Entry) -> Result<()> {
-        let mut conn = self.write.acquire().await?;
-        direct_tx(&mut conn, |c| {
+        self.owned.write(|c| {
             let n = c
                 .prepare_cached(
                     "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?,

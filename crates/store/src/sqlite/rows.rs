@@ -81,8 +81,8 @@ pub(crate) fn insert_event_r(c: &rusqlite::Connection, e: &NewEvent, now: &str) 
 }
 
 /// Applies rules steps in one transaction (see [`commit_one_r`]).
-pub(crate) async fn commit_steps_on(conn: &mut sqlx::SqliteConnection, steps: &[StepCommit]) -> Result<()> {
-    super::direct::direct_tx(conn, |c| {
+pub(crate) async fn commit_steps_on(owned: &super::direct::Owned, steps: &[StepCommit]) -> Result<()> {
+    owned.write(|c| {
         let now = ts(Utc::now());
         for s in steps {
             commit_one_r(c, s, &now)?;
@@ -181,11 +181,6 @@ pub(crate) fn insert_command_r(c: &rusqlite::Connection, cmd: &NewCommand, now: 
 }
 
 /// Remembers the CRM id of a casebridge key and resolves sessions waiting for it.
-pub(crate) async fn set_ref(tx: &mut sqlx::SqliteConnection, key: &str, crm_id: &str) -> Result<()> {
-    direct(tx, |c| set_ref_r(c, key, crm_id)).await
-}
-
-/// [`set_ref`] on the handle.
 pub(crate) fn set_ref_r(c: &rusqlite::Connection, key: &str, crm_id: &str) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO crm_refs (key, crm_id) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET crm_id = excluded.crm_id",

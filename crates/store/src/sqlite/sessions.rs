@@ -1,6 +1,7 @@
 //! SQLite implementation of [`SessionStore`].
 
 use async_trait::async_trait;
+use rusqlite::OptionalExtension;
 use casebridge_rules::model::Entry;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -12,37 +13,37 @@ use crate::{Result, SessionFilter, SessionGauges, SessionRow, SessionStore, Step
 #[async_trait]
 impl SessionStore for SqliteStore {
     async fn load_session(&self, id: &str) -> Result<Option<SessionRow>> {
-        let row = sqlx::query("SELECT body, account_id, record_id FROM sessions WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.read)
-            .await?;
-        Ok(row.map(|r| SessionRow {
-            body: r.get("body"),
-            account_id: r.get("account_id"),
-            record_id: r.get("record_id"),
-        }))
+        self.owned
+            .read(|c| {
+                Ok(c.prepare_cached("SELECT body, account_id, record_id FROM sessions WHERE id = ?")?
+                    .query_row([id], |r| {
+                        Ok(SessionRow { body: r.get(0)?, account_id: r.get(1)?, record_id: r.get(2)? })
+                    })
+                    .optional()?)
+            })
+            .await
     }
 
     async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()> {
-        let mut conn = self.write.acquire().await?;
-        commit_steps_on(&mut conn, &steps).await
+        commit_steps_on(&self.owned, &steps).await
     }
 
     async fn timeline(&self, session_id: &str) -> Result<Vec<Entry>> {
-        let rows = sqlx::query("SELECT at, kind, summary, rule, native FROM timeline WHERE session_id = ? ORDER BY n")
-            .bind(session_id)
-            .fetch_all(&self.read)
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|r| Entry {
-                at: parse_ts(r.get::<String, _>("at").as_str()),
-                kind: entry_kind(r.get::<String, _>("kind").as_str()),
-                summary: r.get("summary"),
-                rule: r.get("rule"),
-                native: r.get::<Option<String>, _>("native").and_then(|n| serde_json::from_str(&n).ok()),
+        self.owned
+            .read(|c| {
+                Ok(c.prepare_cached("SELECT at, kind, summary, rule, native FROM timeline WHERE session_id = ? ORDER BY n")?
+                    .query_map([session_id], |r| {
+                        Ok(Entry {
+                            at: parse_ts(r.get::<_, String>(0)?.as_str()),
+                            kind: entry_kind(r.get::<_, String>(1)?.as_str()),
+                            summary: r.get(2)?,
+                            rule: r.get(3)?,
+                            native: r.get::<_, Option<String>>(4)?.and_then(|n| serde_json::from_str(&n).ok()),
+                        })
+                    })?
+                    .collect::<rusqlite::Result<_>>()?)
             })
-            .collect())
+            .await
     }
 
     async fn sessions_by_account(
@@ -144,13 +145,14 @@ impl SessionStore for SqliteStore {
     }
 
     async fn ref_get(&self, key: &str) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = ?").bind(key).fetch_optional(&self.read).await?)
+        self.owned
+            .read(|c| {
+                Ok(c.prepare_cached("SELECT crm_id FROM crm_refs WHERE key = ?")?.query_row([key], |r| r.get(0)).optional()?)
+            })
+            .await
     }
 
     async fn ref_set(&self, key: &str, crm_id: &str) -> Result<()> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        super::rows::set_ref(&mut tx, key, crm_id).await?;
-        tx.commit().await?;
-        Ok(())
+        self.owned.write(|c| super::rows::set_ref_r(c, key, crm_id)).await
     }
 }

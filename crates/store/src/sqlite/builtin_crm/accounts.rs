@@ -7,15 +7,13 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{account_r, account_row, activity_row};
 use crate::sqlite::SqliteStore;
-use crate::sqlite::direct::{direct, direct_tx};
 use crate::sqlite::rows::next_id_r;
 use crate::{Result, parse_ts, ts};
 use casebridge_crm::builtin::storage::{CrmAccount, CrmActivity, NewAccount};
 
 impl SqliteStore {
     pub(super) async fn create_account(&self, a: NewAccount) -> Result<(CrmAccount, bool)> {
-        let mut conn = self.write.acquire().await?;
-        direct_tx(&mut conn, |c| {
+        self.owned.write(|c| {
             if let Some(k) = &a.ext_key
                 && let Some(found) =
                     c.prepare_cached("SELECT * FROM crm_accounts WHERE ext_key = ?")?.query_row([k], account_r).optional()?
@@ -53,8 +51,7 @@ impl SqliteStore {
         email: Option<&str>,
         user_id: Option<&str>,
     ) -> Result<Vec<CrmAccount>> {
-        let mut conn = self.read.acquire().await?;
-        direct(&mut conn, |c| {
+        self.owned.read(|c| {
             let email_key = email.map(|e| e.trim().to_lowercase());
             Ok(c.prepare_cached(
                 "SELECT * FROM crm_accounts WHERE (?1 IS NOT NULL AND phone_key = ?1) OR (?2 IS NOT NULL AND email_key = ?2) OR (?3 IS NOT NULL AND user_id = ?3) ORDER BY created_at, id",

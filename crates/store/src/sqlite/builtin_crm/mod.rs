@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use rusqlite::OptionalExtension;
 
-use super::{SqliteStore, direct};
+use super::SqliteStore;
 use crate::{Result, StoreError, parse_ts, ts};
 
 /// Missing and conflicting objects keep their meaning; any other failure is worth retrying.
@@ -116,8 +116,7 @@ impl SqliteStore {
         fields: &serde_json::Map<String, serde_json::Value>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut conn = self.write.acquire().await?;
-        direct::direct_tx(&mut conn, |c| {
+        self.owned.write(|c| {
             let sql = format!("SELECT custom_fields FROM {table} WHERE id = ?");
             let Some(text) = c.prepare_cached(&sql)?.query_row([id], |r| r.get::<_, String>(0)).optional()? else {
                 return Err(StoreError::NotFound(format!("{what} {id} does not exist")));

@@ -8,7 +8,6 @@ use rusqlite::{OptionalExtension, params};
 
 use super::{activity_row, record_r, record_sessions_r};
 use crate::sqlite::SqliteStore;
-use crate::sqlite::direct::{direct, direct_tx};
 use crate::sqlite::rows::next_id_r;
 use crate::{Result, StoreError, parse_ts, ts};
 use casebridge_crm::builtin::storage::{
@@ -44,14 +43,12 @@ fn require_record_r(c: &rusqlite::Connection, id: &str) -> Result<CrmRecord> {
 
 impl SqliteStore {
     async fn record_by(&self, col: &str, v: &str) -> Result<Option<CrmRecord>> {
-        let mut conn = self.read.acquire().await?;
-        direct(&mut conn, |c| record_by_r(c, col, v)).await
+        self.owned.read(|c| record_by_r(c, col, v)).await
     }
 
     /// Runs a write on the handle in its own transaction.
     async fn write_tx<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
-        let mut conn = self.write.acquire().await?;
-        direct_tx(&mut conn, f).await
+        self.owned.write(f).await
     }
 
     pub(super) async fn create_record(&self, r: NewRecord) -> Result<(CrmRecord, bool)> {
@@ -101,8 +98,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn list_records(&self, f: RecordFilter) -> Result<Vec<CrmRecord>> {
-        let mut conn = self.read.acquire().await?;
-        direct(&mut conn, |c| {
+        self.owned.read(|c| {
             let mut recs: Vec<CrmRecord> = c
                 .prepare_cached(
                     "SELECT * FROM crm_records r WHERE (?1 IS NULL OR account_id = ?1) AND (?2 IS NULL OR status = ?2)

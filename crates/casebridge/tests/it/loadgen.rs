@@ -1,0 +1,44 @@
+//! `casebridge loadgen` through its command line: its own server, SIGKILLed during the run,
+//! then checked by the oracle; and the do-nothing baseline measured in the same run.
+
+use std::process::Command;
+
+use crate::harness::bin;
+
+fn report(args: &[&str]) -> serde_json::Value {
+    let out = Command::new(bin()).arg("loadgen").args(args).arg("--json").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "loadgen failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not one JSON report ({e}): {stdout}"))
+}
+
+#[test]
+fn a_run_with_sigkills_verifies_clean() {
+    let r = report(&["--sessions", "300", "--connections", "8", "--customers", "40", "--verify", "--kill-every", "1"]);
+    assert!(r["kills"].as_u64().unwrap() >= 1, "{r}");
+    assert_eq!(r["verify"]["clean"], true, "{r}");
+    assert_eq!(r["sessions"], 300, "{r}");
+    assert_eq!(r["errors"], 0, "{r}");
+    // Every session sent all its events: about seven each.
+    assert!(r["events"].as_u64().unwrap() > 1500, "{r}");
+}
+
+#[test]
+fn the_baseline_is_measured_in_the_same_run_and_latency_is_reported() {
+    let r = report(&["--sessions", "200", "--connections", "8", "--baseline"]);
+    let base = r["baseline_events_per_s"].as_f64().unwrap();
+    let ratio = r["ratio_to_baseline"].as_f64().unwrap();
+    assert!(base > 0.0 && ratio > 0.0, "{r}");
+    assert!((ratio - r["events_per_s"].as_f64().unwrap() / base).abs() < 0.01, "{r}");
+    let lat = &r["accepted_to_crm_write_ms"];
+    assert!(lat["writes"].as_f64().unwrap() > 200.0, "{r}");
+    assert!(lat["p50"].as_f64().unwrap() <= lat["p99"].as_f64().unwrap(), "{r}");
+    assert!(r["verify"].is_null(), "{r}");
+}
+
+#[test]
+fn bad_options_exit_2() {
+    let out = Command::new(bin()).args(["loadgen", "--url", "http://127.0.0.1:9", "--kill-every", "1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--kill-every needs loadgen's own server"));
+}
