@@ -40,12 +40,16 @@ impl OutboxStore for SqliteStore {
         self.owned.write(|c| {
             let heads: Vec<(i64, Option<String>)> = c
                 .prepare_cached(
-                    "SELECT o.id, o.lease_owner FROM outbox o
+                    // Due pending writes in time order (partial index), each the first of
+                    // its lane and its lane not leased: the cost follows the heads taken, not
+                    // the pending writes.
+                    "SELECT o.id, o.lease_owner FROM outbox o INDEXED BY outbox_pending_due
                      WHERE o.state = 'pending' AND o.next_attempt_at <= ?1 AND o.lease_until_ms < ?2
-                       AND o.id = (SELECT MIN(id) FROM outbox p WHERE p.lane = o.lane AND p.state = 'pending')
-                       AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.lane = o.lane AND l.state = 'pending'
-                                       AND l.lease_until_ms >= ?2)
-                     ORDER BY o.id LIMIT ?3",
+                       AND NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY outbox_pending_lane
+                                       WHERE p.lane = o.lane AND p.state = 'pending' AND p.id < o.id)
+                       AND NOT EXISTS (SELECT 1 FROM outbox l INDEXED BY outbox_pending_lane
+                                       WHERE l.lane = o.lane AND l.state = 'pending' AND l.lease_until_ms >= ?2)
+                     ORDER BY o.next_attempt_at, o.id LIMIT ?3",
                 )?
                 .query_map(params![ts(now), now_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
@@ -69,7 +73,7 @@ impl OutboxStore for SqliteStore {
         self.owned.write(|c| {
             let rows: Vec<OutboxRow> = c
                 .prepare_cached(&format!(
-                    "SELECT {OUTBOX_COLUMNS} FROM outbox WHERE lane = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?"
+                    "SELECT {OUTBOX_COLUMNS} FROM outbox INDEXED BY outbox_pending_lane WHERE lane = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?"
                 ))?
                 .query_map(params![head.lane, head.id, limit], outbox_row_r)?
                 .collect::<rusqlite::Result<_>>()?;
@@ -115,6 +119,7 @@ impl OutboxStore for SqliteStore {
                 )?
                 .execute(params![ts(Utc::now()), row.id, row.fence])?;
             fenced(n as u64, row)?;
+            c.prepare_cached("DELETE FROM outbox_keys WHERE outbox_id = ?")?.execute([row.id])?;
             if let Some((key, crm_id)) = created {
                 set_ref_r(c, key, crm_id)?;
             }
@@ -131,8 +136,10 @@ impl OutboxStore for SqliteStore {
                    lease_owner = NULL, lease_until_ms = 0
                  WHERE id = ? AND fence = ? AND state = 'pending'",
             )?;
+            let mut keys = c.prepare_cached("DELETE FROM outbox_keys WHERE outbox_id = ?")?;
             for d in done {
                 fenced(q.execute(params![now, d.row.id, d.row.fence])? as u64, &d.row)?;
+                keys.execute([d.row.id])?;
                 if let Some((key, crm_id)) = &d.created {
                     set_ref_r(c, key, crm_id)?;
                 }
