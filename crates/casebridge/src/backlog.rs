@@ -16,7 +16,7 @@ use casebridge_store::Store;
 /// Seconds of work the default bound allows.
 const SECONDS_OF_WORK: f64 = 5.0;
 /// The default bound never goes below this many events.
-const FLOOR: i64 = 2_000;
+const FLOOR: i64 = 10_000;
 /// How often the count is read from the database.
 const REFRESH: Duration = Duration::from_millis(250);
 

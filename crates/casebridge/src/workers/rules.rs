@@ -147,7 +147,7 @@ async fn pass_over(
                 pass.blocked.insert(ev.session_id.clone());
             }
         }
-        if pass.commits.len() >= 128 {
+        if pass.commits.len() >= 32 {
             flush(p, pass).await?;
         }
     }
