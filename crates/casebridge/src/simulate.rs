@@ -242,11 +242,33 @@ async fn load_fixture(store: &dyn Store, path: &std::path::Path, region: &str) -
     Ok(())
 }
 
+/// Runs the settings documents over the same events, each on its own scratch database and
+/// built-in CRM, side by side (one task each, so several cores share the work).
+async fn simulate_all(
+    settings: Vec<(Settings, Option<&'static str>)>,
+    fixture: Option<&PathBuf>,
+    items: Vec<Item>,
+) -> anyhow::Result<Vec<Vec<Outcome>>> {
+    let items = Arc::new(items);
+    let multi = indicatif::MultiProgress::new();
+    let mut tasks = Vec::new();
+    for (s, label) in settings {
+        let (items, fixture, multi) = (items.clone(), fixture.cloned(), multi.clone());
+        tasks.push(tokio::spawn(async move { simulate_once(&s, fixture.as_ref(), &items, label, &multi).await }));
+    }
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.context("a simulation task failed")??);
+    }
+    Ok(out)
+}
+
 async fn simulate_once(
     settings: &Settings,
     fixture: Option<&PathBuf>,
     items: &[Item],
     label: Option<&str>,
+    multi: &indicatif::MultiProgress,
 ) -> anyhow::Result<Vec<Outcome>> {
     let store = casebridge_store::open("sqlite::memory:").await?;
     store.migrate().await?;
@@ -259,7 +281,7 @@ async fn simulate_once(
     let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
     let p = Pipeline::new(store.clone(), crm, http, settings.clone());
     let bar = label.filter(|_| std::io::stderr().is_terminal() && items.len() >= 1000).map(|label| {
-        let b = indicatif::ProgressBar::new(items.len() as u64);
+        let b = multi.add(indicatif::ProgressBar::new(items.len() as u64));
         b.set_message(label.to_string());
         b
     });
@@ -380,8 +402,8 @@ pub async fn compare_events(a: &Settings, b: &Settings, bodies: &[String]) -> an
     let items: Vec<Item> =
         bodies.iter().filter_map(|b| serde_json::from_str::<Event>(b).ok()).map(|e| Item::Event(Box::new(e))).collect();
     let offline = |s: &Settings| Settings { crm: Default::default(), ..s.clone() };
-    let ra = simulate_once(&offline(a), None, &items, None).await?;
-    let rb = simulate_once(&offline(b), None, &items, None).await?;
+    let mut runs = simulate_all(vec![(offline(a), None), (offline(b), None)], None, items).await?.into_iter();
+    let (ra, rb) = (runs.next().unwrap_or_default(), runs.next().unwrap_or_default());
     let diffs =
         differing(&ra, &rb).into_iter().map(|(x, y)| json!({"session_id": x.session_id, "a": x, "b": y})).collect();
     Ok((ra.len(), diffs))
@@ -449,8 +471,14 @@ pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let ra = simulate_once(&sa, a.crm_fixture.as_ref(), &items, Some("settings")).await?;
-    match sb {
+    let mut docs = vec![(sa, Some("settings"))];
+    if let Some(sb) = sb {
+        docs.push((sb, Some("compare")));
+    }
+    let mut runs = simulate_all(docs, a.crm_fixture.as_ref(), items).await?.into_iter();
+    let ra = runs.next().unwrap_or_default();
+    let rb = runs.next();
+    match rb {
         None => match a.format {
             Format::Json => {
                 for o in &ra {
@@ -483,8 +511,7 @@ pub async fn run(a: SimulateArgs) -> anyhow::Result<ExitCode> {
                 print_table(&rows);
             }
         },
-        Some(sb) => {
-            let rb = simulate_once(&sb, a.crm_fixture.as_ref(), &items, Some("compare")).await?;
+        Some(rb) => {
             let diffs = differing(&ra, &rb);
             match a.format {
                 Format::Json => {
