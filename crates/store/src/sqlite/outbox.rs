@@ -53,6 +53,9 @@ impl OutboxStore for SqliteStore {
                 )?
                 .query_map(params![ts(now), now_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
                 .collect::<rusqlite::Result<_>>()?;
+            // Oldest write first among those taken, as on every backend.
+            let mut heads = heads;
+            heads.sort_unstable_by_key(|h| h.0);
             let mut lease = c.prepare_cached(&format!(
                 "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, fence = fence + 1 WHERE id = ? RETURNING {OUTBOX_COLUMNS}"
             ))?;
@@ -199,7 +202,8 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn outbox_counts(&self) -> Result<Vec<(OutboxState, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state").fetch_all(&self.read).await?;
+        // Kept by triggers (migration 0009): the cost does not grow with the outbox.
+        let rows = sqlx::query("SELECT state, n FROM outbox_tally").fetch_all(&self.read).await?;
         rows.iter().map(|r| Ok((r.get::<String, _>("state").parse()?, r.get("n")))).collect()
     }
 
