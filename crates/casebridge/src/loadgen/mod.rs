@@ -538,7 +538,7 @@ pub async fn run(a: LoadgenArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: --kill-every needs loadgen's own server: leave out --url");
         return Ok(ExitCode::from(2));
     }
-    if a.rate.is_some_and(|r| !(r > 0.0)) || a.rounds == 0 || a.sessions == Some(0) {
+    if a.rate.is_some_and(|r| r.is_nan() || r <= 0.0) || a.rounds == 0 || a.sessions == Some(0) {
         eprintln!("error: --rate, --rounds and --sessions must be positive");
         return Ok(ExitCode::from(2));
     }

@@ -38,7 +38,8 @@ fn the_baseline_is_measured_in_the_same_run_and_latency_is_reported() {
 
 #[test]
 fn bad_options_exit_2() {
-    let out = Command::new(bin()).args(["loadgen", "--url", "http://127.0.0.1:9", "--kill-every", "1"]).output().unwrap();
+    let out =
+        Command::new(bin()).args(["loadgen", "--url", "http://127.0.0.1:9", "--kill-every", "1"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--kill-every needs loadgen's own server"));
 }

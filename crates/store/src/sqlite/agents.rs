@@ -251,7 +251,7 @@ impl AgentStore for SqliteStore {
         use sqlx::Connection;
         // The agent is told it is saved: fsync like event intake.
         let mut conn = self.durable.acquire().await?;
-        let out = async {
+        async {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
             upsert_activity(&mut tx, a, true).await?;
             for e in timeline {
@@ -269,8 +269,7 @@ impl AgentStore for SqliteStore {
             tx.commit().await?;
             Ok::<_, StoreError>(id)
         }
-        .await;
-        out
+        .await
     }
 
     async fn activities(&self, f: &ActivityFilter) -> Result<Vec<ActivityRow>> {

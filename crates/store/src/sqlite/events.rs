@@ -1,8 +1,8 @@
 //! SQLite implementation of [`EventStore`].
 
 use async_trait::async_trait;
-use rusqlite::OptionalExtension;
 use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
 use sqlx::Row;
 
 use super::{SqliteStore, ingest_on};
@@ -54,8 +54,7 @@ impl EventStore for SqliteStore {
                     "SELECT COUNT(*) FROM outbox WHERE session_id = ? AND state = 'pending' AND attempts = 0",
                 )?;
                 for id in event_ids {
-                    let row: Option<(i64, String)> =
-                        ev.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
+                    let row: Option<(i64, String)> = ev.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?;
                     let Some((applied, sid)) = row else { return Ok(false) };
                     if applied == 0 || unsettled.query_row([&sid], |r| r.get::<_, i64>(0))? > 0 {
                         return Ok(false);

@@ -47,16 +47,21 @@ pub struct SqliteStore {
     pub(crate) owned: std::sync::Arc<direct::Owned>,
 }
 
+/// sqlx's options for the file: WAL, created when missing, waits up to 10 s for the lock.
+fn connect_options(path: &Path, sync: SqliteSynchronous) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(sync)
+        .busy_timeout(Duration::from_secs(10))
+        .foreign_keys(false)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database file; migrations are applied by [`Store::migrate`].
     pub async fn open(path: &Path) -> Result<Self> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(false);
+        let opts = connect_options(path, SqliteSynchronous::Normal);
         let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
         let durable = SqlitePoolOptions::new()
             .max_connections(1)
@@ -72,13 +77,7 @@ impl SqliteStore {
     /// when the store is dropped; its size is bounded by the disk rather than memory.
     pub async fn in_memory() -> Result<Self> {
         let path = std::env::temp_dir().join(format!("casebridge-scratch-{}.db", uuid::Uuid::new_v4()));
-        let opts = SqliteConnectOptions::new()
-            .filename(&path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Off)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(false);
+        let opts = connect_options(&path, SqliteSynchronous::Off);
         let pool = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
         let read = SqlitePoolOptions::new().max_connections(2).connect_with(opts).await?;
         let owned = std::sync::Arc::new(direct::Owned::open(&path, direct::Sync::Off, true)?);
@@ -124,34 +123,35 @@ impl Store for SqliteStore {
 /// Stores several intake batches in one durable commit (group commit). Each batch runs in its
 /// own savepoint: a batch with an id conflict is rolled back alone, the others commit.
 pub(crate) async fn ingest_on(owned: &direct::Owned, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
-    owned.durable(|c| {
-        let now = ts(Utc::now());
-        let mut outs = Vec::with_capacity(groups.len());
-        for events in groups {
-            c.execute_batch("SAVEPOINT batch")?;
-            let mut out = IngestOutcome::default();
-            for e in events.iter() {
-                if insert_event_r(c, e, &now)? {
-                    out.accepted += 1;
-                } else {
-                    match earlier_conflict(c, e)? {
-                        None => out.duplicates += 1,
-                        Some(x) => out.conflicts.push(x),
+    owned
+        .durable(|c| {
+            let now = ts(Utc::now());
+            let mut outs = Vec::with_capacity(groups.len());
+            for events in groups {
+                c.execute_batch("SAVEPOINT batch")?;
+                let mut out = IngestOutcome::default();
+                for e in events.iter() {
+                    if insert_event_r(c, e, &now)? {
+                        out.accepted += 1;
+                    } else {
+                        match earlier_conflict(c, e)? {
+                            None => out.duplicates += 1,
+                            Some(x) => out.conflicts.push(x),
+                        }
                     }
                 }
+                if out.conflicts.is_empty() {
+                    c.execute_batch("RELEASE batch")?;
+                } else {
+                    c.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
+                    out.accepted = 0;
+                    out.duplicates = 0;
+                }
+                outs.push(out);
             }
-            if out.conflicts.is_empty() {
-                c.execute_batch("RELEASE batch")?;
-            } else {
-                c.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
-                out.accepted = 0;
-                out.duplicates = 0;
-            }
-            outs.push(out);
-        }
-        Ok(outs)
-    })
-    .await
+            Ok(outs)
+        })
+        .await
 }
 
 /// The stored event holding `e`'s id, when its content differs (compared as JSON values, so

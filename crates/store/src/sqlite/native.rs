@@ -36,7 +36,7 @@ impl NativeStore for SqliteStore {
 
     async fn ingest_native(&self, batch: &NativeBatch) -> Result<u64> {
         let mut conn = self.durable.acquire().await?;
-        let out = async {
+        async {
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
             let now = ts(Utc::now());
             for n in &batch.natives {
@@ -75,8 +75,7 @@ impl NativeStore for SqliteStore {
             tx.commit().await?;
             Ok::<u64, crate::StoreError>(accepted)
         }
-        .await;
-        out
+        .await
     }
 
     async fn native_events(&self, session_id: &str) -> Result<Vec<NativeRow>> {

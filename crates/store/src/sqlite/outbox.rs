@@ -100,57 +100,60 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn release_commands(&self, rows: &[OutboxRow]) -> Result<()> {
-        self.owned.write(|c| {
-            let mut q = c.prepare_cached(
-                "UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE id = ? AND fence = ?",
-            )?;
-            for r in rows {
-                q.execute(params![r.id, r.fence])?;
-            }
-            Ok(())
-        })
-        .await
+        self.owned
+            .write(|c| {
+                let mut q = c.prepare_cached(
+                    "UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE id = ? AND fence = ?",
+                )?;
+                for r in rows {
+                    q.execute(params![r.id, r.fence])?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
-        self.owned.write(|c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
+        self.owned
+            .write(|c| {
+                let n = c
+                    .prepare_cached(
+                        "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
                        lease_owner = NULL, lease_until_ms = 0
                      WHERE id = ? AND fence = ? AND state = 'pending'",
-                )?
-                .execute(params![ts(Utc::now()), row.id, row.fence])?;
-            fenced(n as u64, row)?;
-            c.prepare_cached("DELETE FROM outbox_keys WHERE outbox_id = ?")?.execute([row.id])?;
-            if let Some((key, crm_id)) = created {
-                set_ref_r(c, key, crm_id)?;
-            }
-            insert_timeline_r(c, &row.session_id, &line)
-        })
-        .await
+                    )?
+                    .execute(params![ts(Utc::now()), row.id, row.fence])?;
+                fenced(n as u64, row)?;
+                c.prepare_cached("DELETE FROM outbox_keys WHERE outbox_id = ?")?.execute([row.id])?;
+                if let Some((key, crm_id)) = created {
+                    set_ref_r(c, key, crm_id)?;
+                }
+                insert_timeline_r(c, &row.session_id, &line)
+            })
+            .await
     }
 
     async fn complete_commands(&self, done: &[Completed]) -> Result<()> {
-        self.owned.write(|c| {
-            let now = ts(Utc::now());
-            let mut q = c.prepare_cached(
-                "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
+        self.owned
+            .write(|c| {
+                let now = ts(Utc::now());
+                let mut q = c.prepare_cached(
+                    "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
                    lease_owner = NULL, lease_until_ms = 0
                  WHERE id = ? AND fence = ? AND state = 'pending'",
-            )?;
-            let mut keys = c.prepare_cached("DELETE FROM outbox_keys WHERE outbox_id = ?")?;
-            for d in done {
-                fenced(q.execute(params![now, d.row.id, d.row.fence])? as u64, &d.row)?;
-                keys.execute([d.row.id])?;
-                if let Some((key, crm_id)) = &d.created {
-                    set_ref_r(c, key, crm_id)?;
+                )?;
+                let mut keys = c.prepare_cached("DELETE FROM outbox_keys WHERE outbox_id = ?")?;
+                for d in done {
+                    fenced(q.execute(params![now, d.row.id, d.row.fence])? as u64, &d.row)?;
+                    keys.execute([d.row.id])?;
+                    if let Some((key, crm_id)) = &d.created {
+                        set_ref_r(c, key, crm_id)?;
+                    }
+                    insert_timeline_r(c, &d.row.session_id, &d.line)?;
                 }
-                insert_timeline_r(c, &d.row.session_id, &d.line)?;
-            }
-            Ok(())
-        })
-        .await
+                Ok(())
+            })
+            .await
     }
 
     async fn retry_command(
@@ -160,36 +163,38 @@ impl OutboxStore for SqliteStore {
         next: DateTime<Utc>,
         line: Option<Entry>,
     ) -> Result<()> {
-        self.owned.write(|c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
+        self.owned
+            .write(|c| {
+                let n = c
+                    .prepare_cached(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
                        lease_owner = NULL, lease_until_ms = 0
                      WHERE id = ? AND fence = ? AND state = 'pending'",
-                )?
-                .execute(params![error, ts(next), row.id, row.fence])?;
-            fenced(n as u64, row)?;
-            if let Some(line) = &line {
-                insert_timeline_r(c, &row.session_id, line)?;
-            }
-            Ok(())
-        })
-        .await
+                    )?
+                    .execute(params![error, ts(next), row.id, row.fence])?;
+                fenced(n as u64, row)?;
+                if let Some(line) = &line {
+                    insert_timeline_r(c, &row.session_id, line)?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn park_command(&self, row: &OutboxRow, error: &str, line: Entry) -> Result<()> {
-        self.owned.write(|c| {
-            let n = c
-                .prepare_cached(
-                    "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?,
+        self.owned
+            .write(|c| {
+                let n = c
+                    .prepare_cached(
+                        "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = ?,
                        lease_owner = NULL, lease_until_ms = 0
                      WHERE id = ? AND fence = ? AND state = 'pending'",
-                )?
-                .execute(params![error, row.id, row.fence])?;
-            fenced(n as u64, row)?;
-            insert_timeline_r(c, &row.session_id, &line)
-        })
-        .await
+                    )?
+                    .execute(params![error, row.id, row.fence])?;
+                fenced(n as u64, row)?;
+                insert_timeline_r(c, &row.session_id, &line)
+            })
+            .await
     }
 
     async fn list_commands(&self, state: OutboxState, limit: i64) -> Result<Vec<OutboxRow>> {

@@ -82,14 +82,15 @@ pub(crate) fn insert_event_r(c: &rusqlite::Connection, e: &NewEvent, now: &str) 
 
 /// Applies rules steps in one transaction (see [`commit_one_r`]).
 pub(crate) async fn commit_steps_on(owned: &super::direct::Owned, steps: &[StepCommit]) -> Result<()> {
-    owned.write(|c| {
-        let now = ts(Utc::now());
-        for s in steps {
-            commit_one_r(c, s, &now)?;
-        }
-        Ok(())
-    })
-    .await
+    owned
+        .write(|c| {
+            let now = ts(Utc::now());
+            for s in steps {
+                commit_one_r(c, s, &now)?;
+            }
+            Ok(())
+        })
+        .await
 }
 
 /// Applies one rules step: the session row, its timeline, outbox and activity lines, and

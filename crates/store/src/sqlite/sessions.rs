@@ -1,9 +1,9 @@
 //! SQLite implementation of [`SessionStore`].
 
 use async_trait::async_trait;
-use rusqlite::OptionalExtension;
 use casebridge_rules::model::Entry;
 use chrono::{DateTime, Utc};
+use rusqlite::OptionalExtension;
 use sqlx::Row;
 
 use super::SqliteStore;
@@ -31,17 +31,19 @@ impl SessionStore for SqliteStore {
     async fn timeline(&self, session_id: &str) -> Result<Vec<Entry>> {
         self.owned
             .read(|c| {
-                Ok(c.prepare_cached("SELECT at, kind, summary, rule, native FROM timeline WHERE session_id = ? ORDER BY n")?
-                    .query_map([session_id], |r| {
-                        Ok(Entry {
-                            at: parse_ts(r.get::<_, String>(0)?.as_str()),
-                            kind: entry_kind(r.get::<_, String>(1)?.as_str()),
-                            summary: r.get(2)?,
-                            rule: r.get(3)?,
-                            native: r.get::<_, Option<String>>(4)?.and_then(|n| serde_json::from_str(&n).ok()),
-                        })
-                    })?
-                    .collect::<rusqlite::Result<_>>()?)
+                Ok(c.prepare_cached(
+                    "SELECT at, kind, summary, rule, native FROM timeline WHERE session_id = ? ORDER BY n",
+                )?
+                .query_map([session_id], |r| {
+                    Ok(Entry {
+                        at: parse_ts(r.get::<_, String>(0)?.as_str()),
+                        kind: entry_kind(r.get::<_, String>(1)?.as_str()),
+                        summary: r.get(2)?,
+                        rule: r.get(3)?,
+                        native: r.get::<_, Option<String>>(4)?.and_then(|n| serde_json::from_str(&n).ok()),
+                    })
+                })?
+                .collect::<rusqlite::Result<_>>()?)
             })
             .await
     }
@@ -147,7 +149,9 @@ impl SessionStore for SqliteStore {
     async fn ref_get(&self, key: &str) -> Result<Option<String>> {
         self.owned
             .read(|c| {
-                Ok(c.prepare_cached("SELECT crm_id FROM crm_refs WHERE key = ?")?.query_row([key], |r| r.get(0)).optional()?)
+                Ok(c.prepare_cached("SELECT crm_id FROM crm_refs WHERE key = ?")?
+                    .query_row([key], |r| r.get(0))
+                    .optional()?)
             })
             .await
     }

@@ -36,7 +36,7 @@ impl SettingsStore for SqliteStore {
 
     async fn settings_change(&self, c: SettingsChange<'_>) -> Result<i64> {
         let mut conn = self.durable.acquire().await?;
-        let r = async {
+        async {
             let now = ts(Utc::now());
             let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
             sqlx::query(UPSERT).bind(c.doc).bind(&now).execute(&mut *tx).await?;
@@ -53,8 +53,7 @@ impl SettingsStore for SqliteStore {
             tx.commit().await?;
             Ok::<_, crate::StoreError>(id)
         }
-        .await;
-        r
+        .await
     }
 
     async fn settings_history(&self, limit: u32) -> Result<Vec<SettingsVersion>> {

@@ -116,21 +116,22 @@ impl SqliteStore {
         fields: &serde_json::Map<String, serde_json::Value>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        self.owned.write(|c| {
-            let sql = format!("SELECT custom_fields FROM {table} WHERE id = ?");
-            let Some(text) = c.prepare_cached(&sql)?.query_row([id], |r| r.get::<_, String>(0)).optional()? else {
-                return Err(StoreError::NotFound(format!("{what} {id} does not exist")));
-            };
-            let mut existing: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&text).unwrap_or_default();
-            for (k, v) in fields {
-                existing.insert(k.clone(), v.clone());
-            }
-            let sql = format!("UPDATE {table} SET custom_fields = ?, updated_at = ? WHERE id = ?");
-            c.prepare_cached(&sql)?.execute(rusqlite::params![serde_json::to_string(&existing)?, ts(at), id])?;
-            Ok(())
-        })
-        .await
+        self.owned
+            .write(|c| {
+                let sql = format!("SELECT custom_fields FROM {table} WHERE id = ?");
+                let Some(text) = c.prepare_cached(&sql)?.query_row([id], |r| r.get::<_, String>(0)).optional()? else {
+                    return Err(StoreError::NotFound(format!("{what} {id} does not exist")));
+                };
+                let mut existing: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&text).unwrap_or_default();
+                for (k, v) in fields {
+                    existing.insert(k.clone(), v.clone());
+                }
+                let sql = format!("UPDATE {table} SET custom_fields = ?, updated_at = ? WHERE id = ?");
+                c.prepare_cached(&sql)?.execute(rusqlite::params![serde_json::to_string(&existing)?, ts(at), id])?;
+                Ok(())
+            })
+            .await
     }
 }
 
