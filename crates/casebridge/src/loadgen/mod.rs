@@ -2,6 +2,8 @@
 //! throughput, latency from event accepted to CRM write done, refusals, a do-nothing baseline
 //! measured in the same run, SIGKILLs of its own server, and an oracle (`--verify`).
 
+mod client;
+mod servers;
 mod traffic;
 mod verify;
 
@@ -13,10 +15,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
+use self::client::{Client, Posted, latency_buckets, percentiles};
+use self::servers::{OwnServer, baseline_server};
 use self::traffic::{Session, Traffic};
 
 /// Bucket bounds (seconds) of `casebridge_event_to_crm_write_seconds`, fine enough to read
@@ -91,151 +94,6 @@ pub enum TrafficKind {
     Sessions,
     /// Single cheap events: the intake path.
     Intake,
-}
-
-/// Talks to one server.
-#[derive(Clone)]
-pub struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: Option<String>,
-}
-
-/// What one POST got.
-enum Posted {
-    Accepted,
-    Refused { status: u16, retry_after: Option<Duration> },
-    Failed(String),
-}
-
-impl Client {
-    fn new(base: &str, token: Option<String>, connections: usize) -> anyhow::Result<Client> {
-        let http = reqwest::Client::builder()
-            .pool_max_idle_per_host(connections + 16)
-            .timeout(Duration::from_secs(60))
-            .tcp_nodelay(true)
-            .build()?;
-        Ok(Client { http, base: base.trim_end_matches('/').to_string(), token })
-    }
-
-    fn req(&self, m: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
-        let r = self.http.request(m, format!("{}{path}", self.base));
-        match &self.token {
-            Some(t) => r.bearer_auth(t),
-            None => r,
-        }
-    }
-
-    async fn post_event(&self, e: &Value) -> Posted {
-        let body = e.to_string();
-        let r = self.req(reqwest::Method::POST, "/v1/events").header("content-type", "application/json").body(body);
-        match r.send().await {
-            Ok(resp) if resp.status().as_u16() == 202 => {
-                let _ = resp.bytes().await;
-                Posted::Accepted
-            }
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let retry_after = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<f64>().ok())
-                    .map(Duration::from_secs_f64);
-                let text = resp.text().await.unwrap_or_default();
-                if status == 429 || status == 503 {
-                    Posted::Refused { status, retry_after }
-                } else {
-                    Posted::Failed(format!("{status}: {}", text.chars().take(300).collect::<String>()))
-                }
-            }
-            Err(e) => Posted::Failed(e.to_string()),
-        }
-    }
-
-    /// GET returning JSON; an answer other than 2xx is an error naming it.
-    pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        let resp = self.req(reqwest::Method::GET, path).send().await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            anyhow::bail!("GET {path}: {status}: {}", text.chars().take(300).collect::<String>());
-        }
-        Ok(serde_json::from_str(&text)?)
-    }
-
-    /// Several GETs, 16 at a time, answers in the order of `paths`.
-    pub async fn get_all(&self, paths: Vec<String>) -> Vec<anyhow::Result<Value>> {
-        let mut out: Vec<Option<anyhow::Result<Value>>> = (0..paths.len()).map(|_| None).collect();
-        let mut tasks = tokio::task::JoinSet::new();
-        for (i, p) in paths.into_iter().enumerate() {
-            while tasks.len() >= 16 {
-                if let Some(Ok((j, r))) = tasks.join_next().await {
-                    out[j] = Some(r);
-                }
-            }
-            let c = self.clone();
-            tasks.spawn(async move { (i, c.get(&p).await) });
-        }
-        while let Some(r) = tasks.join_next().await {
-            if let Ok((j, r)) = r {
-                out[j] = Some(r);
-            }
-        }
-        out.into_iter().map(|r| r.unwrap_or_else(|| Err(anyhow::anyhow!("request task failed")))).collect()
-    }
-
-    /// The Prometheus text of `/metrics`.
-    pub async fn metrics(&self) -> anyhow::Result<String> {
-        let resp = self.req(reqwest::Method::GET, "/metrics").send().await?;
-        Ok(resp.error_for_status()?.text().await?)
-    }
-
-    async fn put(&self, path: &str, body: &Value) -> anyhow::Result<()> {
-        let resp = self.req(reqwest::Method::PUT, path).json(body).send().await?;
-        let status = resp.status();
-        if !status.is_success() {
-            anyhow::bail!("PUT {path}: {status}: {}", resp.text().await.unwrap_or_default());
-        }
-        Ok(())
-    }
-}
-
-/// The sum of a metric's samples whose labels contain `label`.
-pub fn metric(text: &str, name: &str, label: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']) && l.contains(label))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
-/// Cumulative bucket counts of the accepted-to-written histogram.
-fn latency_buckets(text: &str) -> Vec<(f64, f64)> {
-    let name = "casebridge_event_to_crm_write_seconds_bucket{";
-    let mut out: Vec<(f64, f64)> = text
-        .lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| {
-            let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
-            Some((le, l.rsplit(' ').next()?.parse().ok()?))
-        })
-        .collect();
-    out.sort_by(|a, b| a.0.total_cmp(&b.0));
-    out
-}
-
-/// Percentiles (upper bucket bounds, ms) of the writes done between two scrapes.
-fn percentiles(before: &[(f64, f64)], after: &[(f64, f64)]) -> Option<(f64, [f64; 3])> {
-    let prior: HashMap<u64, f64> = before.iter().map(|(le, n)| (le.to_bits(), *n)).collect();
-    let diff: Vec<(f64, f64)> =
-        after.iter().map(|(le, n)| (*le, n - prior.get(&le.to_bits()).copied().unwrap_or(0.0))).collect();
-    let total = diff.last()?.1;
-    if total <= 0.0 {
-        return None;
-    }
-    let at = |q: f64| diff.iter().find(|(_, n)| *n >= q * total).map_or(f64::INFINITY, |(le, _)| le * 1000.0);
-    Some((total, [at(0.5), at(0.9), at(0.99)]))
 }
 
 /// Figures of one round against one server.
@@ -349,121 +207,6 @@ async fn sender(run: Arc<Run>) {
     }
 }
 
-/// A do-nothing handler: reads the body and answers 202, as intake does.
-async fn baseline_server() -> anyhow::Result<String> {
-    use axum::routing::post;
-    let app = axum::Router::new().route(
-        "/v1/events",
-        post(|_body: bytes::Bytes| async {
-            (axum::http::StatusCode::ACCEPTED, axum::Json(json!({"accepted": 1, "duplicates": 0})))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    Ok(format!("http://{addr}"))
-}
-
-/// Its own `casebridge serve`, restartable on the same port and data.
-struct OwnServer {
-    child: tokio::process::Child,
-    args: Vec<String>,
-    base: String,
-    _tmp: Option<tempfile_dir::TempDir>,
-}
-
-mod tempfile_dir {
-    /// A temporary directory removed on drop.
-    pub struct TempDir(pub std::path::PathBuf);
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-impl OwnServer {
-    async fn start(a: &LoadgenArgs) -> anyhow::Result<OwnServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        let mut args = vec!["serve".to_string(), "--bind".into(), format!("127.0.0.1:{port}")];
-        let mut tmp = None;
-        match (&a.database_url, &a.data_dir) {
-            (Some(url), _) => args.extend(["--database-url".into(), url.clone()]),
-            (None, Some(d)) => args.extend(["--data-dir".into(), d.display().to_string()]),
-            (None, None) => {
-                let d = std::env::temp_dir().join(format!("casebridge-loadgen-{}", uuid::Uuid::new_v4()));
-                std::fs::create_dir_all(&d)?;
-                args.extend(["--data-dir".into(), d.display().to_string()]);
-                tmp = Some(tempfile_dir::TempDir(d));
-            }
-        }
-        let child = Self::spawn(&args)?;
-        let me = OwnServer { child, args, base: format!("http://127.0.0.1:{port}"), _tmp: tmp };
-        me.ready().await?;
-        Ok(me)
-    }
-
-    fn spawn(args: &[String]) -> anyhow::Result<tokio::process::Child> {
-        let exe = std::env::current_exe().context("cannot find the casebridge executable")?;
-        tokio::process::Command::new(exe)
-            .args(args)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
-            .env_remove("CASEBRIDGE_API_TOKEN")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .context("cannot start casebridge serve")
-    }
-
-    async fn ready(&self) -> anyhow::Result<()> {
-        let http = reqwest::Client::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while Instant::now() < deadline {
-            if http.get(format!("{}/readyz", self.base)).send().await.is_ok_and(|r| r.status().is_success()) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        anyhow::bail!("casebridge serve did not become ready within 60 s")
-    }
-
-    /// SIGKILL, then start again on the same port and data.
-    async fn kill_and_restart(&mut self) -> anyhow::Result<()> {
-        self.child.start_kill()?;
-        let _ = self.child.wait().await;
-        self.child = Self::spawn(&self.args)?;
-        self.ready().await
-    }
-}
-
-/// Sets the record rules `--verify` checks against (built-in CRM only).
-async fn verify_settings(c: &Client) -> anyhow::Result<()> {
-    let mut s = c.get("/v1/settings").await?;
-    let kind = s.pointer("/crm/kind").and_then(Value::as_str).unwrap_or("builtin").to_string();
-    if kind != "builtin" {
-        anyhow::bail!("--verify checks the built-in CRM; this server's crm.kind is {kind}");
-    }
-    let set = |s: &mut Value, path: &str, v: Value| {
-        if let Some(x) = s.pointer_mut(path) {
-            *x = v;
-        }
-    };
-    set(&mut s, "/records/append_to_open_in_leaf_queue", json!(true));
-    set(&mut s, "/records/append_requires_same_channel", json!(false));
-    set(&mut s, "/records/append_to_closed_within_days", Value::Null);
-    set(&mut s, "/records/skip_creation", json!(false));
-    set(&mut s, "/records/abandoned_calls", json!(false));
-    set(&mut s, "/records/delay_call_until_connected", json!(false));
-    set(&mut s, "/records/delay_chat_until_customer_messages", Value::Null);
-    set(&mut s, "/accounts/skip_lookup", json!(false));
-    set(&mut s, "/accounts/skip_creation", json!(false));
-    set(&mut s, "/accounts/never_create_for", json!([]));
-    c.put("/v1/settings", &s).await
-}
-
 async fn round(
     client: &Client,
     a: &LoadgenArgs,
@@ -553,7 +296,7 @@ pub async fn run(a: LoadgenArgs) -> anyhow::Result<ExitCode> {
     };
     let client = Client::new(&base, a.token.clone(), a.connections)?;
     if a.verify {
-        verify_settings(&client).await?;
+        verify::verify_settings(&client).await?;
     }
     let baseline = match a.baseline {
         true => Some(Client::new(&baseline_server().await?, None, a.connections)?),

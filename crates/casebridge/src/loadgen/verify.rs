@@ -4,9 +4,9 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::Client;
+use super::client::{Client, metric};
 use super::traffic::{Expect, Session, phone};
 
 /// Waits until no event waits for the rules and no CRM write is pending (or `limit` passes).
@@ -14,8 +14,8 @@ pub async fn drained(c: &Client, limit: Duration) -> anyhow::Result<Duration> {
     let started = Instant::now();
     loop {
         let m = c.metrics().await.unwrap_or_default();
-        let events = super::metric(&m, "casebridge_events_pending", "");
-        let writes = super::metric(&m, "casebridge_outbox", "state=\"pending\"");
+        let events = metric(&m, "casebridge_events_pending", "");
+        let writes = metric(&m, "casebridge_outbox", "state=\"pending\"");
         if m.contains("casebridge_events_pending") && events == 0.0 && writes == 0.0 {
             return Ok(started.elapsed());
         }
@@ -140,4 +140,29 @@ pub async fn check(c: &Client, sessions: &[Session], accepted: &HashMap<String, 
         }
     }
     problems
+}
+
+/// Sets the record rules `--verify` checks against (built-in CRM only).
+pub async fn verify_settings(c: &Client) -> anyhow::Result<()> {
+    let mut s = c.get("/v1/settings").await?;
+    let kind = s.pointer("/crm/kind").and_then(Value::as_str).unwrap_or("builtin").to_string();
+    if kind != "builtin" {
+        anyhow::bail!("--verify checks the built-in CRM; this server's crm.kind is {kind}");
+    }
+    let set = |s: &mut Value, path: &str, v: Value| {
+        if let Some(x) = s.pointer_mut(path) {
+            *x = v;
+        }
+    };
+    set(&mut s, "/records/append_to_open_in_leaf_queue", json!(true));
+    set(&mut s, "/records/append_requires_same_channel", json!(false));
+    set(&mut s, "/records/append_to_closed_within_days", Value::Null);
+    set(&mut s, "/records/skip_creation", json!(false));
+    set(&mut s, "/records/abandoned_calls", json!(false));
+    set(&mut s, "/records/delay_call_until_connected", json!(false));
+    set(&mut s, "/records/delay_chat_until_customer_messages", Value::Null);
+    set(&mut s, "/accounts/skip_lookup", json!(false));
+    set(&mut s, "/accounts/skip_creation", json!(false));
+    set(&mut s, "/accounts/never_create_for", json!([]));
+    c.put("/v1/settings", &s).await
 }
