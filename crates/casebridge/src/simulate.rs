@@ -1,4 +1,4 @@
-//! `casebridge simulate`: the real pipeline on an in-memory database and built-in CRM.
+//! `casebridge simulate`: the real pipeline on a scratch database and built-in CRM.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;

@@ -97,16 +97,16 @@ pub trait Store:
 }
 
 /// Opens the storage a URL names: `sqlite://path` or `sqlite:path` (the file is created when
-/// missing), `sqlite::memory:` for a private in-memory database, `postgres://…` (or
-/// `postgresql://…`) for a PostgreSQL database, with `pool_size` and `statement_timeout_ms`
-/// among its query parameters (see [`postgres::PgOptions`]). Migrations are applied by
-/// [`Store::migrate`].
+/// missing), `sqlite::memory:` for a private scratch database (a temporary file without
+/// fsync, removed when the store is dropped), `postgres://…` (or `postgresql://…`) for a
+/// PostgreSQL database, with `pool_size` and `statement_timeout_ms` among its query
+/// parameters (see [`postgres::PgOptions`]). Migrations are applied by [`Store::migrate`].
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Ok(Arc::new(PgStore::open(url).await?));
     }
     if url == "sqlite::memory:" {
-        return Ok(Arc::new(SqliteStore::in_memory().await?));
+        return Ok(Arc::new(SqliteStore::scratch().await?));
     }
     match url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         Some(rest) => Ok(Arc::new(SqliteStore::open(&sqlite::path_from_url(rest)?).await?)),

@@ -75,7 +75,7 @@ impl SqliteStore {
 
     /// A private scratch database (for `simulate`): a temporary file without fsync, removed
     /// when the store is dropped; its size is bounded by the disk rather than memory.
-    pub async fn in_memory() -> Result<Self> {
+    pub async fn scratch() -> Result<Self> {
         let path = std::env::temp_dir().join(format!("casebridge-scratch-{}.db", uuid::Uuid::new_v4()));
         let opts = connect_options(&path, SqliteSynchronous::Off);
         let pool = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
