@@ -114,19 +114,23 @@ impl PgStore {
     }
 
     pub(super) async fn list_records(&self, f: RecordFilter) -> Result<Vec<CrmRecord>> {
-        let rows = sqlx::query(
-            "SELECT * FROM crm_records r WHERE ($1 IS NULL OR account_id = $2) AND ($3 IS NULL OR status = $4)
-               AND ($5 IS NULL OR EXISTS (SELECT 1 FROM crm_record_sessions s WHERE s.record_id = r.id AND s.session_id = $6))
-             ORDER BY created_at, id",
-        )
-        .bind(&f.account_id)
-        .bind(&f.account_id)
-        .bind(&f.status)
-        .bind(&f.status)
-        .bind(&f.session_id)
-        .bind(&f.session_id)
-        .fetch_all(&self.pool)
-        .await?;
+        // Only the filters given go in the statement: `($1 IS NULL OR account_id = $2)` keeps
+        // the planner from the account's index, and an account's records are a lookup at
+        // each trigger.
+        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new("SELECT * FROM crm_records r WHERE TRUE");
+        if let Some(a) = &f.account_id {
+            q.push(" AND account_id = ").push_bind(a.clone());
+        }
+        if let Some(st) = &f.status {
+            q.push(" AND status = ").push_bind(st.clone());
+        }
+        if let Some(sid) = &f.session_id {
+            q.push(" AND id IN (SELECT record_id FROM crm_record_sessions WHERE session_id = ")
+                .push_bind(sid.clone())
+                .push(")");
+        }
+        q.push(" ORDER BY created_at, id");
+        let rows = q.build().fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let id: String = r.get("id");

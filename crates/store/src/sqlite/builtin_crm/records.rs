@@ -98,19 +98,33 @@ impl SqliteStore {
     }
 
     pub(super) async fn list_records(&self, f: RecordFilter) -> Result<Vec<CrmRecord>> {
-        self.owned.read(|c| {
-            let mut recs: Vec<CrmRecord> = c
-                .prepare_cached(
-                    "SELECT * FROM crm_records r WHERE (?1 IS NULL OR account_id = ?1) AND (?2 IS NULL OR status = ?2)
-                       AND (?3 IS NULL OR EXISTS (SELECT 1 FROM crm_record_sessions s WHERE s.record_id = r.id AND s.session_id = ?3))
-                     ORDER BY created_at, id",
-                )?
-                .query_map(params![f.account_id, f.status, f.session_id], record_r)?
-                .collect::<rusqlite::Result<_>>()?;
-            record_sessions_r(c, &mut recs)?;
-            Ok(recs)
-        })
-        .await
+        // Only the filters given go in the statement: `(? IS NULL OR account_id = ?)` made
+        // SQLite scan every record, and an account's records are a lookup at each trigger.
+        let mut sql = "SELECT * FROM crm_records r WHERE 1 = 1".to_string();
+        let mut args: Vec<&str> = Vec::new();
+        if let Some(a) = &f.account_id {
+            sql.push_str(" AND account_id = ?");
+            args.push(a);
+        }
+        if let Some(st) = &f.status {
+            sql.push_str(" AND status = ?");
+            args.push(st);
+        }
+        if let Some(sid) = &f.session_id {
+            sql.push_str(" AND id IN (SELECT record_id FROM crm_record_sessions WHERE session_id = ?)");
+            args.push(sid);
+        }
+        sql.push_str(" ORDER BY created_at, id");
+        self.owned
+            .read(|c| {
+                let mut recs: Vec<CrmRecord> = c
+                    .prepare_cached(&sql)?
+                    .query_map(rusqlite::params_from_iter(args.iter()), record_r)?
+                    .collect::<rusqlite::Result<_>>()?;
+                record_sessions_r(c, &mut recs)?;
+                Ok(recs)
+            })
+            .await
     }
 
     pub(super) async fn get_record(&self, id: &str) -> Result<Option<CrmRecord>> {
