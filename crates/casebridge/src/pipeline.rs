@@ -41,6 +41,13 @@ pub struct Pipeline {
     write_clock: std::sync::Mutex<std::collections::HashMap<String, i64>>,
 }
 
+/// Bucket bounds (seconds) of `casebridge_event_to_crm_write_seconds`, fine enough to read
+/// a p99 against a 50 ms bar.
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0,
+    10.0, 30.0, 60.0, 300.0,
+];
+
 /// Writes whose cause time is kept at most (beyond, new writes go unmeasured).
 const WRITE_CLOCK_MAX: usize = 200_000;
 

@@ -187,7 +187,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets_for_metric(
             metrics_exporter_prometheus::Matcher::Full("casebridge_event_to_crm_write_seconds".into()),
-            crate::loadgen::LATENCY_BUCKETS,
+            crate::pipeline::LATENCY_BUCKETS,
         )
         .ok()
         .and_then(|b| b.install_recorder().ok());

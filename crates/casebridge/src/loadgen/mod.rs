@@ -22,13 +22,6 @@ use self::client::{Client, Posted, latency_buckets, percentiles};
 use self::servers::{OwnServer, baseline_server};
 use self::traffic::{Session, Traffic};
 
-/// Bucket bounds (seconds) of `casebridge_event_to_crm_write_seconds`, fine enough to read
-/// a p99 against a 50 ms bar.
-pub const LATENCY_BUCKETS: &[f64] = &[
-    0.002, 0.005, 0.01, 0.015, 0.02, 0.025, 0.03, 0.04, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0,
-    10.0, 30.0, 60.0, 300.0,
-];
-
 /// Options of `loadgen`.
 #[derive(Args)]
 pub struct LoadgenArgs {
@@ -123,7 +116,6 @@ struct Run {
     client: Client,
     traffic: Traffic,
     next: AtomicU64,
-    done: AtomicBool,
     count: Option<u64>,
     until: Option<Instant>,
     rate: Option<f64>,
@@ -201,9 +193,6 @@ async fn sender(run: Arc<Run>) {
                 b.set_position(run.started.elapsed().as_secs());
             }
         }
-        if run.done.load(Ordering::Relaxed) {
-            return;
-        }
     }
 }
 
@@ -237,7 +226,6 @@ async fn round(
         client: client.clone(),
         traffic: Traffic::new(tag, customers, intake_only),
         next: AtomicU64::new(0),
-        done: AtomicBool::new(false),
         count,
         until: duration.map(|d| started + Duration::from_secs_f64(d)),
         rate: a.rate,
@@ -312,7 +300,7 @@ pub async fn run(a: LoadgenArgs) -> anyhow::Result<ExitCode> {
                 loop {
                     // Kills at uneven moments: between half and all of the period apart.
                     k += 1;
-                    let frac = 0.5 + (traffic_mix(k) % 500) as f64 / 1000.0;
+                    let frac = 0.5 + (traffic::mix(k) % 500) as f64 / 1000.0;
                     tokio::time::sleep(Duration::from_secs_f64(every * frac)).await;
                     if stop.load(Ordering::Relaxed) {
                         return;
@@ -383,10 +371,6 @@ pub async fn run(a: LoadgenArgs) -> anyhow::Result<ExitCode> {
         Some(p) if !p.is_empty() => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
-}
-
-fn traffic_mix(k: u64) -> u64 {
-    k.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 17
 }
 
 fn report(a: &LoadgenArgs, rounds: &[Round], bases: &[Round], kills: u64, problems: Option<&[String]>) -> Value {

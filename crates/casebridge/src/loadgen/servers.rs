@@ -30,16 +30,15 @@ pub struct OwnServer {
     args: Vec<String>,
     /// Its base URL.
     pub base: String,
-    _tmp: Option<tempfile_dir::TempDir>,
+    _tmp: Option<ScratchDir>,
 }
 
-mod tempfile_dir {
-    /// A temporary directory removed on drop.
-    pub struct TempDir(pub std::path::PathBuf);
-    impl Drop for TempDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
+/// A temporary data folder, removed with its server.
+struct ScratchDir(std::path::PathBuf);
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
@@ -56,7 +55,7 @@ impl OwnServer {
                 let d = std::env::temp_dir().join(format!("casebridge-loadgen-{}", uuid::Uuid::new_v4()));
                 std::fs::create_dir_all(&d)?;
                 args.extend(["--data-dir".into(), d.display().to_string()]);
-                tmp = Some(tempfile_dir::TempDir(d));
+                tmp = Some(ScratchDir(d));
             }
         }
         let child = Self::spawn(&args)?;

@@ -46,13 +46,8 @@ impl SqliteStore {
         self.owned.read(|c| record_by_r(c, col, v)).await
     }
 
-    /// Runs a write on the handle in its own transaction.
-    async fn write_tx<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
-        self.owned.write(f).await
-    }
-
     pub(super) async fn create_record(&self, r: NewRecord) -> Result<(CrmRecord, bool)> {
-        self.write_tx(|c| {
+        self.owned.write(|c| {
             if let Some(k) = &r.ext_key
                 && let Some(rec) = record_by_r(c, "ext_key", k)?
             {
@@ -187,7 +182,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn set_status(&self, id: &str, status: &str, at: DateTime<Utc>) -> Result<()> {
-        self.write_tx(|c| {
+        self.owned.write(|c| {
             record_must_exist_r(c, id)?;
             let closed_at = if is_closed_status(status) { Some(ts(at)) } else { None };
             c.prepare_cached("UPDATE crm_records SET status = ?1, closed_at = CASE WHEN ?2 IS NULL THEN NULL ELSE COALESCE(CASE WHEN status IN ('solved','closed') THEN closed_at END, ?2) END, updated_at = ?3 WHERE id = ?4")?
@@ -205,56 +200,61 @@ impl SqliteStore {
         reopen_to: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        self.write_tx(|c| {
-            let rec = require_record_r(c, id)?;
-            let mut all = rec.tags.clone();
-            for t in tags {
-                if !all.contains(t) {
-                    all.push(t.clone());
+        self.owned
+            .write(|c| {
+                let rec = require_record_r(c, id)?;
+                let mut all = rec.tags.clone();
+                for t in tags {
+                    if !all.contains(t) {
+                        all.push(t.clone());
+                    }
                 }
-            }
-            c.prepare_cached(
-                "INSERT OR IGNORE INTO crm_record_sessions (record_id, session_id, added_at) VALUES (?,?,?)",
-            )?
-            .execute(params![id, session_id, ts(at)])?;
-            c.prepare_cached("UPDATE crm_records SET tags = ?, updated_at = ? WHERE id = ?")?.execute(params![
-                serde_json::to_string(&all)?,
-                ts(at),
-                id
-            ])?;
-            if let Some(s) = reopen_to
-                && rec.is_closed
-            {
-                c.prepare_cached("UPDATE crm_records SET status = ?, closed_at = NULL WHERE id = ?")?
-                    .execute(params![s, id])?;
-            }
-            Ok(())
-        })
-        .await
+                c.prepare_cached(
+                    "INSERT OR IGNORE INTO crm_record_sessions (record_id, session_id, added_at) VALUES (?,?,?)",
+                )?
+                .execute(params![id, session_id, ts(at)])?;
+                c.prepare_cached("UPDATE crm_records SET tags = ?, updated_at = ? WHERE id = ?")?.execute(params![
+                    serde_json::to_string(&all)?,
+                    ts(at),
+                    id
+                ])?;
+                if let Some(s) = reopen_to
+                    && rec.is_closed
+                {
+                    c.prepare_cached("UPDATE crm_records SET status = ?, closed_at = NULL WHERE id = ?")?
+                        .execute(params![s, id])?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     pub(super) async fn set_owner(&self, id: &str, agent_id: &str, at: DateTime<Utc>) -> Result<()> {
-        self.write_tx(|c| {
-            record_must_exist_r(c, id)?;
-            c.prepare_cached("UPDATE crm_records SET owner_agent_id = ?, updated_at = ? WHERE id = ?")?
-                .execute(params![agent_id, ts(at), id])?;
-            Ok(())
-        })
-        .await
+        self.owned
+            .write(|c| {
+                record_must_exist_r(c, id)?;
+                c.prepare_cached("UPDATE crm_records SET owner_agent_id = ?, updated_at = ? WHERE id = ?")?
+                    .execute(params![agent_id, ts(at), id])?;
+                Ok(())
+            })
+            .await
     }
 
     pub(super) async fn mark_abandoned(&self, id: &str, reason: &str, at: DateTime<Utc>) -> Result<()> {
-        self.write_tx(|c| {
-            record_must_exist_r(c, id)?;
-            c.prepare_cached("UPDATE crm_records SET abandoned = 1, missed_reason = ?, updated_at = ? WHERE id = ?")?
+        self.owned
+            .write(|c| {
+                record_must_exist_r(c, id)?;
+                c.prepare_cached(
+                    "UPDATE crm_records SET abandoned = 1, missed_reason = ?, updated_at = ? WHERE id = ?",
+                )?
                 .execute(params![reason, ts(at), id])?;
-            Ok(())
-        })
-        .await
+                Ok(())
+            })
+            .await
     }
 
     pub(super) async fn add_note(&self, key: &str, id: &str, body: &str, at: DateTime<Utc>) -> Result<()> {
-        self.write_tx(|c| {
+        self.owned.write(|c| {
             record_must_exist_r(c, id)?;
             let nid = next_id_r(c, "crm_notes", "note_")?;
             c.prepare_cached("INSERT INTO crm_notes (id, ext_key, record_id, body, created_at) VALUES (?,?,?,?,?) ON CONFLICT(ext_key) DO NOTHING")?
@@ -273,7 +273,7 @@ impl SqliteStore {
         content: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        self.write_tx(|c| {
+        self.owned.write(|c| {
             record_must_exist_r(c, id)?;
             let aid = next_id_r(c, "crm_attachments", "att_")?;
             c.prepare_cached("INSERT INTO crm_attachments (id, ext_key, record_id, name, url, content, created_at) VALUES (?,?,?,?,?,?,?) ON CONFLICT(ext_key) DO NOTHING")?
@@ -311,7 +311,7 @@ impl SqliteStore {
         body: &serde_json::Value,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        self.write_tx(|c| {
+        self.owned.write(|c| {
             let aid = next_id_r(c, "crm_activities", "act_")?;
             c.prepare_cached(
                 "INSERT INTO crm_activities (id, ext_key, record_id, account_id, session_id, subject, body, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)
@@ -331,7 +331,7 @@ impl SqliteStore {
         data: &serde_json::Value,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        self.write_tx(|c| {
+        self.owned.write(|c| {
             let sid = next_id_r(c, "crm_session_objects", "so_")?;
             c.prepare_cached(
                 "INSERT INTO crm_session_objects (id, session_id, record_id, account_id, data, created_at, updated_at) VALUES (?,?,?,?,?,?,?)
@@ -344,7 +344,7 @@ impl SqliteStore {
     }
 
     pub(super) async fn withdraw_activity(&self, key: &str, at: DateTime<Utc>) -> Result<bool> {
-        self.write_tx(|c| {
+        self.owned.write(|c| {
             let n = c.prepare_cached(
                 "UPDATE crm_activities SET record_id = NULL, account_id = NULL, updated_at = ? WHERE ext_key = ? AND (record_id IS NOT NULL OR account_id IS NOT NULL)",
             )?
