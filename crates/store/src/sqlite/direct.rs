@@ -68,6 +68,21 @@ pub(crate) enum Sync {
     Off,
 }
 
+/// Process-wide SQLite settings, applied once before the first connection opens: no memory
+/// statistics, whose global mutex every allocation of every connection would otherwise take
+/// (the readers, the writer and sqlx's connections contend on it).
+pub(crate) fn configure_process() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: called before any connection opens (SQLite is not initialized yet); when it
+        // already is, SQLite refuses with SQLITE_MISUSE and nothing changes.
+        let rc = unsafe { rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, 0) };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            tracing::debug!(rc, "SQLite memory statistics left on: SQLite was already initialized");
+        }
+    });
+}
+
 fn open_one(path: &std::path::Path, synchronous: &str) -> Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let c = rusqlite::Connection::open_with_flags(

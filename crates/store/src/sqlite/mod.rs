@@ -61,6 +61,7 @@ fn connect_options(path: &Path, sync: SqliteSynchronous) -> SqliteConnectOptions
 impl SqliteStore {
     /// Opens (creating if needed) the database file; migrations are applied by [`Store::migrate`].
     pub async fn open(path: &Path) -> Result<Self> {
+        direct::configure_process();
         let opts = connect_options(path, SqliteSynchronous::Normal);
         let write = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
         let durable = SqlitePoolOptions::new()
@@ -77,6 +78,7 @@ impl SqliteStore {
     /// when the store is dropped; its size is bounded by the disk rather than memory.
     pub async fn scratch() -> Result<Self> {
         let path = std::env::temp_dir().join(format!("casebridge-scratch-{}.db", uuid::Uuid::new_v4()));
+        direct::configure_process();
         let opts = connect_options(&path, SqliteSynchronous::Off);
         let pool = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
         let read = SqlitePoolOptions::new().max_connections(2).connect_with(opts).await?;
