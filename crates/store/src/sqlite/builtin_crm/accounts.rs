@@ -83,18 +83,16 @@ impl SqliteStore {
         user_id: Option<&str>,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        sqlx::query(
-            "UPDATE crm_accounts SET name = COALESCE(?, name), email = COALESCE(?, email), email_key = COALESCE(?, email_key), user_id = COALESCE(?, user_id), updated_at = ? WHERE id = ?",
-        )
-        .bind(name)
-        .bind(email)
-        .bind(email.map(|e| e.trim().to_lowercase()))
-        .bind(user_id)
-        .bind(ts(at))
-        .bind(id)
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        let email_key = email.map(|e| e.trim().to_lowercase());
+        self.owned
+            .write(|c| {
+                c.prepare_cached(
+                    "UPDATE crm_accounts SET name = COALESCE(?, name), email = COALESCE(?, email), email_key = COALESCE(?, email_key), user_id = COALESCE(?, user_id), updated_at = ? WHERE id = ?",
+                )?
+                .execute(params![name, email, email_key, user_id, ts(at), id])?;
+                Ok(())
+            })
+            .await
     }
 
     pub(super) async fn account_activities(&self, id: &str) -> Result<Vec<CrmActivity>> {
@@ -115,17 +113,16 @@ impl SqliteStore {
     }
 
     pub(super) async fn set_agent_status(&self, email: &str, status: &str, at: DateTime<Utc>) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO crm_agent_statuses (email_key, email, crm_status, updated_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT(email_key) DO UPDATE SET email = excluded.email, crm_status = excluded.crm_status, updated_at = excluded.updated_at",
-        )
-        .bind(email.trim().to_lowercase())
-        .bind(email.trim())
-        .bind(status)
-        .bind(ts(at))
-        .execute(&self.write)
-        .await?;
-        Ok(())
+        self.owned
+            .write(|c| {
+                c.prepare_cached(
+                    "INSERT INTO crm_agent_statuses (email_key, email, crm_status, updated_at) VALUES (?, ?, ?, ?)
+                     ON CONFLICT(email_key) DO UPDATE SET email = excluded.email, crm_status = excluded.crm_status, updated_at = excluded.updated_at",
+                )?
+                .execute(params![email.trim().to_lowercase(), email.trim(), status, ts(at)])?;
+                Ok(())
+            })
+            .await
     }
 
     pub(super) async fn agent_statuses(&self) -> Result<Vec<(String, String, DateTime<Utc>)>> {
@@ -139,17 +136,16 @@ impl SqliteStore {
     }
 
     pub(super) async fn ensure_custom_field(&self, name: &str, object: &str, label: &str, kind: &str) -> Result<bool> {
-        let r = sqlx::query(
-            "INSERT INTO crm_custom_fields (name, object, label, type, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(object)
-        .bind(label)
-        .bind(kind)
-        .bind(ts(Utc::now()))
-        .execute(&self.write)
-        .await?;
-        Ok(r.rows_affected() == 1)
+        self.owned
+            .write(|c| {
+                let n = c
+                    .prepare_cached(
+                        "INSERT INTO crm_custom_fields (name, object, label, type, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT(name) DO NOTHING",
+                    )?
+                    .execute(params![name, object, label, kind, ts(Utc::now())])?;
+                Ok(n == 1)
+            })
+            .await
     }
 
     pub(super) async fn custom_fields(&self) -> Result<Vec<(String, String, String, String)>> {
