@@ -110,33 +110,14 @@ pub(crate) async fn ingest_on(conn: &mut sqlx::PgConnection, groups: &[&[NewEven
     let now = ts(Utc::now());
     let mut outs = Vec::with_capacity(groups.len());
     for events in groups {
-        if let [e] = events {
+        if events.len() == 1 {
             // One event needs no savepoint: a conflict means nothing of it was stored anyway
             // (two round trips fewer for each single-event request).
-            let mut out = IngestOutcome::default();
-            if insert_event(&mut tx, e, &now).await? {
-                out.accepted = 1;
-            } else {
-                match earlier_conflict(&mut tx, e).await? {
-                    None => out.duplicates = 1,
-                    Some(c) => out.conflicts.push(c),
-                }
-            }
-            outs.push(out);
+            outs.push(store_events(&mut tx, events, &now).await?);
             continue;
         }
         let mut sp = tx.begin().await?;
-        let mut out = IngestOutcome::default();
-        for e in events.iter() {
-            if insert_event(&mut sp, e, &now).await? {
-                out.accepted += 1;
-            } else {
-                match earlier_conflict(&mut sp, e).await? {
-                    None => out.duplicates += 1,
-                    Some(c) => out.conflicts.push(c),
-                }
-            }
-        }
+        let mut out = store_events(&mut sp, events, &now).await?;
         if out.conflicts.is_empty() {
             sp.commit().await?;
         } else {
@@ -148,6 +129,22 @@ pub(crate) async fn ingest_on(conn: &mut sqlx::PgConnection, groups: &[&[NewEven
     }
     tx.commit().await?;
     Ok(outs)
+}
+
+/// Inserts one batch's events: how many were new, duplicates, and conflicting ids.
+async fn store_events(conn: &mut sqlx::PgConnection, events: &[NewEvent], now: &str) -> Result<IngestOutcome> {
+    let mut out = IngestOutcome::default();
+    for e in events {
+        if insert_event(&mut *conn, e, now).await? {
+            out.accepted += 1;
+        } else {
+            match earlier_conflict(&mut *conn, e).await? {
+                None => out.duplicates += 1,
+                Some(c) => out.conflicts.push(c),
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// The stored event holding `e`'s id, when its content differs (compared as JSON values, so
