@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
@@ -78,6 +79,10 @@ pub struct LoadgenArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Write the events of `--sessions` sessions to this file (NDJSON, each session's events
+    /// together, sessions in order) instead of sending them: input for `simulate`.
+    #[arg(long, value_name = "FILE")]
+    pub write_events: Option<PathBuf>,
 }
 
 /// Traffic kinds.
@@ -206,7 +211,7 @@ async fn round(
     let intake_only = a.traffic == TrafficKind::Intake;
     let count = a.sessions;
     let duration = a.duration.or(if count.is_none() { Some(10.0) } else { None });
-    let customers = a.customers.unwrap_or_else(|| (count.unwrap_or(20_000) / 4).max(10));
+    let customers = customers_of(a, count);
     let label = if baseline { "do-nothing" } else { "casebridge" };
     let bar = (std::io::stderr().is_terminal() && !a.json).then(|| {
         let b = match count {
@@ -272,6 +277,9 @@ pub async fn run(a: LoadgenArgs) -> anyhow::Result<ExitCode> {
     if a.rate.is_some_and(|r| r.is_nan() || r <= 0.0) || a.rounds == 0 || a.sessions == Some(0) {
         eprintln!("error: --rate, --rounds and --sessions must be positive");
         return Ok(ExitCode::from(2));
+    }
+    if let Some(path) = &a.write_events {
+        return write_events(&a, path);
     }
     let own = match &a.url {
         Some(_) => None,
@@ -371,6 +379,42 @@ pub async fn run(a: LoadgenArgs) -> anyhow::Result<ExitCode> {
         Some(p) if !p.is_empty() => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
     })
+}
+
+/// `--write-events`: the traffic as a file, nothing sent.
+fn write_events(a: &LoadgenArgs, path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let Some(count) = a.sessions else {
+        eprintln!("error: --write-events needs --sessions (how many sessions to write)");
+        return Ok(ExitCode::from(2));
+    };
+    if a.url.is_some() || a.verify || a.baseline || a.kill_every.is_some() {
+        eprintln!("error: --write-events sends nothing: leave out --url, --verify, --baseline and --kill-every");
+        return Ok(ExitCode::from(2));
+    }
+    use std::io::Write as _;
+    let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+    let mut out = std::io::BufWriter::new(file);
+    let traffic = Traffic::new("w", customers_of(a, Some(count)), a.traffic == TrafficKind::Intake);
+    let mut events = 0u64;
+    for n in 0..count {
+        let s = traffic.session(n);
+        for e in &s.events {
+            serde_json::to_writer(&mut out, e)?;
+            out.write_all(b"\n")?;
+        }
+        events += s.events.len() as u64;
+        traffic.finished(&s);
+    }
+    out.flush().with_context(|| format!("cannot write {}", path.display()))?;
+    if !a.json {
+        eprintln!("wrote {count} sessions ({events} events) to {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Distinct customers: as given, or a quarter of the sessions (at least 10).
+fn customers_of(a: &LoadgenArgs, count: Option<u64>) -> u64 {
+    a.customers.unwrap_or_else(|| (count.unwrap_or(20_000) / 4).max(10))
 }
 
 fn report(a: &LoadgenArgs, rounds: &[Round], bases: &[Round], kills: u64, problems: Option<&[String]>) -> Value {

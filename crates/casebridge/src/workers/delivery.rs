@@ -55,11 +55,6 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
 
 /// Delivers due writes; returns how many lanes were attempted.
 pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
-    pass_with(p, CONCURRENT_LANES).await
-}
-
-/// [`pass`] with at most `lanes` lanes at once (1: deterministic order, for simulation).
-pub async fn pass_with(p: &Arc<Pipeline>, lanes: usize) -> anyhow::Result<usize> {
     let claimed = std::time::Instant::now();
     let heads = p.store.claim_commands(&p.node.id, Utc::now(), 256, crate::node::lease_ms()).await?;
     let n = heads.len();
@@ -71,7 +66,7 @@ pub async fn pass_with(p: &Arc<Pipeline>, lanes: usize) -> anyhow::Result<usize>
     let mut tasks = tokio::task::JoinSet::new();
     let mut first_error = None;
     for head in heads {
-        while tasks.len() >= lanes.max(1) {
+        while tasks.len() >= CONCURRENT_LANES {
             if let Some(Ok(Err(e))) = tasks.join_next().await {
                 first_error.get_or_insert(e);
             }

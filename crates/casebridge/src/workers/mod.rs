@@ -16,14 +16,3 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
     let b = tokio::spawn(delivery::run(p, stop));
     let _ = tokio::join!(a, b);
 }
-
-/// Applies and delivers until nothing is left (offline simulation).
-pub async fn drain(p: &Arc<Pipeline>) -> anyhow::Result<()> {
-    loop {
-        let a = rules::pass(p).await?;
-        let b = delivery::pass_with(p, 1).await?;
-        if a == 0 && b == 0 {
-            return Ok(());
-        }
-    }
-}

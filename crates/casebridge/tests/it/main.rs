@@ -30,4 +30,5 @@ mod phones;
 mod records;
 mod reliability;
 mod settings;
+mod simulate;
 mod wrapup;

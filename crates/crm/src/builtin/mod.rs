@@ -2,6 +2,7 @@
 //! the external CRMs. Its storage is injected ([`storage::BuiltinCrmStore`]).
 
 mod config;
+pub mod memory;
 pub mod storage;
 
 pub use config::BuiltinConfig;

@@ -1,9 +1,9 @@
-//! Cases of the built-in CRM's storage ([`BuiltinCrmStore`]), reached through the union.
+//! Cases of the built-in CRM's storage ([`BuiltinCrmStore`]): every database backend through
+//! the union, and the in-memory store replays use.
 
 use std::sync::Arc;
 
-use casebridge_crm::builtin::storage::{BuiltinStoreError, NewAccount, NewRecord, RecordFilter};
-use casebridge_store::Store;
+use casebridge_crm::builtin::storage::{BuiltinCrmStore, BuiltinStoreError, NewAccount, NewRecord, RecordFilter};
 use serde_json::json;
 
 use crate::support::at;
@@ -36,7 +36,7 @@ fn not_found<T: std::fmt::Debug>(r: Result<T, BuiltinStoreError>) -> bool {
     matches!(r, Err(BuiltinStoreError::NotFound(_)))
 }
 
-pub async fn accounts_are_idempotent_by_external_key(store: Arc<dyn Store>) {
+pub async fn accounts_are_idempotent_by_external_key(store: Arc<dyn BuiltinCrmStore>) {
     let keyed = NewAccount { ext_key: Some("key:p1".into()), ..person(Some("+15550001"), None, None, 1) };
     let (first, created) = store.crm_create_account(keyed.clone()).await.expect("create");
     assert!(created);
@@ -55,7 +55,7 @@ pub async fn accounts_are_idempotent_by_external_key(store: Arc<dyn Store>) {
     assert_eq!(store.crm_get_account("nope").await.expect("get"), None);
 }
 
-pub async fn accounts_are_found_by_phone_email_or_user_id(store: Arc<dyn Store>) {
+pub async fn accounts_are_found_by_phone_email_or_user_id(store: Arc<dyn BuiltinCrmStore>) {
     let (ann, _) =
         store.crm_create_account(person(Some("+15550001"), Some("Ann@X.com"), Some("u1"), 1)).await.expect("create");
     let (bob, _) = store.crm_create_account(person(Some("+15550002"), None, None, 2)).await.expect("create");
@@ -80,7 +80,7 @@ pub async fn accounts_are_found_by_phone_email_or_user_id(store: Arc<dyn Store>)
     assert_eq!((bob.name.as_deref(), bob.phone.as_deref(), bob.updated_at), (Some("Bob"), Some("+15550002"), at(5)));
 }
 
-pub async fn records_are_idempotent_by_key(store: Arc<dyn Store>) {
+pub async fn records_are_idempotent_by_key(store: Arc<dyn BuiltinCrmStore>) {
     let (rec, created) = store.crm_create_record(record(Some("key:r1"), Some("s1"))).await.expect("create");
     assert!(created);
     assert_eq!((rec.status.as_str(), rec.is_closed, rec.closed_at), ("new", false, None));
@@ -101,7 +101,7 @@ pub async fn records_are_idempotent_by_key(store: Arc<dyn Store>) {
     assert_eq!(store.crm_list_records(RecordFilter::default()).await.expect("list").len(), 2);
 }
 
-pub async fn status_decides_closedness(store: Arc<dyn Store>) {
+pub async fn status_decides_closedness(store: Arc<dyn BuiltinCrmStore>) {
     let (rec, _) = store.crm_create_record(record(None, None)).await.expect("create");
     store.crm_set_status(&rec.id, "solved", at(10)).await.expect("status");
     let solved = store.crm_get_record(&rec.id).await.expect("get").expect("known");
@@ -123,7 +123,7 @@ pub async fn status_decides_closedness(store: Arc<dyn Store>) {
     assert_eq!(listed, [c]);
 }
 
-pub async fn append_session_adds_tags_and_reopens(store: Arc<dyn Store>) {
+pub async fn append_session_adds_tags_and_reopens(store: Arc<dyn BuiltinCrmStore>) {
     let (rec, _) = store.crm_create_record(record(None, Some("s1"))).await.expect("create");
     store.crm_set_status(&rec.id, "solved", at(2)).await.expect("status");
     let tags = vec!["phone".to_string(), "vip".to_string()];
@@ -139,7 +139,7 @@ pub async fn append_session_adds_tags_and_reopens(store: Arc<dyn Store>) {
     assert!(not_found(store.crm_append_session("nope", "s3", &[], None, at(5)).await));
 }
 
-pub async fn notes_are_idempotent_by_key(store: Arc<dyn Store>) {
+pub async fn notes_are_idempotent_by_key(store: Arc<dyn BuiltinCrmStore>) {
     let (rec, _) = store.crm_create_record(record(None, None)).await.expect("create");
     store.crm_add_note("n1", &rec.id, "hello", at(2)).await.expect("note");
     store.crm_add_note("n1", &rec.id, "hello again", at(3)).await.expect("replayed note");
@@ -150,7 +150,7 @@ pub async fn notes_are_idempotent_by_key(store: Arc<dyn Store>) {
     assert!(not_found(store.crm_add_note("n3", "nope", "x", at(5)).await));
 }
 
-pub async fn custom_field_definitions_are_ensured_once(store: Arc<dyn Store>) {
+pub async fn custom_field_definitions_are_ensured_once(store: Arc<dyn BuiltinCrmStore>) {
     assert!(store.crm_custom_fields().await.expect("list").is_empty());
     assert!(store.crm_ensure_custom_field("casebridge_queue", "record", "Queue", "text").await.expect("ensure"));
     assert!(!store.crm_ensure_custom_field("casebridge_queue", "record", "Other", "number").await.expect("again"));
@@ -162,7 +162,7 @@ pub async fn custom_field_definitions_are_ensured_once(store: Arc<dyn Store>) {
     assert_eq!(got, want);
 }
 
-pub async fn fields_merge_and_activities_withdraw(store: Arc<dyn Store>) {
+pub async fn fields_merge_and_activities_withdraw(store: Arc<dyn BuiltinCrmStore>) {
     let (rec, _) = store.crm_create_record(record(None, None)).await.expect("create");
     let first = json!({"queue": "sales", "agent": "a1"});
     let second = json!({"agent": "a2"});

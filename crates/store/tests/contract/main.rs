@@ -97,3 +97,28 @@ macro_rules! all_cases {
 
 all_cases!(sqlite, crate::support::open_sqlite);
 all_cases!(postgres, crate::support::open_postgres);
+
+/// The built-in CRM's cases on the in-memory store that replays use (no database).
+mod memory {
+    macro_rules! builtin_crm_on_memory {
+        ($($case:ident),* $(,)?) => {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    crate::builtin_crm::$case(std::sync::Arc::new(casebridge_crm::builtin::memory::MemoryCrm::new())).await;
+                }
+            )*
+        };
+    }
+
+    builtin_crm_on_memory!(
+        accounts_are_idempotent_by_external_key,
+        accounts_are_found_by_phone_email_or_user_id,
+        records_are_idempotent_by_key,
+        status_decides_closedness,
+        append_session_adds_tags_and_reopens,
+        notes_are_idempotent_by_key,
+        custom_field_definitions_are_ensured_once,
+        fields_merge_and_activities_withdraw,
+    );
+}

@@ -1,4 +1,5 @@
-//! `casebridge simulate`: the real pipeline on a scratch database and built-in CRM.
+//! `casebridge simulate`: the real rules replayed in memory against a built-in CRM on a scratch
+//! database.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -7,22 +8,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use casebridge_crm::builtin::storage::{NewAccount, NewRecord, STATUSES};
-use casebridge_crm::http::HttpClient;
-use casebridge_crm::registry::{self, ConnectorConfig, Deps};
+use casebridge_crm::builtin::memory::MemoryCrm;
+use casebridge_crm::builtin::storage::{BuiltinCrmStore, NewAccount, NewRecord, STATUSES};
 use casebridge_rules::event::{Event, parse_event};
-use casebridge_rules::model::{EntryKind, ObjRef};
 use casebridge_rules::phone::Phone;
-use casebridge_rules::session::Session;
 use casebridge_rules::settings::Settings;
-use casebridge_store::{NewEvent, Store};
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use self::replay::Replay;
 use crate::config;
-use crate::pipeline::Pipeline;
+
+mod replay;
 
 /// Output formats.
 #[derive(Clone, Copy, ValueEnum)]
@@ -198,7 +197,7 @@ fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Item>> {
     Ok(items)
 }
 
-async fn load_fixture(store: &dyn Store, path: &std::path::Path, region: &str) -> anyhow::Result<()> {
+async fn load_fixture(store: &dyn BuiltinCrmStore, path: &std::path::Path, region: &str) -> anyhow::Result<()> {
     let doc = config::read_document(path)?;
     let time = |v: &Value, k: &str| {
         v.get(k)
@@ -270,16 +269,11 @@ async fn simulate_once(
     label: Option<&str>,
     multi: &indicatif::MultiProgress,
 ) -> anyhow::Result<Vec<Outcome>> {
-    let store = casebridge_store::open("sqlite::memory:").await?;
-    store.migrate().await?;
+    let crm: Arc<dyn BuiltinCrmStore> = Arc::new(MemoryCrm::new());
     if let Some(f) = fixture {
-        load_fixture(store.as_ref(), f, &settings.region).await.context("cannot load the CRM fixture")?;
+        load_fixture(crm.as_ref(), f, &settings.region).await.context("cannot load the CRM fixture")?;
     }
-    let (connector, _) = ConnectorConfig::parse(&settings.crm)
-        .map_err(|e| anyhow::anyhow!("the crm settings are invalid: {}", crate::config::describe(&e)))?;
-    let http = HttpClient::new()?;
-    let crm = registry::connect(&connector, &Deps { builtin: store.clone(), http: http.clone() });
-    let p = Pipeline::new(store.clone(), crm, http, settings.clone());
+    let mut replay = Replay::new(settings.clone(), crm.clone());
     let bar = label.filter(|_| std::io::stderr().is_terminal() && items.len() >= 1000).map(|label| {
         let b = multi.add(indicatif::ProgressBar::new(items.len() as u64));
         b.set_message(label.to_string());
@@ -287,32 +281,17 @@ async fn simulate_once(
     });
     let mut order: Vec<String> = Vec::new();
     let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    // Events go in by chunks and the pipeline is drained after each: the rules apply them in
-    // arrival order and a lookup still waits for the writes before it, so the outcome is the
-    // one event-by-event replay gives, without a drain per event.
-    let mut chunk: Vec<NewEvent> = Vec::new();
     for (i, item) in items.iter().enumerate() {
         match item {
             Item::Event(e) => {
                 if seen.insert(e.session_id.as_str()) {
                     order.push(e.session_id.clone());
                 }
-                chunk.push(NewEvent {
-                    id: e.id.clone(),
-                    session_id: e.session_id.clone(),
-                    event_type: e.kind.type_name().into(),
-                    at: e.at,
-                    body: serde_json::to_string(e)?,
-                });
-                if chunk.len() >= SIMULATE_CHUNK {
-                    replay_chunk(&p, &mut chunk).await?;
-                }
+                replay.apply(e).await?;
             }
             Item::RecordUpdate { session, status, at } => {
-                replay_chunk(&p, &mut chunk).await?;
-                let rec = record_of(store.as_ref(), session).await?;
-                match rec {
-                    Some(id) => store.crm_set_status(&id, status, *at).await?,
+                match replay.session(session)?.and_then(|s| s.record.as_ref().and_then(|r| replay.crm_id(r))) {
+                    Some(id) => crm.crm_set_status(&id, status, *at).await?,
                     None => eprintln!("note: crm.record.updated for session {session}, which has no record; ignored"),
                 }
             }
@@ -323,64 +302,41 @@ async fn simulate_once(
             b.set_position(i as u64 + 1);
         }
     }
-    replay_chunk(&p, &mut chunk).await?;
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    if replay.failed_writes > 0 {
+        eprintln!(
+            "note: {} CRM write(s) of the replay were refused by the built-in CRM{}",
+            replay.failed_writes,
+            label.map(|l| format!(" ({l})")).unwrap_or_default()
+        );
+    }
     let mut out = Vec::new();
     for id in order {
-        out.push(outcome(store.as_ref(), &id).await?);
+        out.push(outcome(&replay, crm.as_ref(), &id).await?);
     }
     Ok(out)
 }
 
-/// Events stored and applied together by `simulate`.
-const SIMULATE_CHUNK: usize = 512;
-
-/// Stores the chunk's events (each on its own: a duplicate id is skipped as intake would) and
-/// drains the pipeline.
-async fn replay_chunk(p: &Arc<Pipeline>, chunk: &mut Vec<NewEvent>) -> anyhow::Result<()> {
-    if chunk.is_empty() {
-        return Ok(());
-    }
-    let groups: Vec<&[NewEvent]> = chunk.iter().map(std::slice::from_ref).collect();
-    p.store.ingest_groups(&groups).await?;
-    chunk.clear();
-    crate::workers::drain(p).await
-}
-
-async fn record_of(store: &dyn Store, session: &str) -> anyhow::Result<Option<String>> {
-    let Some(row) = store.load_session(session).await? else { return Ok(None) };
-    let s: Session = serde_json::from_str(&row.body)?;
-    Ok(match s.record {
-        Some(ObjRef::Crm(id)) => Some(id),
-        Some(ObjRef::Key(k)) => store.ref_get(&k).await?,
-        None => None,
-    })
-}
-
-async fn outcome(store: &dyn Store, id: &str) -> anyhow::Result<Outcome> {
-    let row = store.load_session(id).await?.context("session vanished")?;
-    let s: Session = serde_json::from_str(&row.body)?;
-    let record_id = record_of(store, id).await?;
+async fn outcome(replay: &Replay, crm: &dyn BuiltinCrmStore, id: &str) -> anyhow::Result<Outcome> {
+    let s = replay.session(id)?.context("session vanished")?;
+    let record_id = s.record.as_ref().and_then(|r| replay.crm_id(r));
     let rec = match &record_id {
-        Some(r) => store.crm_get_record(r).await?,
+        Some(r) => crm.crm_get_record(r).await?,
         None => None,
     };
-    let timeline = store.timeline(id).await?;
     let reason = match &s.record_rule {
-        Some(rule) => timeline
-            .iter()
-            .rev()
-            .find(|e| e.kind == EntryKind::Decision && e.rule.as_deref() == Some(rule))
-            .map(|e| format!("{rule}: {}", e.summary))
-            .unwrap_or_else(|| rule.clone()),
+        Some(rule) => match replay.decision(id, rule) {
+            Some(summary) => format!("{rule}: {summary}"),
+            None => rule.clone(),
+        },
         None => "record trigger not reached".into(),
     };
     Ok(Outcome {
         session_id: id.to_string(),
         account_outcome: serde_json::to_value(s.account_outcome)?,
-        account_id: row.account_id.clone(),
+        account_id: s.account.as_ref().and_then(|a| replay.crm_id(a)),
         record_outcome: serde_json::to_value(s.record_outcome)?,
         title: rec.as_ref().map(|r| r.title.clone()),
         tags: rec.map(|r| r.tags).unwrap_or_default(),
