@@ -69,8 +69,14 @@ pub enum NativeSource {
 }
 
 enum Item {
-    Event(Box<Event>),
-    RecordUpdate { session: String, status: String, at: DateTime<Utc> },
+    /// A casebridge event as JSON text: parsed events take several times the room, and the
+    /// input is held whole while the settings documents replay it.
+    Event(Box<str>),
+    RecordUpdate {
+        session: String,
+        status: String,
+        at: DateTime<Utc>,
+    },
 }
 
 /// One session's result.
@@ -148,7 +154,7 @@ fn read_native(path: &PathBuf, source: NativeSource, settings: &Settings) -> any
         }
         let snap = snapshots.entry(native.session_id.clone()).or_default();
         for e in snap.absorb(&native.session_id, &native) {
-            items.push(Item::Event(Box::new(e)));
+            items.push(Item::Event(serde_json::to_string(&e)?.into()));
         }
     }
     Ok(items)
@@ -157,6 +163,8 @@ fn read_native(path: &PathBuf, source: NativeSource, settings: &Settings) -> any
 fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Item>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut items = Vec::new();
+    // An event id seen before is left out, as intake leaves it out.
+    let mut ids = std::collections::HashSet::new();
     for (i, line) in text.lines().enumerate() {
         let n = i + 1;
         if line.trim().is_empty() || line.trim_start().starts_with('#') {
@@ -187,7 +195,8 @@ fn read_items(path: &PathBuf) -> anyhow::Result<Vec<Item>> {
             continue;
         }
         match parse_event(&v) {
-            Ok(e) => items.push(Item::Event(Box::new(e))),
+            Ok(e) if ids.insert(e.id.clone()) => items.push(Item::Event(serde_json::to_string(&e)?.into())),
+            Ok(_) => {}
             Err(errs) => {
                 let why = errs.iter().map(|e| format!("{}: {}", e.field, e.message)).collect::<Vec<_>>().join("; ");
                 return Err(bad(n, why));
@@ -273,21 +282,22 @@ async fn simulate_once(
     if let Some(f) = fixture {
         load_fixture(crm.as_ref(), f, &settings.region).await.context("cannot load the CRM fixture")?;
     }
-    let mut replay = Replay::new(settings.clone(), crm.clone());
+    let mut replay = Replay::new(settings.clone(), crm.clone())?;
     let bar = label.filter(|_| std::io::stderr().is_terminal() && items.len() >= 1000).map(|label| {
         let b = multi.add(indicatif::ProgressBar::new(items.len() as u64));
         b.set_message(label.to_string());
         b
     });
     let mut order: Vec<String> = Vec::new();
-    let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     for (i, item) in items.iter().enumerate() {
         match item {
-            Item::Event(e) => {
-                if seen.insert(e.session_id.as_str()) {
+            Item::Event(json) => {
+                let e: Event = serde_json::from_str(json)?;
+                if seen.insert(e.session_id.clone()) {
                     order.push(e.session_id.clone());
                 }
-                replay.apply(e).await?;
+                replay.apply(&e).await?;
             }
             Item::RecordUpdate { session, status, at } => {
                 match replay.session(session)?.and_then(|s| s.record.as_ref().and_then(|r| replay.crm_id(r))) {
@@ -355,8 +365,11 @@ fn differing<'a>(ra: &'a [Outcome], rb: &'a [Outcome]) -> Vec<(&'a Outcome, &'a 
 /// each on its own in-memory database and built-in CRM (never the real CRM): how many sessions
 /// ran, and those whose outcome differs as `{session_id, a, b}`.
 pub async fn compare_events(a: &Settings, b: &Settings, bodies: &[String]) -> anyhow::Result<(usize, Vec<Value>)> {
-    let items: Vec<Item> =
-        bodies.iter().filter_map(|b| serde_json::from_str::<Event>(b).ok()).map(|e| Item::Event(Box::new(e))).collect();
+    let items: Vec<Item> = bodies
+        .iter()
+        .filter(|b| serde_json::from_str::<Event>(b).is_ok())
+        .map(|b| Item::Event(b.as_str().into()))
+        .collect();
     let offline = |s: &Settings| Settings { crm: Default::default(), ..s.clone() };
     let mut runs = simulate_all(vec![(offline(a), None), (offline(b), None)], None, items).await?.into_iter();
     let (ra, rb) = (runs.next().unwrap_or_default(), runs.next().unwrap_or_default());

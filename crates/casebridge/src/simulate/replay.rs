@@ -4,8 +4,11 @@
 //! outbox, the durable steps and the waiting).
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context;
 
 use casebridge_crm::builtin::BuiltinConnector;
 use casebridge_crm::builtin::storage::BuiltinCrmStore;
@@ -16,6 +19,12 @@ use casebridge_rules::model::{Answer, Answers, CrmProfile, EntryKind, Lookup, Ob
 use casebridge_rules::session::Session;
 use casebridge_rules::settings::Settings;
 
+/// The scratch file of sessions that are over, and its length.
+struct Spill {
+    file: std::io::BufWriter<std::fs::File>,
+    len: u64,
+}
+
 /// One replay's state: sessions, casebridge's keys → CRM ids, and the decisions taken.
 pub struct Replay {
     settings: Settings,
@@ -23,41 +32,38 @@ pub struct Replay {
     crm: BuiltinConnector,
     /// Sessions not over.
     live: HashMap<String, Session>,
-    /// Sessions over, as JSON: a late event is rare, and memory then follows the sessions in
-    /// flight more than the sessions replayed.
-    over: HashMap<String, Box<str>>,
+    /// Sessions over, as JSON in an unnamed scratch file (where, how long): a late event is
+    /// rare, and memory then follows the sessions in flight, not the sessions replayed.
+    over: HashMap<String, (u64, usize)>,
+    spill: Mutex<Spill>,
     refs: HashMap<String, String>,
     /// The latest decision of each rule, per session: (rule, summary).
     decisions: HashMap<String, Vec<(String, String)>>,
-    events_seen: HashSet<String>,
     /// CRM writes the built-in CRM refused (the pipeline would retry, then park them).
     pub failed_writes: usize,
 }
 
 impl Replay {
     /// A replay under `settings` against the built-in CRM kept in `crm`.
-    pub fn new(settings: Settings, crm: Arc<dyn BuiltinCrmStore>) -> Self {
-        Replay {
+    pub fn new(settings: Settings, crm: Arc<dyn BuiltinCrmStore>) -> anyhow::Result<Self> {
+        Ok(Replay {
             settings,
             profile: CrmProfile::builtin(),
             crm: BuiltinConnector::new(crm),
             live: HashMap::new(),
             over: HashMap::new(),
+            spill: Mutex::new(Spill { file: std::io::BufWriter::new(tempfile::tempfile()?), len: 0 }),
             refs: HashMap::new(),
             decisions: HashMap::new(),
-            events_seen: HashSet::new(),
             failed_writes: 0,
-        }
+        })
     }
 
-    /// Applies one event and sends its CRM writes; an event id seen before is skipped, as
-    /// intake skips it.
+    /// Applies one event and sends its CRM writes.
     pub async fn apply(&mut self, event: &Event) -> anyhow::Result<()> {
-        if !self.events_seen.insert(event.id.clone()) {
-            return Ok(());
-        }
-        if let Some(json) = self.over.remove(&event.session_id) {
-            self.live.insert(event.session_id.clone(), serde_json::from_str(&json)?);
+        if let Some(at) = self.over.remove(&event.session_id) {
+            let s = self.unspill(at)?;
+            self.live.insert(event.session_id.clone(), s);
         }
         let mut answers = Answers::new();
         let out = loop {
@@ -96,7 +102,8 @@ impl Replay {
         let s = out.session;
         if s.is_over() {
             self.live.remove(&s.id);
-            self.over.insert(s.id.clone(), serde_json::to_string(&s)?.into());
+            let at = self.spill(&s)?;
+            self.over.insert(s.id.clone(), at);
         } else {
             self.live.insert(s.id.clone(), s);
         }
@@ -109,9 +116,30 @@ impl Replay {
             return Ok(Some(Cow::Borrowed(s)));
         }
         Ok(match self.over.get(id) {
-            Some(json) => Some(Cow::Owned(serde_json::from_str(json)?)),
+            Some(at) => Some(Cow::Owned(self.unspill(*at)?)),
             None => None,
         })
+    }
+
+    fn spill(&self, s: &Session) -> anyhow::Result<(u64, usize)> {
+        let json = serde_json::to_vec(s)?;
+        let mut f = self.spill.lock().unwrap_or_else(|e| e.into_inner());
+        f.file.write_all(&json).context("cannot write simulate's scratch file")?;
+        let at = (f.len, json.len());
+        f.len += json.len() as u64;
+        Ok(at)
+    }
+
+    fn unspill(&self, (offset, len): (u64, usize)) -> anyhow::Result<Session> {
+        let mut f = self.spill.lock().unwrap_or_else(|e| e.into_inner());
+        f.file.flush().context("cannot write simulate's scratch file")?;
+        let file = f.file.get_mut();
+        let mut buf = vec![0; len];
+        file.seek(SeekFrom::Start(offset))
+            .and_then(|_| file.read_exact(&mut buf))
+            .context("cannot read simulate's scratch file")?;
+        file.seek(SeekFrom::End(0))?;
+        Ok(serde_json::from_slice(&buf)?)
     }
 
     /// The summary of a session's latest decision by `rule`.
