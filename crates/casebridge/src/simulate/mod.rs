@@ -278,6 +278,14 @@ async fn simulate_once(
     label: Option<&str>,
     multi: &indicatif::MultiProgress,
 ) -> anyhow::Result<Vec<Outcome>> {
+    if settings.crm.kind != "builtin"
+        && let Some(l) = label
+    {
+        eprintln!(
+            "note: {l}: simulate replays against a built-in CRM in memory, never the {} CRM the settings name",
+            settings.crm.kind
+        );
+    }
     let crm: Arc<dyn BuiltinCrmStore> = Arc::new(MemoryCrm::new());
     if let Some(f) = fixture {
         load_fixture(crm.as_ref(), f, &settings.region).await.context("cannot load the CRM fixture")?;
