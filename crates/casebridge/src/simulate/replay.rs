@@ -4,7 +4,7 @@
 //! outbox, the durable steps and the waiting).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::sync::{Arc, Mutex};
 
@@ -19,6 +19,9 @@ use casebridge_rules::model::{Answer, Answers, CrmProfile, EntryKind, Lookup, Ob
 use casebridge_rules::session::Session;
 use casebridge_rules::settings::Settings;
 
+/// Sessions over that stay in memory before going to the scratch file.
+const RECENT: usize = 2048;
+
 /// The scratch file of sessions that are over, and its length.
 struct Spill {
     file: std::io::BufWriter<std::fs::File>,
@@ -30,10 +33,13 @@ pub struct Replay {
     settings: Settings,
     profile: CrmProfile,
     crm: BuiltinConnector,
-    /// Sessions not over.
+    /// Sessions not over, and those over lately.
     live: HashMap<String, Session>,
-    /// Sessions over, as JSON in an unnamed scratch file (where, how long): a late event is
-    /// rare, and memory then follows the sessions in flight, not the sessions replayed.
+    /// Sessions that ended lately, oldest first: recordings, surveys and wrap-ups come in
+    /// shortly after the end, so a session leaves memory only after [`RECENT`] others ended.
+    recent: VecDeque<String>,
+    /// Sessions over for longer, as JSON in an unnamed scratch file (where, how long): memory
+    /// follows the sessions in flight, not the sessions replayed.
     over: HashMap<String, (u64, usize)>,
     spill: Mutex<Spill>,
     refs: HashMap<String, String>,
@@ -51,6 +57,7 @@ impl Replay {
             profile: CrmProfile::builtin(),
             crm: BuiltinConnector::new(crm),
             live: HashMap::new(),
+            recent: VecDeque::new(),
             over: HashMap::new(),
             spill: Mutex::new(Spill { file: std::io::BufWriter::new(tempfile::tempfile()?), len: 0 }),
             refs: HashMap::new(),
@@ -64,6 +71,7 @@ impl Replay {
         if let Some(at) = self.over.remove(&event.session_id) {
             let s = self.unspill(at)?;
             self.live.insert(event.session_id.clone(), s);
+            self.recent.push_back(event.session_id.clone());
         }
         let mut answers = Answers::new();
         let out = loop {
@@ -100,12 +108,22 @@ impl Replay {
             kept.push((rule, e.summary));
         }
         let s = out.session;
-        if s.is_over() {
-            self.live.remove(&s.id);
-            let at = self.spill(&s)?;
-            self.over.insert(s.id.clone(), at);
-        } else {
-            self.live.insert(s.id.clone(), s);
+        let ended = s.is_over() && !self.live.get(&s.id).is_some_and(Session::is_over);
+        if ended {
+            self.recent.push_back(s.id.clone());
+        }
+        self.live.insert(s.id.clone(), s);
+        while self.recent.len() > RECENT {
+            let Some(id) = self.recent.pop_front() else { break };
+            // Reopened by a later event meanwhile: it stays until it is over again.
+            if let Some(s) = self.live.remove(&id) {
+                if s.is_over() {
+                    let at = self.spill(&s)?;
+                    self.over.insert(id, at);
+                } else {
+                    self.live.insert(id, s);
+                }
+            }
         }
         Ok(())
     }

@@ -1,7 +1,7 @@
 //! `simulate` replays in memory: for the same events it must give what the service gives.
 //! The events are loadgen's realistic mix (IVR, app and web calls, chats, voicemails,
 //! abandons, callbacks, transfers of repeat customers), with records closed by agents along
-//! the way so that the append and reopen rules run.
+//! the way so that the append and reopen rules run, and sessions interleaved three at a time.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -55,17 +55,24 @@ async fn simulate_gives_the_outcomes_the_service_gives() {
         "abandoned_calls": true, "tag_session_type": true}});
     let s = Server::start().await;
     s.put_settings(settings.clone()).await;
-    // The same events, session after session, to the service and into simulate's file; every
-    // seventh record is closed by an agent right after its session.
+    // The same events to the service and into simulate's file, three sessions at a time with
+    // their events interleaved (so that a session's lookups wait for another's writes); every
+    // seventh record is closed by an agent after its group.
     let mut file = String::new();
-    for (i, (sid, evs)) in sessions.iter().enumerate() {
-        s.send(evs.clone()).await;
-        for e in evs {
+    for (g, group) in sessions.chunks(3).enumerate() {
+        let mut batch = Vec::new();
+        for k in 0..group.iter().map(|(_, evs)| evs.len()).max().unwrap_or(0) {
+            batch.extend(group.iter().filter_map(|(_, evs)| evs.get(k).cloned()));
+        }
+        s.send(batch.clone()).await;
+        for e in &batch {
             file.push_str(&format!("{e}\n"));
         }
-        if i % 7 == 3
-            && let Some(rid) = s.session(sid).await["record_id"].as_str()
-        {
+        for (j, (sid, evs)) in group.iter().enumerate() {
+            if (g * 3 + j) % 7 != 3 {
+                continue;
+            }
+            let Some(rid) = s.session(sid).await["record_id"].as_str().map(str::to_string) else { continue };
             // Closed at the session's start: later sessions of the customer start after it.
             let at = evs[0]["at"].clone();
             let (code, v) = s
@@ -78,8 +85,7 @@ async fn simulate_gives_the_outcomes_the_service_gives() {
             assert_eq!(code, 200, "{v}");
             file.push_str(&format!(
                 "{}\n",
-                json!({"type": "crm.record.updated", "at": at,
-                "data": {"record_of_session": sid, "status": "closed"}})
+                json!({"type": "crm.record.updated", "at": at, "data": {"record_of_session": sid, "status": "closed"}})
             ));
         }
     }
