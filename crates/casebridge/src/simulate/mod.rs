@@ -314,7 +314,11 @@ async fn simulate_once(
             }
             Item::RecordUpdate { session, status, at } => {
                 match replay.session(session)?.and_then(|s| s.record.as_ref().and_then(|r| replay.crm_id(r))) {
-                    Some(id) => crm.crm_set_status(&id, status, *at).await?,
+                    Some(id) => {
+                        if let Err(e) = crm.crm_set_status(&id, status, *at).await {
+                            eprintln!("note: crm.record.updated for session {session}: {e}; ignored");
+                        }
+                    }
                     None => eprintln!("note: crm.record.updated for session {session}, which has no record; ignored"),
                 }
             }
