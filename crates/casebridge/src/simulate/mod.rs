@@ -387,8 +387,7 @@ pub async fn compare_events(a: &Settings, b: &Settings, bodies: &[String]) -> an
         .filter(|b| serde_json::from_str::<Event>(b).is_ok())
         .map(|b| Item::Event(b.as_str().into()))
         .collect();
-    let offline = |s: &Settings| Settings { crm: Default::default(), ..s.clone() };
-    let mut runs = simulate_all(vec![(offline(a), None), (offline(b), None)], None, items).await?.into_iter();
+    let mut runs = simulate_all(vec![(a.clone(), None), (b.clone(), None)], None, items).await?.into_iter();
     let (ra, rb) = (runs.next().unwrap_or_default(), runs.next().unwrap_or_default());
     let diffs =
         differing(&ra, &rb).into_iter().map(|(x, y)| json!({"session_id": x.session_id, "a": x, "b": y})).collect();

@@ -31,10 +31,29 @@ macro_rules! contract_suite {
     };
 }
 
+/// Adds the built-in CRM's cases (which the in-memory store runs too) to a suite.
+macro_rules! with_builtin_crm_cases {
+    ($backend:ident, $open:path, { $($modules:tt)* }) => {
+        contract_suite!($backend, $open, {
+            $($modules)*
+            builtin_crm: [
+                accounts_are_idempotent_by_external_key,
+                accounts_are_found_by_phone_email_or_user_id,
+                records_are_idempotent_by_key,
+                status_decides_closedness,
+                append_session_adds_tags_and_reopens,
+                notes_are_idempotent_by_key,
+                custom_field_definitions_are_ensured_once,
+                fields_merge_and_activities_withdraw,
+            ],
+        });
+    };
+}
+
 /// Every case, for one backend.
 macro_rules! all_cases {
     ($backend:ident, $open:path) => {
-        contract_suite!($backend, $open, {
+        with_builtin_crm_cases!($backend, $open, {
             cluster: [
                 a_leased_lane_is_left_to_its_node,
                 an_outcome_under_an_old_fence_is_refused,
@@ -81,16 +100,6 @@ macro_rules! all_cases {
                 activities_filter_and_wrapup_revisions,
                 enabled_fields_keep_the_first_time,
             ],
-            builtin_crm: [
-                accounts_are_idempotent_by_external_key,
-                accounts_are_found_by_phone_email_or_user_id,
-                records_are_idempotent_by_key,
-                status_decides_closedness,
-                append_session_adds_tags_and_reopens,
-                notes_are_idempotent_by_key,
-                custom_field_definitions_are_ensured_once,
-                fields_merge_and_activities_withdraw,
-            ],
         });
     };
 }
@@ -98,27 +107,5 @@ macro_rules! all_cases {
 all_cases!(sqlite, crate::support::open_sqlite);
 all_cases!(postgres, crate::support::open_postgres);
 
-/// The built-in CRM's cases on the in-memory store that replays use (no database).
-mod memory {
-    macro_rules! builtin_crm_on_memory {
-        ($($case:ident),* $(,)?) => {
-            $(
-                #[tokio::test]
-                async fn $case() {
-                    crate::builtin_crm::$case(std::sync::Arc::new(casebridge_crm::builtin::memory::MemoryCrm::new())).await;
-                }
-            )*
-        };
-    }
-
-    builtin_crm_on_memory!(
-        accounts_are_idempotent_by_external_key,
-        accounts_are_found_by_phone_email_or_user_id,
-        records_are_idempotent_by_key,
-        status_decides_closedness,
-        append_session_adds_tags_and_reopens,
-        notes_are_idempotent_by_key,
-        custom_field_definitions_are_ensured_once,
-        fields_merge_and_activities_withdraw,
-    );
-}
+// The built-in CRM's cases on the in-memory store that replays use (no database).
+with_builtin_crm_cases!(memory, crate::support::open_memory, {});

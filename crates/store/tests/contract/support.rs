@@ -33,6 +33,17 @@ pub async fn open_postgres(test: &str) -> Option<Fixture> {
     Some(Fixture { store, _guard: Box::new(db) })
 }
 
+/// The built-in CRM's in-memory store, for the built-in CRM's cases.
+pub struct CrmFixture {
+    /// The store under test.
+    pub store: Arc<dyn casebridge_crm::builtin::storage::BuiltinCrmStore>,
+}
+
+/// A fresh in-memory built-in CRM.
+pub async fn open_memory(_test: &str) -> Option<CrmFixture> {
+    Some(CrmFixture { store: Arc::new(casebridge_crm::builtin::memory::MemoryCrm::new()) })
+}
+
 /// A fixed time, `secs` seconds into 2025 (whole seconds survive any backend).
 pub fn at(secs: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).single().expect("valid time") + chrono::Duration::seconds(secs)

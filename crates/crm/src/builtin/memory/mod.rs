@@ -219,6 +219,7 @@ impl BuiltinCrmStore for MemoryCrm {
 
     async fn crm_list_records(&self, f: RecordFilter) -> BuiltinResult<Vec<CrmRecord>> {
         self.with(|m| {
+            // A record's person never changes: its index alone filters by account.
             let candidates: Vec<usize> = match (&f.account_id, &f.session_id) {
                 (Some(a), _) => m.by_account.get(a).cloned().unwrap_or_default(),
                 (None, Some(s)) => m.by_session.get(s).cloned().unwrap_or_default(),
@@ -227,7 +228,6 @@ impl BuiltinCrmStore for MemoryCrm {
             let mut out: Vec<CrmRecord> = candidates
                 .into_iter()
                 .map(|i| &m.records[i])
-                .filter(|r| f.account_id.as_ref().is_none_or(|a| r.r.account_id.as_ref() == Some(a)))
                 .filter(|r| f.status.as_ref().is_none_or(|s| &r.r.status == s))
                 .filter(|r| f.session_id.as_ref().is_none_or(|s| r.sessions.iter().any(|(_, x)| x == s)))
                 .map(Record::view)
