@@ -23,6 +23,31 @@ struct Job {
     reply: oneshot::Sender<Result<IngestOutcome, String>>,
 }
 
+/// Groups being committed or synced at once, at most.
+const IN_FLIGHT: usize = 2;
+
+/// Commits one group and answers its requests.
+async fn commit(store: &dyn Store, jobs: Vec<Job>) {
+    let groups: Vec<&[NewEvent]> = jobs.iter().map(|j| j.events.as_slice()).collect();
+    let started = std::time::Instant::now();
+    let result = store.ingest_groups(&groups).await;
+    metrics::histogram!("casebridge_intake_commit_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("casebridge_intake_group_requests").record(jobs.len() as f64);
+    match result {
+        Ok(outs) => {
+            for (j, o) in jobs.into_iter().zip(outs) {
+                let _ = j.reply.send(Ok(o));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "Event intake commit failed.");
+            for j in jobs {
+                let _ = j.reply.send(Err(e.to_string()));
+            }
+        }
+    }
+}
+
 /// Handle to the committer task.
 #[derive(Clone)]
 pub struct Intake {
@@ -34,6 +59,9 @@ impl Intake {
     /// Starts the committer.
     pub fn start(store: Arc<dyn Store>, backlog: Arc<crate::backlog::Backlog>) -> Intake {
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUE);
+        // Up to this many groups in flight: the next group commits while the last one's
+        // commit is being synced to disk.
+        let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 // Let the requests being read right now join this commit: one fsync for many.
@@ -51,24 +79,12 @@ impl Intake {
                         Err(_) => break,
                     }
                 }
-                let groups: Vec<&[NewEvent]> = jobs.iter().map(|j| j.events.as_slice()).collect();
-                let started = std::time::Instant::now();
-                let result = store.ingest_groups(&groups).await;
-                metrics::histogram!("casebridge_intake_commit_seconds").record(started.elapsed().as_secs_f64());
-                metrics::histogram!("casebridge_intake_group_requests").record(jobs.len() as f64);
-                match result {
-                    Ok(outs) => {
-                        for (j, o) in jobs.into_iter().zip(outs) {
-                            let _ = j.reply.send(Ok(o));
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "Event intake commit failed.");
-                        for j in jobs {
-                            let _ = j.reply.send(Err(e.to_string()));
-                        }
-                    }
-                }
+                let Ok(permit) = in_flight.clone().acquire_owned().await else { break };
+                let store = store.clone();
+                tokio::spawn(async move {
+                    commit(&*store, jobs).await;
+                    drop(permit);
+                });
             }
         });
         Intake { tx, backlog }

@@ -51,6 +51,9 @@ pub enum StoreError {
     /// A stored state name could not be read back.
     #[error("stored data is corrupt: {0}")]
     CorruptState(#[from] UnknownState),
+    /// A storage file could not be synced to disk.
+    #[error("storage file error: {0}")]
+    Io(#[from] std::io::Error),
     /// The storage URL names no backend this build can open.
     #[error("{0}")]
     Unsupported(String),

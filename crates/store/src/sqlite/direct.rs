@@ -47,12 +47,21 @@ pub(crate) fn in_tx<T>(c: &rusqlite::Connection, f: impl FnOnce(&rusqlite::Conne
 ///
 /// One writer, queued in order on an async lock: a second writing connection would wait for
 /// SQLite's lock in its busy handler, which sleeps the thread for milliseconds at a time.
-/// What is acknowledged as stored commits with `synchronous=FULL`, switched for that commit
-/// only (a pragma on a held connection costs about a microsecond).
+///
+/// What is acknowledged as stored is made durable after its commit by syncing the WAL file on
+/// a blocking thread, outside the writer's lock: the next commit (intake's next group, a rules
+/// batch) proceeds during the sync, and one sync covers every commit made before it started.
+/// This is as durable as `synchronous=FULL`: a commit's frames are either still in the WAL
+/// (synced here) or were copied to the database file by a checkpoint, which under
+/// `synchronous=NORMAL` syncs the WAL before and the database after.
 pub(crate) struct Owned {
     write: tokio::sync::Mutex<rusqlite::Connection>,
-    /// Whether acknowledged commits switch to `synchronous=FULL` (not on a scratch database).
-    fsync: bool,
+    /// The WAL file synced for acknowledged commits (none on a scratch database).
+    wal: Option<std::path::PathBuf>,
+    /// Commits made on the writer so far.
+    commits: std::sync::atomic::AtomicU64,
+    /// Commits known to be on disk; held while syncing, so syncs do not pile up.
+    synced: tokio::sync::Mutex<u64>,
     read: Vec<tokio::sync::Mutex<rusqlite::Connection>>,
     next: std::sync::atomic::AtomicUsize,
     /// A scratch database's file, removed with the last handle.
@@ -104,9 +113,16 @@ impl Owned {
             Sync::Service => "NORMAL",
             Sync::Off => "OFF",
         };
+        let wal = matches!(sync, Sync::Service).then(|| {
+            let mut p = path.to_path_buf().into_os_string();
+            p.push("-wal");
+            std::path::PathBuf::from(p)
+        });
         Ok(Owned {
             write: tokio::sync::Mutex::new(open_one(path, work)?),
-            fsync: matches!(sync, Sync::Service),
+            wal,
+            commits: std::sync::atomic::AtomicU64::new(0),
+            synced: tokio::sync::Mutex::new(0),
             read: (0..2).map(|_| open_one(path, work).map(tokio::sync::Mutex::new)).collect::<Result<_>>()?,
             next: std::sync::atomic::AtomicUsize::new(0),
             scratch: scratch.then(|| path.to_path_buf()),
@@ -115,20 +131,40 @@ impl Owned {
 
     /// Runs `f` in a transaction on the writer.
     pub(crate) async fn write<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
-        let c = self.write.lock().await;
-        in_tx(&c, f)
+        let out = {
+            let c = self.write.lock().await;
+            in_tx(&c, f)?
+        };
+        self.committed();
+        Ok(out)
+    }
+
+    /// Counts a commit on the writer.
+    fn committed(&self) -> u64 {
+        self.commits.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1
     }
 
     /// Runs `f` in a transaction on the writer whose commit is on disk before it returns.
     pub(crate) async fn durable<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
-        let c = self.write.lock().await;
-        if !self.fsync {
-            return in_tx(&c, f);
+        let mine = {
+            let c = self.write.lock().await;
+            let out = in_tx(&c, f)?;
+            drop(c);
+            (self.committed(), out)
+        };
+        let Some(wal) = &self.wal else { return Ok(mine.1) };
+        let mut synced = self.synced.lock().await;
+        if *synced >= mine.0 {
+            return Ok(mine.1);
         }
-        c.execute_batch("PRAGMA synchronous = FULL")?;
-        let out = in_tx(&c, f);
-        c.execute_batch("PRAGMA synchronous = NORMAL")?;
-        out
+        // Every commit counted so far is in the WAL file's pages: this sync covers them all.
+        let upto = self.commits.load(std::sync::atomic::Ordering::Acquire);
+        let path = wal.clone();
+        tokio::task::spawn_blocking(move || std::fs::OpenOptions::new().write(true).open(&path)?.sync_data())
+            .await
+            .map_err(std::io::Error::other)??;
+        *synced = upto;
+        Ok(mine.1)
     }
 
     /// Runs `f` on a reader (a free one when there is one).
