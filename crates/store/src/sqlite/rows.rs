@@ -2,6 +2,8 @@
 //! own transactions, and row mappers. They run on the connection's handle (see `direct`);
 //! the async forms are for callers inside a sqlx transaction.
 
+use std::borrow::Cow;
+
 use casebridge_rules::model::Entry;
 use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
@@ -107,30 +109,59 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
     if let Some(k) = &record_key {
         record_id = crm_id(k)?;
     }
-    c.prepare_cached(
-        "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over, first_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, (SELECT MIN(at) FROM events WHERE session_id = ?))
-         ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
-           account_id = CASE WHEN excluded.account_id IS NULL AND excluded.account_key = sessions.account_key THEN sessions.account_id ELSE excluded.account_id END,
-           record_key = excluded.record_key,
-           record_id = CASE WHEN excluded.record_id IS NULL AND excluded.record_key = sessions.record_key THEN sessions.record_id ELSE excluded.record_id END,
-           created_at = excluded.created_at, updated_at = excluded.updated_at, agent_id = excluded.agent_id,
-           over = excluded.over, first_at = COALESCE(sessions.first_at, excluded.first_at)",
-    )?
-    .execute(params![
-        s.session_id,
-        s.session,
-        s.lane,
-        account_key,
-        account_id,
-        record_key,
-        record_id,
-        s.created_at.map(ts),
-        now,
-        s.agent_id,
-        s.over,
-        s.session_id
-    ])?;
+    let cols = FilterColumns::of(&s.session);
+    let phone = cols.phone.as_ref().map(|p| &p.number);
+    // Most steps change a session already stored; only a new one needs its first event's time.
+    let updated = c
+        .prepare_cached(
+            "UPDATE sessions SET body = ?1, lane = ?2, account_key = ?3,
+               account_id = CASE WHEN ?4 IS NULL AND ?3 = account_key THEN account_id ELSE ?4 END,
+               record_key = ?5,
+               record_id = CASE WHEN ?6 IS NULL AND ?5 = record_key THEN record_id ELSE ?6 END,
+               created_at = ?7, updated_at = ?8, agent_id = ?9, over = ?10,
+               phase = ?11, record_outcome = ?12, phone = ?13
+             WHERE id = ?14",
+        )?
+        .execute(params![
+            s.session,
+            s.lane,
+            account_key,
+            account_id,
+            record_key,
+            record_id,
+            s.created_at.map(ts),
+            now,
+            s.agent_id,
+            s.over,
+            cols.phase,
+            cols.record_outcome,
+            phone,
+            s.session_id
+        ])?;
+    if updated == 0 {
+        c.prepare_cached(
+            "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at,
+               agent_id, over, phase, record_outcome, phone, first_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
+               (SELECT MIN(at) FROM events WHERE session_id = ?1))",
+        )?
+        .execute(params![
+            s.session_id,
+            s.session,
+            s.lane,
+            account_key,
+            account_id,
+            record_key,
+            record_id,
+            s.created_at.map(ts),
+            now,
+            s.agent_id,
+            s.over,
+            cols.phase,
+            cols.record_outcome,
+            phone,
+        ])?;
+    }
     for e in &s.timeline {
         insert_timeline_r(c, &s.session_id, e)?;
     }
@@ -150,6 +181,30 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
         }
     }
     Ok(())
+}
+
+/// The session list's filter columns, read from a session's JSON (absent when it is not a
+/// session document: an unreadable event keeps whatever body was stored).
+#[derive(serde::Deserialize, Default)]
+struct FilterColumns<'a> {
+    #[serde(borrow, default)]
+    phase: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    record_outcome: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    phone: Option<PhoneColumn<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct PhoneColumn<'a> {
+    #[serde(borrow)]
+    number: Cow<'a, str>,
+}
+
+impl<'a> FilterColumns<'a> {
+    fn of(body: &'a str) -> FilterColumns<'a> {
+        serde_json::from_str(body).unwrap_or_default()
+    }
 }
 
 /// Adds an outbox row and its customer keys (a replayed row is already there: nothing to do).
