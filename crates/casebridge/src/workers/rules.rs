@@ -27,6 +27,15 @@ use tokio_util::sync::CancellationToken;
 
 use crate::pipeline::Pipeline;
 
+/// Steps committed together, at most; 32 when some give CRM writes, so that writes reach
+/// delivery soon.
+const STEPS_PER_COMMIT: usize = 256;
+const STEPS_PER_COMMIT_WITH_WRITES: usize = 32;
+/// After a pass that applied fewer events than this, the worker waits [`GATHER`] before the
+/// next one (when events keep coming; an idle worker waits for them as before).
+const GATHER_BELOW: usize = 64;
+const GATHER: Duration = Duration::from_millis(2);
+
 /// State of one rules pass whose steps are not committed yet.
 #[derive(Default)]
 struct Pass {
@@ -61,6 +70,14 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
                 0
             }
         };
+        if progressed > 0 && progressed < GATHER_BELOW {
+            // A short pass: let a few more events arrive so that the next one commits more
+            // steps at once (a commit rewrites the same index pages whatever it holds).
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(GATHER) => {},
+            }
+        }
         if progressed == 0 {
             tokio::select! {
                 _ = stop.cancelled() => break,
@@ -147,9 +164,14 @@ async fn pass_over(
                 pass.blocked.insert(ev.session_id.clone());
             }
         }
-        if pass.commits.len() >= 32 {
+        if pass.commits.len() >= STEPS_PER_COMMIT
+            || (pass.commits.len() >= STEPS_PER_COMMIT_WITH_WRITES
+                && pass.commits.iter().any(|c| !c.commands.is_empty()))
+        {
             flush(p, pass).await?;
         }
+        // Let requests waiting on this thread in between (intake must not queue behind a pass).
+        tokio::task::yield_now().await;
     }
     flush(p, pass).await?;
     if applied > 0 {
