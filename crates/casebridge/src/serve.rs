@@ -210,7 +210,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Err(_) => None,
     });
     backlog.watch(store.clone());
-    let state = AppState {
+    let state = AppState::new(crate::api::state::Shared {
         native,
         pipeline: pipeline.clone(),
         store: store.clone(),
@@ -220,7 +220,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         metrics,
         max_body_bytes: args.max_body_bytes.or(file.server.max_body_bytes).unwrap_or(4 * 1024 * 1024),
         sealer: sealer.clone(),
-    };
+    });
     let open_mode = state.token.is_none();
     let metrics_token_set = state.metrics_token.is_some();
     let metrics_app = api::metrics_router(state.clone());

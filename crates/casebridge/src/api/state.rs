@@ -14,9 +14,27 @@ use subtle::ConstantTimeEq;
 use crate::error::{Problem, Refusal};
 use crate::pipeline::Pipeline;
 
-/// Shared state of the handlers.
+/// Shared state of the handlers: one `Arc`, so the per-request clones axum makes (one per
+/// middleware and handler) cost one reference count, not one per field.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    /// Wraps the shared parts.
+    pub fn new(shared: Shared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     /// Workers and settings.
     pub pipeline: Arc<Pipeline>,
     /// Storage.
@@ -76,11 +94,13 @@ fn unauthorized() -> Response {
 /// detail; never the query, the body or a header.
 pub async fn log_refusals(req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // A clone of the URI shares its bytes: nothing is copied unless the request is refused.
+    let uri = req.uri().clone();
     let res = next.run(req).await;
     let status = res.status();
     if status.is_client_error() || status.is_server_error() {
         let detail = res.extensions().get::<Refusal>().map(|r| r.0.as_str()).unwrap_or("");
+        let path = uri.path();
         tracing::warn!(%method, %path, status = status.as_u16(), detail, "Request refused.");
     }
     res
