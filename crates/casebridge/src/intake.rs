@@ -64,8 +64,9 @@ impl Intake {
         let in_flight = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
-                // Let the requests being read right now join this commit: one fsync for many.
-                for _ in 0..3 {
+                // Let the requests being read right now join this commit: one fsync for many
+                // (6 rounds measured best with 32 connections on two cores; 1 and 3 fewer).
+                for _ in 0..6 {
                     tokio::task::yield_now().await;
                 }
                 let mut n = first.events.len();

@@ -14,4 +14,15 @@ UPDATE sessions SET
     record_outcome = CASE WHEN json_valid(body) THEN json_extract(body, '$.record_outcome') END,
     phone = CASE WHEN json_valid(body) THEN json_extract(body, '$.phone.number') END;
 CREATE INDEX sessions_phase ON sessions(phase, started_at DESC, id DESC);
-CREATE INDEX sessions_phone ON sessions(phone);
+CREATE INDEX sessions_phone ON sessions(phone) WHERE phone IS NOT NULL;
+-- Sessions without an account, record, phone or agent (waiting for their session.created,
+-- chats of unknown visitors) stay out of the indexes that look them up by those: every
+-- query on them asks for a value, and each index entry is one more write per rules step.
+DROP INDEX sessions_account;
+CREATE INDEX sessions_account ON sessions(account_id, created_at DESC, id DESC) WHERE account_id IS NOT NULL;
+DROP INDEX sessions_account_key;
+CREATE INDEX sessions_account_key ON sessions(account_key) WHERE account_key IS NOT NULL;
+DROP INDEX sessions_record_key;
+CREATE INDEX sessions_record_key ON sessions(record_key) WHERE record_key IS NOT NULL;
+DROP INDEX sessions_agent_active;
+CREATE INDEX sessions_agent_active ON sessions(agent_id) WHERE over = 0 AND agent_id IS NOT NULL;
