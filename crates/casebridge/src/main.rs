@@ -2,6 +2,11 @@
 // Problem details travel only on the refusal path; their size does not matter there.
 #![allow(clippy::result_large_err)]
 
+/// mimalloc instead of glibc malloc: allocation and freeing from the runtime's threads was
+/// about a tenth of the server's CPU under load.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod agents;
 mod api;
 mod backlog;
