@@ -111,33 +111,35 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
     }
     let cols = FilterColumns::of(&s.session);
     let phone = cols.phone.as_ref().map(|p| &p.number);
+    let created_at = s.created_at.map(ts);
+    let values = params![
+        s.session_id,
+        s.session,
+        s.lane,
+        account_key,
+        account_id,
+        record_key,
+        record_id,
+        created_at,
+        now,
+        s.agent_id,
+        s.over,
+        cols.phase,
+        cols.record_outcome,
+        phone
+    ];
     // Most steps change a session already stored; only a new one needs its first event's time.
     let updated = c
         .prepare_cached(
-            "UPDATE sessions SET body = ?1, lane = ?2, account_key = ?3,
-               account_id = CASE WHEN ?4 IS NULL AND ?3 = account_key THEN account_id ELSE ?4 END,
-               record_key = ?5,
-               record_id = CASE WHEN ?6 IS NULL AND ?5 = record_key THEN record_id ELSE ?6 END,
-               created_at = ?7, updated_at = ?8, agent_id = ?9, over = ?10,
-               phase = ?11, record_outcome = ?12, phone = ?13
-             WHERE id = ?14",
+            "UPDATE sessions SET body = ?2, lane = ?3, account_key = ?4,
+               account_id = CASE WHEN ?5 IS NULL AND ?4 = account_key THEN account_id ELSE ?5 END,
+               record_key = ?6,
+               record_id = CASE WHEN ?7 IS NULL AND ?6 = record_key THEN record_id ELSE ?7 END,
+               created_at = ?8, updated_at = ?9, agent_id = ?10, over = ?11,
+               phase = ?12, record_outcome = ?13, phone = ?14
+             WHERE id = ?1",
         )?
-        .execute(params![
-            s.session,
-            s.lane,
-            account_key,
-            account_id,
-            record_key,
-            record_id,
-            s.created_at.map(ts),
-            now,
-            s.agent_id,
-            s.over,
-            cols.phase,
-            cols.record_outcome,
-            phone,
-            s.session_id
-        ])?;
+        .execute(values)?;
     if updated == 0 {
         c.prepare_cached(
             "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at,
@@ -145,22 +147,7 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
                (SELECT MIN(at) FROM events WHERE session_id = ?1))",
         )?
-        .execute(params![
-            s.session_id,
-            s.session,
-            s.lane,
-            account_key,
-            account_id,
-            record_key,
-            record_id,
-            s.created_at.map(ts),
-            now,
-            s.agent_id,
-            s.over,
-            cols.phase,
-            cols.record_outcome,
-            phone,
-        ])?;
+        .execute(values)?;
     }
     for e in &s.timeline {
         insert_timeline_r(c, &s.session_id, e)?;
