@@ -247,6 +247,37 @@ mod tests {
         }
     }
 
+    /// Sessions stored before their filter columns were written by casebridge keep their
+    /// phase, outcome and phone, and the list still finds them by those.
+    #[tokio::test]
+    async fn session_columns_are_backfilled() {
+        use crate::{SessionFilter, SessionStore};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("old.db");
+        let url = format!("sqlite://{}?mode=rwc", url_path(&path));
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+        let mut before = sqlx::migrate::Migrator::DEFAULT;
+        before.migrations = MIGRATOR.migrations.iter().filter(|m| m.version < 10).cloned().collect::<Vec<_>>().into();
+        before.run(&pool).await.expect("migrations up to 9");
+        sqlx::query("INSERT INTO sessions (id, body, updated_at, first_at) VALUES ('s1', ?, '2026-12-01T10:00:00.000000Z', '2026-12-01T10:00:00.000000Z')")
+            .bind(r#"{"phase":"ended","record_outcome":"appended","phone":{"number":"+14155550100","parsed":true}}"#)
+            .execute(&pool)
+            .await
+            .expect("old row");
+        pool.close().await;
+        let store = SqliteStore::open(&path).await.expect("open store");
+        store.migrate().await.expect("migration 10");
+        let f = SessionFilter {
+            phase: Some("ended".into()),
+            record_outcome: Some("appended".into()),
+            phone: Some("+14155550100".into()),
+            limit: 10,
+            ..Default::default()
+        };
+        let found = store.list_sessions(&f).await.expect("list");
+        assert_eq!(found.len(), 1, "the old session is found by its phase, outcome and phone");
+    }
+
     #[test]
     fn url_options_are_refused() {
         assert!(path_from_url("x.db?mode=ro").is_err());
