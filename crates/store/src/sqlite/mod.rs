@@ -5,8 +5,9 @@
 //! transaction takes the lock at its start (`BEGIN IMMEDIATE`), so writers queue on SQLite's
 //! busy handler rather than fail.
 //!
-//! Durability: WAL mode. Acknowledged writes fsync before the answer; everything else
-//! commits with `NORMAL`. Work derived from events (rules
+//! Durability: WAL mode. Acknowledged writes fsync before the answer (intake's groups by a
+//! sync of the WAL file after the writer's lock is released: see `direct::Owned`); everything
+//! else commits with `NORMAL`. Work derived from events (rules
 //! steps, outbox progress, built-in CRM writes) survives a process crash either way; a power
 //! loss can only drop a suffix of that derived work, which is then redone from the stored
 //! events, idempotently. The WAL keeps commits in order, so a FULL commit also makes every
