@@ -19,7 +19,7 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use serde_json::{Value, json};
 
-use self::client::{Client, Posted, latency_buckets, metric, percentiles};
+use self::client::{Client, Posted, latency_buckets, percentiles};
 use self::servers::{OwnServer, baseline_server};
 use self::traffic::{Session, Traffic};
 
@@ -251,7 +251,7 @@ async fn round(
     let (mut r, accepted, sessions) = std::mem::take(&mut *run.stats.lock().unwrap_or_else(|e| e.into_inner()));
     r.send_s = send_s;
     if !baseline {
-        let held = before.as_deref().map_or(0.0, |m| metric(m, "casebridge_outbox", "state=\"pending\""));
+        let held = before.as_deref().map_or(0.0, verify::pending_writes);
         r.drain_s = verify::drained(client, Duration::from_secs(900), held).await?.as_secs_f64();
         if let (Some(b), Ok(after)) = (before, client.metrics().await) {
             r.latency = percentiles(&latency_buckets(&b), &latency_buckets(&after));

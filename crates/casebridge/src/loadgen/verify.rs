@@ -9,6 +9,11 @@ use serde_json::{Value, json};
 use super::client::{Client, metric};
 use super::traffic::{Expect, Session, phone};
 
+/// CRM writes pending, as `/metrics` text `m` gives them.
+pub fn pending_writes(m: &str) -> f64 {
+    metric(m, "casebridge_outbox", "state=\"pending\"")
+}
+
 /// Waits until no event waits for the rules and at most `held` CRM writes are pending (or
 /// `limit` passes). `held` is what was pending, not due, before a round began: writes held
 /// back by the CRM (retries far off) are not this round's work.
@@ -17,7 +22,7 @@ pub async fn drained(c: &Client, limit: Duration, held: f64) -> anyhow::Result<D
     loop {
         let m = c.metrics().await.unwrap_or_default();
         let events = metric(&m, "casebridge_events_pending", "");
-        let writes = metric(&m, "casebridge_outbox", "state=\"pending\"");
+        let writes = pending_writes(&m);
         if m.contains("casebridge_events_pending") && events == 0.0 && writes <= held {
             return Ok(started.elapsed());
         }

@@ -42,6 +42,8 @@ struct Pass {
     /// Customer keys locked across nodes until the pass's steps are committed.
     locks: Option<Box<dyn casebridge_store::KeyLocks>>,
     commits: Vec<StepCommit>,
+    /// Some of `commits` give CRM writes.
+    with_writes: bool,
     sessions: HashMap<String, Session>,
     dirty_keys: HashSet<String>,
     blocked: HashSet<String>,
@@ -165,8 +167,7 @@ async fn pass_over(
             }
         }
         if pass.commits.len() >= STEPS_PER_COMMIT
-            || (pass.commits.len() >= STEPS_PER_COMMIT_WITH_WRITES
-                && pass.commits.iter().any(|c| !c.commands.is_empty()))
+            || (pass.with_writes && pass.commits.len() >= STEPS_PER_COMMIT_WITH_WRITES)
         {
             flush(p, pass).await?;
         }
@@ -190,7 +191,7 @@ async fn flush(p: &Pipeline, pass: &mut Pass) -> anyhow::Result<()> {
         return Ok(());
     }
     let commits = std::mem::take(&mut pass.commits);
-    let with_writes = commits.iter().any(|c| !c.commands.is_empty());
+    let with_writes = std::mem::take(&mut pass.with_writes);
     p.store.commit_steps(commits).await?;
     // Committed: the store is the truth again, and other nodes see the writes.
     pass.sessions.clear();
@@ -317,6 +318,7 @@ async fn apply_one(
                     pass.freed_agents.push(a.id.clone());
                 }
                 let activities = out.activities.iter().map(new_activity).collect();
+                pass.with_writes |= !commands.is_empty();
                 pass.commits.push(StepCommit {
                     event_seqs: vec![seq],
                     session_id: s.id.clone(),
