@@ -33,7 +33,7 @@ impl ClusterStore for SqliteStore {
             .execute(&self.write)
             .await?;
         // One node: a previous process's leases (it crashed) are free at once.
-        sqlx::query("UPDATE outbox SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_owner IS NOT NULL AND lease_owner <> ? AND state = 'pending'")
+        sqlx::query("UPDATE outbox INDEXED BY outbox_leased SET lease_owner = NULL, lease_until_ms = 0 WHERE lease_owner IS NOT NULL AND lease_owner <> ? AND state = 'pending'")
             .bind(&beat.id)
             .execute(&self.write)
             .await?;
