@@ -8,7 +8,7 @@ use sqlx::Row;
 use super::PgStore;
 use super::rows::{claimed_row, insert_timeline, outbox_row, set_ref};
 use crate::outbox::fenced;
-use crate::{OutboxRow, OutboxState, OutboxStore, Result, ts};
+use crate::{Completed, OutboxRow, OutboxState, OutboxStore, Result, ts};
 
 #[async_trait]
 impl OutboxStore for PgStore {
@@ -39,7 +39,7 @@ impl OutboxStore for PgStore {
                   AND o.id = (SELECT MIN(id) FROM outbox p WHERE p.lane = o.lane AND p.state = 'pending')
                   AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.lane = o.lane AND l.state = 'pending'
                                   AND l.lease_until_ms >= cb_now_ms())
-                ORDER BY o.id LIMIT $2
+                ORDER BY o.next_attempt_at, o.id LIMIT $2
                 FOR UPDATE OF o SKIP LOCKED)
              UPDATE outbox SET lease_owner = $3, lease_until_ms = cb_now_ms() + $4, fence = outbox.fence + 1
              FROM heads WHERE outbox.id = heads.id
@@ -115,21 +115,17 @@ impl OutboxStore for PgStore {
 
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
-        let done = sqlx::query(
-            "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = $1, last_error = NULL,
-               lease_owner = NULL, lease_until_ms = 0
-             WHERE id = $2 AND fence = $3 AND state = 'pending'",
-        )
-        .bind(ts(Utc::now()))
-        .bind(row.id)
-        .bind(row.fence)
-        .execute(&mut *tx)
-        .await?;
-        fenced(done.rows_affected(), row)?;
-        if let Some((key, crm_id)) = created {
-            set_ref(&mut tx, key, crm_id).await?;
+        complete_in(&mut tx, row, &line, created).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn complete_commands(&self, done: &[Completed]) -> Result<()> {
+        // One commit for the lane's batch, as on SQLite.
+        let mut tx = self.pool.begin().await?;
+        for d in done {
+            complete_in(&mut tx, &d.row, &d.line, d.created.as_ref().map(|(k, id)| (k.as_str(), id.as_str()))).await?;
         }
-        insert_timeline(&mut tx, &row.session_id, &line).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -189,7 +185,12 @@ impl OutboxStore for PgStore {
     }
 
     async fn outbox_counts(&self) -> Result<Vec<(OutboxState, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM outbox GROUP BY state").fetch_all(&self.pool).await?;
+        // Kept by triggers (migration 0003): the cost does not grow with the outbox.
+        let rows = sqlx::query(
+            "SELECT state, SUM(n)::BIGINT AS n FROM outbox_tally GROUP BY state HAVING SUM(n) <> 0 ORDER BY state",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| Ok((r.get::<String, _>("state").parse()?, r.get("n")))).collect()
     }
 
@@ -231,4 +232,30 @@ impl OutboxStore for PgStore {
         .await?;
         Ok(n == 0)
     }
+}
+
+/// Records a write the CRM took, in the caller's transaction (fenced: refused when the write was
+/// claimed again since).
+async fn complete_in(
+    tx: &mut sqlx::PgConnection,
+    row: &OutboxRow,
+    line: &Entry,
+    created: Option<(&str, &str)>,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = $1, last_error = NULL,
+           lease_owner = NULL, lease_until_ms = 0
+         WHERE id = $2 AND fence = $3 AND state = 'pending'",
+    )
+    .bind(ts(Utc::now()))
+    .bind(row.id)
+    .bind(row.fence)
+    .execute(&mut *tx)
+    .await?;
+    fenced(done.rows_affected(), row)?;
+    sqlx::query("DELETE FROM outbox_keys WHERE outbox_id = $1").bind(row.id).execute(&mut *tx).await?;
+    if let Some((key, crm_id)) = created {
+        set_ref(tx, key, crm_id).await?;
+    }
+    insert_timeline(tx, &row.session_id, line).await
 }

@@ -110,7 +110,10 @@ pub(crate) async fn commit_one(tx: &mut sqlx::PgConnection, c: &StepCommit) -> R
         upsert_activity(tx, a, false).await?;
     }
     // Fenced: events another node applied meanwhile make the whole commit fail.
-    let applied = sqlx::query("UPDATE events SET applied = TRUE WHERE seq = ANY($1) AND NOT applied")
+    // `IS NOT TRUE`, not `NOT applied`: the latter matches the partial index of pending events,
+    // which the planner (its statistics taken while few events waited) walked whole for every
+    // commit under load instead of reading the few rows by key.
+    let applied = sqlx::query("UPDATE events SET applied = TRUE WHERE seq = ANY($1) AND applied IS NOT TRUE")
         .bind(&c.event_seqs)
         .execute(&mut *tx)
         .await?;

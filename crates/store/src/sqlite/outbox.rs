@@ -213,7 +213,7 @@ impl OutboxStore for SqliteStore {
 
     async fn outbox_counts(&self) -> Result<Vec<(OutboxState, i64)>> {
         // Kept by triggers (migration 0009): the cost does not grow with the outbox.
-        let rows = sqlx::query("SELECT state, n FROM outbox_tally").fetch_all(&self.read).await?;
+        let rows = sqlx::query("SELECT state, n FROM outbox_tally WHERE n <> 0").fetch_all(&self.read).await?;
         rows.iter().map(|r| Ok((r.get::<String, _>("state").parse()?, r.get("n")))).collect()
     }
 

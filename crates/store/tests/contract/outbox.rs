@@ -133,6 +133,10 @@ pub async fn outbox_counts_by_state(store: Arc<dyn Store>) {
     let counts: BTreeMap<OutboxState, i64> = store.outbox_counts().await.expect("counts").into_iter().collect();
     let want = BTreeMap::from([(OutboxState::Pending, 2), (OutboxState::Done, 1), (OutboxState::Dead, 1)]);
     assert_eq!(counts, want);
+    // Back in line: the count follows, and a state left without rows is left out.
+    assert!(store.redrive_command(b.id).await.expect("redrive"));
+    let counts: BTreeMap<OutboxState, i64> = store.outbox_counts().await.expect("counts").into_iter().collect();
+    assert_eq!(counts, BTreeMap::from([(OutboxState::Pending, 3), (OutboxState::Done, 1)]));
 }
 
 pub async fn command_state_and_commands_settled(store: Arc<dyn Store>) {
