@@ -45,6 +45,36 @@ pub(crate) async fn insert_timeline(tx: &mut sqlx::PgConnection, session_id: &st
     Ok(())
 }
 
+/// Appends lines to a session's timeline, in order, in one statement (one round trip).
+pub(crate) async fn insert_timeline_all(tx: &mut sqlx::PgConnection, session_id: &str, es: &[Entry]) -> Result<()> {
+    if let [e] = es {
+        return insert_timeline(tx, session_id, e).await;
+    }
+    if es.is_empty() {
+        return Ok(());
+    }
+    let mut native = Vec::with_capacity(es.len());
+    for e in es {
+        native.push(e.native.as_ref().map(serde_json::to_string).transpose()?);
+    }
+    sqlx::query(
+        "INSERT INTO timeline (session_id, at, kind, summary, rule, native)
+         SELECT $1, t.at, t.kind, t.summary, t.rule, t.native
+         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
+              AS t(at, kind, summary, rule, native, ord)
+         ORDER BY t.ord",
+    )
+    .bind(session_id)
+    .bind(es.iter().map(|e| ts(e.at)).collect::<Vec<_>>())
+    .bind(es.iter().map(|e| entry_kind_str(e.kind)).collect::<Vec<_>>())
+    .bind(es.iter().map(|e| e.summary.clone()).collect::<Vec<_>>())
+    .bind(es.iter().map(|e| e.rule.clone()).collect::<Vec<_>>())
+    .bind(native)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
 /// Stores one event; false when its id is known.
 pub(crate) async fn insert_event(tx: &mut sqlx::PgConnection, e: &NewEvent, now: &str) -> Result<bool> {
     let r = sqlx::query(
@@ -100,9 +130,7 @@ pub(crate) async fn commit_one(tx: &mut sqlx::PgConnection, c: &StepCommit) -> R
         .bind(&c.session_id)
         .execute(&mut *tx)
         .await?;
-    for e in &c.timeline {
-        insert_timeline(tx, &c.session_id, e).await?;
-    }
+    insert_timeline_all(tx, &c.session_id, &c.timeline).await?;
     for cmd in &c.commands {
         insert_command(tx, cmd, &now).await?;
     }
@@ -139,14 +167,14 @@ pub(crate) async fn insert_command(tx: &mut sqlx::PgConnection, cmd: &NewCommand
     .bind(now)
     .fetch_optional(&mut *tx)
     .await?;
-    if let Some(id) = id {
-        for k in &cmd.keys {
-            sqlx::query("INSERT INTO outbox_keys (key, outbox_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(k)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
+    if let Some(id) = id.filter(|_| !cmd.keys.is_empty()) {
+        sqlx::query(
+            "INSERT INTO outbox_keys (key, outbox_id) SELECT DISTINCT unnest($1::text[]), $2 ON CONFLICT DO NOTHING",
+        )
+        .bind(&cmd.keys)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }
