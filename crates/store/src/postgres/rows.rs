@@ -96,19 +96,15 @@ pub(crate) async fn insert_event(tx: &mut sqlx::PgConnection, e: &NewEvent, now:
 /// the delivery of the create may have resolved it after this step read `crm_refs`.
 pub(crate) async fn commit_one(tx: &mut sqlx::PgConnection, c: &StepCommit) -> Result<()> {
     let now = ts(Utc::now());
-    let (account_key, mut account_id) = split_ref(&c.account);
-    let (record_key, mut record_id) = split_ref(&c.record);
-    if let Some(k) = &account_key {
-        account_id =
-            sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = $1").bind(k).fetch_optional(&mut *tx).await?;
-    }
-    if let Some(k) = &record_key {
-        record_id =
-            sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = $1").bind(k).fetch_optional(&mut *tx).await?;
-    }
+    let (account_key, account_id) = split_ref(&c.account);
+    let (record_key, record_id) = split_ref(&c.record);
+    // A casebridge key is resolved to its CRM id (when created) in the same statement.
     sqlx::query(
             "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over, first_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, (SELECT MIN(at) FROM events WHERE session_id = $12))
+             VALUES ($1, $2, $3, $4,
+               CASE WHEN $4::text IS NULL THEN $5::text ELSE (SELECT crm_id FROM crm_refs WHERE key = $4) END,
+               $6, CASE WHEN $6::text IS NULL THEN $7::text ELSE (SELECT crm_id FROM crm_refs WHERE key = $6) END,
+               $8, $9, $10, $11, (SELECT MIN(at) FROM events WHERE session_id = $12))
              ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
                account_id = CASE WHEN excluded.account_id IS NULL AND excluded.account_key = sessions.account_key THEN sessions.account_id ELSE excluded.account_id END,
                record_key = excluded.record_key,
@@ -156,8 +152,13 @@ pub(crate) async fn commit_one(tx: &mut sqlx::PgConnection, c: &StepCommit) -> R
 
 /// Adds an outbox row and its customer keys (a replayed row is already there: nothing to do).
 pub(crate) async fn insert_command(tx: &mut sqlx::PgConnection, cmd: &NewCommand, now: &str) -> Result<()> {
-    let id: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT(key) DO NOTHING RETURNING id",
+    // One round trip: the row, then its keys (none when the row was there already).
+    sqlx::query(
+        "WITH o AS (
+           INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)
+           ON CONFLICT(key) DO NOTHING RETURNING id)
+         INSERT INTO outbox_keys (key, outbox_id) SELECT DISTINCT k, o.id FROM o, unnest($7::text[]) AS k
+         ON CONFLICT DO NOTHING",
     )
     .bind(&cmd.key)
     .bind(&cmd.lane)
@@ -165,17 +166,9 @@ pub(crate) async fn insert_command(tx: &mut sqlx::PgConnection, cmd: &NewCommand
     .bind(&cmd.op)
     .bind(cmd.not_before.map(crate::ts).unwrap_or_else(|| now.to_string()))
     .bind(now)
-    .fetch_optional(&mut *tx)
+    .bind(&cmd.keys)
+    .execute(&mut *tx)
     .await?;
-    if let Some(id) = id.filter(|_| !cmd.keys.is_empty()) {
-        sqlx::query(
-            "INSERT INTO outbox_keys (key, outbox_id) SELECT DISTINCT unnest($1::text[]), $2 ON CONFLICT DO NOTHING",
-        )
-        .bind(&cmd.keys)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-    }
     Ok(())
 }
 
