@@ -32,31 +32,18 @@ pub(crate) fn claimed_row(r: &sqlx::postgres::PgRow) -> Result<OutboxRow> {
 
 /// Appends a line to a session's timeline.
 pub(crate) async fn insert_timeline(tx: &mut sqlx::PgConnection, session_id: &str, e: &Entry) -> Result<()> {
-    let native = e.native.as_ref().map(serde_json::to_string).transpose()?;
-    sqlx::query("INSERT INTO timeline (session_id, at, kind, summary, rule, native) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(session_id)
-        .bind(ts(e.at))
-        .bind(entry_kind_str(e.kind))
-        .bind(&e.summary)
-        .bind(&e.rule)
-        .bind(native)
-        .execute(&mut *tx)
-        .await?;
-    Ok(())
+    insert_timeline_all(tx, session_id, std::slice::from_ref(e)).await
 }
 
 /// Appends lines to a session's timeline, in order, in one statement (one round trip).
 pub(crate) async fn insert_timeline_all(tx: &mut sqlx::PgConnection, session_id: &str, es: &[Entry]) -> Result<()> {
-    if let [e] = es {
-        return insert_timeline(tx, session_id, e).await;
-    }
     if es.is_empty() {
         return Ok(());
     }
-    let mut native = Vec::with_capacity(es.len());
-    for e in es {
-        native.push(e.native.as_ref().map(serde_json::to_string).transpose()?);
-    }
+    let native = es
+        .iter()
+        .map(|e| e.native.as_ref().map(serde_json::to_string).transpose())
+        .collect::<std::result::Result<Vec<_>, _>>()?;
     sqlx::query(
         "INSERT INTO timeline (session_id, at, kind, summary, rule, native)
          SELECT $1, t.at, t.kind, t.summary, t.rule, t.native
