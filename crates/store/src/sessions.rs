@@ -23,6 +23,9 @@ pub struct StepCommit {
     pub record: Option<(String, bool)>,
     /// Session start.
     pub created_at: Option<DateTime<Utc>>,
+    /// When the earliest event of this step happened: the session's start while it waits
+    /// for its `session.created` (the stored value only ever moves earlier).
+    pub first_at: Option<DateTime<Utc>>,
     /// Timeline lines.
     pub timeline: Vec<Entry>,
     /// Outbox rows.

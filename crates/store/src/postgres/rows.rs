@@ -91,13 +91,13 @@ pub(crate) async fn commit_one(tx: &mut sqlx::PgConnection, c: &StepCommit) -> R
              VALUES ($1, $2, $3, $4,
                CASE WHEN $4::text IS NULL THEN $5::text ELSE (SELECT crm_id FROM crm_refs WHERE key = $4) END,
                $6, CASE WHEN $6::text IS NULL THEN $7::text ELSE (SELECT crm_id FROM crm_refs WHERE key = $6) END,
-               $8, $9, $10, $11, (SELECT MIN(at) FROM events WHERE session_id = $12))
+               $8, $9, $10, $11, $12)
              ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
                account_id = CASE WHEN excluded.account_id IS NULL AND excluded.account_key = sessions.account_key THEN sessions.account_id ELSE excluded.account_id END,
                record_key = excluded.record_key,
                record_id = CASE WHEN excluded.record_id IS NULL AND excluded.record_key = sessions.record_key THEN sessions.record_id ELSE excluded.record_id END,
                created_at = excluded.created_at, updated_at = excluded.updated_at, agent_id = excluded.agent_id,
-               over = excluded.over, first_at = COALESCE(sessions.first_at, excluded.first_at)",
+               over = excluded.over, first_at = LEAST(sessions.first_at, excluded.first_at)",
         )
         .bind(&c.session_id)
         .bind(&c.session)
@@ -110,7 +110,7 @@ pub(crate) async fn commit_one(tx: &mut sqlx::PgConnection, c: &StepCommit) -> R
         .bind(&now)
         .bind(&c.agent_id)
         .bind(c.over)
-        .bind(&c.session_id)
+        .bind(c.first_at.map(ts))
         .execute(&mut *tx)
         .await?;
     insert_timeline_all(tx, &c.session_id, &c.timeline).await?;

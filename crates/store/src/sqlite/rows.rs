@@ -126,7 +126,8 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
         s.over,
         cols.phase,
         cols.record_outcome,
-        phone
+        phone,
+        s.first_at.map(ts)
     ];
     // Most steps change a session already stored; only a new one needs its first event's time.
     let updated = c
@@ -136,7 +137,8 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
                record_key = ?6,
                record_id = CASE WHEN ?7 IS NULL AND ?6 = record_key THEN record_id ELSE ?7 END,
                created_at = ?8, updated_at = ?9, agent_id = ?10, over = ?11,
-               phase = ?12, record_outcome = ?13, phone = ?14
+               phase = ?12, record_outcome = ?13, phone = ?14,
+               first_at = CASE WHEN ?15 IS NOT NULL AND (first_at IS NULL OR ?15 < first_at) THEN ?15 ELSE first_at END
              WHERE id = ?1",
         )?
         .execute(values)?;
@@ -144,8 +146,7 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
         c.prepare_cached(
             "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at,
                agent_id, over, phase, record_outcome, phone, first_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14,
-               (SELECT MIN(at) FROM events WHERE session_id = ?1))",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         )?
         .execute(values)?;
     }

@@ -168,7 +168,12 @@ pub async fn a_waiting_session_is_listed_by_its_first_event(store: Arc<dyn Store
     let early = NewEvent { at: at(100), event_type: "session.assigned".into(), ..event("w-1", "w") };
     store.ingest(&[early]).await.expect("ingest");
     let seq = store.pending_events(None, 1).await.expect("pending")[0].seq;
-    let waiting = StepCommit { event_seqs: vec![seq], session: body("w", "waiting", "pending", None), ..step("w") };
+    let waiting = StepCommit {
+        event_seqs: vec![seq],
+        session: body("w", "waiting", "pending", None),
+        first_at: Some(at(100)),
+        ..step("w")
+    };
     let older = StepCommit { session: body("old", "ended", "created", None), created_at: Some(at(50)), ..step("old") };
     store.commit_steps(vec![waiting, older]).await.expect("commit");
     let f = SessionFilter { phase: Some("waiting".into()), limit: 10, ..Default::default() };
@@ -177,6 +182,12 @@ pub async fn a_waiting_session_is_listed_by_its_first_event(store: Arc<dyn Store
     assert_eq!(listed(&store.list_sessions(&f).await.expect("list")), ["w"], "its start is its first event");
     let all = SessionFilter { limit: 10, ..Default::default() };
     assert_eq!(listed(&store.list_sessions(&all).await.expect("list")), ["w", "old"]);
+    // A late event that happened earlier moves the start back; a later one does not move it.
+    let earlier = StepCommit { session: body("w", "waiting", "pending", None), first_at: Some(at(80)), ..step("w") };
+    let later = StepCommit { first_at: Some(at(120)), ..earlier.clone() };
+    store.commit_steps(vec![earlier, later]).await.expect("commit");
+    let f = SessionFilter { from: Some(at(75)), to: Some(at(85)), limit: 10, ..Default::default() };
+    assert_eq!(listed(&store.list_sessions(&f).await.expect("list")), ["w"], "its start is its earliest event");
 }
 
 pub async fn session_gauges_count_waiting_and_stuck_sessions(store: Arc<dyn Store>) {

@@ -70,6 +70,7 @@ pub fn step(session: &str) -> StepCommit {
         account: None,
         record: None,
         created_at: None,
+        first_at: None,
         timeline: vec![],
         commands: vec![],
         activities: vec![],
