@@ -139,8 +139,8 @@ impl SessionStore for PgStore {
 
     async fn session_settled(&self, session_id: &str) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
-            // `IS NOT TRUE`: the session's index, not a walk of every pending event (see rows.rs).
-            "SELECT (SELECT COUNT(*) FROM events WHERE session_id = $1 AND applied IS NOT TRUE) + (SELECT COUNT(*) FROM outbox WHERE session_id = $2 AND state = 'pending' AND attempts = 0)",
+            // `NOT applied`: the index of waiting events by session (migration 0004).
+            "SELECT (SELECT COUNT(*) FROM events WHERE session_id = $1 AND NOT applied) + (SELECT COUNT(*) FROM outbox WHERE session_id = $2 AND state = 'pending' AND attempts = 0)",
         )
         .bind(session_id)
         .bind(session_id)
