@@ -117,8 +117,14 @@ impl ClusterStore for PgStore {
 
     async fn renew_write_leases(&self, node: &str, lease_ms: i64) -> Result<u64> {
         let r = sqlx::query(
+            // A write this node is settling right now holds its row: skipped, not waited for
+            // (its lease still runs; the next beat renews it if the settling rolled back).
+            // Waiting took the rows in another order than the settling did: a deadlock,
+            // broken by PostgreSQL after a second.
             "UPDATE outbox SET lease_until_ms = cb_now_ms() + $2
-             WHERE lease_owner = $1 AND state = 'pending' AND lease_until_ms >= cb_now_ms()",
+             WHERE id IN (SELECT id FROM outbox
+                          WHERE lease_owner = $1 AND state = 'pending' AND lease_until_ms >= cb_now_ms()
+                          FOR UPDATE SKIP LOCKED)",
         )
         .bind(node)
         .bind(lease_ms)

@@ -39,6 +39,16 @@ pub async fn a_leased_lane_is_left_to_its_node(store: Arc<dyn Store>) {
     assert!(!again[0].taken_over, "given back, not taken over");
 }
 
+pub async fn a_node_renews_only_its_own_live_write_leases(store: Arc<dyn Store>) {
+    let cmds = vec![command("a1", "A", "s1", &[]), command("b1", "B", "s1", &[]), command("c1", "C", "s1", &[])];
+    enqueue(store.as_ref(), "s1", cmds).await;
+    assert_eq!(store.claim_commands("n1", soon(), 2, 60_000).await.expect("claim").len(), 2);
+    assert_eq!(store.claim_commands("n2", soon(), 10, 60_000).await.expect("claim").len(), 1);
+    assert_eq!(store.renew_write_leases("n1", 60_000).await.expect("renew"), 2);
+    assert_eq!(store.renew_write_leases("n2", 60_000).await.expect("renew"), 1);
+    assert_eq!(store.renew_write_leases("n3", 60_000).await.expect("renew"), 0, "a node without leases");
+}
+
 pub async fn an_outcome_under_an_old_fence_is_refused(store: Arc<dyn Store>) {
     enqueue(store.as_ref(), "s1", vec![command("w1", "A", "s1", &[])]).await;
     let stale = store.claim_commands("n1", soon(), 10, 1).await.expect("claim").remove(0);

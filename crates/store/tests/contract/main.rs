@@ -56,6 +56,7 @@ macro_rules! all_cases {
         with_builtin_crm_cases!($backend, $open, {
             cluster: [
                 a_leased_lane_is_left_to_its_node,
+                a_node_renews_only_its_own_live_write_leases,
                 an_outcome_under_an_old_fence_is_refused,
                 a_step_over_applied_events_is_refused,
                 nodes_beat_leave_and_share_the_shards,
