@@ -129,7 +129,7 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
         phone,
         s.first_at.map(ts)
     ];
-    // Most steps change a session already stored; only a new one needs its first event's time.
+    // Most steps change a session already stored: try the update first.
     let updated = c
         .prepare_cached(
             "UPDATE sessions SET body = ?2, lane = ?3, account_key = ?4,
