@@ -12,7 +12,15 @@ use crate::pipeline::Pipeline;
 
 /// Runs both workers until cancelled.
 pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
-    let a = tokio::spawn(rules::run(p.clone(), stop.clone()));
-    let b = tokio::spawn(delivery::run(p, stop));
+    let a = own_thread(rules::run(p.clone(), stop.clone()));
+    let b = own_thread(delivery::run(p, stop));
     let _ = tokio::join!(a, b);
+}
+
+/// Runs a worker on a thread of its own, with the runtime's timers and sockets: its SQLite
+/// work blocks that thread, not one of the runtime's workers that serve requests and intake,
+/// and the operating system shares the cores between them.
+fn own_thread(f: impl std::future::Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
+    let rt = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || rt.block_on(f))
 }
