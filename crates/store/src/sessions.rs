@@ -50,8 +50,8 @@ pub struct SessionRow {
 }
 
 /// Which sessions `list_sessions` returns: every given filter must hold. Sessions come
-/// newest first by start (`created_at`, or the first event's time while a session waits for
-/// its `session.created`), then by id.
+/// newest first by start (`created_at`, or the time of its earliest event applied so far while
+/// a session waits for its `session.created`), then by id.
 #[derive(Debug, Clone, Default)]
 pub struct SessionFilter {
     /// Phase wire name (`waiting`, `created`, … `ended`).
