@@ -37,25 +37,31 @@ pub(crate) async fn insert_timeline(tx: &mut sqlx::PgConnection, session_id: &st
 
 /// Appends lines to a session's timeline, in order, in one statement (one round trip).
 pub(crate) async fn insert_timeline_all(tx: &mut sqlx::PgConnection, session_id: &str, es: &[Entry]) -> Result<()> {
-    if es.is_empty() {
+    let lines: Vec<(&str, &Entry)> = es.iter().map(|e| (session_id, e)).collect();
+    insert_timeline_lines(tx, &lines).await
+}
+
+/// Appends timeline lines of any sessions, in order, in one statement.
+async fn insert_timeline_lines(tx: &mut sqlx::PgConnection, lines: &[(&str, &Entry)]) -> Result<()> {
+    if lines.is_empty() {
         return Ok(());
     }
-    let native = es
+    let native = lines
         .iter()
-        .map(|e| e.native.as_ref().map(serde_json::to_string).transpose())
+        .map(|(_, e)| e.native.as_ref().map(serde_json::to_string).transpose())
         .collect::<std::result::Result<Vec<_>, _>>()?;
     sqlx::query(
         "INSERT INTO timeline (session_id, at, kind, summary, rule, native)
-         SELECT $1, t.at, t.kind, t.summary, t.rule, t.native
-         FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
-              AS t(at, kind, summary, rule, native, ord)
+         SELECT t.session_id, t.at, t.kind, t.summary, t.rule, t.native
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[]) WITH ORDINALITY
+              AS t(session_id, at, kind, summary, rule, native, ord)
          ORDER BY t.ord",
     )
-    .bind(session_id)
-    .bind(es.iter().map(|e| ts(e.at)).collect::<Vec<_>>())
-    .bind(es.iter().map(|e| entry_kind_str(e.kind)).collect::<Vec<_>>())
-    .bind(es.iter().map(|e| e.summary.clone()).collect::<Vec<_>>())
-    .bind(es.iter().map(|e| e.rule.clone()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(s, _)| *s).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(_, e)| ts(e.at)).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(_, e)| entry_kind_str(e.kind)).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(_, e)| e.summary.clone()).collect::<Vec<_>>())
+    .bind(lines.iter().map(|(_, e)| e.rule.clone()).collect::<Vec<_>>())
     .bind(native)
     .execute(&mut *tx)
     .await?;
@@ -78,85 +84,152 @@ pub(crate) async fn insert_event(tx: &mut sqlx::PgConnection, e: &NewEvent, now:
     Ok(r.rows_affected() == 1)
 }
 
-/// Applies one rules step: the session row, its timeline, outbox and activity lines, and
-/// marks its events applied. A CRM id the session row already has for the same key is kept:
-/// the delivery of the create may have resolved it after this step read `crm_refs`.
-pub(crate) async fn commit_one(tx: &mut sqlx::PgConnection, c: &StepCommit) -> Result<()> {
+/// Applies rules steps: their session rows, timeline, outbox and activity lines, and marks
+/// their events applied, in a few statements for the whole batch (a statement per step was
+/// a round trip each, and the rules worker waited on them one after the other). A CRM id the
+/// session row already has for the same key is kept: the delivery of the create may have
+/// resolved it after this step read `crm_refs`.
+pub(crate) async fn commit_steps_in(tx: &mut sqlx::PgConnection, steps: &[StepCommit]) -> Result<()> {
     let now = ts(Utc::now());
-    let (account_key, account_id) = split_ref(&c.account);
-    let (record_key, record_id) = split_ref(&c.record);
-    // A casebridge key is resolved to its CRM id (when created) in the same statement.
-    sqlx::query(
-            "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over, first_at)
-             VALUES ($1, $2, $3, $4,
-               CASE WHEN $4::text IS NULL THEN $5::text ELSE (SELECT crm_id FROM crm_refs WHERE key = $4) END,
-               $6, CASE WHEN $6::text IS NULL THEN $7::text ELSE (SELECT crm_id FROM crm_refs WHERE key = $6) END,
-               $8, $9, $10, $11, $12)
-             ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
-               account_id = CASE WHEN excluded.account_id IS NULL AND excluded.account_key = sessions.account_key THEN sessions.account_id ELSE excluded.account_id END,
-               record_key = excluded.record_key,
-               record_id = CASE WHEN excluded.record_id IS NULL AND excluded.record_key = sessions.record_key THEN sessions.record_id ELSE excluded.record_id END,
-               created_at = excluded.created_at, updated_at = excluded.updated_at, agent_id = excluded.agent_id,
-               over = excluded.over, first_at = LEAST(sessions.first_at, excluded.first_at)",
-        )
-        .bind(&c.session_id)
-        .bind(&c.session)
-        .bind(&c.lane)
-        .bind(&account_key)
-        .bind(&account_id)
-        .bind(&record_key)
-        .bind(&record_id)
-        .bind(c.created_at.map(ts))
-        .bind(&now)
-        .bind(&c.agent_id)
-        .bind(c.over)
-        .bind(c.first_at.map(ts))
-        .execute(&mut *tx)
-        .await?;
-    insert_timeline_all(tx, &c.session_id, &c.timeline).await?;
-    for cmd in &c.commands {
-        insert_command(tx, cmd, &now).await?;
+    // The k-th step of a session goes in the k-th statement: a statement may change a row
+    // only once, and a session's steps apply in order.
+    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    let mut rounds: Vec<Vec<&StepCommit>> = Vec::new();
+    for c in steps {
+        let k = seen.entry(c.session_id.as_str()).or_insert(0);
+        if rounds.len() <= *k {
+            rounds.push(Vec::new());
+        }
+        rounds[*k].push(c);
+        *k += 1;
     }
-    for a in &c.activities {
+    for round in &rounds {
+        upsert_sessions(tx, round, &now).await?;
+    }
+    let lines: Vec<(&str, &Entry)> =
+        steps.iter().flat_map(|c| c.timeline.iter().map(move |e| (c.session_id.as_str(), e))).collect();
+    insert_timeline_lines(tx, &lines).await?;
+    let commands: Vec<&NewCommand> = steps.iter().flat_map(|c| &c.commands).collect();
+    insert_commands(tx, &commands, &now).await?;
+    for a in steps.iter().flat_map(|c| &c.activities) {
         upsert_activity(tx, a, false).await?;
     }
     // Fenced: events another node applied meanwhile make the whole commit fail.
     // `IS NOT TRUE`, not `NOT applied`: the latter matches the partial index of pending events,
     // which the planner (its statistics taken while few events waited) walked whole for every
     // commit under load instead of reading the few rows by key.
+    let seqs: Vec<i64> = steps.iter().flat_map(|c| c.event_seqs.iter().copied()).collect();
     let applied = sqlx::query("UPDATE events SET applied = TRUE WHERE seq = ANY($1) AND applied IS NOT TRUE")
-        .bind(&c.event_seqs)
+        .bind(&seqs)
         .execute(&mut *tx)
         .await?;
-    if applied.rows_affected() != c.event_seqs.len() as u64 {
+    if applied.rows_affected() != seqs.len() as u64 {
+        let sessions: Vec<&str> =
+            rounds.first().map(|r| r.iter().map(|c| c.session_id.as_str()).collect()).unwrap_or_default();
         return Err(crate::StoreError::Fenced(format!(
-            "events of session {} were applied by another node",
-            c.session_id
+            "events of sessions {} were applied by another node",
+            sessions.join(", ")
         )));
     }
     Ok(())
 }
 
-/// Adds an outbox row and its customer keys (a replayed row is already there: nothing to do).
-pub(crate) async fn insert_command(tx: &mut sqlx::PgConnection, cmd: &NewCommand, now: &str) -> Result<()> {
-    // One round trip: the row, then its keys (none when the row was there already).
+/// Writes session rows (each session once), resolving casebridge's keys to CRM ids in the
+/// same statement.
+async fn upsert_sessions(tx: &mut sqlx::PgConnection, steps: &[&StepCommit], now: &str) -> Result<()> {
+    let mut cols: [Vec<Option<String>>; 9] = Default::default();
+    let mut over = Vec::with_capacity(steps.len());
+    for c in steps {
+        let (account_key, account_id) = split_ref(&c.account);
+        let (record_key, record_id) = split_ref(&c.record);
+        let row = [
+            Some(c.session_id.clone()),
+            Some(c.session.clone()),
+            c.lane.clone(),
+            account_key,
+            account_id,
+            record_key,
+            record_id,
+            c.created_at.map(ts),
+            c.agent_id.clone(),
+        ];
+        for (col, v) in cols.iter_mut().zip(row) {
+            col.push(v);
+        }
+        over.push(c.over);
+    }
+    let first_at: Vec<Option<String>> = steps.iter().map(|c| c.first_at.map(ts)).collect();
+    let [id, body, lane, account_key, account_id, record_key, record_id, created_at, agent_id] = cols;
     sqlx::query(
-        "WITH o AS (
-           INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6)
-           ON CONFLICT(key) DO NOTHING RETURNING id)
-         INSERT INTO outbox_keys (key, outbox_id) SELECT DISTINCT k, o.id FROM o, unnest($7::text[]) AS k
-         ON CONFLICT DO NOTHING",
+        "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over, first_at)
+         SELECT t.id, t.body, t.lane, t.account_key,
+           CASE WHEN t.account_key IS NULL THEN t.account_id ELSE (SELECT crm_id FROM crm_refs WHERE key = t.account_key) END,
+           t.record_key, CASE WHEN t.record_key IS NULL THEN t.record_id ELSE (SELECT crm_id FROM crm_refs WHERE key = t.record_key) END,
+           t.created_at, $10, t.agent_id, t.over, t.first_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
+                     $9::text[], $11::bool[], $12::text[])
+           AS t(id, body, lane, account_key, account_id, record_key, record_id, created_at, agent_id, over, first_at)
+         ON CONFLICT(id) DO UPDATE SET body = excluded.body, lane = excluded.lane, account_key = excluded.account_key,
+           account_id = CASE WHEN excluded.account_id IS NULL AND excluded.account_key = sessions.account_key THEN sessions.account_id ELSE excluded.account_id END,
+           record_key = excluded.record_key,
+           record_id = CASE WHEN excluded.record_id IS NULL AND excluded.record_key = sessions.record_key THEN sessions.record_id ELSE excluded.record_id END,
+           created_at = excluded.created_at, updated_at = excluded.updated_at, agent_id = excluded.agent_id,
+           over = excluded.over, first_at = LEAST(sessions.first_at, excluded.first_at)",
     )
-    .bind(&cmd.key)
-    .bind(&cmd.lane)
-    .bind(&cmd.session_id)
-    .bind(&cmd.op)
-    .bind(cmd.not_before.map(crate::ts).unwrap_or_else(|| now.to_string()))
+    .bind(id)
+    .bind(body)
+    .bind(lane)
+    .bind(account_key)
+    .bind(account_id)
+    .bind(record_key)
+    .bind(record_id)
+    .bind(created_at)
+    .bind(agent_id)
     .bind(now)
-    .bind(&cmd.keys)
+    .bind(over)
+    .bind(first_at)
     .execute(&mut *tx)
     .await?;
     Ok(())
+}
+
+/// Adds outbox rows and their customer keys in one statement, in order (a replayed row is
+/// already there: nothing to do for it).
+async fn insert_commands(tx: &mut sqlx::PgConnection, cmds: &[&NewCommand], now: &str) -> Result<()> {
+    if cmds.is_empty() {
+        return Ok(());
+    }
+    let (key_of, customer_key): (Vec<&str>, Vec<&str>) =
+        cmds.iter().flat_map(|c| c.keys.iter().map(move |k| (c.key.as_str(), k.as_str()))).unzip();
+    sqlx::query(
+        "WITH o AS (
+           INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at)
+           SELECT c.key, c.lane, c.session_id, c.op, c.next_attempt_at, $6
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) WITH ORDINALITY
+             AS c(key, lane, session_id, op, next_attempt_at, ord)
+           ORDER BY c.ord
+           ON CONFLICT(key) DO NOTHING RETURNING id, key)
+         INSERT INTO outbox_keys (key, outbox_id)
+         SELECT DISTINCT k.customer_key, o.id FROM o JOIN unnest($7::text[], $8::text[]) AS k(command_key, customer_key)
+           ON k.command_key = o.key
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(cmds.iter().map(|c| c.key.as_str()).collect::<Vec<_>>())
+    .bind(cmds.iter().map(|c| c.lane.as_str()).collect::<Vec<_>>())
+    .bind(cmds.iter().map(|c| c.session_id.as_str()).collect::<Vec<_>>())
+    .bind(cmds.iter().map(|c| c.op.as_str()).collect::<Vec<_>>())
+    .bind(cmds.iter().map(|c| c.not_before.map(crate::ts).unwrap_or_else(|| now.to_string())).collect::<Vec<_>>())
+    .bind(now)
+    .bind(key_of)
+    .bind(customer_key)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// Adds an outbox row and its customer keys (a replayed row is already there: nothing to do).
+pub(crate) async fn insert_command(tx: &mut sqlx::PgConnection, cmd: &NewCommand, now: &str) -> Result<()> {
+    insert_commands(tx, &[cmd], now).await
 }
 
 /// Remembers the CRM id of a casebridge key and resolves sessions waiting for it.

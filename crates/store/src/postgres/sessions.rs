@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::PgStore;
-use super::rows::commit_one;
+use super::rows::commit_steps_in;
 use crate::{Result, SessionFilter, SessionGauges, SessionRow, SessionStore, StepCommit, entry_kind, parse_ts, ts};
 
 #[async_trait]
@@ -167,9 +167,7 @@ impl SessionStore for PgStore {
 /// One attempt of [`SessionStore::commit_steps`].
 async fn commit_steps_once(s: &PgStore, steps: &[StepCommit]) -> Result<()> {
     let mut tx = s.pool.begin().await?;
-    for c in steps {
-        commit_one(&mut tx, c).await?;
-    }
+    commit_steps_in(&mut tx, steps).await?;
     tx.commit().await?;
     Ok(())
 }

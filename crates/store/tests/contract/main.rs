@@ -77,6 +77,7 @@ macro_rules! all_cases {
             sessions: [
                 commit_steps_writes_session_timeline_outbox_and_activities,
                 a_later_step_replaces_the_session_and_extends_the_timeline,
+                steps_of_one_session_in_one_commit_apply_in_order,
                 sessions_by_account_pages_newest_first,
                 list_sessions_filters_and_pages_newest_first,
                 a_waiting_session_is_listed_by_its_first_event,

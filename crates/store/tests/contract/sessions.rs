@@ -73,6 +73,42 @@ pub async fn a_later_step_replaces_the_session_and_extends_the_timeline(store: A
     assert_eq!(acts[0].revision, 1);
 }
 
+pub async fn steps_of_one_session_in_one_commit_apply_in_order(store: Arc<dyn Store>) {
+    let a1 = StepCommit {
+        session: body("sa", "waiting", "pending", None),
+        first_at: Some(at(5)),
+        timeline: vec![line(5, EntryKind::Event, "a one")],
+        commands: vec![command("wa1", "lane-a", "sa", &["phone:+15550001"])],
+        ..step("sa")
+    };
+    let b1 = StepCommit {
+        timeline: vec![line(6, EntryKind::Event, "b one")],
+        commands: vec![command("wb1", "lane-b", "sb", &[])],
+        ..step("sb")
+    };
+    let a2 = StepCommit {
+        session: body("sa", "created", "pending", None),
+        first_at: Some(at(3)),
+        timeline: vec![line(3, EntryKind::Event, "a two"), line(3, EntryKind::Decision, "a two decided")],
+        commands: vec![command("wa2", "lane-a", "sa", &["phone:+15550001", "account:x"])],
+        ..step("sa")
+    };
+    let last = body("sa", "connected", "created", None);
+    let a3 = StepCommit { session: last.clone(), first_at: Some(at(9)), ..step("sa") };
+    store.commit_steps(vec![a1, b1, a2, a3]).await.expect("commit");
+
+    let row = store.load_session("sa").await.expect("load").expect("stored");
+    assert_eq!(row.body, last, "the last step's session wins");
+    let f = SessionFilter { from: Some(at(2)), to: Some(at(4)), limit: 10, ..Default::default() };
+    assert_eq!(listed(&store.list_sessions(&f).await.expect("list")), ["sa"], "it starts at its steps' earliest event");
+    let summaries: Vec<String> = store.timeline("sa").await.expect("timeline").into_iter().map(|e| e.summary).collect();
+    assert_eq!(summaries, ["a one", "a two", "a two decided"]);
+    let keys: Vec<String> =
+        store.list_commands(OutboxState::Pending, 10).await.expect("list").into_iter().map(|c| c.key).collect();
+    assert_eq!(keys, ["wa1", "wb1", "wa2"], "writes keep the order of their steps");
+    assert!(store.keys_busy(&["account:x".into()]).await.expect("busy"));
+}
+
 pub async fn sessions_by_account_pages_newest_first(store: Arc<dyn Store>) {
     let on = |id: &str, account: &str, secs: i64| StepCommit {
         account: Some((account.into(), false)),
