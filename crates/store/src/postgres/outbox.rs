@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::PgStore;
-use super::rows::{claimed_row, insert_timeline, outbox_row, set_ref};
+use super::rows::{claimed_row, insert_timeline, insert_timeline_lines, outbox_row, set_ref};
 use crate::outbox::fenced;
 use crate::{Completed, OutboxRow, OutboxState, OutboxStore, Result, ts};
 
@@ -121,11 +121,34 @@ impl OutboxStore for PgStore {
     }
 
     async fn complete_commands(&self, done: &[Completed]) -> Result<()> {
-        // One commit for the lane's batch, as on SQLite.
-        let mut tx = self.pool.begin().await?;
-        for d in done {
-            complete_in(&mut tx, &d.row, &d.line, d.created.as_ref().map(|(k, id)| (k.as_str(), id.as_str()))).await?;
+        // One commit for the lane's batch, as on SQLite, in a few statements.
+        if done.is_empty() {
+            return Ok(());
         }
+        let mut tx = self.pool.begin().await?;
+        let ids: Vec<i64> = done.iter().map(|d| d.row.id).collect();
+        let fences: Vec<i64> = done.iter().map(|d| d.row.fence).collect();
+        let marked: Vec<i64> = sqlx::query_scalar(
+            "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = $1, last_error = NULL,
+               lease_owner = NULL, lease_until_ms = 0
+             FROM unnest($2::bigint[], $3::bigint[]) AS d(id, fence)
+             WHERE outbox.id = d.id AND outbox.fence = d.fence AND outbox.state = 'pending'
+             RETURNING outbox.id",
+        )
+        .bind(ts(Utc::now()))
+        .bind(&ids)
+        .bind(&fences)
+        .fetch_all(&mut *tx)
+        .await?;
+        if let Some(d) = done.iter().find(|d| !marked.contains(&d.row.id)) {
+            fenced(0, &d.row)?;
+        }
+        sqlx::query("DELETE FROM outbox_keys WHERE outbox_id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
+        for (key, crm_id) in done.iter().filter_map(|d| d.created.as_ref()) {
+            set_ref(&mut tx, key, crm_id).await?;
+        }
+        let lines: Vec<(&str, &Entry)> = done.iter().map(|d| (d.row.session_id.as_str(), &d.line)).collect();
+        insert_timeline_lines(&mut tx, &lines).await?;
         tx.commit().await?;
         Ok(())
     }

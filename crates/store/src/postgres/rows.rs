@@ -42,7 +42,7 @@ pub(crate) async fn insert_timeline_all(tx: &mut sqlx::PgConnection, session_id:
 }
 
 /// Appends timeline lines of any sessions, in order, in one statement.
-async fn insert_timeline_lines(tx: &mut sqlx::PgConnection, lines: &[(&str, &Entry)]) -> Result<()> {
+pub(crate) async fn insert_timeline_lines(tx: &mut sqlx::PgConnection, lines: &[(&str, &Entry)]) -> Result<()> {
     if lines.is_empty() {
         return Ok(());
     }

@@ -58,6 +58,53 @@ pub async fn claim_returns_the_first_due_row_of_each_lane(store: Arc<dyn Store>)
     assert_eq!(keys(&crate::support::claim(&*store, soon(), 10).await), ["a2", "b1"]);
 }
 
+pub async fn a_batch_of_outcomes_is_recorded_whole_or_not_at_all(store: Arc<dyn Store>) {
+    let s = StepCommit {
+        account: Some(("key:acct".into(), true)),
+        commands: vec![
+            command("create-acct", "l", "s1", &["phone:+15550001"]),
+            command("note", "l", "s1", &["phone:+15550001"]),
+        ],
+        ..step("s1")
+    };
+    store.commit_steps(vec![s]).await.expect("commit");
+    enqueue(store.as_ref(), "s2", vec![command("other", "l2", "s2", &[])]).await;
+    let first = claim_one(store.as_ref(), "create-acct").await;
+    let second = store.lane_batch("test", &first, 10, 60_000).await.expect("batch").remove(0);
+    let other = claim_one(store.as_ref(), "other").await;
+    let done = |row: &OutboxRow, n: i64, created: Option<(&str, &str)>| casebridge_store::Completed {
+        row: row.clone(),
+        line: line(n, EntryKind::Crm, &format!("{} done", row.key)),
+        created: created.map(|(k, id)| (k.to_string(), id.to_string())),
+    };
+    // One outcome under a fence that is no longer the row's: nothing of the batch is kept.
+    let stale = OutboxRow { fence: other.fence + 1000, ..other.clone() };
+    let refused =
+        store.complete_commands(&[done(&first, 1, Some(("key:acct", "acct_1"))), done(&stale, 2, None)]).await;
+    assert!(matches!(refused, Err(casebridge_store::StoreError::Fenced(_))), "{refused:?}");
+    assert_eq!(store.ref_get("key:acct").await.expect("ref"), None);
+    assert_eq!(store.command_state("create-acct").await.expect("state"), Some((OutboxState::Pending, 0, None)));
+    assert!(store.timeline("s1").await.expect("timeline").is_empty());
+
+    store
+        .complete_commands(&[
+            done(&first, 1, Some(("key:acct", "acct_1"))),
+            done(&second, 2, None),
+            done(&other, 3, None),
+        ])
+        .await
+        .expect("complete");
+    for key in ["create-acct", "note", "other"] {
+        assert_eq!(store.command_state(key).await.expect("state"), Some((OutboxState::Done, 1, None)), "{key}");
+    }
+    assert_eq!(store.ref_get("key:acct").await.expect("ref").as_deref(), Some("acct_1"));
+    let session = store.load_session("s1").await.expect("load").expect("stored");
+    assert_eq!(session.account_id.as_deref(), Some("acct_1"));
+    let summaries: Vec<String> = store.timeline("s1").await.expect("timeline").into_iter().map(|e| e.summary).collect();
+    assert_eq!(summaries, ["create-acct done", "note done"]);
+    assert!(!store.keys_busy(&["phone:+15550001".into()]).await.expect("busy"));
+}
+
 pub async fn complete_with_a_created_ref_answers_ref_get(store: Arc<dyn Store>) {
     let s = StepCommit {
         account: Some(("key:acct".into(), true)),
