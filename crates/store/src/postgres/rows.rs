@@ -275,7 +275,6 @@ pub(crate) async fn next_id(conn: &mut sqlx::PgConnection, table: &str, prefix: 
 /// replayed line changes nothing.
 pub(crate) async fn upsert_activity(tx: &mut sqlx::PgConnection, a: &NewActivity, replace: bool) -> Result<()> {
     let now = ts(Utc::now());
-    let id = next_id(tx, "platform_activities", "pa_").await?;
     let conflict = if replace {
         "ON CONFLICT(ext_key) DO UPDATE SET action = excluded.action, person_ref = excluded.person_ref,
            person_is_key = excluded.person_is_key, record_id = excluded.record_id, related_by = excluded.related_by,
@@ -287,10 +286,9 @@ pub(crate) async fn upsert_activity(tx: &mut sqlx::PgConnection, a: &NewActivity
     let sql = format!(
         "INSERT INTO platform_activities (id, ext_key, session_id, kind, action, person_ref, person_is_key, record_id,
            related_by, disposition, label, notes, agent_id, queue, channel, missed_reason, session_at, created_at, updated_at)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19) {conflict}"
+         VALUES ('pa_' || nextval('platform_activities_n'),$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) {conflict}"
     );
     sqlx::query(&sql)
-        .bind(id)
         .bind(&a.ext_key)
         .bind(&a.session_id)
         .bind(&a.kind)

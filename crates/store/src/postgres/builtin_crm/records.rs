@@ -279,9 +279,7 @@ impl PgStore {
     pub(super) async fn add_note(&self, key: &str, id: &str, body: &str, at: DateTime<Utc>) -> Result<()> {
         self.record_must_exist(id).await?;
         let mut tx = self.pool.begin().await?;
-        let nid = next_id(&mut tx, "crm_notes", "note_").await?;
-        sqlx::query("INSERT INTO crm_notes (id, ext_key, record_id, body, created_at) VALUES ($1,$2,$3,$4,$5) ON CONFLICT(ext_key) DO NOTHING")
-            .bind(nid)
+        sqlx::query("INSERT INTO crm_notes (id, ext_key, record_id, body, created_at) VALUES ('note_' || nextval('crm_notes_n'),$1,$2,$3,$4) ON CONFLICT(ext_key) DO NOTHING")
             .bind(key)
             .bind(id)
             .bind(body)
@@ -304,9 +302,7 @@ impl PgStore {
     ) -> Result<()> {
         self.record_must_exist(id).await?;
         let mut tx = self.pool.begin().await?;
-        let aid = next_id(&mut tx, "crm_attachments", "att_").await?;
-        sqlx::query("INSERT INTO crm_attachments (id, ext_key, record_id, name, url, content, created_at) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT(ext_key) DO NOTHING")
-            .bind(aid)
+        sqlx::query("INSERT INTO crm_attachments (id, ext_key, record_id, name, url, content, created_at) VALUES ('att_' || nextval('crm_attachments_n'),$1,$2,$3,$4,$5,$6) ON CONFLICT(ext_key) DO NOTHING")
             .bind(key)
             .bind(id)
             .bind(name)
@@ -349,13 +345,11 @@ impl PgStore {
         body: &serde_json::Value,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let aid = next_id(&mut tx, "crm_activities", "act_").await?;
+        // One statement (the id drawn inside it): no transaction of its own to open and close.
         sqlx::query(
-            "INSERT INTO crm_activities (id, ext_key, record_id, account_id, session_id, subject, body, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
+            "INSERT INTO crm_activities (id, ext_key, record_id, account_id, session_id, subject, body, created_at, updated_at) VALUES ('act_' || nextval('crm_activities_n'),$1,$2,$3,$4,$5,$6,$7,$8)
              ON CONFLICT(ext_key) DO UPDATE SET record_id = excluded.record_id, account_id = excluded.account_id, subject = excluded.subject, body = excluded.body, updated_at = excluded.updated_at",
         )
-        .bind(aid)
         .bind(key)
         .bind(record_id)
         .bind(account_id)
@@ -364,9 +358,8 @@ impl PgStore {
         .bind(serde_json::to_string(body)?)
         .bind(ts(at))
         .bind(ts(at))
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
@@ -378,22 +371,18 @@ impl PgStore {
         data: &serde_json::Value,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let sid = next_id(&mut tx, "crm_session_objects", "so_").await?;
         sqlx::query(
-            "INSERT INTO crm_session_objects (id, session_id, record_id, account_id, data, created_at, updated_at) VALUES ($1,$2,$3,$4,$5,$6,$7)
+            "INSERT INTO crm_session_objects (id, session_id, record_id, account_id, data, created_at, updated_at) VALUES ('so_' || nextval('crm_session_objects_n'),$1,$2,$3,$4,$5,$6)
              ON CONFLICT(session_id) DO UPDATE SET record_id = excluded.record_id, account_id = excluded.account_id, data = excluded.data, updated_at = excluded.updated_at",
         )
-        .bind(sid)
         .bind(session_id)
         .bind(record_id)
         .bind(account_id)
         .bind(serde_json::to_string(data)?)
         .bind(ts(at))
         .bind(ts(at))
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
