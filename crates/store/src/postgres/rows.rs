@@ -119,15 +119,22 @@ pub(crate) async fn commit_steps_in(tx: &mut sqlx::PgConnection, steps: &[StepCo
     // which the planner (its statistics taken while few events waited) walked whole for every
     // commit under load instead of reading the few rows by key.
     let seqs: Vec<i64> = steps.iter().flat_map(|c| c.event_seqs.iter().copied()).collect();
-    let applied = sqlx::query("UPDATE events SET applied = TRUE WHERE seq = ANY($1) AND applied IS NOT TRUE")
-        .bind(&seqs)
-        .execute(&mut *tx)
-        .await?;
-    if applied.rows_affected() != seqs.len() as u64 {
-        let sessions: Vec<&str> =
-            rounds.first().map(|r| r.iter().map(|c| c.session_id.as_str()).collect()).unwrap_or_default();
+    let applied: Vec<i64> = sqlx::query_scalar(
+        "UPDATE events SET applied = TRUE WHERE seq = ANY($1) AND applied IS NOT TRUE RETURNING seq",
+    )
+    .bind(&seqs)
+    .fetch_all(&mut *tx)
+    .await?;
+    if applied.len() != seqs.len() {
+        let applied: std::collections::HashSet<i64> = applied.into_iter().collect();
+        let mut sessions: Vec<&str> = steps
+            .iter()
+            .filter(|c| c.event_seqs.iter().any(|q| !applied.contains(q)))
+            .map(|c| c.session_id.as_str())
+            .collect();
+        sessions.dedup();
         return Err(crate::StoreError::Fenced(format!(
-            "events of sessions {} were applied by another node",
+            "events of session {} were applied by another node",
             sessions.join(", ")
         )));
     }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use casebridge_rules::model::EntryKind;
-use casebridge_store::{NodeBeat, OutboxRow, Store, StoreError};
+use casebridge_store::{NodeBeat, OutboxRow, StepCommit, Store, StoreError};
 use chrono::Utc;
 
 use crate::support::{command, enqueue, event, line, step};
@@ -81,8 +81,19 @@ pub async fn a_step_over_applied_events_is_refused(store: Arc<dyn Store>) {
     let mut s = step("s1");
     s.event_seqs = vec![seq];
     store.commit_steps(vec![s.clone()]).await.expect("commit");
-    let again = store.commit_steps(vec![s]).await;
+    let again = store.commit_steps(vec![s.clone()]).await;
     assert!(matches!(again, Err(StoreError::Fenced(_))), "{again:?}");
+    // In a batch, the refusal names the session whose events were applied, and the other
+    // steps of the batch are not kept either.
+    store.ingest(&[event("e2", "s2")]).await.expect("ingest");
+    let seq2 = store.pending_events(None, 10).await.expect("pending")[0].seq;
+    let fresh = StepCommit { event_seqs: vec![seq2], ..step("s2") };
+    match store.commit_steps(vec![fresh, s]).await {
+        Err(StoreError::Fenced(m)) => assert!(m.contains("s1") && !m.contains("s2"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(store.load_session("s2").await.expect("load").is_none());
+    assert_eq!(store.pending_event_count().await.expect("count"), 1);
 }
 
 pub async fn nodes_beat_leave_and_share_the_shards(store: Arc<dyn Store>) {
