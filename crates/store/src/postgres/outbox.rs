@@ -114,10 +114,8 @@ impl OutboxStore for PgStore {
     }
 
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        complete_in(&mut tx, row, &line, created).await?;
-        tx.commit().await?;
-        Ok(())
+        let created = created.map(|(k, id)| (k.to_string(), id.to_string()));
+        self.complete_commands(&[Completed { row: row.clone(), line, created }]).await
     }
 
     async fn complete_commands(&self, done: &[Completed]) -> Result<()> {
@@ -255,30 +253,4 @@ impl OutboxStore for PgStore {
         .await?;
         Ok(n == 0)
     }
-}
-
-/// Records a write the CRM took, in the caller's transaction (fenced: refused when the write was
-/// claimed again since).
-async fn complete_in(
-    tx: &mut sqlx::PgConnection,
-    row: &OutboxRow,
-    line: &Entry,
-    created: Option<(&str, &str)>,
-) -> Result<()> {
-    let done = sqlx::query(
-        "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = $1, last_error = NULL,
-           lease_owner = NULL, lease_until_ms = 0
-         WHERE id = $2 AND fence = $3 AND state = 'pending'",
-    )
-    .bind(ts(Utc::now()))
-    .bind(row.id)
-    .bind(row.fence)
-    .execute(&mut *tx)
-    .await?;
-    fenced(done.rows_affected(), row)?;
-    sqlx::query("DELETE FROM outbox_keys WHERE outbox_id = $1").bind(row.id).execute(&mut *tx).await?;
-    if let Some((key, crm_id)) = created {
-        set_ref(tx, key, crm_id).await?;
-    }
-    insert_timeline(tx, &row.session_id, line).await
 }

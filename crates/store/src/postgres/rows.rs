@@ -132,6 +132,7 @@ pub(crate) async fn commit_steps_in(tx: &mut sqlx::PgConnection, steps: &[StepCo
             .filter(|c| c.event_seqs.iter().any(|q| !applied.contains(q)))
             .map(|c| c.session_id.as_str())
             .collect();
+        sessions.sort_unstable();
         sessions.dedup();
         return Err(crate::StoreError::Fenced(format!(
             "events of session {} were applied by another node",
@@ -144,29 +145,7 @@ pub(crate) async fn commit_steps_in(tx: &mut sqlx::PgConnection, steps: &[StepCo
 /// Writes session rows (each session once), resolving casebridge's keys to CRM ids in the
 /// same statement.
 async fn upsert_sessions(tx: &mut sqlx::PgConnection, steps: &[&StepCommit], now: &str) -> Result<()> {
-    let mut cols: [Vec<Option<String>>; 9] = Default::default();
-    let mut over = Vec::with_capacity(steps.len());
-    for c in steps {
-        let (account_key, account_id) = split_ref(&c.account);
-        let (record_key, record_id) = split_ref(&c.record);
-        let row = [
-            Some(c.session_id.clone()),
-            Some(c.session.clone()),
-            c.lane.clone(),
-            account_key,
-            account_id,
-            record_key,
-            record_id,
-            c.created_at.map(ts),
-            c.agent_id.clone(),
-        ];
-        for (col, v) in cols.iter_mut().zip(row) {
-            col.push(v);
-        }
-        over.push(c.over);
-    }
-    let first_at: Vec<Option<String>> = steps.iter().map(|c| c.first_at.map(ts)).collect();
-    let [id, body, lane, account_key, account_id, record_key, record_id, created_at, agent_id] = cols;
+    let refs: Vec<_> = steps.iter().map(|c| (split_ref(&c.account), split_ref(&c.record))).collect();
     sqlx::query(
         "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over, first_at)
          SELECT t.id, t.body, t.lane, t.account_key,
@@ -183,18 +162,18 @@ async fn upsert_sessions(tx: &mut sqlx::PgConnection, steps: &[&StepCommit], now
            created_at = excluded.created_at, updated_at = excluded.updated_at, agent_id = excluded.agent_id,
            over = excluded.over, first_at = LEAST(sessions.first_at, excluded.first_at)",
     )
-    .bind(id)
-    .bind(body)
-    .bind(lane)
-    .bind(account_key)
-    .bind(account_id)
-    .bind(record_key)
-    .bind(record_id)
-    .bind(created_at)
-    .bind(agent_id)
+    .bind(steps.iter().map(|c| c.session_id.as_str()).collect::<Vec<_>>())
+    .bind(steps.iter().map(|c| c.session.as_str()).collect::<Vec<_>>())
+    .bind(steps.iter().map(|c| c.lane.as_deref()).collect::<Vec<_>>())
+    .bind(refs.iter().map(|((key, _), _)| key.as_deref()).collect::<Vec<_>>())
+    .bind(refs.iter().map(|((_, id), _)| id.as_deref()).collect::<Vec<_>>())
+    .bind(refs.iter().map(|(_, (key, _))| key.as_deref()).collect::<Vec<_>>())
+    .bind(refs.iter().map(|(_, (_, id))| id.as_deref()).collect::<Vec<_>>())
+    .bind(steps.iter().map(|c| c.created_at.map(ts)).collect::<Vec<_>>())
+    .bind(steps.iter().map(|c| c.agent_id.as_deref()).collect::<Vec<_>>())
     .bind(now)
-    .bind(over)
-    .bind(first_at)
+    .bind(steps.iter().map(|c| c.over).collect::<Vec<_>>())
+    .bind(steps.iter().map(|c| c.first_at.map(ts)).collect::<Vec<_>>())
     .execute(&mut *tx)
     .await?;
     Ok(())
