@@ -138,6 +138,25 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// Leases to `node` the rows that go with a claimed head as one batch: the lane's next
     /// pending rows never tried yet, in order, at most `limit` (due or not).
     async fn lane_batch(&self, node: &str, head: &OutboxRow, limit: i64, lease_ms: i64) -> Result<Vec<OutboxRow>>;
+    /// [`OutboxStore::claim_commands`], each head followed by its [`OutboxStore::lane_batch`]
+    /// of at most `batch - 1` rows: a backend may lease them all in one commit.
+    async fn claim_lanes(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        limit: i64,
+        batch: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Vec<OutboxRow>>> {
+        let mut lanes = Vec::new();
+        for head in self.claim_commands(node, now, limit, lease_ms).await? {
+            let rest = self.lane_batch(node, &head, batch - 1, lease_ms).await?;
+            let mut lane = vec![head];
+            lane.extend(rest);
+            lanes.push(lane);
+        }
+        Ok(lanes)
+    }
     /// Gives back leased rows not attempted after all.
     async fn release_commands(&self, rows: &[OutboxRow]) -> Result<()>;
     /// Marks a write done; for a create, remembers the CRM id of the key in the same commit.

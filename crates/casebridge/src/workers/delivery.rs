@@ -56,23 +56,23 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
 /// Delivers due writes; returns how many lanes were attempted.
 pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
     let claimed = std::time::Instant::now();
-    let heads = p.store.claim_commands(&p.node.id, Utc::now(), 256, crate::node::lease_ms()).await?;
-    let n = heads.len();
-    let taken = heads.iter().filter(|h| h.taken_over).count();
+    let lanes = p.store.claim_lanes(&p.node.id, Utc::now(), 256, BATCH, crate::node::lease_ms()).await?;
+    let n = lanes.len();
+    let taken = lanes.iter().filter(|l| l[0].taken_over).count();
     if taken > 0 {
         tracing::info!(writes = taken, "Took over CRM writes of a node that stopped answering.");
         metrics::counter!("casebridge_lease_takeovers_total", "kind" => "crm_write").increment(taken as u64);
     }
     let mut tasks = tokio::task::JoinSet::new();
     let mut first_error = None;
-    for head in heads {
+    for lane in lanes {
         while tasks.len() >= CONCURRENT_LANES {
             if let Some(Ok(Err(e))) = tasks.join_next().await {
                 first_error.get_or_insert(e);
             }
         }
         let p = p.clone();
-        tasks.spawn(async move { deliver_lane(&p, head, claimed).await });
+        tasks.spawn(async move { deliver_lane(&p, lane, claimed).await });
     }
     while let Some(r) = tasks.join_next().await {
         if let Ok(Err(e)) = r {
@@ -89,12 +89,11 @@ pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
     }
 }
 
-/// Delivers the batch that starts at a lane's first due row, then gives back the leases of
-/// the rows it did not get to.
-async fn deliver_lane(p: &Pipeline, head: OutboxRow, claimed: std::time::Instant) -> anyhow::Result<()> {
-    // Only rows never tried go along: a row that failed waits for its own turn.
-    let mut rows = vec![head.clone()];
-    rows.extend(p.store.lane_batch(&p.node.id, &head, BATCH - 1, crate::node::lease_ms()).await?);
+/// Delivers the batch that starts at a lane's first due row (only rows never tried go along:
+/// a row that failed waits for its own turn), then gives back the leases of the rows it did
+/// not get to.
+async fn deliver_lane(p: &Pipeline, rows: Vec<OutboxRow>, claimed: std::time::Instant) -> anyhow::Result<()> {
+    let lane = rows.first().map(|r| r.lane.clone()).unwrap_or_default();
     let mut settled = HashSet::new();
     let out = deliver_rows(p, rows.clone(), claimed, &mut settled).await;
     let left: Vec<OutboxRow> = rows.into_iter().filter(|r| !settled.contains(&r.id)).collect();
@@ -103,7 +102,7 @@ async fn deliver_lane(p: &Pipeline, head: OutboxRow, claimed: std::time::Instant
     }
     match out {
         Err(e) if crate::pipeline::is_fenced(&e) => {
-            tracing::info!(lane = %head.lane, error = %e, "Outcome dropped: another node took the write over.");
+            tracing::info!(lane = %lane, error = %e, "Outcome dropped: another node took the write over.");
             metrics::counter!("casebridge_lease_fenced_total", "kind" => "crm_write").increment(1);
             Ok(())
         }
@@ -189,10 +188,16 @@ async fn deliver_rows(
         }
         resolved.push((row, w));
     }
-    for row in dropped {
-        let line = crm_line("Session data superseded by a later write of it: not sent", None);
-        p.store.complete_command(&row, line, None).await?;
-        settled.insert(row.id);
+    // Recorded with the writes the CRM takes, in the same commit.
+    let mut done: Vec<(casebridge_store::Completed, Option<&'static str>)> = dropped
+        .into_iter()
+        .map(|row| {
+            let line = crm_line("Session data superseded by a later write of it: not sent", None);
+            (casebridge_store::Completed { row, line, created: None }, None)
+        })
+        .collect();
+    if resolved.is_empty() || !p.node.lease_fresh(claimed) {
+        complete_all(p, &mut done, settled).await?;
     }
     if resolved.is_empty() {
         return Ok(());
@@ -210,7 +215,6 @@ async fn deliver_rows(
     metrics::histogram!("casebridge_crm_batch_size").record(resolved.len() as f64);
     let mut requests = Some(requests);
     // Writes the CRM took are recorded together, in one commit.
-    let mut done: Vec<(casebridge_store::Completed, &'static str)> = Vec::new();
     for ((row, w), result) in resolved.iter().zip(results) {
         let result = match result {
             Err(CrmError::Gone(gone)) => relink(p, &crm, row, w, gone).await?,
@@ -218,7 +222,7 @@ async fn deliver_rows(
         };
         let reqs = requests.take().unwrap_or_default();
         match result {
-            Ok(out) => done.push((completed(row, out, &reqs), w.op.name())),
+            Ok(out) => done.push((completed(row, out, &reqs), Some(w.op.name()))),
             Err(e) => {
                 complete_all(p, &mut done, settled).await?;
                 settle(p, row, w.op.name(), Err(e), &reqs).await?;
@@ -322,10 +326,10 @@ fn completed(row: &OutboxRow, out: WriteOutcome, requests: &[String]) -> casebri
     casebridge_store::Completed { row: row.clone(), line: crm_line(&summary, None), created: out.created }
 }
 
-/// Records the writes the CRM took, in one commit.
+/// Records the writes the CRM took (and those not sent, without a name), in one commit.
 async fn complete_all(
     p: &Pipeline,
-    done: &mut Vec<(casebridge_store::Completed, &'static str)>,
+    done: &mut Vec<(casebridge_store::Completed, Option<&'static str>)>,
     settled: &mut HashSet<i64>,
 ) -> anyhow::Result<()> {
     if done.is_empty() {
@@ -335,8 +339,10 @@ async fn complete_all(
     p.store.complete_commands(&rows).await?;
     for (c, name) in done.drain(..) {
         settled.insert(c.row.id);
-        p.write_settled(&c.row.key, true);
-        metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "done").increment(1);
+        p.write_settled(&c.row.key, name.is_some());
+        if let Some(name) = name {
+            metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "done").increment(1);
+        }
     }
     Ok(())
 }

@@ -219,3 +219,28 @@ async fn session_data_as_session_object_and_updates_kept_without_record() {
         .expect("activity on the account");
     assert_eq!(act["body"]["custom_data"]["plan"], "gold");
 }
+
+#[tokio::test]
+async fn session_data_rewritten_in_one_delivery_is_sent_once() {
+    let s = Server::start().await;
+    let mut c = Ses::new("twice", T);
+    // One request: the end and the CSAT after it each write the session data, and both writes
+    // wait in the same lane; only the later one goes to the CRM.
+    s.send(vec![
+        c.created("voice_inbound_ivr", json!({"phone": "+14155550110"}), &["Q"]),
+        c.assigned("a"),
+        c.connected(),
+        c.ended(),
+        c.ev(30, "csat.submitted", json!({"score": 4})),
+    ])
+    .await;
+    let rec = s.record_of("twice").await;
+    let acts = rec["activities"].as_array().unwrap();
+    assert_eq!(acts.len(), 1, "{rec}");
+    assert_eq!(acts[0]["body"]["csat_score"], 4.0);
+    let v = s.session("twice").await;
+    let lines: Vec<&str> = v["timeline"].as_array().unwrap().iter().filter_map(|l| l["summary"].as_str()).collect();
+    assert!(lines.iter().any(|l| l.contains("superseded")), "{lines:?}");
+    let outbox = s.get("/v1/outbox?state=pending").await;
+    assert!(outbox["writes"].as_array().is_some_and(|w| w.is_empty()), "{outbox}");
+}

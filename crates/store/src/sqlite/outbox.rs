@@ -42,66 +42,36 @@ impl OutboxStore for SqliteStore {
         lease_ms: i64,
     ) -> Result<Vec<OutboxRow>> {
         let now_ms = Utc::now().timestamp_millis();
-        self.owned.write(|c| {
-            let heads: Vec<(i64, Option<String>)> = c
-                .prepare_cached(
-                    // Due pending writes in time order (partial index), each the first of
-                    // its lane and its lane not leased: the cost follows the heads taken, not
-                    // the pending writes.
-                    "SELECT o.id, o.lease_owner FROM outbox o INDEXED BY outbox_pending_due
-                     WHERE o.state = 'pending' AND o.next_attempt_at <= ?1 AND o.lease_until_ms < ?2
-                       AND NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY outbox_pending_lane
-                                       WHERE p.lane = o.lane AND p.state = 'pending' AND p.id < o.id)
-                       AND NOT EXISTS (SELECT 1 FROM outbox l INDEXED BY outbox_pending_lane
-                                       WHERE l.lane = o.lane AND l.state = 'pending' AND l.lease_until_ms >= ?2)
-                     ORDER BY o.next_attempt_at, o.id LIMIT ?3",
-                )?
-                .query_map(params![ts(now), now_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<rusqlite::Result<_>>()?;
-            // Oldest write first among those taken, as on every backend.
-            let mut heads = heads;
-            heads.sort_unstable_by_key(|h| h.0);
-            let mut lease = c.prepare_cached(&format!(
-                "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, fence = fence + 1 WHERE id = ? RETURNING {OUTBOX_COLUMNS}"
-            ))?;
-            let mut out = Vec::with_capacity(heads.len());
-            for (id, prev) in heads {
-                let mut row = lease.query_row(params![node, now_ms + lease_ms, id], outbox_row_r)?;
-                // A lease not given back (its node crashed or stalled) is taken over.
-                row.taken_over = prev.is_some_and(|p| p != node);
-                out.push(row);
-            }
-            Ok(out)
-        })
-        .await
+        self.owned.write(|c| claim_r(c, node, now, now_ms, limit, lease_ms)).await
     }
 
     async fn lane_batch(&self, node: &str, head: &OutboxRow, limit: i64, lease_ms: i64) -> Result<Vec<OutboxRow>> {
         let now_ms = Utc::now().timestamp_millis();
-        self.owned.write(|c| {
-            let rows: Vec<OutboxRow> = c
-                .prepare_cached(&format!(
-                    "SELECT {OUTBOX_COLUMNS} FROM outbox INDEXED BY outbox_pending_lane WHERE lane = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?"
-                ))?
-                .query_map(params![head.lane, head.id, limit], outbox_row_r)?
-                .collect::<rusqlite::Result<_>>()?;
-            let mut lease = c.prepare_cached(
-                "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, fence = fence + 1 WHERE id = ? AND fence = ? RETURNING fence",
-            )?;
-            let mut out = Vec::new();
-            for mut r in rows {
-                if r.attempts > 0 {
-                    break;
+        self.owned.write(|c| lane_batch_r(c, node, head, limit, now_ms, lease_ms)).await
+    }
+
+    async fn claim_lanes(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        limit: i64,
+        batch: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Vec<OutboxRow>>> {
+        let now_ms = Utc::now().timestamp_millis();
+        // One commit for the heads and their batches: each commit rewrites the outbox's pages.
+        self.owned
+            .write(|c| {
+                let mut lanes = Vec::new();
+                for head in claim_r(c, node, now, now_ms, limit, lease_ms)? {
+                    let rest = lane_batch_r(c, node, &head, batch - 1, now_ms, lease_ms)?;
+                    let mut lane = vec![head];
+                    lane.extend(rest);
+                    lanes.push(lane);
                 }
-                match lease.query_row(params![node, now_ms + lease_ms, r.id, r.fence], |x| x.get(0)).optional()? {
-                    Some(f) => r.fence = f,
-                    None => break,
-                }
-                out.push(r);
-            }
-            Ok(out)
-        })
-        .await
+                Ok(lanes)
+            })
+            .await
     }
 
     async fn release_commands(&self, rows: &[OutboxRow]) -> Result<()> {
@@ -256,4 +226,75 @@ impl OutboxStore for SqliteStore {
         }
         Ok(q.fetch_one(&self.read).await? == 0)
     }
+}
+
+/// Leases the due heads of lanes no node holds (see [`OutboxStore::claim_commands`]).
+fn claim_r(
+    c: &rusqlite::Connection,
+    node: &str,
+    now: DateTime<Utc>,
+    now_ms: i64,
+    limit: i64,
+    lease_ms: i64,
+) -> Result<Vec<OutboxRow>> {
+    let heads: Vec<(i64, Option<String>)> = c
+        .prepare_cached(
+            // Due pending writes in time order (partial index), each the first of its lane and
+            // its lane not leased: the cost follows the heads taken, not the pending writes.
+            "SELECT o.id, o.lease_owner FROM outbox o INDEXED BY outbox_pending_due
+             WHERE o.state = 'pending' AND o.next_attempt_at <= ?1 AND o.lease_until_ms < ?2
+               AND NOT EXISTS (SELECT 1 FROM outbox p INDEXED BY outbox_pending_lane
+                               WHERE p.lane = o.lane AND p.state = 'pending' AND p.id < o.id)
+               AND NOT EXISTS (SELECT 1 FROM outbox l INDEXED BY outbox_pending_lane
+                               WHERE l.lane = o.lane AND l.state = 'pending' AND l.lease_until_ms >= ?2)
+             ORDER BY o.next_attempt_at, o.id LIMIT ?3",
+        )?
+        .query_map(params![ts(now), now_ms, limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    // Oldest write first among those taken, as on every backend.
+    let mut heads = heads;
+    heads.sort_unstable_by_key(|h| h.0);
+    let mut lease = c.prepare_cached(&format!(
+        "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, fence = fence + 1 WHERE id = ? RETURNING {OUTBOX_COLUMNS}"
+    ))?;
+    let mut out = Vec::with_capacity(heads.len());
+    for (id, prev) in heads {
+        let mut row = lease.query_row(params![node, now_ms + lease_ms, id], outbox_row_r)?;
+        // A lease not given back (its node crashed or stalled) is taken over.
+        row.taken_over = prev.is_some_and(|p| p != node);
+        out.push(row);
+    }
+    Ok(out)
+}
+
+/// Leases the rows that go with a claimed head (see [`OutboxStore::lane_batch`]).
+fn lane_batch_r(
+    c: &rusqlite::Connection,
+    node: &str,
+    head: &OutboxRow,
+    limit: i64,
+    now_ms: i64,
+    lease_ms: i64,
+) -> Result<Vec<OutboxRow>> {
+    let rows: Vec<OutboxRow> = c
+        .prepare_cached(&format!(
+            "SELECT {OUTBOX_COLUMNS} FROM outbox INDEXED BY outbox_pending_lane WHERE lane = ? AND state = 'pending' AND id > ? ORDER BY id LIMIT ?"
+        ))?
+        .query_map(params![head.lane, head.id, limit], outbox_row_r)?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut lease = c.prepare_cached(
+        "UPDATE outbox SET lease_owner = ?, lease_until_ms = ?, fence = fence + 1 WHERE id = ? AND fence = ? RETURNING fence",
+    )?;
+    let mut out = Vec::new();
+    for mut r in rows {
+        if r.attempts > 0 {
+            break;
+        }
+        match lease.query_row(params![node, now_ms + lease_ms, r.id, r.fence], |x| x.get(0)).optional()? {
+            Some(f) => r.fence = f,
+            None => break,
+        }
+        out.push(r);
+    }
+    Ok(out)
 }

@@ -89,6 +89,7 @@ macro_rules! all_cases {
                 claim_returns_the_first_due_row_of_each_lane,
                 complete_with_a_created_ref_answers_ref_get,
                 a_batch_of_outcomes_is_recorded_whole_or_not_at_all,
+                lanes_are_claimed_with_their_batches,
                 retry_schedules_the_next_attempt,
                 park_lists_as_dead_and_redrive_puts_back,
                 outbox_counts_by_state,

@@ -58,6 +58,31 @@ pub async fn claim_returns_the_first_due_row_of_each_lane(store: Arc<dyn Store>)
     assert_eq!(keys(&crate::support::claim(&*store, soon(), 10).await), ["a2", "b1"]);
 }
 
+pub async fn lanes_are_claimed_with_their_batches(store: Arc<dyn Store>) {
+    let cmds = vec![
+        command("a1", "A", "s1", &[]),
+        command("a2", "A", "s1", &[]),
+        command("a3", "A", "s1", &[]),
+        command("b1", "B", "s2", &[]),
+    ];
+    enqueue(store.as_ref(), "s1", cmds).await;
+    let lanes = store.claim_lanes("n1", soon(), 10, 2, 60_000).await.expect("claim");
+    let got: Vec<Vec<&str>> = lanes.iter().map(|l| keys(l)).collect();
+    assert_eq!(got, [vec!["a1", "a2"], vec!["b1"]], "each head with at most batch - 1 rows after it");
+    assert!(store.claim_lanes("n2", soon(), 10, 2, 60_000).await.expect("claim").is_empty(), "all leased");
+    // The rows leased with a head are the node's: their outcomes are recorded under that lease.
+    let done = |row: &OutboxRow| casebridge_store::Completed {
+        row: row.clone(),
+        line: line(1, EntryKind::Crm, &format!("{} done", row.key)),
+        created: None,
+    };
+    store.complete_commands(&[done(&lanes[0][0]), done(&lanes[0][1])]).await.expect("complete");
+    store.release_commands(&lanes[1]).await.expect("release");
+    let next = store.claim_lanes("n2", soon(), 10, 24, 60_000).await.expect("claim");
+    let got: Vec<Vec<&str>> = next.iter().map(|l| keys(l)).collect();
+    assert_eq!(got, [vec!["a3"], vec!["b1"]]);
+}
+
 pub async fn a_batch_of_outcomes_is_recorded_whole_or_not_at_all(store: Arc<dyn Store>) {
     let s = StepCommit {
         account: Some(("key:acct".into(), true)),
