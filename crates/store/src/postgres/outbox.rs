@@ -31,28 +31,60 @@ impl OutboxStore for PgStore {
         limit: i64,
         lease_ms: i64,
     ) -> Result<Vec<OutboxRow>> {
-        // SKIP LOCKED: two nodes claiming at once take different lanes instead of waiting.
+        let mut conn = self.pool.acquire().await?;
+        claim_heads(&mut conn, node, now, limit, lease_ms).await
+    }
+
+    async fn claim_lanes(
+        &self,
+        node: &str,
+        now: DateTime<Utc>,
+        limit: i64,
+        batch: i64,
+        lease_ms: i64,
+    ) -> Result<Vec<Vec<OutboxRow>>> {
+        // Two statements in one transaction, whatever the number of lanes: the heads (locked
+        // until the commit), then every head's batch.
+        let mut tx = self.pool.begin().await?;
+        let heads = claim_heads(&mut tx, node, now, limit, lease_ms).await?;
+        if heads.is_empty() {
+            tx.commit().await?;
+            return Ok(vec![]);
+        }
+        let ids: Vec<i64> = heads.iter().map(|h| h.id).collect();
+        let lanes: Vec<&str> = heads.iter().map(|h| h.lane.as_str()).collect();
+        // A lane's next pending rows, in order, up to the first tried one (which waits for its
+        // own turn) and at most `batch - 1`.
         let rows = sqlx::query(
-            "WITH heads AS (
-                SELECT o.id, o.lease_owner AS prev_owner, o.lease_until_ms AS prev_until FROM outbox o
-                WHERE o.state = 'pending' AND o.next_attempt_at <= $1 AND o.lease_until_ms < cb_now_ms()
-                  AND o.id = (SELECT MIN(id) FROM outbox p WHERE p.lane = o.lane AND p.state = 'pending')
-                  AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.lane = o.lane AND l.state = 'pending'
-                                  AND l.lease_until_ms >= cb_now_ms())
-                ORDER BY o.next_attempt_at, o.id LIMIT $2
-                FOR UPDATE OF o SKIP LOCKED)
+            "WITH h AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS h(head_id, lane)),
+                  cand AS (
+                    SELECT o.id,
+                           row_number() OVER w AS n,
+                           count(*) FILTER (WHERE o.attempts > 0) OVER w AS tried
+                    FROM h JOIN outbox o ON o.lane = h.lane AND o.state = 'pending' AND o.id > h.head_id
+                    WINDOW w AS (PARTITION BY o.lane ORDER BY o.id))
              UPDATE outbox SET lease_owner = $3, lease_until_ms = cb_now_ms() + $4, fence = outbox.fence + 1
-             FROM heads WHERE outbox.id = heads.id
-             RETURNING outbox.*, (heads.prev_owner IS NOT NULL AND heads.prev_until > 0 AND heads.prev_owner <> $3) AS taken_over",
+             FROM cand WHERE outbox.id = cand.id AND cand.n < $5 AND cand.tried = 0
+             RETURNING outbox.*, FALSE AS taken_over",
         )
-        .bind(ts(now))
-        .bind(limit)
+        .bind(&ids)
+        .bind(&lanes)
         .bind(node)
         .bind(lease_ms)
-        .fetch_all(&self.pool)
+        .bind(batch)
+        .fetch_all(&mut *tx)
         .await?;
-        let mut out = rows.iter().map(claimed_row).collect::<Result<Vec<_>>>()?;
-        out.sort_by_key(|r| r.id);
+        tx.commit().await?;
+        let mut rest = rows.iter().map(claimed_row).collect::<Result<Vec<_>>>()?;
+        rest.sort_by_key(|r| r.id);
+        let mut out: Vec<Vec<OutboxRow>> = heads.into_iter().map(|h| vec![h]).collect();
+        let at: std::collections::HashMap<String, usize> =
+            out.iter().enumerate().map(|(i, l)| (l[0].lane.clone(), i)).collect();
+        for r in rest {
+            if let Some(&i) = at.get(&r.lane) {
+                out[i].push(r);
+            }
+        }
         Ok(out)
     }
 
@@ -253,4 +285,37 @@ impl OutboxStore for PgStore {
         .await?;
         Ok(n == 0)
     }
+}
+
+/// Leases the due heads of lanes no node holds (see [`OutboxStore::claim_commands`]).
+async fn claim_heads(
+    conn: &mut sqlx::PgConnection,
+    node: &str,
+    now: DateTime<Utc>,
+    limit: i64,
+    lease_ms: i64,
+) -> Result<Vec<OutboxRow>> {
+    // SKIP LOCKED: two nodes claiming at once take different lanes instead of waiting.
+    let rows = sqlx::query(
+        "WITH heads AS (
+            SELECT o.id, o.lease_owner AS prev_owner, o.lease_until_ms AS prev_until FROM outbox o
+            WHERE o.state = 'pending' AND o.next_attempt_at <= $1 AND o.lease_until_ms < cb_now_ms()
+              AND o.id = (SELECT MIN(id) FROM outbox p WHERE p.lane = o.lane AND p.state = 'pending')
+              AND NOT EXISTS (SELECT 1 FROM outbox l WHERE l.lane = o.lane AND l.state = 'pending'
+                              AND l.lease_until_ms >= cb_now_ms())
+            ORDER BY o.next_attempt_at, o.id LIMIT $2
+            FOR UPDATE OF o SKIP LOCKED)
+         UPDATE outbox SET lease_owner = $3, lease_until_ms = cb_now_ms() + $4, fence = outbox.fence + 1
+         FROM heads WHERE outbox.id = heads.id
+         RETURNING outbox.*, (heads.prev_owner IS NOT NULL AND heads.prev_until > 0 AND heads.prev_owner <> $3) AS taken_over",
+    )
+    .bind(ts(now))
+    .bind(limit)
+    .bind(node)
+    .bind(lease_ms)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = rows.iter().map(claimed_row).collect::<Result<Vec<_>>>()?;
+    out.sort_by_key(|r| r.id);
+    Ok(out)
 }

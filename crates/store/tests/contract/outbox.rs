@@ -76,11 +76,15 @@ pub async fn lanes_are_claimed_with_their_batches(store: Arc<dyn Store>) {
         line: line(1, EntryKind::Crm, &format!("{} done", row.key)),
         created: None,
     };
-    store.complete_commands(&[done(&lanes[0][0]), done(&lanes[0][1])]).await.expect("complete");
-    store.release_commands(&lanes[1]).await.expect("release");
+    store.retry_command(&lanes[0][1], "timeout", Utc::now(), None).await.expect("retry a2");
+    store.release_commands(&[lanes[0][0].clone(), lanes[1][0].clone()]).await.expect("release");
     let next = store.claim_lanes("n2", soon(), 10, 24, 60_000).await.expect("claim");
     let got: Vec<Vec<&str>> = next.iter().map(|l| keys(l)).collect();
-    assert_eq!(got, [vec!["a3"], vec!["b1"]]);
+    assert_eq!(got, [vec!["a1"], vec!["b1"]], "a tried row waits for its own turn");
+    store.complete_commands(&[done(&next[0][0]), done(&next[1][0])]).await.expect("complete");
+    let last = store.claim_lanes("n1", soon(), 10, 24, 60_000).await.expect("claim");
+    let got: Vec<Vec<&str>> = last.iter().map(|l| keys(l)).collect();
+    assert_eq!(got, [vec!["a2", "a3"]], "a tried row leads its own batch");
 }
 
 pub async fn a_batch_of_outcomes_is_recorded_whole_or_not_at_all(store: Arc<dyn Store>) {
