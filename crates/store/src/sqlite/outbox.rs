@@ -89,46 +89,34 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn complete_command(&self, row: &OutboxRow, line: Entry, created: Option<(&str, &str)>) -> Result<()> {
-        self.owned
-            .write(|c| {
-                let n = c
-                    .prepare_cached(
-                        "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
-                       lease_owner = NULL, lease_until_ms = 0
-                     WHERE id = ? AND fence = ? AND state = 'pending'",
-                    )?
-                    .execute(params![ts(Utc::now()), row.id, row.fence])?;
-                fenced(n as u64, row)?;
-                c.prepare_cached("DELETE FROM outbox_keys WHERE outbox_id = ?")?.execute([row.id])?;
-                if let Some((key, crm_id)) = created {
-                    set_ref_r(c, key, crm_id)?;
-                }
-                insert_timeline_r(c, &row.session_id, &line)
-            })
-            .await
+        let created = created.map(|(k, id)| (k.to_string(), id.to_string()));
+        self.complete_commands(&[Completed { row: row.clone(), line, created }]).await
     }
 
     async fn complete_commands(&self, done: &[Completed]) -> Result<()> {
-        self.owned
+        // Group commit: the lanes that finish while the writer is busy are recorded in one
+        // commit by whichever of them gets the writer first (each commit rewrites the
+        // outbox's and the timeline's pages, so fewer commits write less).
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.completions.lock().unwrap_or_else(|e| e.into_inner()).push((done.to_vec(), tx));
+        let answers = self
+            .owned
             .write(|c| {
+                let queued = std::mem::take(&mut *self.completions.lock().unwrap_or_else(|e| e.into_inner()));
                 let now = ts(Utc::now());
-                let mut q = c.prepare_cached(
-                    "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
-                   lease_owner = NULL, lease_until_ms = 0
-                 WHERE id = ? AND fence = ? AND state = 'pending'",
-                )?;
-                let mut keys = c.prepare_cached("DELETE FROM outbox_keys WHERE outbox_id = ?")?;
-                for d in done {
-                    fenced(q.execute(params![now, d.row.id, d.row.fence])? as u64, &d.row)?;
-                    keys.execute([d.row.id])?;
-                    if let Some((key, crm_id)) = &d.created {
-                        set_ref_r(c, key, crm_id)?;
-                    }
-                    insert_timeline_r(c, &d.row.session_id, &d.line)?;
+                let mut answers = Vec::with_capacity(queued.len());
+                for (batch, tx) in queued {
+                    let r = complete_batch_r(c, &now, &batch)?;
+                    answers.push((tx, r));
                 }
-                Ok(())
+                Ok(answers)
             })
-            .await
+            .await?;
+        for (tx, r) in answers {
+            let _ = tx.send(r);
+        }
+        // Dropped unanswered: the commit that carried them failed (its error went to its leader).
+        rx.await.map_err(|_| std::io::Error::other("the commit recording these outcomes failed; they stay pending"))?
     }
 
     async fn retry_command(
@@ -297,4 +285,31 @@ fn lane_batch_r(
         out.push(r);
     }
     Ok(out)
+}
+
+/// Records one lane's outcomes (see [`OutboxStore::complete_commands`]) in the open
+/// transaction: all or, when one row was taken over, none (`Ok(Err(Fenced))`).
+fn complete_batch_r(c: &rusqlite::Connection, now: &str, done: &[Completed]) -> Result<Result<()>> {
+    let mut fresh = c.prepare_cached("SELECT 1 FROM outbox WHERE id = ? AND fence = ? AND state = 'pending'")?;
+    for d in done {
+        if !fresh.exists(params![d.row.id, d.row.fence])? {
+            return Ok(fenced(0, &d.row));
+        }
+    }
+    let mut q = c.prepare_cached(
+        "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
+           lease_owner = NULL, lease_until_ms = 0
+         WHERE id = ? AND fence = ? AND state = 'pending'",
+    )?;
+    let mut keys = c.prepare_cached("DELETE FROM outbox_keys WHERE outbox_id = ?")?;
+    for d in done {
+        // Checked above, in this transaction: the row is still this lease's.
+        q.execute(params![now, d.row.id, d.row.fence])?;
+        keys.execute([d.row.id])?;
+        if let Some((key, crm_id)) = &d.created {
+            set_ref_r(c, key, crm_id)?;
+        }
+        insert_timeline_r(c, &d.row.session_id, &d.line)?;
+    }
+    Ok(Ok(()))
 }

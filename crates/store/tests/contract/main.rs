@@ -90,6 +90,7 @@ macro_rules! all_cases {
                 complete_with_a_created_ref_answers_ref_get,
                 a_batch_of_outcomes_is_recorded_whole_or_not_at_all,
                 lanes_are_claimed_with_their_batches,
+                outcomes_recorded_at_once_are_fenced_per_lane,
                 retry_schedules_the_next_attempt,
                 park_lists_as_dead_and_redrive_puts_back,
                 outbox_counts_by_state,

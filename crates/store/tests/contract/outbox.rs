@@ -87,6 +87,45 @@ pub async fn lanes_are_claimed_with_their_batches(store: Arc<dyn Store>) {
     assert_eq!(got, [vec!["a2", "a3"]], "a tried row leads its own batch");
 }
 
+pub async fn outcomes_recorded_at_once_are_fenced_per_lane(store: Arc<dyn Store>) {
+    let lanes: Vec<String> = (0..8).map(|i| format!("L{i}")).collect();
+    let cmds = lanes.iter().map(|l| command(&format!("{l}-w"), l, "s1", &[])).collect();
+    enqueue(store.as_ref(), "s1", cmds).await;
+    let claimed = store.claim_lanes("n1", soon(), 100, 24, 60_000).await.expect("claim");
+    assert_eq!(claimed.len(), 8);
+    // Lanes finish together (one may be recorded in another's commit); one lane's lease was
+    // taken over meanwhile: only that lane's outcome is refused.
+    let tasks: Vec<_> = claimed
+        .iter()
+        .enumerate()
+        .map(|(i, lane)| {
+            let store = store.clone();
+            let mut row = lane[0].clone();
+            if i == 3 {
+                row.fence += 1000;
+            }
+            tokio::spawn(async move {
+                let line = line(1, EntryKind::Crm, &format!("{} done", row.key));
+                store.complete_commands(&[casebridge_store::Completed { row, line, created: None }]).await
+            })
+        })
+        .collect();
+    for (i, t) in tasks.into_iter().enumerate() {
+        let r = t.await.expect("task");
+        if i == 3 {
+            assert!(matches!(r, Err(casebridge_store::StoreError::Fenced(_))), "{r:?}");
+        } else {
+            r.expect("recorded");
+        }
+    }
+    for (i, l) in lanes.iter().enumerate() {
+        let want = if i == 3 { OutboxState::Pending } else { OutboxState::Done };
+        let got = store.command_state(&format!("{l}-w")).await.expect("state").map(|s| s.0);
+        assert_eq!(got, Some(want), "{l}");
+    }
+    assert_eq!(store.timeline("s1").await.expect("timeline").len(), 7);
+}
+
 pub async fn a_batch_of_outcomes_is_recorded_whole_or_not_at_all(store: Arc<dyn Store>) {
     let s = StepCommit {
         account: Some(("key:acct".into(), true)),
