@@ -8,6 +8,8 @@
 
 use sqlx::SqliteConnection;
 
+use std::sync::atomic::Ordering;
+
 use crate::Result;
 
 /// Runs `f` on `conn`'s handle. An open sqlx transaction stays open around it; `f` must
@@ -27,21 +29,6 @@ pub(crate) async fn direct<T>(
     out
 }
 
-/// Runs `f` in a transaction of `c` (immediate: it takes the write lock at once).
-pub(crate) fn in_tx<T>(c: &rusqlite::Connection, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
-    c.execute_batch("BEGIN IMMEDIATE")?;
-    match f(c) {
-        Ok(v) => {
-            c.execute_batch("COMMIT")?;
-            Ok(v)
-        }
-        Err(e) => {
-            let _ = c.execute_batch("ROLLBACK");
-            Err(e)
-        }
-    }
-}
-
 /// Connections to the database file held by casebridge itself, used from the calling task
 /// with no thread in between: one writer and a few readers.
 ///
@@ -54,8 +41,16 @@ pub(crate) fn in_tx<T>(c: &rusqlite::Connection, f: impl FnOnce(&rusqlite::Conne
 /// This is as durable as `synchronous=FULL`: a commit's frames are either still in the WAL
 /// (synced here) or were copied to the database file by a checkpoint, which under
 /// `synchronous=NORMAL` syncs the WAL before and the database after.
+///
+/// Group commit: a write whose transaction finds other writes queued for the writer leaves
+/// the transaction open for them (its own work in a savepoint, so a failing write undoes
+/// only itself) and waits for the commit the last of them makes. Every commit rewrites the
+/// pages of the tables and indexes it touches, whatever it holds: sixteen delivery lanes,
+/// the rules worker and intake write at once, and fewer commits write less.
 pub(crate) struct Owned {
-    write: tokio::sync::Mutex<rusqlite::Connection>,
+    write: tokio::sync::Mutex<Writer>,
+    /// Writes waiting for the writer's lock.
+    queued: std::sync::atomic::AtomicUsize,
     /// The WAL file synced for acknowledged commits (none on a scratch database).
     wal: Option<std::path::PathBuf>,
     /// Commits made on the writer so far.
@@ -118,8 +113,12 @@ impl Owned {
             p.push("-wal");
             std::path::PathBuf::from(p)
         });
+        let conn = open_one(path, work)?;
+        // Savepoints' journals in memory, not in temporary files.
+        conn.execute_batch("PRAGMA temp_store = MEMORY")?;
         Ok(Owned {
-            write: tokio::sync::Mutex::new(open_one(path, work)?),
+            write: tokio::sync::Mutex::new(Writer { conn, group: None }),
+            queued: std::sync::atomic::AtomicUsize::new(0),
             wal,
             commits: std::sync::atomic::AtomicU64::new(0),
             synced: tokio::sync::Mutex::new(0),
@@ -129,28 +128,91 @@ impl Owned {
         })
     }
 
-    /// Runs `f` in a transaction on the writer.
+    /// Runs `f` in a transaction on the writer; returns once that transaction is committed
+    /// (perhaps with other writes: see the group commit above).
     pub(crate) async fn write<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
-        let out = {
-            let c = self.write.lock().await;
-            in_tx(&c, f)?
+        let (out, group) = {
+            let mut w = self.lock_writer().await;
+            let out = w.run(f);
+            let open = w.group.as_ref().filter(|g| g.members > 0 && g.members < GROUP_MAX);
+            match open {
+                Some(g) if self.queued.load(Ordering::Acquire) > 0 => (out, Some(g.done.subscribe())),
+                _ => {
+                    self.commit_group(&mut w)?;
+                    (out, None)
+                }
+            }
         };
-        self.committed();
+        let out = out?;
+        if let Some(rx) = group {
+            self.await_group(rx).await?;
+        }
         Ok(out)
+    }
+
+    /// The writer's lock, counted as queued while waited for.
+    async fn lock_writer(&self) -> tokio::sync::MutexGuard<'_, Writer> {
+        struct Queued<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Queued<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let _queued = Queued(&self.queued);
+        self.write.lock().await
+    }
+
+    /// Commits the open group, if any, and tells its members.
+    fn commit_group(&self, w: &mut Writer) -> Result<()> {
+        let Some(group) = w.group.take() else { return Ok(()) };
+        let r = w.conn.execute_batch("COMMIT");
+        if r.is_err() {
+            let _ = w.conn.execute_batch("ROLLBACK");
+        } else {
+            self.committed();
+        }
+        let _ = group.done.send(Some(r.as_ref().map(|_| ()).map_err(|e| e.to_string())));
+        Ok(r?)
+    }
+
+    /// Waits for the commit of the group a write joined. Should the writes queued behind it
+    /// never come (their tasks dropped), the group is committed here after a short wait.
+    async fn await_group(
+        &self,
+        mut rx: tokio::sync::watch::Receiver<Option<std::result::Result<(), String>>>,
+    ) -> Result<()> {
+        let timed_out =
+            tokio::time::timeout(std::time::Duration::from_millis(20), rx.wait_for(|v| v.is_some())).await.is_err();
+        if timed_out {
+            let mut w = self.write.lock().await;
+            let ours = w.group.as_ref().is_some_and(|g| rx.same_channel(&g.done.subscribe()));
+            if ours {
+                self.commit_group(&mut w)?;
+            }
+        }
+        let answer = rx.wait_for(|v| v.is_some()).await.ok().and_then(|v| v.clone());
+        match answer {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(std::io::Error::other(format!("the commit that held this write failed: {e}")).into()),
+            None => Err(std::io::Error::other("the commit that held this write did not finish").into()),
+        }
     }
 
     /// Counts a commit on the writer.
     fn committed(&self) -> u64 {
-        self.commits.fetch_add(1, std::sync::atomic::Ordering::AcqRel) + 1
+        self.commits.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// Runs `f` in a transaction on the writer whose commit is on disk before it returns.
     pub(crate) async fn durable<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
         let mine = {
-            let c = self.write.lock().await;
-            let out = in_tx(&c, f)?;
-            drop(c);
-            (self.committed(), out)
+            let mut w = self.lock_writer().await;
+            let out = w.run(f);
+            // Acknowledged writes do not wait for others: the group commits now.
+            self.commit_group(&mut w)?;
+            drop(w);
+            (self.commits.load(Ordering::Acquire), out?)
         };
         let Some(wal) = &self.wal else { return Ok(mine.1) };
         let mut synced = self.synced.lock().await;
@@ -158,7 +220,7 @@ impl Owned {
             return Ok(mine.1);
         }
         // Every commit counted so far is in the WAL file's pages: this sync covers them all.
-        let upto = self.commits.load(std::sync::atomic::Ordering::Acquire);
+        let upto = self.commits.load(Ordering::Acquire);
         let path = wal.clone();
         tokio::task::spawn_blocking(move || std::fs::OpenOptions::new().write(true).open(&path)?.sync_data())
             .await
@@ -180,6 +242,47 @@ impl Owned {
     }
 }
 
+/// Writes at most in one group commit.
+const GROUP_MAX: usize = 64;
+
+/// The writer's connection and the transaction left open for queued writes.
+struct Writer {
+    conn: rusqlite::Connection,
+    group: Option<Group>,
+}
+
+/// An open transaction that queued writes join.
+struct Group {
+    members: usize,
+    /// The commit's outcome, for the members waiting for it.
+    done: tokio::sync::watch::Sender<Option<std::result::Result<(), String>>>,
+}
+
+impl Writer {
+    /// Runs `f` in the open group (a new one if none), in a savepoint of its own.
+    fn run<T>(&mut self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        if self.group.is_none() {
+            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.group = Some(Group { members: 0, done: tokio::sync::watch::channel(None).0 });
+        }
+        self.conn.execute_batch("SAVEPOINT w")?;
+        match f(&self.conn) {
+            Ok(v) => {
+                self.conn.execute_batch("RELEASE w")?;
+                if let Some(g) = &mut self.group {
+                    g.members += 1;
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                // Undoes this write only; the group's other writes stay.
+                self.conn.execute_batch("ROLLBACK TO w; RELEASE w")?;
+                Err(e)
+            }
+        }
+    }
+}
+
 impl Drop for Owned {
     fn drop(&mut self) {
         if let Some(p) = &self.scratch {
@@ -189,5 +292,88 @@ impl Drop for Owned {
                 let _ = std::fs::remove_file(f);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owned(dir: &tempfile::TempDir) -> std::sync::Arc<Owned> {
+        let path = dir.path().join("g.db");
+        let c = open_one(&path, "NORMAL").expect("create");
+        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").expect("table");
+        std::sync::Arc::new(Owned::open(&path, Sync::Service, false).expect("open"))
+    }
+
+    async fn rows(o: &Owned) -> Vec<i64> {
+        o.read(|c| {
+            Ok(c.prepare("SELECT n FROM t ORDER BY n")?
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?)
+        })
+        .await
+        .expect("read")
+    }
+
+    /// Writes queued together share commits; one that fails undoes only itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_write_in_a_group_undoes_only_itself() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let o = owned(&dir);
+        let held = o.write.lock().await;
+        let tasks: Vec<_> = (0..20i64)
+            .map(|n| {
+                let o = o.clone();
+                tokio::spawn(async move {
+                    o.write(move |c| {
+                        c.execute("INSERT INTO t (n) VALUES (?)", [n])?;
+                        if n == 7 {
+                            return Err(crate::StoreError::Conflict("refused".into()));
+                        }
+                        Ok(n)
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while o.queued.load(Ordering::Acquire) < 20 {
+            assert!(std::time::Instant::now() < deadline, "writes never queued");
+            tokio::task::yield_now().await;
+        }
+        drop(held);
+        for (n, t) in tasks.into_iter().enumerate() {
+            let r = t.await.expect("task");
+            assert_eq!(r.is_err(), n == 7, "write {n}: {r:?}");
+        }
+        let want: Vec<i64> = (0..20).filter(|n| *n != 7).collect();
+        assert_eq!(rows(&o).await, want, "every write but the failed one is committed and visible");
+        assert!(o.commits.load(Ordering::Acquire) < 19, "queued writes share commits");
+    }
+
+    /// A write left waiting for a group whose next member was dropped is still committed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_left_by_a_dropped_write_is_committed() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let o = owned(&dir);
+        let held = o.write.lock().await;
+        let a = {
+            let o = o.clone();
+            tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)).await })
+        };
+        let b = {
+            let o = o.clone();
+            tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (2)", [])?)).await })
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while o.queued.load(Ordering::Acquire) < 2 {
+            assert!(std::time::Instant::now() < deadline, "writes never queued");
+            tokio::task::yield_now().await;
+        }
+        b.abort();
+        drop(held);
+        assert_eq!(a.await.expect("task").expect("write"), 1);
+        assert_eq!(rows(&o).await.first(), Some(&1));
     }
 }
