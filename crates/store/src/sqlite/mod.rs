@@ -37,9 +37,6 @@ use crate::{IdConflict, IngestOutcome, NewEvent, Result, Store, StoreError, ts};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Outcomes of one lane waiting for the outbox's group commit, with where to send the answer.
-pub(crate) type Completions = (Vec<crate::Completed>, tokio::sync::oneshot::Sender<Result<()>>);
-
 /// SQLite-backed store (and built-in CRM).
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -49,8 +46,6 @@ pub struct SqliteStore {
     pub(crate) read: SqlitePool,
     /// The hot paths' own connections (see `direct`).
     pub(crate) owned: std::sync::Arc<direct::Owned>,
-    /// Outcomes of CRM writes waiting to be recorded together (see `outbox`).
-    pub(crate) completions: std::sync::Arc<std::sync::Mutex<Vec<Completions>>>,
 }
 
 /// sqlx's options for the file: WAL, created when missing, waits up to 10 s for the lock.
@@ -77,7 +72,7 @@ impl SqliteStore {
             .await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(false)).await?;
         let owned = std::sync::Arc::new(direct::Owned::open(path, direct::Sync::Service, false)?);
-        Ok(SqliteStore { write, durable, read, owned, completions: Default::default() })
+        Ok(SqliteStore { write, durable, read, owned })
     }
 
     /// A private scratch database (for `simulate`): a temporary file without fsync, removed
@@ -89,7 +84,7 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
         let read = SqlitePoolOptions::new().max_connections(2).connect_with(opts).await?;
         let owned = std::sync::Arc::new(direct::Owned::open(&path, direct::Sync::Off, true)?);
-        Ok(SqliteStore { write: pool.clone(), durable: pool, read, owned, completions: Default::default() })
+        Ok(SqliteStore { write: pool.clone(), durable: pool, read, owned })
     }
 
     /// Whether every migration is applied.

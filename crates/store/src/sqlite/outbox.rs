@@ -94,29 +94,10 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn complete_commands(&self, done: &[Completed]) -> Result<()> {
-        // Group commit: the lanes that finish while the writer is busy are recorded in one
-        // commit by whichever of them gets the writer first (each commit rewrites the
-        // outbox's and the timeline's pages, so fewer commits write less).
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.completions.lock().unwrap_or_else(|e| e.into_inner()).push((done.to_vec(), tx));
-        let answers = self
-            .owned
-            .write(|c| {
-                let queued = std::mem::take(&mut *self.completions.lock().unwrap_or_else(|e| e.into_inner()));
-                let now = ts(Utc::now());
-                let mut answers = Vec::with_capacity(queued.len());
-                for (batch, tx) in queued {
-                    let r = complete_batch_r(c, &now, &batch)?;
-                    answers.push((tx, r));
-                }
-                Ok(answers)
-            })
-            .await?;
-        for (tx, r) in answers {
-            let _ = tx.send(r);
-        }
-        // Dropped unanswered: the commit that carried them failed (its error went to its leader).
-        rx.await.map_err(|_| std::io::Error::other("the commit recording these outcomes failed; they stay pending"))?
+        // Lanes that finish together share a commit (the writer's group commit); each is
+        // checked against its fences first, so a lane taken over is refused alone.
+        let now = ts(Utc::now());
+        self.owned.write(|c| complete_batch_r(c, &now, done)).await?
     }
 
     async fn retry_command(
