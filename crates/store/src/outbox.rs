@@ -139,7 +139,7 @@ pub trait OutboxStore: Send + Sync + 'static {
     /// pending rows never tried yet, in order, at most `limit` (due or not).
     async fn lane_batch(&self, node: &str, head: &OutboxRow, limit: i64, lease_ms: i64) -> Result<Vec<OutboxRow>>;
     /// [`OutboxStore::claim_commands`], each head followed by its [`OutboxStore::lane_batch`]
-    /// of at most `batch - 1` rows: a backend may lease them all in one commit.
+    /// of at most `batch - 1` rows, all leased in one commit.
     async fn claim_lanes(
         &self,
         node: &str,
@@ -147,16 +147,7 @@ pub trait OutboxStore: Send + Sync + 'static {
         limit: i64,
         batch: i64,
         lease_ms: i64,
-    ) -> Result<Vec<Vec<OutboxRow>>> {
-        let mut lanes = Vec::new();
-        for head in self.claim_commands(node, now, limit, lease_ms).await? {
-            let rest = self.lane_batch(node, &head, batch - 1, lease_ms).await?;
-            let mut lane = vec![head];
-            lane.extend(rest);
-            lanes.push(lane);
-        }
-        Ok(lanes)
-    }
+    ) -> Result<Vec<Vec<OutboxRow>>>;
     /// Gives back leased rows not attempted after all.
     async fn release_commands(&self, rows: &[OutboxRow]) -> Result<()>;
     /// Marks a write done; for a create, remembers the CRM id of the key in the same commit.

@@ -196,16 +196,14 @@ async fn deliver_rows(
             (casebridge_store::Completed { row, line, created: None }, None)
         })
         .collect();
-    if resolved.is_empty() || !p.node.lease_fresh(claimed) {
+    let fresh = p.node.lease_fresh(claimed);
+    if resolved.is_empty() || !fresh {
         complete_all(p, &mut done, settled).await?;
-    }
-    if resolved.is_empty() {
-        return Ok(());
-    }
-    if !p.node.lease_fresh(claimed) {
-        // The lease may have run out (this node stalled or lost the database): another node
-        // may be sending these writes now.
-        tracing::info!(lane = %resolved[0].0.lane, "Lease too old to send; the writes go back in line.");
+        if let Some((row, _)) = resolved.first() {
+            // The lease may have run out (this node stalled or lost the database): another
+            // node may be sending these writes now.
+            tracing::info!(lane = %row.lane, "Lease too old to send; the writes go back in line.");
+        }
         return Ok(());
     }
 

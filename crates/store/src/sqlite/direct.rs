@@ -170,7 +170,7 @@ impl Owned {
         if r.is_err() {
             let _ = w.conn.execute_batch("ROLLBACK");
         } else {
-            self.committed();
+            self.commits.fetch_add(1, Ordering::AcqRel);
         }
         let _ = group.done.send(Some(r.as_ref().map(|_| ()).map_err(|e| e.to_string())));
         Ok(r?)
@@ -197,11 +197,6 @@ impl Owned {
             Some(Err(e)) => Err(std::io::Error::other(format!("the commit that held this write failed: {e}")).into()),
             None => Err(std::io::Error::other("the commit that held this write did not finish").into()),
         }
-    }
-
-    /// Counts a commit on the writer.
-    fn committed(&self) -> u64 {
-        self.commits.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// Runs `f` in a transaction on the writer whose commit is on disk before it returns.

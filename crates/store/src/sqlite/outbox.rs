@@ -94,10 +94,10 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn complete_commands(&self, done: &[Completed]) -> Result<()> {
-        // Lanes that finish together share a commit (the writer's group commit); each is
-        // checked against its fences first, so a lane taken over is refused alone.
+        // Lanes that finish together share a commit (the writer's group commit), each in a
+        // savepoint of its own: a lane taken over is refused alone.
         let now = ts(Utc::now());
-        self.owned.write(|c| complete_batch_r(c, &now, done)).await?
+        self.owned.write(|c| complete_batch_r(c, &now, done)).await
     }
 
     async fn retry_command(
@@ -268,15 +268,9 @@ fn lane_batch_r(
     Ok(out)
 }
 
-/// Records one lane's outcomes (see [`OutboxStore::complete_commands`]) in the open
-/// transaction: all or, when one row was taken over, none (`Ok(Err(Fenced))`).
-fn complete_batch_r(c: &rusqlite::Connection, now: &str, done: &[Completed]) -> Result<Result<()>> {
-    let mut fresh = c.prepare_cached("SELECT 1 FROM outbox WHERE id = ? AND fence = ? AND state = 'pending'")?;
-    for d in done {
-        if !fresh.exists(params![d.row.id, d.row.fence])? {
-            return Ok(fenced(0, &d.row));
-        }
-    }
+/// Records one lane's outcomes (see [`OutboxStore::complete_commands`]). A row taken over
+/// fails the lane's write, whose savepoint then undoes the lane alone.
+fn complete_batch_r(c: &rusqlite::Connection, now: &str, done: &[Completed]) -> Result<()> {
     let mut q = c.prepare_cached(
         "UPDATE outbox SET state = 'done', attempts = attempts + 1, done_at = ?, last_error = NULL,
            lease_owner = NULL, lease_until_ms = 0
@@ -284,13 +278,12 @@ fn complete_batch_r(c: &rusqlite::Connection, now: &str, done: &[Completed]) -> 
     )?;
     let mut keys = c.prepare_cached("DELETE FROM outbox_keys WHERE outbox_id = ?")?;
     for d in done {
-        // Checked above, in this transaction: the row is still this lease's.
-        q.execute(params![now, d.row.id, d.row.fence])?;
+        fenced(q.execute(params![now, d.row.id, d.row.fence])? as u64, &d.row)?;
         keys.execute([d.row.id])?;
         if let Some((key, crm_id)) = &d.created {
             set_ref_r(c, key, crm_id)?;
         }
         insert_timeline_r(c, &d.row.session_id, &d.line)?;
     }
-    Ok(Ok(()))
+    Ok(())
 }
