@@ -110,45 +110,50 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
         record_id = crm_id(k)?;
     }
     let cols = FilterColumns::of(&s.session);
-    let phone = cols.phone.as_ref().map(|p| &p.number);
-    let created_at = s.created_at.map(ts);
-    let values = params![
-        s.session_id,
-        s.session,
-        s.lane,
+    let new = SessionColumns {
+        lane: s.lane.clone(),
         account_key,
         account_id,
         record_key,
         record_id,
-        created_at,
-        now,
-        s.agent_id,
-        s.over,
-        cols.phase,
-        cols.record_outcome,
-        phone,
-        s.first_at.map(ts)
-    ];
-    // Most steps change a session already stored: try the update first.
-    let updated = c
-        .prepare_cached(
-            "UPDATE sessions SET body = ?2, lane = ?3, account_key = ?4,
-               account_id = CASE WHEN ?5 IS NULL AND ?4 = account_key THEN account_id ELSE ?5 END,
-               record_key = ?6,
-               record_id = CASE WHEN ?7 IS NULL AND ?6 = record_key THEN record_id ELSE ?7 END,
-               created_at = ?8, updated_at = ?9, agent_id = ?10, over = ?11,
-               phase = ?12, record_outcome = ?13, phone = ?14,
-               first_at = CASE WHEN ?15 IS NOT NULL AND (first_at IS NULL OR ?15 < first_at) THEN ?15 ELSE first_at END
-             WHERE id = ?1",
-        )?
-        .execute(values)?;
-    if updated == 0 {
-        c.prepare_cached(
-            "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at,
-               agent_id, over, phase, record_outcome, phone, first_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
-        )?
-        .execute(values)?;
+        created_at: s.created_at.map(ts),
+        agent_id: s.agent_id.clone(),
+        over: i64::from(s.over),
+        phase: cols.phase.map(Cow::into_owned),
+        record_outcome: cols.record_outcome.map(Cow::into_owned),
+        phone: cols.phone.map(|p| p.number.into_owned()),
+        first_at: s.first_at.map(ts),
+    };
+    let old = c
+        .prepare_cached(&format!("SELECT {} FROM sessions WHERE id = ?", SessionColumns::NAMES.join(", ")))?
+        .query_row([&s.session_id], SessionColumns::read)
+        .optional()?;
+    match old {
+        Some(old) => update_session_r(c, &s.session_id, &s.session, now, &old, new.after(&old))?,
+        None => {
+            c.prepare_cached(
+                "INSERT INTO sessions (id, body, updated_at, lane, account_key, account_id, record_key, record_id,
+                   created_at, agent_id, over, phase, record_outcome, phone, first_at)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )?
+            .execute(params![
+                s.session_id,
+                s.session,
+                now,
+                new.lane,
+                new.account_key,
+                new.account_id,
+                new.record_key,
+                new.record_id,
+                new.created_at,
+                new.agent_id,
+                new.over,
+                new.phase,
+                new.record_outcome,
+                new.phone,
+                new.first_at
+            ])?;
+        }
     }
     for e in &s.timeline {
         insert_timeline_r(c, &s.session_id, e)?;
@@ -168,6 +173,122 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
             )));
         }
     }
+    Ok(())
+}
+
+/// A session row's indexed columns, as stored.
+#[derive(Clone, PartialEq)]
+struct SessionColumns {
+    lane: Option<String>,
+    account_key: Option<String>,
+    account_id: Option<String>,
+    record_key: Option<String>,
+    record_id: Option<String>,
+    created_at: Option<String>,
+    agent_id: Option<String>,
+    over: i64,
+    phase: Option<String>,
+    record_outcome: Option<String>,
+    phone: Option<String>,
+    first_at: Option<String>,
+}
+
+impl SessionColumns {
+    /// Column names, in the order of the fields.
+    const NAMES: [&'static str; 12] = [
+        "lane",
+        "account_key",
+        "account_id",
+        "record_key",
+        "record_id",
+        "created_at",
+        "agent_id",
+        "over",
+        "phase",
+        "record_outcome",
+        "phone",
+        "first_at",
+    ];
+
+    fn read(r: &rusqlite::Row<'_>) -> rusqlite::Result<SessionColumns> {
+        Ok(SessionColumns {
+            lane: r.get(0)?,
+            account_key: r.get(1)?,
+            account_id: r.get(2)?,
+            record_key: r.get(3)?,
+            record_id: r.get(4)?,
+            created_at: r.get(5)?,
+            agent_id: r.get(6)?,
+            over: r.get(7)?,
+            phase: r.get(8)?,
+            record_outcome: r.get(9)?,
+            phone: r.get(10)?,
+            first_at: r.get(11)?,
+        })
+    }
+
+    fn values(&self) -> [rusqlite::types::Value; 12] {
+        use rusqlite::types::Value;
+        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+        [
+            text(&self.lane),
+            text(&self.account_key),
+            text(&self.account_id),
+            text(&self.record_key),
+            text(&self.record_id),
+            text(&self.created_at),
+            text(&self.agent_id),
+            Value::Integer(self.over),
+            text(&self.phase),
+            text(&self.record_outcome),
+            text(&self.phone),
+            text(&self.first_at),
+        ]
+    }
+
+    /// These columns as a step leaves a row that held `old`: a resolved id stays while its
+    /// key does not change, and the first event's time only moves earlier.
+    fn after(mut self, old: &SessionColumns) -> SessionColumns {
+        if self.account_id.is_none() && self.account_key.is_some() && self.account_key == old.account_key {
+            self.account_id = old.account_id.clone();
+        }
+        if self.record_id.is_none() && self.record_key.is_some() && self.record_key == old.record_key {
+            self.record_id = old.record_id.clone();
+        }
+        self.first_at = match (self.first_at, &old.first_at) {
+            (Some(f), Some(o)) if f >= *o => Some(o.clone()),
+            (Some(f), _) => Some(f),
+            (None, o) => o.clone(),
+        };
+        self
+    }
+}
+
+/// Rewrites a stored session, naming only the indexed columns whose values change: SQLite
+/// rewrites the entry of every index over a column an UPDATE sets, even to the same value,
+/// and most steps change none of them (a page of each of eight indexes saved a step).
+fn update_session_r(
+    c: &rusqlite::Connection,
+    id: &str,
+    body: &str,
+    now: &str,
+    old: &SessionColumns,
+    new: SessionColumns,
+) -> Result<()> {
+    use rusqlite::types::Value;
+    let mut set = String::from("body = ?, updated_at = ?");
+    let mut values = vec![Value::Text(body.to_string()), Value::Text(now.to_string())];
+    for ((name, was), now) in SessionColumns::NAMES.iter().zip(old.values()).zip(new.values()) {
+        if was != now {
+            set.push_str(", ");
+            set.push_str(name);
+            set.push_str(" = ?");
+            values.push(now);
+        }
+    }
+    values.push(Value::Text(id.to_string()));
+    c.prepare_cached(&format!("UPDATE sessions SET {set} WHERE id = ?"))?
+        .execute(rusqlite::params_from_iter(values))?;
     Ok(())
 }
 

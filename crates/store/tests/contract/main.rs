@@ -81,6 +81,7 @@ macro_rules! all_cases {
                 sessions_by_account_pages_newest_first,
                 list_sessions_filters_and_pages_newest_first,
                 a_waiting_session_is_listed_by_its_first_event,
+                each_rewrite_of_a_session_keeps_its_filters_in_step,
                 session_gauges_count_waiting_and_stuck_sessions,
                 session_settled_waits_for_events_and_first_attempts,
             ],

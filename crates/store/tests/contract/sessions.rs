@@ -200,6 +200,52 @@ pub async fn list_sessions_filters_and_pages_newest_first(store: Arc<dyn Store>)
     assert_eq!(listed(&p2), ["s1"]);
 }
 
+pub async fn each_rewrite_of_a_session_keeps_its_filters_in_step(store: Arc<dyn Store>) {
+    let list = |f: SessionFilter| {
+        let store = store.clone();
+        async move { listed(&store.list_sessions(&SessionFilter { limit: 10, ..f }).await.expect("list")) }
+    };
+    let phase = |p: &str| SessionFilter { phase: Some(p.into()), ..Default::default() };
+    let phone = |p: &str| SessionFilter { phone: Some(p.into()), ..Default::default() };
+    let account = SessionFilter { account_id: Some("acct_1".into()), ..Default::default() };
+    let first = StepCommit {
+        session: body("s", "connected", "pending", Some("+15550001")),
+        account: Some(("key:a".into(), true)),
+        created_at: Some(at(10)),
+        agent_id: Some("agent-1".into()),
+        ..step("s")
+    };
+    store.commit_steps(vec![first.clone()]).await.expect("commit");
+    store.ref_set("key:a", "acct_1").await.expect("resolve the account");
+    assert_eq!(list(account.clone()).await, ["s"]);
+    // The same columns again (the body alone changes): the resolved account stays.
+    let same = StepCommit { session: body("s", "connected", "created", Some("+15550001")), ..first.clone() };
+    store.commit_steps(vec![same]).await.expect("commit");
+    assert_eq!(list(account.clone()).await, ["s"], "a key already resolved keeps its id");
+    assert_eq!(list(phase("connected")).await, ["s"]);
+    assert_eq!(store.load_session("s").await.expect("load").expect("stored").account_id.as_deref(), Some("acct_1"));
+    assert!(store.agent_busy("agent-1").await.expect("busy"));
+    // Phase, phone, agent and the end change: every list follows.
+    let ended = StepCommit {
+        session: body("s", "ended", "created", Some("+15550002")),
+        agent_id: Some("agent-2".into()),
+        over: true,
+        ..first.clone()
+    };
+    store.commit_steps(vec![ended]).await.expect("commit");
+    assert!(list(phase("connected")).await.is_empty());
+    assert_eq!(list(phase("ended")).await, ["s"]);
+    assert!(list(phone("+15550001")).await.is_empty());
+    assert_eq!(list(phone("+15550002")).await, ["s"]);
+    assert!(!store.agent_busy("agent-1").await.expect("busy"));
+    assert!(!store.agent_busy("agent-2").await.expect("busy"), "an ended session keeps no agent busy");
+    // Another account's key: the old id goes with the old key.
+    let moved = StepCommit { account: Some(("key:b".into(), true)), ..first };
+    store.commit_steps(vec![moved]).await.expect("commit");
+    assert!(list(account).await.is_empty(), "a new key is not resolved yet");
+    assert_eq!(store.load_session("s").await.expect("load").expect("stored").account_id, None);
+}
+
 pub async fn a_waiting_session_is_listed_by_its_first_event(store: Arc<dyn Store>) {
     let early = NewEvent { at: at(100), event_type: "session.assigned".into(), ..event("w-1", "w") };
     store.ingest(&[early]).await.expect("ingest");
