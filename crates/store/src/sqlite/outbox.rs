@@ -142,11 +142,16 @@ impl OutboxStore for SqliteStore {
     }
 
     async fn list_commands(&self, state: OutboxState, limit: i64) -> Result<Vec<OutboxRow>> {
-        let rows = sqlx::query("SELECT * FROM outbox WHERE state = ? ORDER BY id LIMIT ?")
-            .bind(state.as_str())
-            .bind(limit)
-            .fetch_all(&self.read)
-            .await?;
+        // The state written out, so that SQLite sees the partial index for it: dead letters
+        // have one; pending rows come from their lanes' index, sorted.
+        let sql = match state {
+            OutboxState::Pending => {
+                "SELECT * FROM outbox INDEXED BY outbox_pending_lane WHERE state = 'pending' ORDER BY id LIMIT ?"
+            }
+            OutboxState::Dead => "SELECT * FROM outbox INDEXED BY outbox_dead WHERE state = 'dead' ORDER BY id LIMIT ?",
+            OutboxState::Done => "SELECT * FROM outbox WHERE state = 'done' ORDER BY id LIMIT ?",
+        };
+        let rows = sqlx::query(sql).bind(limit).fetch_all(&self.read).await?;
         rows.iter().map(outbox_row).collect()
     }
 

@@ -248,6 +248,14 @@ pub async fn outbox_counts_by_state(store: Arc<dyn Store>) {
     let counts: BTreeMap<OutboxState, i64> = store.outbox_counts().await.expect("counts").into_iter().collect();
     let want = BTreeMap::from([(OutboxState::Pending, 2), (OutboxState::Done, 1), (OutboxState::Dead, 1)]);
     assert_eq!(counts, want);
+    // Each state lists its own rows, oldest first.
+    let listed = |state| {
+        let store = store.clone();
+        async move { store.list_commands(state, 10).await.expect("list").into_iter().map(|r| r.key).collect::<Vec<_>>() }
+    };
+    assert_eq!(listed(OutboxState::Pending).await, ["c", "d"]);
+    assert_eq!(listed(OutboxState::Done).await, ["a"]);
+    assert_eq!(listed(OutboxState::Dead).await, ["b"]);
     // Back in line: the count follows, and a state left without rows is left out.
     assert!(store.redrive_command(b.id).await.expect("redrive"));
     let counts: BTreeMap<OutboxState, i64> = store.outbox_counts().await.expect("counts").into_iter().collect();
