@@ -312,12 +312,23 @@ impl SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<()> {
         self.owned.write(|c| {
+            let body = serde_json::to_string(body)?;
+            // Most rewrites keep the record and account: naming those columns would rewrite
+            // their index entries too (see `update_session_r`).
+            let kept = c
+                .prepare_cached(
+                    "UPDATE crm_activities SET subject = ?, body = ?, updated_at = ? WHERE ext_key = ? AND record_id IS ? AND account_id IS ?",
+                )?
+                .execute(params![subject, body, ts(at), key, record_id, account_id])?;
+            if kept == 1 {
+                return Ok(());
+            }
             let aid = next_id_r(c, "crm_activities", "act_")?;
             c.prepare_cached(
                 "INSERT INTO crm_activities (id, ext_key, record_id, account_id, session_id, subject, body, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)
                  ON CONFLICT(ext_key) DO UPDATE SET record_id = excluded.record_id, account_id = excluded.account_id, subject = excluded.subject, body = excluded.body, updated_at = excluded.updated_at",
             )?
-            .execute(params![aid, key, record_id, account_id, session_id, subject, serde_json::to_string(body)?, ts(at), ts(at)])?;
+            .execute(params![aid, key, record_id, account_id, session_id, subject, body, ts(at), ts(at)])?;
             Ok(())
         })
         .await
@@ -332,12 +343,21 @@ impl SqliteStore {
         at: DateTime<Utc>,
     ) -> Result<()> {
         self.owned.write(|c| {
+            let data = serde_json::to_string(data)?;
+            let kept = c
+                .prepare_cached(
+                    "UPDATE crm_session_objects SET data = ?, updated_at = ? WHERE session_id = ? AND record_id IS ? AND account_id IS ?",
+                )?
+                .execute(params![data, ts(at), session_id, record_id, account_id])?;
+            if kept == 1 {
+                return Ok(());
+            }
             let sid = next_id_r(c, "crm_session_objects", "so_")?;
             c.prepare_cached(
                 "INSERT INTO crm_session_objects (id, session_id, record_id, account_id, data, created_at, updated_at) VALUES (?,?,?,?,?,?,?)
                  ON CONFLICT(session_id) DO UPDATE SET record_id = excluded.record_id, account_id = excluded.account_id, data = excluded.data, updated_at = excluded.updated_at",
             )?
-            .execute(params![sid, session_id, record_id, account_id, serde_json::to_string(data)?, ts(at), ts(at)])?;
+            .execute(params![sid, session_id, record_id, account_id, data, ts(at), ts(at)])?;
             Ok(())
         })
         .await
