@@ -95,8 +95,7 @@ def main() -> None:
             commits += commit
     print(next((l for l in out.splitlines() if l.startswith("end to end")), out.strip()[-200:]))
     if io and a.traffic == "sessions":
-        per = lambda k: int(io[k]) / a.sessions / 1024
-        print(f"a session: {per('wchar'):.0f} KB written by the server (files and sockets), {per('write_bytes'):.0f} KB reaching the disk")
+        print(f"the server's writes reaching the disk: {int(io['write_bytes']) / a.sessions / 1024:.0f} KB a session")
     print(f"{total} frames in {len(copies)} copies, {commits} commits, {total / max(commits, 1):.1f} frames a commit")
     for name, n in count.most_common(30):
         print(f"{n:7d} {100 * n / max(total, 1):5.1f}%  {name}")

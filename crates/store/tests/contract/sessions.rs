@@ -239,6 +239,8 @@ pub async fn each_rewrite_of_a_session_keeps_its_filters_in_step(store: Arc<dyn 
     assert_eq!(list(phone("+15550002")).await, ["s"]);
     assert!(!store.agent_busy("agent-1").await.expect("busy"));
     assert!(!store.agent_busy("agent-2").await.expect("busy"), "an ended session keeps no agent busy");
+    let start = SessionFilter { from: Some(at(10)), to: Some(at(11)), ..Default::default() };
+    assert_eq!(list(start).await, ["s"], "its start stays its creation through the rewrites");
     // Another account's key: the old id goes with the old key.
     let moved = StepCommit { account: Some(("key:b".into(), true)), ..first };
     store.commit_steps(vec![moved]).await.expect("commit");
