@@ -43,3 +43,17 @@ fn bad_options_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--kill-every needs loadgen's own server"));
 }
+
+#[test]
+fn verify_refuses_a_server_that_already_holds_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().to_str().unwrap();
+    report(&["--sessions", "20", "--connections", "4", "--data-dir", data]);
+    let out = Command::new(bin())
+        .args(["loadgen", "--sessions", "20", "--connections", "4", "--verify", "--data-dir", data])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("--verify needs a server that holds no sessions yet"), "{stderr}");
+}
