@@ -97,7 +97,9 @@ fn open_one(path: &std::path::Path, synchronous: &str) -> Result<rusqlite::Conne
     c.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {synchronous}; PRAGMA foreign_keys = OFF;"
     ))?;
-    c.set_prepared_statement_cache_capacity(64);
+    // Room for every hot statement and the session rewrite's variants (one per set of
+    // changed columns), so none is prepared again after an eviction.
+    c.set_prepared_statement_cache_capacity(256);
     Ok(c)
 }
 

@@ -266,7 +266,7 @@ impl SessionColumns {
 
 /// Rewrites a stored session, naming only the indexed columns whose values change: SQLite
 /// rewrites the entry of every index over a column an UPDATE sets, even to the same value,
-/// and most steps change none of them (a page of each of eight indexes saved a step).
+/// and most steps change none of them. Each set of changed columns is its own cached statement.
 fn update_session_r(
     c: &rusqlite::Connection,
     id: &str,
@@ -278,12 +278,12 @@ fn update_session_r(
     use rusqlite::types::Value;
     let mut set = String::from("body = ?, updated_at = ?");
     let mut values = vec![Value::Text(body.to_string()), Value::Text(now.to_string())];
-    for ((name, was), now) in SessionColumns::NAMES.iter().zip(old.values()).zip(new.values()) {
-        if was != now {
+    for ((name, was), value) in SessionColumns::NAMES.iter().zip(old.values()).zip(new.values()) {
+        if was != value {
             set.push_str(", ");
             set.push_str(name);
             set.push_str(" = ?");
-            values.push(now);
+            values.push(value);
         }
     }
     values.push(Value::Text(id.to_string()));
