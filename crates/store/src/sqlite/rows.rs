@@ -124,12 +124,9 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
         phone: cols.phone.map(|p| p.number.into_owned()),
         first_at: s.first_at.map(ts),
     };
-    let old = c
-        .prepare_cached(&format!("SELECT {} FROM sessions WHERE id = ?", SessionColumns::NAMES.join(", ")))?
-        .query_row([&s.session_id], SessionColumns::read)
-        .optional()?;
+    let old = c.prepare_cached(&SELECT_SESSION_COLUMNS)?.query_row([&s.session_id], SessionColumns::read).optional()?;
     match old {
-        Some(old) => update_session_r(c, &s.session_id, &s.session, now, &old, new.after(&old))?,
+        Some(old) => update_session_r(c, &s.session_id, &s.session, now, &old, &new.after(&old))?,
         None => {
             c.prepare_cached(
                 "INSERT INTO sessions (id, body, updated_at, lane, account_key, account_id, record_key, record_id,
@@ -176,8 +173,11 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
     Ok(())
 }
 
+/// Reads a stored session's [`SessionColumns`] by id (the text built once, not at every step).
+static SELECT_SESSION_COLUMNS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {} FROM sessions WHERE id = ?", SessionColumns::NAMES.join(", ")));
+
 /// A session row's indexed columns, as stored.
-#[derive(Clone, PartialEq)]
 struct SessionColumns {
     lane: Option<String>,
     account_key: Option<String>,
@@ -227,9 +227,12 @@ impl SessionColumns {
         })
     }
 
-    fn values(&self) -> [rusqlite::types::Value; 12] {
-        use rusqlite::types::Value;
-        let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
+    /// The columns' values, borrowed, in the order of [`SessionColumns::NAMES`].
+    fn values(&self) -> [rusqlite::types::ValueRef<'_>; 12] {
+        use rusqlite::types::ValueRef;
+        fn text(v: &Option<String>) -> ValueRef<'_> {
+            v.as_deref().map_or(ValueRef::Null, |t| ValueRef::Text(t.as_bytes()))
+        }
         [
             text(&self.lane),
             text(&self.account_key),
@@ -238,7 +241,7 @@ impl SessionColumns {
             text(&self.record_id),
             text(&self.created_at),
             text(&self.agent_id),
-            Value::Integer(self.over),
+            ValueRef::Integer(self.over),
             text(&self.phase),
             text(&self.record_outcome),
             text(&self.phone),
@@ -273,20 +276,20 @@ fn update_session_r(
     body: &str,
     now: &str,
     old: &SessionColumns,
-    new: SessionColumns,
+    new: &SessionColumns,
 ) -> Result<()> {
-    use rusqlite::types::Value;
+    use rusqlite::types::ToSqlOutput;
     let mut set = String::from("body = ?, updated_at = ?");
-    let mut values = vec![Value::Text(body.to_string()), Value::Text(now.to_string())];
+    let mut values = vec![ToSqlOutput::from(body), ToSqlOutput::from(now)];
     for ((name, was), value) in SessionColumns::NAMES.iter().zip(old.values()).zip(new.values()) {
         if was != value {
             set.push_str(", ");
             set.push_str(name);
             set.push_str(" = ?");
-            values.push(value);
+            values.push(ToSqlOutput::Borrowed(value));
         }
     }
-    values.push(Value::Text(id.to_string()));
+    values.push(ToSqlOutput::from(id));
     c.prepare_cached(&format!("UPDATE sessions SET {set} WHERE id = ?"))?
         .execute(rusqlite::params_from_iter(values))?;
     Ok(())
