@@ -86,6 +86,9 @@ pub struct SessionGauges {
 pub trait SessionStore: Send + Sync + 'static {
     /// A session's state JSON.
     async fn load_session(&self, id: &str) -> Result<Option<SessionRow>>;
+    /// The state JSON of each of these sessions that is stored, by id, read at once (one
+    /// read for a rules pass rather than one per event).
+    async fn load_sessions(&self, ids: &[&str]) -> Result<std::collections::HashMap<String, String>>;
     /// Commits several steps in one transaction, in order.
     async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()>;
     /// Timeline of a session.

@@ -44,7 +44,11 @@ struct Pass {
     commits: Vec<StepCommit>,
     /// Some of `commits` give CRM writes.
     with_writes: bool,
+    /// Sessions as this pass's steps left them (committed or not).
     sessions: HashMap<String, Session>,
+    /// The stored state of every session the pass's events belong to, read once at its start
+    /// (`None`: not stored yet).
+    loaded: HashMap<String, Option<String>>,
     dirty_keys: HashSet<String>,
     blocked: HashSet<String>,
     /// Agents whose session ended in this pass (held statuses may apply).
@@ -101,6 +105,12 @@ pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
     }
     let pending = p.store.pending_events(shards.as_deref(), 512).await?;
     let mut pass = Pass::default();
+    if !pending.is_empty() {
+        let ids: HashSet<&str> = pending.iter().map(|e| e.session_id.as_str()).collect();
+        let ids: Vec<&str> = ids.into_iter().collect();
+        let mut stored = p.store.load_sessions(&ids).await?;
+        pass.loaded = ids.iter().map(|id| (id.to_string(), stored.remove(*id))).collect();
+    }
     let out = pass_over(p, pending, &mut pass).await;
     if let Some(mut locks) = pass.locks.take() {
         locks.release().await?;
@@ -194,8 +204,8 @@ async fn flush(p: &Pipeline, pass: &mut Pass) -> anyhow::Result<()> {
     let commits = std::mem::take(&mut pass.commits);
     let with_writes = std::mem::take(&mut pass.with_writes);
     p.store.commit_steps(commits).await?;
-    // Committed: the store is the truth again, and other nodes see the writes.
-    pass.sessions.clear();
+    // Committed: other nodes see the writes. `pass.sessions` stays: it is what was stored,
+    // and the sessions read at the pass's start are older than it.
     pass.dirty_keys.clear();
     if let Some(locks) = pass.locks.as_mut() {
         locks.release().await?;
@@ -214,9 +224,11 @@ async fn apply_one(
 ) -> anyhow::Result<Applied> {
     let seq = ev.seq;
     let started = std::time::Instant::now();
-    let session: Option<Session> = match pass.sessions.get(&event.session_id) {
-        Some(s) => Some(s.clone()),
-        None => match p.store.load_session(&event.session_id).await? {
+    let session: Option<Session> = match (pass.sessions.get(&event.session_id), pass.loaded.get(&event.session_id)) {
+        (Some(s), _) => Some(s.clone()),
+        (None, Some(Some(body))) => Some(serde_json::from_str(body)?),
+        (None, Some(None)) => None,
+        (None, None) => match p.store.load_session(&event.session_id).await? {
             Some(row) => Some(serde_json::from_str(&row.body)?),
             None => None,
         },

@@ -23,6 +23,15 @@ impl SessionStore for PgStore {
         }))
     }
 
+    async fn load_sessions(&self, ids: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows =
+            sqlx::query("SELECT id, body FROM sessions WHERE id = ANY($1)").bind(ids).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| (r.get("id"), r.get("body"))).collect())
+    }
+
     async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()> {
         let mut tries = 0;
         loop {

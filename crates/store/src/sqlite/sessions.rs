@@ -24,6 +24,29 @@ impl SessionStore for SqliteStore {
             .await
     }
 
+    async fn load_sessions(&self, ids: &[&str]) -> Result<std::collections::HashMap<String, String>> {
+        self.owned
+            .read(|c| {
+                // One read transaction: its lock and page cache serve every id (each statement
+                // on its own would take the lock and check the cache again).
+                c.execute_batch("BEGIN")?;
+                let read = || -> Result<std::collections::HashMap<String, String>> {
+                    let mut q = c.prepare_cached("SELECT body FROM sessions WHERE id = ?")?;
+                    let mut out = std::collections::HashMap::with_capacity(ids.len());
+                    for id in ids {
+                        if let Some(body) = q.query_row([id], |r| r.get::<_, String>(0)).optional()? {
+                            out.insert((*id).to_string(), body);
+                        }
+                    }
+                    Ok(out)
+                };
+                let out = read();
+                c.execute_batch("COMMIT")?;
+                out
+            })
+            .await
+    }
+
     async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()> {
         commit_steps_on(&self.owned, &steps).await
     }

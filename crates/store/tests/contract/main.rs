@@ -76,6 +76,7 @@ macro_rules! all_cases {
             ],
             sessions: [
                 commit_steps_writes_session_timeline_outbox_and_activities,
+                load_sessions_reads_the_stored_ones_at_once,
                 a_later_step_replaces_the_session_and_extends_the_timeline,
                 steps_of_one_session_in_one_commit_apply_in_order,
                 sessions_by_account_pages_newest_first,

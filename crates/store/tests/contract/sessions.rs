@@ -50,6 +50,21 @@ pub async fn commit_steps_writes_session_timeline_outbox_and_activities(store: A
     assert!(store.agent_busy("agent-1").await.expect("busy"));
 }
 
+pub async fn load_sessions_reads_the_stored_ones_at_once(store: Arc<dyn Store>) {
+    assert!(store.load_sessions(&[]).await.expect("none asked").is_empty());
+    let one = StepCommit { session: r#"{"state":"one"}"#.into(), ..step("s1") };
+    let two = StepCommit { session: r#"{"state":"two"}"#.into(), ..step("s2") };
+    store.commit_steps(vec![one, two]).await.expect("commit");
+    let got = store.load_sessions(&["s2", "nope", "s1"]).await.expect("load");
+    assert_eq!(got.len(), 2, "only stored sessions are answered: {got:?}");
+    assert_eq!(got.get("s1").map(String::as_str), Some(r#"{"state":"one"}"#));
+    assert_eq!(got.get("s2").map(String::as_str), Some(r#"{"state":"two"}"#));
+    let again = StepCommit { session: r#"{"state":"three"}"#.into(), ..step("s1") };
+    store.commit_steps(vec![again]).await.expect("commit");
+    let got = store.load_sessions(&["s1"]).await.expect("load");
+    assert_eq!(got.get("s1").map(String::as_str), Some(r#"{"state":"three"}"#), "the latest state");
+}
+
 pub async fn a_later_step_replaces_the_session_and_extends_the_timeline(store: Arc<dyn Store>) {
     let first = StepCommit {
         timeline: vec![line(1, EntryKind::Event, "one")],
