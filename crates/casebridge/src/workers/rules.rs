@@ -49,6 +49,8 @@ struct Pass {
     /// The stored state of every session the pass's events belong to, read once at its start
     /// (`None`: not stored yet).
     loaded: HashMap<String, Option<String>>,
+    /// CRM ids of casebridge's keys read during the pass (an id, once known, stays).
+    refs: std::sync::Mutex<HashMap<String, String>>,
     dirty_keys: HashSet<String>,
     blocked: HashSet<String>,
     /// Agents whose session ended in this pass (held statuses may apply).
@@ -247,7 +249,7 @@ async fn apply_one(
                 let mut keys = base_keys(session.as_ref(), event, &settings);
                 for l in &lookups {
                     if let Lookup::RecordsOfAccount(a) = l {
-                        keys.extend(account_keys(p, a).await?.iter().map(ToString::to_string));
+                        keys.extend(account_keys(p, pass, a).await?.iter().map(ToString::to_string));
                     }
                 }
                 keys.retain(|k| !checked.contains(k));
@@ -291,7 +293,7 @@ async fn apply_one(
                 let lane = s.lane();
                 let mut keys = CustomerKey::of_customer(&s.customer, s.phone.as_ref());
                 if let Some(a) = &s.account {
-                    keys.extend(account_keys(p, a).await?);
+                    keys.extend(account_keys(p, pass, a).await?);
                 }
                 // Trailing writes wait a moment so that the session's next ones go with them.
                 let window = p.crm().coalesce_window();
@@ -356,9 +358,9 @@ async fn apply_one(
 }
 
 /// An account's keys: casebridge's key and, once created, the CRM id.
-async fn account_keys(p: &Pipeline, a: &ObjRef) -> anyhow::Result<Vec<CustomerKey>> {
+async fn account_keys(p: &Pipeline, pass: &Pass, a: &ObjRef) -> anyhow::Result<Vec<CustomerKey>> {
     let mut keys = vec![CustomerKey::account(a)];
-    if let ObjRef::Crm(id) = resolve(p, a).await?
+    if let ObjRef::Crm(id) = resolve(p, pass, a).await?
         && id != a.as_str()
     {
         keys.push(CustomerKey::Account(id));
@@ -366,13 +368,19 @@ async fn account_keys(p: &Pipeline, a: &ObjRef) -> anyhow::Result<Vec<CustomerKe
     Ok(keys)
 }
 
-async fn resolve(p: &Pipeline, r: &ObjRef) -> anyhow::Result<ObjRef> {
-    Ok(match r {
-        ObjRef::Key(k) => match p.store.ref_get(k).await? {
-            Some(id) => ObjRef::Crm(id),
-            None => r.clone(),
-        },
-        other => other.clone(),
+/// The CRM id of casebridge's key, when the object is created (read once a pass).
+async fn resolve(p: &Pipeline, pass: &Pass, r: &ObjRef) -> anyhow::Result<ObjRef> {
+    let ObjRef::Key(k) = r else { return Ok(r.clone()) };
+    let known = pass.refs.lock().unwrap_or_else(|e| e.into_inner()).get(k).cloned();
+    if let Some(id) = known {
+        return Ok(ObjRef::Crm(id));
+    }
+    Ok(match p.store.ref_get(k).await? {
+        Some(id) => {
+            pass.refs.lock().unwrap_or_else(|e| e.into_inner()).insert(k.clone(), id.clone());
+            ObjRef::Crm(id)
+        }
+        None => r.clone(),
     })
 }
 
@@ -390,13 +398,13 @@ async fn answer(p: &Pipeline, l: &Lookup, pass: &Pass) -> anyhow::Result<Answer>
                 },
             };
             let rec = match related.and_then(|s| s.record) {
-                Some(r) => Some(resolve(p, &r).await?),
+                Some(r) => Some(resolve(p, pass, &r).await?),
                 None => None,
             };
             Answer::Record(rec)
         }
         Lookup::DialRequestOrigin(id) => Answer::Origin(p.store.dial(id).await?.and_then(|d| d.origin_record_id)),
-        Lookup::RecordsOfAccount(a) => match resolve(p, a).await? {
+        Lookup::RecordsOfAccount(a) => match resolve(p, pass, a).await? {
             ObjRef::Crm(id) => p.crm().lookup(&CrmLookup::RecordsOfAccount(id)).await?,
             // The account's creation never landed (parked): it has no records.
             ObjRef::Key(_) => Answer::Records(vec![]),
