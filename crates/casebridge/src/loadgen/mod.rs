@@ -2,6 +2,7 @@
 //! throughput, latency from event accepted to CRM write done, refusals, a do-nothing baseline
 //! measured in the same run, SIGKILLs of its own server, and an oracle (`--verify`).
 
+mod baseline;
 mod client;
 mod servers;
 mod traffic;

@@ -3,19 +3,12 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::json;
 
 use super::LoadgenArgs;
 
-/// A do-nothing handler: reads the body and answers 202, as intake does.
+/// The do-nothing handler (see `baseline.rs`) on a loopback port of this process.
 pub async fn baseline_server() -> anyhow::Result<String> {
-    use axum::routing::post;
-    let app = axum::Router::new().route(
-        "/v1/events",
-        post(|_body: bytes::Bytes| async {
-            (axum::http::StatusCode::ACCEPTED, axum::Json(json!({"accepted": 1, "duplicates": 0})))
-        }),
-    );
+    let app = super::baseline::router();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
