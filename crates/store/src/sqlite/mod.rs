@@ -279,6 +279,59 @@ mod tests {
         assert_eq!(found.len(), 1, "the old session is found by its phase, outcome and phone");
     }
 
+    /// Events, timeline lines and outbox rows stored under AUTOINCREMENT keep their numbers;
+    /// rows added after the upgrade are numbered after them, and the outbox tally still counts.
+    #[tokio::test]
+    async fn rows_keep_their_numbers_without_autoincrement() {
+        use crate::EventStore;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("old.db");
+        let url = format!("sqlite://{}?mode=rwc", url_path(&path));
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+        let mut before = sqlx::migrate::Migrator::DEFAULT;
+        before.migrations = MIGRATOR.migrations.iter().filter(|m| m.version < 14).cloned().collect::<Vec<_>>().into();
+        before.run(&pool).await.expect("migrations up to 13");
+        for (id, at) in [("e1", "2026-12-01T10:00:00Z"), ("e2", "2026-12-01T10:00:01Z")] {
+            sqlx::query("INSERT INTO events (id, session_id, type, at, body, received_at) VALUES (?, 's1', 'session.created', ?, '{}', ?)")
+                .bind(id).bind(at).bind(at).execute(&pool).await.expect("old event");
+        }
+        sqlx::query("INSERT INTO timeline (session_id, at, kind, summary) VALUES ('s1', '2026-12-01T10:00:00Z', 'note', 'old line')")
+            .execute(&pool).await.expect("old line");
+        sqlx::query("INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES ('k1', 'l1', 's1', '{}', '2026-12-01T10:00:00Z', '2026-12-01T10:00:00Z')")
+            .execute(&pool).await.expect("old write");
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.expect("open store");
+        store.migrate().await.expect("migration 14");
+        let new = NewEvent {
+            id: "e3".into(),
+            session_id: "s1".into(),
+            event_type: "session.ended".into(),
+            at: chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:02Z").expect("time").into(),
+            body: "{}".into(),
+        };
+        store.ingest_groups(&[std::slice::from_ref(&new)]).await.expect("new event");
+        let seqs: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, seq FROM events ORDER BY seq").fetch_all(&store.read).await.expect("events");
+        assert_eq!(seqs, vec![("e1".into(), 1), ("e2".into(), 2), ("e3".into(), 3)]);
+        sqlx::query("INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES ('k2', 'l1', 's1', '{}', '2026-12-01T10:00:00Z', '2026-12-01T10:00:00Z')")
+            .execute(&store.write).await.expect("new write");
+        let ids: Vec<i64> =
+            sqlx::query_scalar("SELECT id FROM outbox ORDER BY id").fetch_all(&store.read).await.expect("outbox");
+        assert_eq!(ids, vec![1, 2]);
+        let pending: i64 = sqlx::query_scalar("SELECT SUM(n) FROM outbox_tally WHERE state = 'pending'")
+            .fetch_one(&store.read)
+            .await
+            .expect("tally");
+        assert_eq!(pending, 2, "the tally counts the copied row and the new one");
+        let line: String =
+            sqlx::query_scalar("SELECT summary FROM timeline WHERE n = 1").fetch_one(&store.read).await.expect("line");
+        assert_eq!(line, "old line");
+        let autoincrement: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE '%AUTOINCREMENT%' AND name IN ('events', 'timeline', 'outbox')")
+            .fetch_one(&store.read).await.expect("schema");
+        assert_eq!(autoincrement, 0);
+    }
+
     #[test]
     fn url_options_are_refused() {
         assert!(path_from_url("x.db?mode=ro").is_err());
