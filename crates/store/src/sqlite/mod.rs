@@ -248,18 +248,26 @@ mod tests {
         }
     }
 
+    /// A database file in `dir` with the migrations before `version` applied, and a pool on it
+    /// for writing rows the way that schema held them.
+    async fn migrated_before(dir: &tempfile::TempDir, version: i64) -> (PathBuf, sqlx::SqlitePool) {
+        let path = dir.path().join("old.db");
+        let url = format!("sqlite://{}?mode=rwc", url_path(&path));
+        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
+        let mut before = sqlx::migrate::Migrator::DEFAULT;
+        before.migrations =
+            MIGRATOR.migrations.iter().filter(|m| m.version < version).cloned().collect::<Vec<_>>().into();
+        before.run(&pool).await.expect("earlier migrations");
+        (path, pool)
+    }
+
     /// Sessions stored before their filter columns were written by casebridge keep their
     /// phase, outcome and phone, and the list still finds them by those.
     #[tokio::test]
     async fn session_columns_are_backfilled() {
         use crate::{SessionFilter, SessionStore};
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("old.db");
-        let url = format!("sqlite://{}?mode=rwc", url_path(&path));
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
-        let mut before = sqlx::migrate::Migrator::DEFAULT;
-        before.migrations = MIGRATOR.migrations.iter().filter(|m| m.version < 10).cloned().collect::<Vec<_>>().into();
-        before.run(&pool).await.expect("migrations up to 9");
+        let (path, pool) = migrated_before(&dir, 10).await;
         sqlx::query("INSERT INTO sessions (id, body, updated_at, first_at) VALUES ('s1', ?, '2026-12-01T10:00:00.000000Z', '2026-12-01T10:00:00.000000Z')")
             .bind(r#"{"phase":"ended","record_outcome":"appended","phone":{"number":"+14155550100","parsed":true}}"#)
             .execute(&pool)
@@ -285,12 +293,7 @@ mod tests {
     async fn rows_keep_their_numbers_without_autoincrement() {
         use crate::EventStore;
         let dir = tempfile::tempdir().expect("temp dir");
-        let path = dir.path().join("old.db");
-        let url = format!("sqlite://{}?mode=rwc", url_path(&path));
-        let pool = sqlx::SqlitePool::connect(&url).await.expect("open");
-        let mut before = sqlx::migrate::Migrator::DEFAULT;
-        before.migrations = MIGRATOR.migrations.iter().filter(|m| m.version < 14).cloned().collect::<Vec<_>>().into();
-        before.run(&pool).await.expect("migrations up to 13");
+        let (path, pool) = migrated_before(&dir, 14).await;
         for (id, at) in [("e1", "2026-12-01T10:00:00Z"), ("e2", "2026-12-01T10:00:01Z")] {
             sqlx::query("INSERT INTO events (id, session_id, type, at, body, received_at) VALUES (?, 's1', 'session.created', ?, '{}', ?)")
                 .bind(id).bind(at).bind(at).execute(&pool).await.expect("old event");
