@@ -131,7 +131,7 @@ pub(crate) async fn ingest_on(owned: &direct::Owned, groups: &[&[NewEvent]]) -> 
             let now = ts(Utc::now());
             let mut outs = Vec::with_capacity(groups.len());
             for events in groups {
-                c.execute_batch("SAVEPOINT batch")?;
+                direct::run_cached(c, "SAVEPOINT batch")?;
                 let mut out = IngestOutcome::default();
                 for e in events.iter() {
                     if insert_event_r(c, e, &now)? {
@@ -144,9 +144,10 @@ pub(crate) async fn ingest_on(owned: &direct::Owned, groups: &[&[NewEvent]]) -> 
                     }
                 }
                 if out.conflicts.is_empty() {
-                    c.execute_batch("RELEASE batch")?;
+                    direct::run_cached(c, "RELEASE batch")?;
                 } else {
-                    c.execute_batch("ROLLBACK TO batch; RELEASE batch")?;
+                    direct::run_cached(c, "ROLLBACK TO batch")?;
+                    direct::run_cached(c, "RELEASE batch")?;
                     out.accepted = 0;
                     out.duplicates = 0;
                 }

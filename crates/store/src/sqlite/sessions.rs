@@ -29,7 +29,7 @@ impl SessionStore for SqliteStore {
             .read(|c| {
                 // One read transaction: its lock and page cache serve every id (each statement
                 // on its own would take the lock and check the cache again).
-                c.execute_batch("BEGIN")?;
+                super::direct::run_cached(c, "BEGIN")?;
                 let read = || -> Result<std::collections::HashMap<String, String>> {
                     let mut q = c.prepare_cached("SELECT body FROM sessions WHERE id = ?")?;
                     let mut out = std::collections::HashMap::with_capacity(ids.len());
@@ -41,7 +41,7 @@ impl SessionStore for SqliteStore {
                     Ok(out)
                 };
                 let out = read();
-                c.execute_batch("COMMIT")?;
+                super::direct::run_cached(c, "COMMIT")?;
                 out
             })
             .await
