@@ -36,8 +36,8 @@ pub(crate) async fn direct<T>(
 /// SQLite's lock in its busy handler, which sleeps the thread for milliseconds at a time.
 ///
 /// What is acknowledged as stored is made durable after its commit by syncing the WAL file
-/// outside the writer's lock: the next commit (intake's next group, a rules
-/// batch) proceeds during the sync, and one sync covers every commit made before it started.
+/// outside the writer's lock: the next commit (intake's next group, a rules batch) proceeds
+/// during the sync, and one sync covers every commit made before it started.
 /// This is as durable as `synchronous=FULL`: a commit's frames are either still in the WAL
 /// (synced here) or were copied to the database file by a checkpoint, which under
 /// `synchronous=NORMAL` syncs the WAL before and the database after.
