@@ -179,6 +179,9 @@ impl Connector for Cached {
     fn profile(&self) -> CrmProfile {
         self.inner.profile()
     }
+    fn in_store(&self) -> bool {
+        self.inner.in_store()
+    }
     async fn lookup(&self, lookup: &CrmLookup) -> Result<Answer, CrmError> {
         if !cacheable(lookup) {
             return self.inner.lookup(lookup).await;

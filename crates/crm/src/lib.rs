@@ -122,6 +122,11 @@ pub trait Connector: Send + Sync + 'static {
     fn profile(&self) -> CrmProfile;
     /// Answers a lookup: [`Answer::Accounts`] or [`Answer::Records`].
     async fn lookup(&self, lookup: &CrmLookup) -> Result<Answer, CrmError>;
+    /// Whether the writes go to casebridge's own database (the built-in CRM): delivery then
+    /// records their outcomes in the same transaction.
+    fn in_store(&self) -> bool {
+        false
+    }
     /// Performs one write; references in `op` are CRM ids. `key` is the write's idempotency key.
     async fn execute(&self, key: &str, op: &CrmOp) -> Result<WriteOutcome, CrmError>;
     /// Performs the writes of one lane in order, in as few calls as the CRM allows; one

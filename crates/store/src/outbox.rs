@@ -162,6 +162,16 @@ pub trait OutboxStore: Send + Sync + 'static {
         }
         Ok(())
     }
+    /// Runs `work` with the database's writer held where the backend has one (SQLite): the
+    /// writes `work` makes through this store (the built-in CRM's writes and their outcomes)
+    /// then share one transaction and one commit. Elsewhere it just runs `work`.
+    async fn in_one_commit<'a>(
+        &'a self,
+        work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
+    ) -> Result<()> {
+        work.await;
+        Ok(())
+    }
     /// Schedules another attempt (fenced like [`OutboxStore::complete_command`]).
     async fn retry_command(&self, row: &OutboxRow, error: &str, next: DateTime<Utc>, line: Option<Entry>)
     -> Result<()>;

@@ -198,7 +198,8 @@ async fn deliver_rows(
         .collect();
     let fresh = p.node.lease_fresh(claimed);
     if resolved.is_empty() || !fresh {
-        complete_all(p, &mut done, settled).await?;
+        let told = complete_all(p, &mut done, settled).await?;
+        tell(p, told);
         if let Some((row, _)) = resolved.first() {
             // The lease may have run out (this node stalled or lost the database): another
             // node may be sending these writes now.
@@ -208,31 +209,60 @@ async fn deliver_rows(
     }
 
     let crm = p.crm();
-    let only: Vec<Write> = resolved.iter().map(|(_, w)| w.clone()).collect();
-    let (results, requests) = casebridge_crm::http::logged(crm.execute_batch(&only)).await;
-    metrics::histogram!("casebridge_crm_batch_size").record(resolved.len() as f64);
-    let mut requests = Some(requests);
-    // Writes the CRM took are recorded together, in one commit.
-    for ((row, w), result) in resolved.iter().zip(results) {
-        let result = match result {
-            Err(CrmError::Gone(gone)) => relink(p, &crm, row, w, gone).await?,
-            other => other,
-        };
-        let reqs = requests.take().unwrap_or_default();
-        match result {
-            Ok(out) => done.push((completed(row, out, &reqs), Some(w.op.name()))),
-            Err(e) => {
-                complete_all(p, &mut done, settled).await?;
-                settle(p, row, w.op.name(), Err(e), &reqs).await?;
-                settled.insert(row.id);
-                // The rows after it go again with the failed one, in order (writes are safe to repeat).
-                break;
-            }
-        }
+    let mut out = Ok(());
+    let mut told = Vec::new();
+    let work = send(p, &crm, &resolved, &mut done, settled, &mut told, &mut out);
+    if crm.in_store() {
+        // The built-in CRM: its writes and their outcomes in one transaction of the writer.
+        p.store.in_one_commit(Box::pin(work)).await?;
+    } else {
+        work.await;
     }
-    complete_all(p, &mut done, settled).await?;
+    // Only now committed: the latency to "CRM write done" ends here.
+    tell(p, told);
+    out?;
     metrics::histogram!("casebridge_crm_write_seconds").record(started.elapsed().as_secs_f64());
     Ok(())
+}
+
+/// Sends resolved writes as one batch and records what became of each; `told` gets the
+/// writes recorded as done, `out` the first failure to record one.
+async fn send(
+    p: &Pipeline,
+    crm: &Arc<dyn casebridge_crm::Connector>,
+    resolved: &[(OutboxRow, Write)],
+    done: &mut Vec<(casebridge_store::Completed, Option<&'static str>)>,
+    settled: &mut HashSet<i64>,
+    told: &mut Vec<(String, bool)>,
+    out: &mut anyhow::Result<()>,
+) {
+    *out = async {
+        let only: Vec<Write> = resolved.iter().map(|(_, w)| w.clone()).collect();
+        let (results, requests) = casebridge_crm::http::logged(crm.execute_batch(&only)).await;
+        metrics::histogram!("casebridge_crm_batch_size").record(resolved.len() as f64);
+        let mut requests = Some(requests);
+        // Writes the CRM took are recorded together, in one commit.
+        for ((row, w), result) in resolved.iter().zip(results) {
+            let result = match result {
+                Err(CrmError::Gone(gone)) => relink(p, crm, row, w, gone).await?,
+                other => other,
+            };
+            let reqs = requests.take().unwrap_or_default();
+            match result {
+                Ok(out) => done.push((completed(row, out, &reqs), Some(w.op.name()))),
+                Err(e) => {
+                    told.extend(complete_all(p, done, settled).await?);
+                    settle(p, row, w.op.name(), Err(e), &reqs).await?;
+                    settled.insert(row.id);
+                    // The rows after it go again with the failed one, in order (writes are safe to repeat).
+                    break;
+                }
+            }
+        }
+        told.extend(complete_all(p, done, settled).await?);
+        Ok(())
+    }
+    .await;
 }
 
 /// behaviour.md §13.4: the CRM says an object the write names no longer exists. When it is
@@ -324,25 +354,34 @@ fn completed(row: &OutboxRow, out: WriteOutcome, requests: &[String]) -> casebri
     casebridge_store::Completed { row: row.clone(), line: crm_line(&summary, None), created: out.created }
 }
 
-/// Records the writes the CRM took (and those not sent, without a name), in one commit.
+/// Records the writes the CRM took (and those not sent, without a name), in one commit;
+/// returns their keys for [`tell`], with whether the CRM took each.
 async fn complete_all(
     p: &Pipeline,
     done: &mut Vec<(casebridge_store::Completed, Option<&'static str>)>,
     settled: &mut HashSet<i64>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(String, bool)>> {
     if done.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let rows: Vec<casebridge_store::Completed> = done.iter().map(|(c, _)| c.clone()).collect();
     p.store.complete_commands(&rows).await?;
+    let mut told = Vec::with_capacity(done.len());
     for (c, name) in done.drain(..) {
         settled.insert(c.row.id);
-        p.write_settled(&c.row.key, name.is_some());
+        told.push((c.row.key, name.is_some()));
         if let Some(name) = name {
             metrics::counter!("casebridge_crm_writes_total", "op" => name, "outcome" => "done").increment(1);
         }
     }
-    Ok(())
+    Ok(told)
+}
+
+/// Tells the pipeline that recorded writes are settled (their latency ends here).
+fn tell(p: &Pipeline, told: Vec<(String, bool)>) {
+    for (key, done) in told {
+        p.write_settled(&key, done);
+    }
 }
 
 /// Records what a delivery attempt did: done, another attempt later, or a dead letter.

@@ -84,6 +84,10 @@ impl Connector for BuiltinConnector {
         CrmProfile::builtin()
     }
 
+    fn in_store(&self) -> bool {
+        true
+    }
+
     async fn lookup(&self, lookup: &CrmLookup) -> Result<Answer, CrmError> {
         let hits = |v: Vec<CrmAccount>| {
             Answer::Accounts(

@@ -46,9 +46,11 @@ pub(crate) async fn direct<T>(
 /// the transaction open for them (its own work in a savepoint, so a failing write undoes
 /// only itself) and waits for the commit the last of them makes. Every commit rewrites the
 /// pages of the tables and indexes it touches, whatever it holds: sixteen delivery lanes,
-/// the rules worker and intake write at once, and fewer commits write less.
+/// the rules worker and intake write at once, and fewer commits write less. A task may also
+/// hold the writer across several writes ([`Owned::hold`]): delivery does around the
+/// built-in CRM's writes and their outcomes, which then cost one transaction.
 pub(crate) struct Owned {
-    write: tokio::sync::Mutex<Writer>,
+    write: std::sync::Arc<tokio::sync::Mutex<Writer>>,
     /// Writes waiting for the writer's lock.
     queued: std::sync::atomic::AtomicUsize,
     /// The WAL file synced for acknowledged commits (none on a scratch database).
@@ -119,7 +121,7 @@ impl Owned {
         // Savepoints' journals in memory, not in temporary files.
         conn.execute_batch("PRAGMA temp_store = MEMORY")?;
         Ok(Owned {
-            write: tokio::sync::Mutex::new(Writer { conn, group: None }),
+            write: std::sync::Arc::new(tokio::sync::Mutex::new(Writer { conn, group: None })),
             queued: std::sync::atomic::AtomicUsize::new(0),
             wal,
             commits: std::sync::atomic::AtomicU64::new(0),
@@ -133,17 +135,13 @@ impl Owned {
     /// Runs `f` in a transaction on the writer; returns once that transaction is committed
     /// (perhaps with other writes: see the group commit above).
     pub(crate) async fn write<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        if let Some(h) = self.held() {
+            return h.with(|w| w.run(f))?;
+        }
         let (out, group) = {
             let mut w = self.lock_writer().await;
             let out = w.run(f);
-            let open = w.group.as_ref().filter(|g| g.members > 0 && g.members < GROUP_MAX);
-            match open {
-                Some(g) if self.queued.load(Ordering::Acquire) > 0 => (out, Some(g.done.subscribe())),
-                _ => {
-                    self.commit_group(&mut w)?;
-                    (out, None)
-                }
-            }
+            (out, self.finish(&mut w)?)
         };
         let out = out?;
         if let Some(rx) = group {
@@ -152,17 +150,72 @@ impl Owned {
         Ok(out)
     }
 
-    /// The writer's lock, counted as queued while waited for.
-    async fn lock_writer(&self) -> tokio::sync::MutexGuard<'_, Writer> {
-        struct Queued<'a>(&'a std::sync::atomic::AtomicUsize);
-        impl Drop for Queued<'_> {
-            fn drop(&mut self) {
-                self.0.fetch_sub(1, Ordering::AcqRel);
+    /// After a write: leaves the group open for the writes queued behind it (the receiver
+    /// tells when it is committed), or commits it.
+    fn finish(&self, w: &mut Writer) -> Result<Option<GroupDone>> {
+        let open = w.group.as_ref().filter(|g| g.members > 0 && g.members < GROUP_MAX);
+        match open {
+            Some(g) if self.queued.load(Ordering::Acquire) > 0 => Ok(Some(g.done.subscribe())),
+            _ => {
+                self.commit_group(w)?;
+                Ok(None)
             }
         }
-        self.queued.fetch_add(1, Ordering::AcqRel);
-        let _queued = Queued(&self.queued);
+    }
+
+    /// Runs `work` holding the writer: every write and read `work` makes on these
+    /// connections (in this task) goes to the writer, in one transaction, committed after
+    /// `work` like a single write. Writes in it fail alone, as in a group commit.
+    pub(crate) async fn hold<F: std::future::Future>(&self, work: F) -> Result<F::Output> {
+        if self.held().is_some() {
+            return Ok(work.await);
+        }
+        let guard = {
+            let _queued = self.queue();
+            self.write.clone().lock_owned().await
+        };
+        let held = Held {
+            owner: self.id(),
+            writer: std::sync::Arc::new(std::sync::Mutex::new(Some(guard))),
+            durable: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+        };
+        let out = HELD.scope(held.clone(), work).await;
+        let taken = held.writer.lock().ok().and_then(|mut g| g.take());
+        let Some(mut w) = taken else { return Err(std::io::Error::other("the held writer was lost").into()) };
+        if held.durable.load(Ordering::Acquire) {
+            self.commit_group(&mut w)?;
+            drop(w);
+            self.sync_upto(self.commits.load(Ordering::Acquire)).await?;
+            return Ok(out);
+        }
+        let group = self.finish(&mut w)?;
+        drop(w);
+        if let Some(rx) = group {
+            self.await_group(rx).await?;
+        }
+        Ok(out)
+    }
+
+    /// The writer this task holds on these connections, if it does.
+    fn held(&self) -> Option<Held> {
+        HELD.try_with(|h| (h.owner == self.id()).then(|| h.clone())).ok().flatten()
+    }
+
+    /// Tells these connections from another store's in [`HELD`].
+    fn id(&self) -> usize {
+        std::sync::Arc::as_ptr(&self.write) as usize
+    }
+
+    /// The writer's lock, counted as queued while waited for.
+    async fn lock_writer(&self) -> tokio::sync::MutexGuard<'_, Writer> {
+        let _queued = self.queue();
         self.write.lock().await
+    }
+
+    /// Counts a write as queued for the writer until dropped.
+    fn queue(&self) -> Queued<'_> {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        Queued(&self.queued)
     }
 
     /// Commits the open group, if any, and tells its members.
@@ -180,10 +233,7 @@ impl Owned {
 
     /// Waits for the commit of the group a write joined. Should the writes queued behind it
     /// never come (their tasks dropped), the group is committed here after a short wait.
-    async fn await_group(
-        &self,
-        mut rx: tokio::sync::watch::Receiver<Option<std::result::Result<(), String>>>,
-    ) -> Result<()> {
+    async fn await_group(&self, mut rx: GroupDone) -> Result<()> {
         let timed_out =
             tokio::time::timeout(std::time::Duration::from_millis(20), rx.wait_for(|v| v.is_some())).await.is_err();
         if timed_out {
@@ -201,8 +251,13 @@ impl Owned {
         }
     }
 
-    /// Runs `f` in a transaction on the writer whose commit is on disk before it returns.
+    /// Runs `f` in a transaction on the writer whose commit is on disk before it returns
+    /// (inside [`Owned::hold`], once the hold's commit is).
     pub(crate) async fn durable<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        if let Some(h) = self.held() {
+            h.durable.store(true, Ordering::Release);
+            return h.with(|w| w.run(f))?;
+        }
         let mine = {
             let mut w = self.lock_writer().await;
             let out = w.run(f);
@@ -211,10 +266,16 @@ impl Owned {
             drop(w);
             (self.commits.load(Ordering::Acquire), out?)
         };
-        let Some(wal) = &self.wal else { return Ok(mine.1) };
+        self.sync_upto(mine.0).await?;
+        Ok(mine.1)
+    }
+
+    /// Makes the first `mine` commits durable, unless a sync already did.
+    async fn sync_upto(&self, mine: u64) -> Result<()> {
+        let Some(wal) = &self.wal else { return Ok(()) };
         let mut synced = self.synced.lock().await;
-        if *synced >= mine.0 {
-            return Ok(mine.1);
+        if *synced >= mine {
+            return Ok(());
         }
         // Every commit counted so far is in the WAL file's pages: this sync covers them all.
         let upto = self.commits.load(Ordering::Acquire);
@@ -229,11 +290,15 @@ impl Owned {
             tokio::task::spawn_blocking(move || sync(&path)).await.map_err(std::io::Error::other)??;
         }
         *synced = upto;
-        Ok(mine.1)
+        Ok(())
     }
 
     /// Runs `f` on a reader (a free one when there is one).
     pub(crate) async fn read<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        if let Some(h) = self.held() {
+            // The hold's own writes are not committed yet: only the writer sees them.
+            return h.with(|w| f(&w.conn))?;
+        }
         for r in &self.read {
             if let Ok(c) = r.try_lock() {
                 return f(&c);
@@ -257,6 +322,42 @@ pub(crate) fn run_cached(c: &rusqlite::Connection, sql: &str) -> rusqlite::Resul
     c.prepare_cached(sql)?.execute([])?;
     Ok(())
 }
+
+tokio::task_local! {
+    /// The writer a task holds ([`Owned::hold`]).
+    static HELD: Held;
+}
+
+/// A writer held across several writes of one task.
+#[derive(Clone)]
+struct Held {
+    /// Whose writer ([`Owned::id`]).
+    owner: usize,
+    writer: std::sync::Arc<std::sync::Mutex<Option<tokio::sync::OwnedMutexGuard<Writer>>>>,
+    /// A durable write was made in the hold: its commit is synced.
+    durable: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Held {
+    /// Runs `f` on the held writer.
+    fn with<T>(&self, f: impl FnOnce(&mut Writer) -> T) -> Result<T> {
+        let mut g = self.writer.lock().map_err(|_| std::io::Error::other("the held writer's lock is poisoned"))?;
+        let w = g.as_mut().ok_or_else(|| std::io::Error::other("the writer is no longer held"))?;
+        Ok(f(w))
+    }
+}
+
+/// A write waiting for the writer; uncounted when dropped.
+struct Queued<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Tells a group's members its commit's outcome.
+type GroupDone = tokio::sync::watch::Receiver<Option<std::result::Result<(), String>>>;
 
 /// Writes at most in one group commit.
 const GROUP_MAX: usize = 64;
@@ -392,5 +493,41 @@ mod tests {
         drop(held);
         assert_eq!(a.await.expect("task").expect("write"), 1);
         assert_eq!(rows(&o).await.first(), Some(&1));
+    }
+
+    /// Writes made while the writer is held share one commit, see each other before it, and
+    /// fail alone; readers elsewhere see none of them until the hold ends, and a durable
+    /// write in it is synced with that commit.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_in_a_hold_share_one_commit() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let o = owned(&dir);
+        let before = o.commits.load(Ordering::Acquire);
+        let outside = o.clone();
+        let seen = o
+            .hold(async {
+                for n in 1..=3i64 {
+                    o.write(move |c| Ok(c.execute("INSERT INTO t (n) VALUES (?)", [n])?)).await.expect("write");
+                }
+                let refused = o
+                    .write(|c| {
+                        c.execute("INSERT INTO t (n) VALUES (4)", [])?;
+                        Err::<(), _>(crate::StoreError::Conflict("refused".into()))
+                    })
+                    .await;
+                assert!(refused.is_err(), "the failing write fails");
+                o.durable(|c| Ok(c.execute("INSERT INTO t (n) VALUES (5)", [])?)).await.expect("durable write");
+                // Another task is not in the hold: it reads what is committed.
+                let elsewhere = tokio::spawn(async move { rows(&outside).await }).await.expect("task");
+                assert!(elsewhere.is_empty(), "nothing is visible outside the hold before it ends: {elsewhere:?}");
+                rows(&o).await
+            })
+            .await
+            .expect("hold");
+        assert_eq!(seen, vec![1, 2, 3, 5], "the hold's reads see its own writes, not the failed one");
+        assert_eq!(rows(&o).await, vec![1, 2, 3, 5]);
+        let commits = o.commits.load(Ordering::Acquire);
+        assert_eq!(commits - before, 1, "one commit for the whole hold");
+        assert_eq!(*o.synced.lock().await, commits, "a durable write in the hold has its commit synced");
     }
 }

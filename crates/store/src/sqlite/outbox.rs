@@ -100,6 +100,13 @@ impl OutboxStore for SqliteStore {
         self.owned.write(|c| complete_batch_r(c, &now, done)).await
     }
 
+    async fn in_one_commit<'a>(
+        &'a self,
+        work: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
+    ) -> Result<()> {
+        self.owned.hold(work).await
+    }
+
     async fn retry_command(
         &self,
         row: &OutboxRow,

@@ -29,7 +29,11 @@ impl SessionStore for SqliteStore {
             .read(|c| {
                 // One read transaction: its lock and page cache serve every id (each statement
                 // on its own would take the lock and check the cache again).
-                super::direct::run_cached(c, "BEGIN")?;
+                // (Inside a held writer's transaction, that one.)
+                let own = c.is_autocommit();
+                if own {
+                    super::direct::run_cached(c, "BEGIN")?;
+                }
                 let read = || -> Result<std::collections::HashMap<String, String>> {
                     let mut q = c.prepare_cached("SELECT body FROM sessions WHERE id = ?")?;
                     let mut out = std::collections::HashMap::with_capacity(ids.len());
@@ -41,7 +45,9 @@ impl SessionStore for SqliteStore {
                     Ok(out)
                 };
                 let out = read();
-                super::direct::run_cached(c, "COMMIT")?;
+                if own {
+                    super::direct::run_cached(c, "COMMIT")?;
+                }
                 out
             })
             .await
