@@ -97,6 +97,19 @@ pub trait Store:
     /// The ledger that paces CRM requests across every node sharing this database (none
     /// when one node is all there is).
     fn pace_ledger(&self) -> Option<std::sync::Arc<dyn casebridge_crm::pacing::PaceLedger>>;
+    /// How busy the database's one writer is, where there is one (SQLite).
+    fn writer_stats(&self) -> Option<WriterStats> {
+        None
+    }
+}
+
+/// How busy SQLite's one writer is, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterStats {
+    /// Seconds the writer has been held since the store opened.
+    pub busy_seconds: f64,
+    /// Writes waiting for the writer now.
+    pub waiting: u64,
 }
 
 /// Opens the storage a URL names: `sqlite://path` or `sqlite:path` (the file is created when

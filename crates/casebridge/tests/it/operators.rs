@@ -75,6 +75,17 @@ async fn metrics_show_waiting_sessions_and_take_the_metrics_token() {
     let text = text.as_str().unwrap();
     assert!(text.contains("casebridge_sessions_waiting 1"), "{text}");
     assert!(text.contains("casebridge_sessions_stuck 0"), "{text}");
+    // SQLite's one writer: how long it has been held (the event above was stored through it).
+    let busy: Option<f64> = text
+        .lines()
+        .find_map(|l| l.strip_prefix("casebridge_sqlite_writer_busy_seconds "))
+        .and_then(|v| v.trim().parse().ok());
+    if crate::harness::on_postgres() {
+        assert_eq!(busy, None, "PostgreSQL has no one writer: {text}");
+    } else {
+        assert!(busy.is_some_and(|b| b > 0.0), "the writer was held to store the event: {text}");
+        assert!(text.contains("casebridge_sqlite_writer_waiting "), "{text}");
+    }
 
     let plain = reqwest::Client::new();
     let r = plain.get(format!("{}/metrics", s.base)).send().await.unwrap();

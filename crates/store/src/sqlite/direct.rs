@@ -53,6 +53,8 @@ pub(crate) struct Owned {
     write: std::sync::Arc<tokio::sync::Mutex<Writer>>,
     /// Writes waiting for the writer's lock.
     queued: std::sync::atomic::AtomicUsize,
+    /// Nanoseconds the writer has been held.
+    busy_ns: std::sync::atomic::AtomicU64,
     /// The WAL file synced for acknowledged commits (none on a scratch database).
     wal: Option<std::path::PathBuf>,
     /// Commits made on the writer so far.
@@ -123,6 +125,7 @@ impl Owned {
         Ok(Owned {
             write: std::sync::Arc::new(tokio::sync::Mutex::new(Writer { conn, group: None })),
             queued: std::sync::atomic::AtomicUsize::new(0),
+            busy_ns: std::sync::atomic::AtomicU64::new(0),
             wal,
             commits: std::sync::atomic::AtomicU64::new(0),
             synced: tokio::sync::Mutex::new(0),
@@ -140,6 +143,7 @@ impl Owned {
         }
         let (out, group) = {
             let mut w = self.lock_writer().await;
+            let _busy = self.busy();
             let out = w.run(f);
             (out, self.finish(&mut w)?)
         };
@@ -174,6 +178,7 @@ impl Owned {
             let _queued = self.queue();
             self.write.clone().lock_owned().await
         };
+        let busy = self.busy();
         let held = Held {
             owner: self.id(),
             writer: std::sync::Arc::new(std::sync::Mutex::new(Some(guard))),
@@ -184,11 +189,13 @@ impl Owned {
         let Some(mut w) = taken else { return Err(std::io::Error::other("the held writer was lost").into()) };
         if held.durable.load(Ordering::Acquire) {
             self.commit_group(&mut w)?;
+            drop(busy);
             drop(w);
             self.sync_upto(self.commits.load(Ordering::Acquire)).await?;
             return Ok(out);
         }
         let group = self.finish(&mut w)?;
+        drop(busy);
         drop(w);
         if let Some(rx) = group {
             self.await_group(rx).await?;
@@ -210,6 +217,19 @@ impl Owned {
     async fn lock_writer(&self) -> tokio::sync::MutexGuard<'_, Writer> {
         let _queued = self.queue();
         self.write.lock().await
+    }
+
+    /// Counts the writer as busy until dropped.
+    fn busy(&self) -> Busy<'_> {
+        Busy { since: std::time::Instant::now(), total: &self.busy_ns }
+    }
+
+    /// How busy the writer has been, and how many writes wait for it now.
+    pub(crate) fn stats(&self) -> crate::WriterStats {
+        crate::WriterStats {
+            busy_seconds: self.busy_ns.load(Ordering::Relaxed) as f64 / 1e9,
+            waiting: self.queued.load(Ordering::Relaxed) as u64,
+        }
     }
 
     /// Counts a write as queued for the writer until dropped.
@@ -240,6 +260,7 @@ impl Owned {
             let mut w = self.write.lock().await;
             let ours = w.group.as_ref().is_some_and(|g| rx.same_channel(&g.done.subscribe()));
             if ours {
+                let _busy = self.busy();
                 self.commit_group(&mut w)?;
             }
         }
@@ -260,9 +281,11 @@ impl Owned {
         }
         let mine = {
             let mut w = self.lock_writer().await;
+            let busy = self.busy();
             let out = w.run(f);
             // Acknowledged writes do not wait for others: the group commits now.
             self.commit_group(&mut w)?;
+            drop(busy);
             drop(w);
             (self.commits.load(Ordering::Acquire), out?)
         };
@@ -353,6 +376,19 @@ struct Queued<'a>(&'a std::sync::atomic::AtomicUsize);
 impl Drop for Queued<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Time the writer is held, added to the total when dropped.
+struct Busy<'a> {
+    since: std::time::Instant,
+    total: &'a std::sync::atomic::AtomicU64,
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        let ns = u64::try_from(self.since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.total.fetch_add(ns, Ordering::Relaxed);
     }
 }
 

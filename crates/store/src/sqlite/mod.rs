@@ -121,6 +121,10 @@ impl Store for SqliteStore {
     fn pace_ledger(&self) -> Option<std::sync::Arc<dyn casebridge_crm::pacing::PaceLedger>> {
         None
     }
+
+    fn writer_stats(&self) -> Option<crate::WriterStats> {
+        Some(self.owned.stats())
+    }
 }
 
 /// Stores several intake batches in one durable commit (group commit). Each batch runs in its
