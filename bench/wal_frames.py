@@ -68,18 +68,26 @@ def main() -> None:
     deadline = time.time() + 60
     while not os.path.exists(wal) and time.time() < deadline:
         time.sleep(0.1)
-    time.sleep(2)  # past start-up's migrations
+    io = {}
+
+    def watch(secs: float) -> None:
+        # The server's counters are read until it exits, also while sampling (a fast run
+        # ends before the samples do).
+        nonlocal io
+        end = time.time() + secs
+        while run.poll() is None and time.time() < end:
+            io = server_io(data) or io
+            time.sleep(0.1)
+
+    watch(2)  # past start-up's migrations
     for i in range(a.samples):
         if run.poll() is not None:
             break
         dst = os.path.join(work, f"wal{i}")
         shutil.copyfile(wal, dst)
         copies.append(dst)
-        time.sleep(0.6)
-    io = {}
-    while run.poll() is None:
-        io = server_io(data) or io
-        time.sleep(0.2)
+        watch(0.6)
+    watch(float("inf"))
     db = os.path.join(work, "db")
     shutil.copyfile(os.path.join(data, "casebridge.db"), db)
     out = run.stdout.read() if run.stdout else ""
