@@ -170,7 +170,9 @@ impl Owned {
 
     /// Runs `work` holding the writer: every write and read `work` makes on these
     /// connections (in this task) goes to the writer, in one transaction, committed after
-    /// `work` like a single write. Writes in it fail alone, as in a group commit.
+    /// `work` like a single write. Writes in it fail alone, as in a group commit. `work` must
+    /// not wait for another task that writes here: that task does not share the hold and
+    /// would wait for the writer forever.
     pub(crate) async fn hold<F: std::future::Future>(&self, work: F) -> Result<F::Output> {
         if self.held().is_some() {
             return Ok(work.await);
