@@ -59,7 +59,7 @@ pub fn metrics_router() -> Router<AppState> {
 
 /// `GET /metrics`: Prometheus text.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
-    description = "Prometheus text. Needs the API token, or the read-only CASEBRIDGE_METRICS_TOKEN; `serve --metrics-bind` serves it without a token on a separate listener. Besides counters and histograms: casebridge_outbox{state} (CRM writes by state), casebridge_events_pending (events not applied yet), casebridge_sessions_waiting (sessions whose events wait for their session.created) and casebridge_sessions_stuck (sessions with an event received more than a minute ago and still not applied); on SQLite, casebridge_sqlite_writer_busy_seconds (seconds its one writer has been held since start: a rate near 1 means the writer is the limit) and casebridge_sqlite_writer_waiting (writes waiting for it now).",
+    description = "Prometheus text. Needs the API token, or the read-only CASEBRIDGE_METRICS_TOKEN; `serve --metrics-bind` serves it without a token on a separate listener. Besides counters and histograms: casebridge_outbox{state} (CRM writes by state), casebridge_events_pending (events not applied yet), casebridge_sessions_waiting (sessions whose events wait for their session.created) and casebridge_sessions_stuck (sessions with an event received more than a minute ago and still not applied); on SQLite, casebridge_sqlite_writer_busy_seconds (seconds its one writer has been held since start: a rate of 0.7 or more means the writer is the limit) and casebridge_sqlite_writer_waiting (writes waiting for it now).",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 pub async fn metrics(State(st): State<AppState>) -> Response {
     let stuck_before = chrono::Utc::now() - chrono::Duration::seconds(60);
@@ -77,8 +77,8 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
         metrics::gauge!("casebridge_events_pending").set(n as f64);
     }
     if let Some(w) = st.store.writer_stats() {
-        // Seconds since start (only ever grows): its rate near 1 means SQLite's one writer
-        // is the limit.
+        // Seconds since start (only ever grows): a rate of 0.7 or more means SQLite's one
+        // writer is the limit (the rest goes to handing it from one holder to the next).
         metrics::gauge!("casebridge_sqlite_writer_busy_seconds").set(w.busy_seconds);
         metrics::gauge!("casebridge_sqlite_writer_waiting").set(w.waiting as f64);
     }
