@@ -65,6 +65,8 @@ pub(crate) struct Owned {
     next: std::sync::atomic::AtomicUsize,
     /// A scratch database's file, removed with the last handle.
     scratch: Option<std::path::PathBuf>,
+    /// Copies the WAL into the database beside the writer (none on a scratch database).
+    _checkpoints: Option<super::checkpoint::Checkpointer>,
 }
 
 /// How durable the owned connections' commits are.
@@ -91,7 +93,7 @@ pub(crate) fn configure_process() {
     });
 }
 
-fn open_one(path: &std::path::Path, synchronous: &str) -> Result<rusqlite::Connection> {
+pub(crate) fn open_one(path: &std::path::Path, synchronous: &str) -> Result<rusqlite::Connection> {
     use rusqlite::OpenFlags;
     let c = rusqlite::Connection::open_with_flags(
         path,
@@ -110,6 +112,11 @@ fn open_one(path: &std::path::Path, synchronous: &str) -> Result<rusqlite::Conne
 impl Owned {
     /// Opens the connections on an existing file.
     pub(crate) fn open(path: &std::path::Path, sync: Sync, scratch: bool) -> Result<Owned> {
+        Self::open_with(path, sync, scratch, super::checkpoint::CHECKPOINT_PAGES)
+    }
+
+    /// [`Owned::open`] with the WAL pages after which a checkpoint is due.
+    pub(crate) fn open_with(path: &std::path::Path, sync: Sync, scratch: bool, checkpoint_pages: i64) -> Result<Owned> {
         let work = match sync {
             Sync::Service => "NORMAL",
             Sync::Off => "OFF",
@@ -122,9 +129,20 @@ impl Owned {
         let conn = open_one(path, work)?;
         // Savepoints' journals in memory, not in temporary files.
         conn.execute_batch("PRAGMA temp_store = MEMORY")?;
-        conn.pragma_update(None, "wal_autocheckpoint", CHECKPOINT_PAGES)?;
+        let (checkpoints, hooked) = match sync {
+            Sync::Service => {
+                let (c, s) =
+                    super::checkpoint::Checkpointer::start(open_one(path, "NORMAL")?, &conn, checkpoint_pages)?;
+                (Some(c), Some(s))
+            }
+            // A scratch database's writer copies the WAL itself: nothing waits on it for long.
+            Sync::Off => {
+                conn.pragma_update(None, "wal_autocheckpoint", checkpoint_pages)?;
+                (None, None)
+            }
+        };
         Ok(Owned {
-            write: std::sync::Arc::new(tokio::sync::Mutex::new(Writer { conn, group: None })),
+            write: std::sync::Arc::new(tokio::sync::Mutex::new(Writer { conn, group: None, _hooked: hooked })),
             queued: std::sync::atomic::AtomicUsize::new(0),
             busy_ns: std::sync::atomic::AtomicU64::new(0),
             wal,
@@ -133,6 +151,7 @@ impl Owned {
             read: (0..2).map(|_| open_one(path, work).map(tokio::sync::Mutex::new)).collect::<Result<_>>()?,
             next: std::sync::atomic::AtomicUsize::new(0),
             scratch: scratch.then(|| path.to_path_buf()),
+            _checkpoints: checkpoints,
         })
     }
 
@@ -398,13 +417,6 @@ impl Drop for Busy<'_> {
 /// Tells a group's members its commit's outcome.
 type GroupDone = tokio::sync::watch::Receiver<Option<std::result::Result<(), String>>>;
 
-/// WAL pages after which the writer's commit copies the WAL into the database (SQLite's
-/// default is 1,000). The writer holds its lock through that copy; a page rewritten many
-/// times between two copies is copied once, so rarer copies copy fewer pages in all: the
-/// writer's time a session fell by a tenth end to end (see BENCHMARKS.md). The WAL file
-/// stays at about 17 MB (6 MB before).
-const CHECKPOINT_PAGES: i64 = 4000;
-
 /// Writes at most in one group commit.
 const GROUP_MAX: usize = 64;
 
@@ -412,6 +424,8 @@ const GROUP_MAX: usize = 64;
 struct Writer {
     conn: rusqlite::Connection,
     group: Option<Group>,
+    /// What the connection's commit hook points at; dropped after the connection.
+    _hooked: Option<std::sync::Arc<super::checkpoint::Shared>>,
 }
 
 /// An open transaction that queued writes join.
@@ -539,16 +553,6 @@ mod tests {
         drop(held);
         assert_eq!(a.await.expect("task").expect("write"), 1);
         assert_eq!(rows(&o).await.first(), Some(&1));
-    }
-
-    /// The writer copies the WAL into the database at its own threshold, not SQLite's default.
-    #[test]
-    fn the_writer_checkpoints_at_its_own_threshold() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let o = owned(&dir);
-        let w = o.write.try_lock().expect("writer free");
-        let pages: i64 = w.conn.pragma_query_value(None, "wal_autocheckpoint", |r| r.get(0)).expect("pragma");
-        assert_eq!(pages, CHECKPOINT_PAGES);
     }
 
     /// Writes made while the writer is held share one commit, see each other before it, and

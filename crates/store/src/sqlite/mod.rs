@@ -15,6 +15,7 @@
 
 mod agents;
 mod builtin_crm;
+mod checkpoint;
 mod cluster;
 mod direct;
 mod events;
