@@ -28,7 +28,7 @@ pub(crate) const CHECKPOINT_PAGES: i64 = 4000;
 const WRITER_CHECKPOINT_FACTOR: i64 = 4;
 
 /// What the writer's commits tell the checkpoint thread.
-pub(crate) struct Shared {
+struct Shared {
     /// Pages in the WAL at which the next checkpoint is due.
     due: AtomicI64,
     /// Pages in the WAL after the writer's last commit.
@@ -48,13 +48,13 @@ pub(crate) struct Checkpointer {
 
 impl Checkpointer {
     /// Starts the thread on `conn` (its own connection to the writer's database) and hooks
-    /// the writer's commits to it. The writer keeps the returned [`Shared`] (the hook's
-    /// argument) for as long as its connection lives.
+    /// the writer's commits to it. The writer must keep the returned checkpointer (the
+    /// hook's argument lives in it) for as long as its connection lives.
     pub(crate) fn start(
         conn: rusqlite::Connection,
         writer: &rusqlite::Connection,
         threshold: i64,
-    ) -> Result<(Checkpointer, Arc<Shared>)> {
+    ) -> Result<Checkpointer> {
         let shared = Arc::new(Shared {
             due: AtomicI64::new(threshold),
             pages: AtomicI64::new(0),
@@ -64,8 +64,8 @@ impl Checkpointer {
             wake: Mutex::new(()),
             cv: Condvar::new(),
         });
-        // SAFETY: the hook's argument is the `Shared` the writer keeps alive beside its
-        // connection (dropped after it); the hook touches only that and, past the writer's
+        // SAFETY: the hook's argument is this checkpointer's `Shared`, which the writer keeps
+        // alive beside its connection (dropped after it); the hook touches only that and, past the writer's
         // threshold, checkpoints the connection it is called on, as SQLite's own hook does.
         unsafe {
             rusqlite::ffi::sqlite3_wal_hook(
@@ -79,7 +79,7 @@ impl Checkpointer {
             .name("sqlite-checkpoint".into())
             .spawn(move || run(&conn, &s))
             .map_err(std::io::Error::other)?;
-        Ok((Checkpointer { shared: shared.clone() }, shared))
+        Ok(Checkpointer { shared })
     }
 }
 

@@ -65,8 +65,6 @@ pub(crate) struct Owned {
     next: std::sync::atomic::AtomicUsize,
     /// A scratch database's file, removed with the last handle.
     scratch: Option<std::path::PathBuf>,
-    /// Copies the WAL into the database beside the writer (none on a scratch database).
-    _checkpoints: Option<super::checkpoint::Checkpointer>,
 }
 
 /// How durable the owned connections' commits are.
@@ -129,20 +127,22 @@ impl Owned {
         let conn = open_one(path, work)?;
         // Savepoints' journals in memory, not in temporary files.
         conn.execute_batch("PRAGMA temp_store = MEMORY")?;
-        let (checkpoints, hooked) = match sync {
+        let checkpoints = match sync {
             Sync::Service => {
-                let (c, s) =
-                    super::checkpoint::Checkpointer::start(open_one(path, "NORMAL")?, &conn, checkpoint_pages)?;
-                (Some(c), Some(s))
+                Some(super::checkpoint::Checkpointer::start(open_one(path, work)?, &conn, checkpoint_pages)?)
             }
             // A scratch database's writer copies the WAL itself: nothing waits on it for long.
             Sync::Off => {
                 conn.pragma_update(None, "wal_autocheckpoint", checkpoint_pages)?;
-                (None, None)
+                None
             }
         };
         Ok(Owned {
-            write: std::sync::Arc::new(tokio::sync::Mutex::new(Writer { conn, group: None, _hooked: hooked })),
+            write: std::sync::Arc::new(tokio::sync::Mutex::new(Writer {
+                conn,
+                group: None,
+                _checkpoints: checkpoints,
+            })),
             queued: std::sync::atomic::AtomicUsize::new(0),
             busy_ns: std::sync::atomic::AtomicU64::new(0),
             wal,
@@ -151,7 +151,6 @@ impl Owned {
             read: (0..2).map(|_| open_one(path, work).map(tokio::sync::Mutex::new)).collect::<Result<_>>()?,
             next: std::sync::atomic::AtomicUsize::new(0),
             scratch: scratch.then(|| path.to_path_buf()),
-            _checkpoints: checkpoints,
         })
     }
 
@@ -424,8 +423,9 @@ const GROUP_MAX: usize = 64;
 struct Writer {
     conn: rusqlite::Connection,
     group: Option<Group>,
-    /// What the connection's commit hook points at; dropped after the connection.
-    _hooked: Option<std::sync::Arc<super::checkpoint::Shared>>,
+    /// Copies the WAL into the database beside the writer (none on a scratch database);
+    /// dropped after the connection, whose commit hook points into it.
+    _checkpoints: Option<super::checkpoint::Checkpointer>,
 }
 
 /// An open transaction that queued writes join.
