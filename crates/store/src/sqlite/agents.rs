@@ -122,8 +122,28 @@ impl AgentStore for SqliteStore {
     }
 
     async fn agent(&self, id: &str) -> Result<Option<AgentRow>> {
-        let r = sqlx::query("SELECT * FROM agents WHERE id = ?").bind(id).fetch_optional(&self.write).await?;
-        Ok(r.as_ref().map(agent_row))
+        // On the store's own reader: the rules worker asks for every agent whose session
+        // ended, and a statement through sqlx costs two thread hand-offs.
+        self.owned
+            .read(|c| {
+                use rusqlite::OptionalExtension;
+                Ok(c.prepare_cached(
+                    "SELECT id, email, name, state, version, created_at, updated_at FROM agents WHERE id = ?",
+                )?
+                .query_row([id], |r| {
+                    Ok(AgentRow {
+                        id: r.get(0)?,
+                        email: r.get(1)?,
+                        name: r.get(2)?,
+                        state: r.get(3)?,
+                        version: r.get(4)?,
+                        created_at: parse_ts(&r.get::<_, String>(5)?),
+                        updated_at: parse_ts(&r.get::<_, String>(6)?),
+                    })
+                })
+                .optional()?)
+            })
+            .await
     }
 
     async fn agent_by_email(&self, email: &str) -> Result<Option<AgentRow>> {
