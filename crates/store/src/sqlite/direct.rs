@@ -43,8 +43,8 @@ pub(crate) async fn direct<T>(
 /// `synchronous=NORMAL` syncs the WAL before and the database after.
 ///
 /// Group commit: a write whose transaction finds other writes queued for the writer leaves
-/// the transaction open for them (its own work in a savepoint, so a failing write undoes
-/// only itself) and waits for the commit the last of them makes. Every commit rewrites the
+/// the transaction open for them (their work in savepoints, so a failing write undoes only
+/// itself) and waits for the commit the last of them makes. Every commit rewrites the
 /// pages of the tables and indexes it touches, whatever it holds: sixteen delivery lanes,
 /// the rules worker and intake write at once, and fewer commits write less. A task may also
 /// hold the writer across several writes ([`Owned::hold`]): delivery does around the
@@ -262,6 +262,12 @@ impl Owned {
     /// Commits the open group, if any, and tells its members.
     fn commit_group(&self, w: &mut Writer) -> Result<()> {
         let Some(group) = w.group.take() else { return Ok(()) };
+        if group.members == 0 {
+            // Only a failed first write, whose rollback failed too: nothing to keep.
+            let r = run_cached(&w.conn, "ROLLBACK");
+            let _ = group.done.send(Some(Ok(())));
+            return Ok(r?);
+        }
         let r = run_cached(&w.conn, "COMMIT");
         if r.is_err() {
             let _ = run_cached(&w.conn, "ROLLBACK");
@@ -436,11 +442,16 @@ struct Group {
 }
 
 impl Writer {
-    /// Runs `f` in the open group (a new one if none), in a savepoint of its own.
+    /// Runs `f` in the open group (a new one if none): the group's first write alone in the
+    /// transaction, each later one in a savepoint of its own.
     fn run<T>(&mut self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
-        if self.group.is_none() {
+        let Some(group) = &mut self.group else {
             run_cached(&self.conn, "BEGIN IMMEDIATE")?;
             self.group = Some(Group { members: 0, done: tokio::sync::watch::channel(None).0 });
+            return self.run_first(f);
+        };
+        if group.members == 0 {
+            return self.run_first(f);
         }
         run_cached(&self.conn, "SAVEPOINT w")?;
         match f(&self.conn) {
@@ -455,6 +466,27 @@ impl Writer {
                 // Undoes this write only; the group's other writes stay.
                 run_cached(&self.conn, "ROLLBACK TO w")?;
                 run_cached(&self.conn, "RELEASE w")?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Runs the first write of an open group with no savepoint: rolling the transaction back
+    /// undoes it alone, and a savepoint would copy every page it changes to a journal.
+    fn run_first<T>(&mut self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        match f(&self.conn) {
+            Ok(v) => {
+                if let Some(g) = &mut self.group {
+                    g.members += 1;
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                // SQLite may have rolled back already (a full disk, say).
+                if !self.conn.is_autocommit() {
+                    run_cached(&self.conn, "ROLLBACK")?;
+                }
+                self.group = None;
                 Err(e)
             }
         }
@@ -474,120 +506,4 @@ impl Drop for Owned {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn owned(dir: &tempfile::TempDir) -> std::sync::Arc<Owned> {
-        let path = dir.path().join("g.db");
-        let c = open_one(&path, "NORMAL").expect("create");
-        c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").expect("table");
-        std::sync::Arc::new(Owned::open(&path, Sync::Service, false).expect("open"))
-    }
-
-    async fn rows(o: &Owned) -> Vec<i64> {
-        o.read(|c| {
-            Ok(c.prepare("SELECT n FROM t ORDER BY n")?
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?)
-        })
-        .await
-        .expect("read")
-    }
-
-    /// Writes queued together share commits; one that fails undoes only itself.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_failing_write_in_a_group_undoes_only_itself() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let o = owned(&dir);
-        let held = o.write.lock().await;
-        let tasks: Vec<_> = (0..20i64)
-            .map(|n| {
-                let o = o.clone();
-                tokio::spawn(async move {
-                    o.write(move |c| {
-                        c.execute("INSERT INTO t (n) VALUES (?)", [n])?;
-                        if n == 7 {
-                            return Err(crate::StoreError::Conflict("refused".into()));
-                        }
-                        Ok(n)
-                    })
-                    .await
-                })
-            })
-            .collect();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while o.queued.load(Ordering::Acquire) < 20 {
-            assert!(std::time::Instant::now() < deadline, "writes never queued");
-            tokio::task::yield_now().await;
-        }
-        drop(held);
-        for (n, t) in tasks.into_iter().enumerate() {
-            let r = t.await.expect("task");
-            assert_eq!(r.is_err(), n == 7, "write {n}: {r:?}");
-        }
-        let want: Vec<i64> = (0..20).filter(|n| *n != 7).collect();
-        assert_eq!(rows(&o).await, want, "every write but the failed one is committed and visible");
-        assert!(o.commits.load(Ordering::Acquire) < 19, "queued writes share commits");
-    }
-
-    /// A write left waiting for a group whose next member was dropped is still committed.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_group_left_by_a_dropped_write_is_committed() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let o = owned(&dir);
-        let held = o.write.lock().await;
-        let a = {
-            let o = o.clone();
-            tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)).await })
-        };
-        let b = {
-            let o = o.clone();
-            tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (2)", [])?)).await })
-        };
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while o.queued.load(Ordering::Acquire) < 2 {
-            assert!(std::time::Instant::now() < deadline, "writes never queued");
-            tokio::task::yield_now().await;
-        }
-        b.abort();
-        drop(held);
-        assert_eq!(a.await.expect("task").expect("write"), 1);
-        assert_eq!(rows(&o).await.first(), Some(&1));
-    }
-
-    /// Writes made while the writer is held share one commit, see each other before it, and
-    /// fail alone; readers elsewhere see none of them until the hold ends, and a durable
-    /// write in it is synced with that commit.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn writes_in_a_hold_share_one_commit() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let o = owned(&dir);
-        let before = o.commits.load(Ordering::Acquire);
-        let outside = o.clone();
-        let seen = o
-            .hold(async {
-                for n in 1..=3i64 {
-                    o.write(move |c| Ok(c.execute("INSERT INTO t (n) VALUES (?)", [n])?)).await.expect("write");
-                }
-                let refused = o
-                    .write(|c| {
-                        c.execute("INSERT INTO t (n) VALUES (4)", [])?;
-                        Err::<(), _>(crate::StoreError::Conflict("refused".into()))
-                    })
-                    .await;
-                assert!(refused.is_err(), "the failing write fails");
-                o.durable(|c| Ok(c.execute("INSERT INTO t (n) VALUES (5)", [])?)).await.expect("durable write");
-                // Another task is not in the hold: it reads what is committed.
-                let elsewhere = tokio::spawn(async move { rows(&outside).await }).await.expect("task");
-                assert!(elsewhere.is_empty(), "nothing is visible outside the hold before it ends: {elsewhere:?}");
-                rows(&o).await
-            })
-            .await
-            .expect("hold");
-        assert_eq!(seen, vec![1, 2, 3, 5], "the hold's reads see its own writes, not the failed one");
-        assert_eq!(rows(&o).await, vec![1, 2, 3, 5]);
-        let commits = o.commits.load(Ordering::Acquire);
-        assert_eq!(commits - before, 1, "one commit for the whole hold");
-        assert_eq!(*o.synced.lock().await, commits, "a durable write in the hold has its commit synced");
-    }
-}
+mod tests;

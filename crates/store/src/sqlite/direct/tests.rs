@@ -1,0 +1,165 @@
+//! Tests of the owned connections: group commits, holds and durable writes.
+
+use super::*;
+
+fn owned(dir: &tempfile::TempDir) -> std::sync::Arc<Owned> {
+    let path = dir.path().join("g.db");
+    let c = open_one(&path, "NORMAL").expect("create");
+    c.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY)").expect("table");
+    std::sync::Arc::new(Owned::open(&path, Sync::Service, false).expect("open"))
+}
+
+async fn rows(o: &Owned) -> Vec<i64> {
+    o.read(|c| {
+        Ok(c.prepare("SELECT n FROM t ORDER BY n")?.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?)
+    })
+    .await
+    .expect("read")
+}
+
+/// Writes queued together share commits; one that fails undoes only itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_write_in_a_group_undoes_only_itself() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = owned(&dir);
+    let held = o.write.lock().await;
+    let tasks: Vec<_> = (0..20i64)
+        .map(|n| {
+            let o = o.clone();
+            tokio::spawn(async move {
+                o.write(move |c| {
+                    c.execute("INSERT INTO t (n) VALUES (?)", [n])?;
+                    if n == 7 {
+                        return Err(crate::StoreError::Conflict("refused".into()));
+                    }
+                    Ok(n)
+                })
+                .await
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while o.queued.load(Ordering::Acquire) < 20 {
+        assert!(std::time::Instant::now() < deadline, "writes never queued");
+        tokio::task::yield_now().await;
+    }
+    drop(held);
+    for (n, t) in tasks.into_iter().enumerate() {
+        let r = t.await.expect("task");
+        assert_eq!(r.is_err(), n == 7, "write {n}: {r:?}");
+    }
+    let want: Vec<i64> = (0..20).filter(|n| *n != 7).collect();
+    assert_eq!(rows(&o).await, want, "every write but the failed one is committed and visible");
+    assert!(o.commits.load(Ordering::Acquire) < 19, "queued writes share commits");
+}
+
+/// A write left waiting for a group whose next member was dropped is still committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_left_by_a_dropped_write_is_committed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = owned(&dir);
+    let held = o.write.lock().await;
+    let a = {
+        let o = o.clone();
+        tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)).await })
+    };
+    let b = {
+        let o = o.clone();
+        tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (2)", [])?)).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while o.queued.load(Ordering::Acquire) < 2 {
+        assert!(std::time::Instant::now() < deadline, "writes never queued");
+        tokio::task::yield_now().await;
+    }
+    b.abort();
+    drop(held);
+    assert_eq!(a.await.expect("task").expect("write"), 1);
+    assert_eq!(rows(&o).await.first(), Some(&1));
+}
+
+/// Writes made while the writer is held share one commit, see each other before it, and
+/// fail alone; readers elsewhere see none of them until the hold ends, and a durable
+/// write in it is synced with that commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_in_a_hold_share_one_commit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = owned(&dir);
+    let before = o.commits.load(Ordering::Acquire);
+    let outside = o.clone();
+    let seen = o
+        .hold(async {
+            for n in 1..=3i64 {
+                o.write(move |c| Ok(c.execute("INSERT INTO t (n) VALUES (?)", [n])?)).await.expect("write");
+            }
+            let refused = o
+                .write(|c| {
+                    c.execute("INSERT INTO t (n) VALUES (4)", [])?;
+                    Err::<(), _>(crate::StoreError::Conflict("refused".into()))
+                })
+                .await;
+            assert!(refused.is_err(), "the failing write fails");
+            o.durable(|c| Ok(c.execute("INSERT INTO t (n) VALUES (5)", [])?)).await.expect("durable write");
+            // Another task is not in the hold: it reads what is committed.
+            let elsewhere = tokio::spawn(async move { rows(&outside).await }).await.expect("task");
+            assert!(elsewhere.is_empty(), "nothing is visible outside the hold before it ends: {elsewhere:?}");
+            rows(&o).await
+        })
+        .await
+        .expect("hold");
+    assert_eq!(seen, vec![1, 2, 3, 5], "the hold's reads see its own writes, not the failed one");
+    assert_eq!(rows(&o).await, vec![1, 2, 3, 5]);
+    let commits = o.commits.load(Ordering::Acquire);
+    assert_eq!(commits - before, 1, "one commit for the whole hold");
+    assert_eq!(*o.synced.lock().await, commits, "a durable write in the hold has its commit synced");
+}
+
+/// A group's first write runs with no savepoint: when it fails, the transaction is rolled
+/// back and the writes after it still commit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_first_write_undoes_only_itself() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = owned(&dir);
+    let refused = o
+        .write(|c| {
+            c.execute("INSERT INTO t (n) VALUES (1)", [])?;
+            Err::<(), _>(crate::StoreError::Conflict("refused".into()))
+        })
+        .await;
+    assert!(refused.is_err(), "the failing write fails");
+    o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (2)", [])?)).await.expect("next write");
+    let held = o.write.lock().await;
+    let tasks: Vec<_> = (3..6i64)
+        .map(|n| {
+            let o = o.clone();
+            tokio::spawn(async move {
+                o.write(move |c| {
+                    c.execute("INSERT INTO t (n) VALUES (?)", [n])?;
+                    if n == 3 {
+                        return Err(crate::StoreError::Conflict("refused".into()));
+                    }
+                    Ok(n)
+                })
+                .await
+            })
+        })
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while o.queued.load(Ordering::Acquire) < 3 {
+        assert!(std::time::Instant::now() < deadline, "writes never queued");
+        tokio::task::yield_now().await;
+    }
+    drop(held);
+    let outcomes: Vec<bool> = futures_ok(tasks).await;
+    assert_eq!(outcomes.iter().filter(|ok| !**ok).count(), 1, "only the write of 3 fails: {outcomes:?}");
+    assert_eq!(rows(&o).await, vec![2, 4, 5], "neither failed write left a row; the others are committed");
+    assert!(o.write.lock().await.conn.is_autocommit(), "no transaction is left open");
+}
+
+async fn futures_ok(tasks: Vec<tokio::task::JoinHandle<Result<i64>>>) -> Vec<bool> {
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("task").is_ok());
+    }
+    out
+}
