@@ -23,26 +23,7 @@ async fn a_failing_write_in_a_group_undoes_only_itself() {
     let dir = tempfile::tempdir().expect("temp dir");
     let o = owned(&dir);
     let held = o.write.lock().await;
-    let tasks: Vec<_> = (0..20i64)
-        .map(|n| {
-            let o = o.clone();
-            tokio::spawn(async move {
-                o.write(move |c| {
-                    c.execute("INSERT INTO t (n) VALUES (?)", [n])?;
-                    if n == 7 {
-                        return Err(crate::StoreError::Conflict("refused".into()));
-                    }
-                    Ok(n)
-                })
-                .await
-            })
-        })
-        .collect();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while o.queued.load(Ordering::Acquire) < 20 {
-        assert!(std::time::Instant::now() < deadline, "writes never queued");
-        tokio::task::yield_now().await;
-    }
+    let tasks = queue_inserts(&o, 0..20, 7).await;
     drop(held);
     for (n, t) in tasks.into_iter().enumerate() {
         let r = t.await.expect("task");
@@ -129,13 +110,32 @@ async fn a_failing_first_write_undoes_only_itself() {
     assert!(refused.is_err(), "the failing write fails");
     o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (2)", [])?)).await.expect("next write");
     let held = o.write.lock().await;
-    let tasks: Vec<_> = (3..6i64)
+    let tasks = queue_inserts(&o, 3..6, 3).await;
+    drop(held);
+    let mut outcomes = Vec::new();
+    for t in tasks {
+        outcomes.push(t.await.expect("task").is_ok());
+    }
+    assert_eq!(outcomes.iter().filter(|ok| !**ok).count(), 1, "only the write of 3 fails: {outcomes:?}");
+    assert_eq!(rows(&o).await, vec![2, 4, 5], "neither failed write left a row; the others are committed");
+    assert!(o.write.lock().await.conn.is_autocommit(), "no transaction is left open");
+}
+
+/// Spawns writes inserting each of `ns` (the one of `failing` fails after its insert) and
+/// returns once all of them wait for the writer, which the caller holds.
+async fn queue_inserts(
+    o: &std::sync::Arc<Owned>,
+    ns: std::ops::Range<i64>,
+    failing: i64,
+) -> Vec<tokio::task::JoinHandle<Result<i64>>> {
+    let want = usize::try_from(ns.end - ns.start).expect("a range of writes");
+    let tasks: Vec<_> = ns
         .map(|n| {
             let o = o.clone();
             tokio::spawn(async move {
                 o.write(move |c| {
                     c.execute("INSERT INTO t (n) VALUES (?)", [n])?;
-                    if n == 3 {
+                    if n == failing {
                         return Err(crate::StoreError::Conflict("refused".into()));
                     }
                     Ok(n)
@@ -145,21 +145,9 @@ async fn a_failing_first_write_undoes_only_itself() {
         })
         .collect();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while o.queued.load(Ordering::Acquire) < 3 {
+    while o.queued.load(Ordering::Acquire) < want {
         assert!(std::time::Instant::now() < deadline, "writes never queued");
         tokio::task::yield_now().await;
     }
-    drop(held);
-    let outcomes: Vec<bool> = futures_ok(tasks).await;
-    assert_eq!(outcomes.iter().filter(|ok| !**ok).count(), 1, "only the write of 3 fails: {outcomes:?}");
-    assert_eq!(rows(&o).await, vec![2, 4, 5], "neither failed write left a row; the others are committed");
-    assert!(o.write.lock().await.conn.is_autocommit(), "no transaction is left open");
-}
-
-async fn futures_ok(tasks: Vec<tokio::task::JoinHandle<Result<i64>>>) -> Vec<bool> {
-    let mut out = Vec::new();
-    for t in tasks {
-        out.push(t.await.expect("task").is_ok());
-    }
-    out
+    tasks
 }
