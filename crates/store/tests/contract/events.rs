@@ -96,6 +96,36 @@ pub async fn ingest_groups_counts_each_group(store: Arc<dyn Store>) {
     assert_eq!(store.pending_event_count().await.expect("count"), 3);
 }
 
+/// Groups of nothing but new events (PostgreSQL stores them in one statement) keep the
+/// order they came in, within and across groups; a repeat afterwards is still a duplicate.
+pub async fn new_events_of_several_groups_keep_their_order(store: Arc<dyn Store>) {
+    let g1 = [event("e9", "s2"), event("e1", "s1")];
+    let g2 = [other("e5", "s1", "session.ended", r#"{"id":"e5","n":2}"#)];
+    let g3 = [event("e2", "s3"), event("e3", "s1"), event("e0", "s2")];
+    let out = store.ingest_groups(&[&g1, &g2, &g3]).await.expect("ingest groups");
+    assert_eq!(out, [outcome(2, 0), outcome(1, 0), outcome(3, 0)]);
+    let pending = store.pending_events(None, 10).await.expect("pending");
+    let got: Vec<(&str, &str)> = pending.iter().map(|p| (p.session_id.as_str(), p.body.as_str())).collect();
+    assert_eq!(
+        got,
+        [
+            ("s2", r#"{"id":"e9"}"#),
+            ("s1", r#"{"id":"e1"}"#),
+            ("s1", r#"{"id":"e5","n":2}"#),
+            ("s3", r#"{"id":"e2"}"#),
+            ("s1", r#"{"id":"e3"}"#),
+            ("s2", r#"{"id":"e0"}"#),
+        ]
+    );
+    assert!(pending.windows(2).all(|w| w[0].seq < w[1].seq), "seq grows with arrival");
+    let again = [event("e1", "s1"), event("e4", "s4")];
+    assert_eq!(store.ingest(&again).await.expect("ingest"), outcome(1, 1));
+    let conflicting = [event("e6", "s6"), other("e5", "s1", "session.ended", r#"{"id":"e5","n":3}"#)];
+    let out = store.ingest(&conflicting).await.expect("ingest");
+    assert_eq!(out.conflicts, [conflict("e5", "s1", "session.ended")]);
+    assert_eq!(store.pending_event_count().await.expect("count"), 7);
+}
+
 pub async fn pending_events_come_in_arrival_order_until_applied(store: Arc<dyn Store>) {
     store.ingest(&[event("e1", "s1")]).await.expect("ingest");
     store.ingest(&[event("e2", "s2"), event("e3", "s1")]).await.expect("ingest");
