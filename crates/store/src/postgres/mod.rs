@@ -103,8 +103,9 @@ pub(crate) fn retryable(e: &StoreError) -> bool {
     }
 }
 
-/// Stores several intake batches in one commit (group commit). Each batch runs in its own
-/// savepoint: a batch with an id conflict is rolled back alone, the others commit.
+/// Stores several intake batches in one commit (group commit): in one statement when all
+/// their events are new, otherwise each batch in its own savepoint, so that a batch with an
+/// id conflict is rolled back alone and the others commit.
 pub(crate) async fn ingest_on(conn: &mut sqlx::PgConnection, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
     let now = ts(Utc::now());
     if let Some(outs) = ingest_all_new(conn, groups, &now).await? {
