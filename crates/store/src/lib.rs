@@ -22,6 +22,22 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
 
+tokio::task_local! {
+    static RULES_WORKER: ();
+}
+
+/// Runs `work` as the rules worker's: a backend with a pool (PostgreSQL) sends its statements
+/// through connections of their own, so that the worker every event waits for never queues
+/// behind the delivery lanes for a connection.
+pub async fn as_rules_worker<F: std::future::Future>(work: F) -> F::Output {
+    RULES_WORKER.scope((), work).await
+}
+
+/// Whether the running task is the rules worker's (see [`as_rules_worker`]).
+pub(crate) fn in_rules_worker() -> bool {
+    RULES_WORKER.try_with(|_| ()).is_ok()
+}
+
 pub use agents::AgentStore;
 pub use casebridge_crm::builtin::storage::BuiltinCrmStore;
 pub use cluster::{ClusterStore, KeyLocks, NodeBeat, NodeRow, SHARDS, ShardClaim};

@@ -66,7 +66,7 @@ enum Applied {
 /// Applies events until cancelled.
 pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
     while !stop.is_cancelled() {
-        let progressed = match pass(&p).await {
+        let progressed = match casebridge_store::as_rules_worker(pass(&p)).await {
             Ok(n) => n,
             Err(e) if crate::pipeline::is_fenced(&e) => {
                 tracing::info!(error = %e, "Rules steps dropped: another node applied those events.");

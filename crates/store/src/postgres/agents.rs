@@ -71,12 +71,13 @@ const ACTIVITY_SELECT: &str = "SELECT p.*, CASE WHEN p.person_is_key THEN r.crm_
 #[async_trait]
 impl AgentStore for PgStore {
     async fn dispositions(&self) -> Result<Vec<DispositionRow>> {
-        let rows = sqlx::query("SELECT * FROM dispositions ORDER BY code").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM dispositions ORDER BY code").fetch_all(self.pool()).await?;
         Ok(rows.iter().map(disposition_row).collect())
     }
 
     async fn disposition(&self, code: &str) -> Result<Option<DispositionRow>> {
-        let r = sqlx::query("SELECT * FROM dispositions WHERE code = $1").bind(code).fetch_optional(&self.pool).await?;
+        let r =
+            sqlx::query("SELECT * FROM dispositions WHERE code = $1").bind(code).fetch_optional(self.pool()).await?;
         Ok(r.as_ref().map(disposition_row))
     }
 
@@ -89,7 +90,7 @@ impl AgentStore for PgStore {
         .bind(label)
         .bind(&now)
         .bind(&now)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         if r.rows_affected() == 0 {
             return Err(StoreError::Conflict(format!(
@@ -112,7 +113,7 @@ impl AgentStore for PgStore {
         .bind(active)
         .bind(ts(Utc::now()))
         .bind(code)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         if r.rows_affected() == 0 {
             return Ok(None);
@@ -121,21 +122,21 @@ impl AgentStore for PgStore {
     }
 
     async fn agent(&self, id: &str) -> Result<Option<AgentRow>> {
-        let r = sqlx::query("SELECT * FROM agents WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let r = sqlx::query("SELECT * FROM agents WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
         Ok(r.as_ref().map(agent_row))
     }
 
     async fn agent_by_email(&self, email: &str) -> Result<Option<AgentRow>> {
         let r = sqlx::query("SELECT * FROM agents WHERE email_key = $1")
             .bind(email.trim().to_lowercase())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?;
         Ok(r.as_ref().map(agent_row))
     }
 
     async fn agent_put(&self, id: &str, email: &str, name: Option<&str>) -> Result<(AgentRow, bool)> {
         let key = email.trim().to_lowercase();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let other: Option<String> = sqlx::query_scalar("SELECT id FROM agents WHERE email_key = $1 AND id <> $2")
             .bind(&key)
             .bind(id)
@@ -177,13 +178,13 @@ impl AgentStore for PgStore {
         .bind(format!(" id:{id}"))
         .bind(&now)
         .bind(&now)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
 
     async fn agent_save(&self, id: &str, version: i64, state: &str, commands: &[NewCommand]) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let now = ts(Utc::now());
         let r = sqlx::query(
             "UPDATE agents SET state = $1, version = version + 1, updated_at = $2 WHERE id = $3 AND version = $4",
@@ -211,13 +212,13 @@ impl AgentStore for PgStore {
             sqlx::query_scalar("SELECT 1 FROM sessions WHERE agent_id = $1 AND NOT over AND updated_at > $2 LIMIT 1")
                 .bind(agent_id)
                 .bind(since)
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.pool())
                 .await?;
         Ok(r.is_some())
     }
 
     async fn dial_create(&self, d: &DialRequestRow, command: Option<&NewCommand>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         sqlx::query(
             "INSERT INTO dial_requests (id, agent_id, phone, origin_record_id, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -236,7 +237,7 @@ impl AgentStore for PgStore {
     }
 
     async fn dial(&self, id: &str) -> Result<Option<DialRequestRow>> {
-        let r = sqlx::query("SELECT * FROM dial_requests WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let r = sqlx::query("SELECT * FROM dial_requests WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
         Ok(r.as_ref().map(dial_row))
     }
 
@@ -247,7 +248,7 @@ impl AgentStore for PgStore {
         commands: &[NewCommand],
         event: &NewEvent,
     ) -> Result<String> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         upsert_activity(&mut tx, a, true).await?;
         for e in timeline {
             insert_timeline(&mut tx, &a.session_id, e).await?;
@@ -284,12 +285,12 @@ impl AgentStore for PgStore {
             q.push(" AND kind = ANY(").push_bind(f.kinds.clone()).push(")");
         }
         q.push(" ORDER BY session_at DESC, id DESC");
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = q.build().fetch_all(self.pool()).await?;
         Ok(rows.iter().map(activity_row).collect())
     }
 
     async fn enabled_fields(&self) -> Result<Vec<EnabledFieldRow>> {
-        let rows = sqlx::query("SELECT * FROM custom_fields ORDER BY key").fetch_all(&self.pool).await?;
+        let rows = sqlx::query("SELECT * FROM custom_fields ORDER BY key").fetch_all(self.pool()).await?;
         Ok(rows
             .iter()
             .map(|r| EnabledFieldRow {
@@ -307,7 +308,7 @@ impl AgentStore for PgStore {
         .bind(key)
         .bind(crm_field)
         .bind(ts(at))
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(r.rows_affected() == 1)
     }

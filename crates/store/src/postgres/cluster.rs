@@ -31,11 +31,11 @@ impl ClusterStore for PgStore {
         .bind(&beat.name)
         .bind(&beat.version)
         .bind(ts(beat.started_at))
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         sqlx::query("DELETE FROM nodes WHERE last_seen_ms < cb_now_ms() - $1")
             .bind(FORGET_MS)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
@@ -47,7 +47,7 @@ impl ClusterStore for PgStore {
                (SELECT COUNT(*) FROM outbox o WHERE o.lease_owner = n.id AND o.state = 'pending' AND o.lease_until_ms >= cb_now_ms()) AS leased
              FROM nodes n ORDER BY n.started_at DESC, n.id",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         Ok(rows
             .iter()
@@ -71,7 +71,7 @@ impl ClusterStore for PgStore {
     }
 
     async fn claim_shards(&self, node: &str, want: usize, lease_ms: i64) -> Result<Option<ShardClaim>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let mut held: Vec<i32> = sqlx::query_scalar(
             "UPDATE rules_shards SET until_ms = cb_now_ms() + $2 WHERE holder = $1 AND until_ms >= cb_now_ms() RETURNING shard",
         )
@@ -128,13 +128,13 @@ impl ClusterStore for PgStore {
         )
         .bind(node)
         .bind(lease_ms)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(r.rows_affected())
     }
 
     async fn leave(&self, node: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         sqlx::query("UPDATE rules_shards SET holder = NULL, until_ms = 0 WHERE holder = $1")
             .bind(node)
             .execute(&mut *tx)
@@ -151,7 +151,7 @@ impl ClusterStore for PgStore {
     }
 
     async fn key_locks(&self) -> Result<Box<dyn KeyLocks>> {
-        Ok(Box::new(PgKeyLocks { pool: self.pool.clone(), conn: None, held: false }))
+        Ok(Box::new(PgKeyLocks { pool: self.pool().clone(), conn: None, held: false }))
     }
 }
 
@@ -234,7 +234,7 @@ impl PaceLedger for PgStore {
         )
         .bind(crm)
         .bind(wait.as_millis() as i64)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await;
         if let Err(e) = r {
             tracing::warn!(error = %e, "CRM hold not shared with the other nodes.");
@@ -245,7 +245,7 @@ impl PaceLedger for PgStore {
 /// One request to `crm` counted, or how long to wait; serialized per CRM by a transaction
 /// lock so two nodes never both take the last slot.
 async fn take(s: &PgStore, crm: &str, per_minute: Option<u32>) -> Result<Option<Duration>> {
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.pool().begin().await?;
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('casebridge.pace:' || $1, 0))")
         .bind(crm)
         .execute(&mut *tx)

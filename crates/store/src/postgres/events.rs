@@ -15,7 +15,7 @@ impl EventStore for PgStore {
     }
 
     async fn ingest_groups(&self, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool().acquire().await?;
         // Two nodes storing the same ids in another order can deadlock on the unique index;
         // the database aborts one of them, which is then run again (nothing of it was kept).
         let mut tries = 0;
@@ -34,7 +34,7 @@ impl EventStore for PgStore {
                     "SELECT seq, session_id, body, received_at FROM events WHERE NOT applied ORDER BY seq LIMIT $1",
                 )
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await?
             }
             Some(shards) => {
@@ -44,7 +44,7 @@ impl EventStore for PgStore {
                 )
                 .bind(shards)
                 .bind(limit)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await?
             }
         };
@@ -63,17 +63,17 @@ impl EventStore for PgStore {
         let rows = sqlx::query("SELECT body FROM events WHERE received_at >= $1 ORDER BY seq LIMIT $2")
             .bind(ts(since))
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         Ok(rows.iter().map(|r| r.get("body")).collect())
     }
 
     async fn pending_event_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE NOT applied").fetch_one(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE NOT applied").fetch_one(self.pool()).await?)
     }
 
     async fn settled(&self, event_ids: &[String]) -> Result<bool> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool().acquire().await?;
         for id in event_ids {
             let row = sqlx::query("SELECT applied, session_id FROM events WHERE id = $1")
                 .bind(id)

@@ -1,5 +1,6 @@
-//! PostgreSQL implementation. One pool serves reads and writes; every multi-statement write
-//! runs in a transaction (SQLite's single writer serializes them, here the database does).
+//! PostgreSQL implementation. One pool serves reads and writes, and the rules worker has two
+//! connections of its own (see [`crate::as_rules_worker`]); every multi-statement write runs
+//! in a transaction (SQLite's single writer serializes them, here the database does).
 //!
 //! Times are stored as the same fixed-width RFC 3339 text as SQLite, and every text column is
 //! declared `COLLATE "C"`, so ordering, cursors and comparisons are byte-for-byte those of the
@@ -27,12 +28,38 @@ use crate::{IdConflict, IngestOutcome, NewEvent, Result, Store, StoreError, ts};
 
 pub use self::options::PgOptions;
 
+/// Connections of the rules worker's own pool: one for its statements, one holding its
+/// customer-key locks during a pass.
+const RULES_CONNECTIONS: u32 = 2;
+
+/// How both pools connect and hand out connections.
+fn pool_options(max: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .max_connections(max)
+        .acquire_timeout(std::time::Duration::from_secs(30))
+        // A connection in steady use is not pinged before each use (a round trip each, on
+        // every statement of the workers); one that sat idle for a second is, so that one
+        // the server dropped meanwhile (a restart, a proxy's idle cut) is replaced first.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for >= std::time::Duration::from_secs(1) {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        })
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// PostgreSQL-backed store (and built-in CRM).
 #[derive(Clone)]
 pub struct PgStore {
-    pub(crate) pool: PgPool,
+    shared: PgPool,
+    /// The rules worker's own connections: it applies events one after another, and every
+    /// round trip it waited for a connection the delivery lanes held was a round trip longer.
+    rules: PgPool,
     /// How to connect without the statement timeout (migrations may take longer).
     connect: PgConnectOptions,
 }
@@ -47,18 +74,20 @@ impl PgStore {
         if o.statement_timeout_ms > 0 {
             with_timeout = with_timeout.options([("statement_timeout", o.statement_timeout_ms.to_string())]);
         }
-        let pool = PgPoolOptions::new()
-            .max_connections(o.pool_size)
-            .acquire_timeout(std::time::Duration::from_secs(30))
-            .connect_with(with_timeout)
-            .await?;
-        Ok(PgStore { pool, connect })
+        let shared = pool_options(o.pool_size).connect_with(with_timeout.clone()).await?;
+        let rules = pool_options(RULES_CONNECTIONS).connect_lazy_with(with_timeout);
+        Ok(PgStore { shared, rules, connect })
+    }
+
+    /// The pool for the task at hand: the rules worker's own, or the shared one.
+    pub(crate) fn pool(&self) -> &PgPool {
+        if crate::in_rules_worker() { &self.rules } else { &self.shared }
     }
 
     /// Whether every migration is applied.
     async fn migrated(&self) -> Result<bool> {
         let applied: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
-            .fetch_one(&self.pool)
+            .fetch_one(self.pool())
             .await
             .unwrap_or(0);
         Ok(applied as usize >= MIGRATOR.iter().count())
@@ -68,7 +97,7 @@ impl PgStore {
 #[async_trait]
 impl Store for PgStore {
     async fn ready(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
         if !self.migrated().await? {
             return Err(StoreError::Conflict("migrations are not applied: run `casebridge migrate`".into()));
         }
@@ -86,7 +115,8 @@ impl Store for PgStore {
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.rules.close().await;
+        self.shared.close().await;
     }
 
     fn pace_ledger(&self) -> Option<std::sync::Arc<dyn casebridge_crm::pacing::PaceLedger>> {

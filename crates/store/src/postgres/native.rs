@@ -16,7 +16,7 @@ impl NativeStore for PgStore {
             sqlx::query_scalar("SELECT native_id FROM native_events WHERE source = $1 AND native_id = ANY($2)")
                 .bind(source)
                 .bind(native_ids)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool())
                 .await?;
         // In the order asked, as the SQLite backend answers.
         Ok(native_ids.iter().filter(|id| known.contains(id)).cloned().collect())
@@ -25,12 +25,12 @@ impl NativeStore for PgStore {
     async fn native_snapshot(&self, session_id: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT snapshot FROM native_sessions WHERE session_id = $1")
             .bind(session_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?)
     }
 
     async fn ingest_native(&self, batch: &NativeBatch) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let now = ts(Utc::now());
         for n in &batch.natives {
             sqlx::query(
@@ -75,7 +75,7 @@ impl NativeStore for PgStore {
              WHERE session_id = $1 ORDER BY seq",
         )
         .bind(session_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         Ok(rows
             .iter()

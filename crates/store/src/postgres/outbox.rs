@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::PgStore;
-use super::rows::{claimed_row, insert_timeline, insert_timeline_lines, outbox_row, set_ref};
+use super::rows::{claimed_row, insert_timeline, insert_timeline_lines, outbox_row, set_refs};
 use crate::outbox::fenced;
 use crate::{Completed, OutboxRow, OutboxState, OutboxStore, Result, ts};
 
@@ -20,7 +20,7 @@ impl OutboxStore for PgStore {
             "SELECT EXISTS (SELECT 1 FROM outbox_keys k JOIN outbox o ON o.id = k.outbox_id WHERE k.key = ANY($1) AND o.state = 'pending')",
         )
         .bind(keys)
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool())
         .await?)
     }
 
@@ -31,7 +31,7 @@ impl OutboxStore for PgStore {
         limit: i64,
         lease_ms: i64,
     ) -> Result<Vec<OutboxRow>> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.pool().acquire().await?;
         claim_heads(&mut conn, node, now, limit, lease_ms).await
     }
 
@@ -45,7 +45,7 @@ impl OutboxStore for PgStore {
     ) -> Result<Vec<Vec<OutboxRow>>> {
         // Two statements in one transaction, whatever the number of lanes: the heads (locked
         // until the commit), then every head's batch.
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let heads = claim_heads(&mut tx, node, now, limit, lease_ms).await?;
         if heads.is_empty() {
             tx.commit().await?;
@@ -95,7 +95,7 @@ impl OutboxStore for PgStore {
         .bind(&head.lane)
         .bind(head.id)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         let ids: Vec<i64> =
             next.iter().take_while(|r| r.get::<i64, _>("attempts") == 0).map(|r| r.get::<i64, _>("id")).collect();
@@ -114,7 +114,7 @@ impl OutboxStore for PgStore {
         .bind(&ids)
         .bind(head.id)
         .bind(head.fence)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         let mut out = rows.iter().map(claimed_row).collect::<Result<Vec<_>>>()?;
         out.sort_by_key(|r| r.id);
@@ -140,7 +140,7 @@ impl OutboxStore for PgStore {
         )
         .bind(ids)
         .bind(fences)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -155,7 +155,7 @@ impl OutboxStore for PgStore {
         if done.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let ids: Vec<i64> = done.iter().map(|d| d.row.id).collect();
         let fences: Vec<i64> = done.iter().map(|d| d.row.fence).collect();
         let marked: Vec<i64> = sqlx::query_scalar(
@@ -174,9 +174,9 @@ impl OutboxStore for PgStore {
             fenced(0, &d.row)?;
         }
         sqlx::query("DELETE FROM outbox_keys WHERE outbox_id = ANY($1)").bind(&ids).execute(&mut *tx).await?;
-        for (key, crm_id) in done.iter().filter_map(|d| d.created.as_ref()) {
-            set_ref(&mut tx, key, crm_id).await?;
-        }
+        let created: Vec<(&str, &str)> =
+            done.iter().filter_map(|d| d.created.as_ref().map(|(k, id)| (k.as_str(), id.as_str()))).collect();
+        set_refs(&mut tx, &created).await?;
         let lines: Vec<(&str, &Entry)> = done.iter().map(|d| (d.row.session_id.as_str(), &d.line)).collect();
         insert_timeline_lines(&mut tx, &lines).await?;
         tx.commit().await?;
@@ -190,7 +190,7 @@ impl OutboxStore for PgStore {
         next: DateTime<Utc>,
         line: Option<Entry>,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let r = sqlx::query(
             "UPDATE outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2,
                lease_owner = NULL, lease_until_ms = 0
@@ -211,7 +211,7 @@ impl OutboxStore for PgStore {
     }
 
     async fn park_command(&self, row: &OutboxRow, error: &str, line: Entry) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let r = sqlx::query(
             "UPDATE outbox SET state = 'dead', attempts = attempts + 1, last_error = $1,
                lease_owner = NULL, lease_until_ms = 0
@@ -232,7 +232,7 @@ impl OutboxStore for PgStore {
         let rows = sqlx::query("SELECT * FROM outbox WHERE state = $1 ORDER BY id LIMIT $2")
             .bind(state.as_str())
             .bind(limit)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         rows.iter().map(outbox_row).collect()
     }
@@ -242,7 +242,7 @@ impl OutboxStore for PgStore {
         let rows = sqlx::query(
             "SELECT state, SUM(n)::BIGINT AS n FROM outbox_tally GROUP BY state HAVING SUM(n) <> 0 ORDER BY state",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         rows.iter().map(|r| Ok((r.get::<String, _>("state").parse()?, r.get("n")))).collect()
     }
@@ -252,7 +252,7 @@ impl OutboxStore for PgStore {
             sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_until_ms = 0 WHERE id = $2 AND state = 'dead'")
                 .bind(ts(Utc::now()))
                 .bind(id)
-                .execute(&self.pool)
+                .execute(self.pool())
                 .await?;
         Ok(r.rows_affected() == 1)
     }
@@ -260,7 +260,7 @@ impl OutboxStore for PgStore {
     async fn redrive_dead(&self) -> Result<u64> {
         let r = sqlx::query("UPDATE outbox SET state = 'pending', next_attempt_at = $1, lease_owner = NULL, lease_until_ms = 0 WHERE state = 'dead'")
             .bind(ts(Utc::now()))
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(r.rows_affected())
     }
@@ -268,7 +268,7 @@ impl OutboxStore for PgStore {
     async fn command_state(&self, key: &str) -> Result<Option<(OutboxState, i64, Option<String>)>> {
         let r = sqlx::query("SELECT state, attempts, last_error FROM outbox WHERE key = $1")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?;
         r.map(|r| Ok((r.get::<String, _>("state").parse()?, r.get("attempts"), r.get("last_error")))).transpose()
     }
@@ -281,7 +281,7 @@ impl OutboxStore for PgStore {
             "SELECT COUNT(*) FROM outbox WHERE key = ANY($1) AND state = 'pending' AND attempts = 0",
         )
         .bind(keys)
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool())
         .await?;
         Ok(n == 0)
     }

@@ -2,7 +2,7 @@
 //! own transactions, and row mappers.
 
 use casebridge_rules::model::Entry;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use crate::agents::NewActivity;
@@ -91,26 +91,28 @@ pub(crate) async fn insert_event(tx: &mut sqlx::PgConnection, e: &NewEvent, now:
 /// resolved it after this step read `crm_refs`.
 pub(crate) async fn commit_steps_in(tx: &mut sqlx::PgConnection, steps: &[StepCommit]) -> Result<()> {
     let now = ts(Utc::now());
-    // The k-th step of a session goes in the k-th statement: a statement may change a row
-    // only once, and a session's steps apply in order.
-    let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
-    let mut rounds: Vec<Vec<&StepCommit>> = Vec::new();
+    // Lock order, the same in every transaction that takes both: outbox rows (and their tally
+    // slot) first, then session rows by id. Delivery's outcomes take them in that order too;
+    // the other order let a rules commit and an outcome wait on each other until PostgreSQL's
+    // deadlock check (a second) aborted one of them.
+    let commands: Vec<&NewCommand> = steps.iter().flat_map(|c| &c.commands).collect();
+    insert_commands(tx, &commands, &now).await?;
+    // One row a session, in one statement: the session as its last step of the batch left it
+    // (the earlier steps' rows would only be overwritten), first seen at the earliest of them.
+    let mut rows: std::collections::BTreeMap<&str, (&StepCommit, Option<DateTime<Utc>>)> =
+        std::collections::BTreeMap::new();
     for c in steps {
-        let k = seen.entry(c.session_id.as_str()).or_insert(0);
-        if rounds.len() <= *k {
-            rounds.push(Vec::new());
-        }
-        rounds[*k].push(c);
-        *k += 1;
+        let first = rows.get(c.session_id.as_str()).map_or(c.first_at, |(_, f)| match (*f, c.first_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        });
+        rows.insert(c.session_id.as_str(), (c, first));
     }
-    for round in &rounds {
-        upsert_sessions(tx, round, &now).await?;
-    }
+    let rows: Vec<(&StepCommit, Option<DateTime<Utc>>)> = rows.into_values().collect();
+    upsert_sessions(tx, &rows, &now).await?;
     let lines: Vec<(&str, &Entry)> =
         steps.iter().flat_map(|c| c.timeline.iter().map(move |e| (c.session_id.as_str(), e))).collect();
     insert_timeline_lines(tx, &lines).await?;
-    let commands: Vec<&NewCommand> = steps.iter().flat_map(|c| &c.commands).collect();
-    insert_commands(tx, &commands, &now).await?;
     for a in steps.iter().flat_map(|c| &c.activities) {
         upsert_activity(tx, a, false).await?;
     }
@@ -144,7 +146,12 @@ pub(crate) async fn commit_steps_in(tx: &mut sqlx::PgConnection, steps: &[StepCo
 
 /// Writes session rows (each session once), resolving casebridge's keys to CRM ids in the
 /// same statement.
-async fn upsert_sessions(tx: &mut sqlx::PgConnection, steps: &[&StepCommit], now: &str) -> Result<()> {
+async fn upsert_sessions(
+    tx: &mut sqlx::PgConnection,
+    rows: &[(&StepCommit, Option<DateTime<Utc>>)],
+    now: &str,
+) -> Result<()> {
+    let steps: Vec<&StepCommit> = rows.iter().map(|(c, _)| *c).collect();
     let refs: Vec<_> = steps.iter().map(|c| (split_ref(&c.account), split_ref(&c.record))).collect();
     sqlx::query(
         "INSERT INTO sessions (id, body, lane, account_key, account_id, record_key, record_id, created_at, updated_at, agent_id, over, first_at)
@@ -173,7 +180,7 @@ async fn upsert_sessions(tx: &mut sqlx::PgConnection, steps: &[&StepCommit], now
     .bind(steps.iter().map(|c| c.agent_id.as_deref()).collect::<Vec<_>>())
     .bind(now)
     .bind(steps.iter().map(|c| c.over).collect::<Vec<_>>())
-    .bind(steps.iter().map(|c| c.first_at.map(ts)).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, first)| first.map(ts)).collect::<Vec<_>>())
     .execute(&mut *tx)
     .await?;
     Ok(())
@@ -218,25 +225,41 @@ pub(crate) async fn insert_command(tx: &mut sqlx::PgConnection, cmd: &NewCommand
     insert_commands(tx, &[cmd], now).await
 }
 
-/// Remembers the CRM id of a casebridge key and resolves sessions waiting for it.
-pub(crate) async fn set_ref(tx: &mut sqlx::PgConnection, key: &str, crm_id: &str) -> Result<()> {
+/// Remembers the CRM ids of casebridge's keys and resolves the sessions waiting for them, in
+/// two statements whatever the number of keys. The session rows are locked in id order, as
+/// the rules' commits lock them, so that the two never wait on each other in a cycle.
+pub(crate) async fn set_refs(tx: &mut sqlx::PgConnection, refs: &[(&str, &str)]) -> Result<()> {
+    // A key given twice keeps its last id (a statement may change a row only once).
+    let mut last: std::collections::BTreeMap<&str, &str> = std::collections::BTreeMap::new();
+    for (k, id) in refs {
+        last.insert(k, id);
+    }
+    if last.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = last.keys().copied().collect();
+    let ids: Vec<&str> = last.values().copied().collect();
     sqlx::query(
-        "INSERT INTO crm_refs (key, crm_id) VALUES ($1, $2) ON CONFLICT(key) DO UPDATE SET crm_id = excluded.crm_id",
+        "INSERT INTO crm_refs (key, crm_id) SELECT * FROM unnest($1::text[], $2::text[])
+         ON CONFLICT(key) DO UPDATE SET crm_id = excluded.crm_id",
     )
-    .bind(key)
-    .bind(crm_id)
+    .bind(&keys)
+    .bind(&ids)
     .execute(&mut *tx)
     .await?;
-    sqlx::query("UPDATE sessions SET account_id = $1 WHERE account_key = $2")
-        .bind(crm_id)
-        .bind(key)
-        .execute(&mut *tx)
-        .await?;
-    sqlx::query("UPDATE sessions SET record_id = $1 WHERE record_key = $2")
-        .bind(crm_id)
-        .bind(key)
-        .execute(&mut *tx)
-        .await?;
+    sqlx::query(
+        "WITH r AS (SELECT * FROM unnest($1::text[], $2::text[]) AS r(key, crm_id)),
+         l AS MATERIALIZED (SELECT id FROM sessions WHERE account_key = ANY($1) OR record_key = ANY($1)
+                            ORDER BY id FOR UPDATE)
+         UPDATE sessions s SET
+           account_id = COALESCE((SELECT r.crm_id FROM r WHERE r.key = s.account_key), s.account_id),
+           record_id = COALESCE((SELECT r.crm_id FROM r WHERE r.key = s.record_key), s.record_id)
+         FROM l WHERE s.id = l.id",
+    )
+    .bind(&keys)
+    .bind(&ids)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 

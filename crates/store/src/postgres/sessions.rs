@@ -14,7 +14,7 @@ impl SessionStore for PgStore {
     async fn load_session(&self, id: &str) -> Result<Option<SessionRow>> {
         let row = sqlx::query("SELECT body, account_id, record_id FROM sessions WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?;
         Ok(row.map(|r| SessionRow {
             body: r.get("body"),
@@ -28,7 +28,7 @@ impl SessionStore for PgStore {
             return Ok(Default::default());
         }
         let rows =
-            sqlx::query("SELECT id, body FROM sessions WHERE id = ANY($1)").bind(ids).fetch_all(&self.pool).await?;
+            sqlx::query("SELECT id, body FROM sessions WHERE id = ANY($1)").bind(ids).fetch_all(self.pool()).await?;
         Ok(rows.into_iter().map(|r| (r.get("id"), r.get("body"))).collect())
     }
 
@@ -45,7 +45,7 @@ impl SessionStore for PgStore {
     async fn timeline(&self, session_id: &str) -> Result<Vec<Entry>> {
         let rows = sqlx::query("SELECT at, kind, summary, rule, native FROM timeline WHERE session_id = $1 ORDER BY n")
             .bind(session_id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         Ok(rows
             .iter()
@@ -80,7 +80,7 @@ impl SessionStore for PgStore {
         .bind(&c_id)
         .bind(if cursor.is_some() { "x" } else { "" })
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         Ok(rows
             .iter()
@@ -122,7 +122,7 @@ impl SessionStore for PgStore {
             q.push(" AND id < ").push_bind(c_id.to_string()).push("))");
         }
         q.push(" ORDER BY started_at DESC, id DESC LIMIT ").push_bind(f.limit.max(0));
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = q.build().fetch_all(self.pool()).await?;
         Ok(rows
             .iter()
             .map(|r| {
@@ -137,11 +137,11 @@ impl SessionStore for PgStore {
 
     async fn session_gauges(&self, stuck_before: DateTime<Utc>) -> Result<SessionGauges> {
         let waiting: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE phase = 'waiting'").fetch_one(&self.pool).await?;
+            sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE phase = 'waiting'").fetch_one(self.pool()).await?;
         let stuck: i64 =
             sqlx::query_scalar("SELECT COUNT(DISTINCT session_id) FROM events WHERE NOT applied AND received_at < $1")
                 .bind(ts(stuck_before))
-                .fetch_one(&self.pool)
+                .fetch_one(self.pool())
                 .await?;
         Ok(SessionGauges { waiting, stuck })
     }
@@ -153,7 +153,7 @@ impl SessionStore for PgStore {
         )
         .bind(session_id)
         .bind(session_id)
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool())
         .await?;
         Ok(n == 0)
     }
@@ -161,13 +161,13 @@ impl SessionStore for PgStore {
     async fn ref_get(&self, key: &str) -> Result<Option<String>> {
         Ok(sqlx::query_scalar("SELECT crm_id FROM crm_refs WHERE key = $1")
             .bind(key)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?)
     }
 
     async fn ref_set(&self, key: &str, crm_id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        super::rows::set_ref(&mut tx, key, crm_id).await?;
+        let mut tx = self.pool().begin().await?;
+        super::rows::set_refs(&mut tx, &[(key, crm_id)]).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -175,7 +175,7 @@ impl SessionStore for PgStore {
 
 /// One attempt of [`SessionStore::commit_steps`].
 async fn commit_steps_once(s: &PgStore, steps: &[StepCommit]) -> Result<()> {
-    let mut tx = s.pool.begin().await?;
+    let mut tx = s.pool().begin().await?;
     commit_steps_in(&mut tx, steps).await?;
     tx.commit().await?;
     Ok(())

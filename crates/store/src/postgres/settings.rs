@@ -24,17 +24,17 @@ fn version(r: &sqlx::postgres::PgRow) -> Result<SettingsVersion> {
 #[async_trait]
 impl SettingsStore for PgStore {
     async fn settings_get(&self) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT doc FROM settings WHERE id = 1").fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_scalar("SELECT doc FROM settings WHERE id = 1").fetch_optional(self.pool()).await?)
     }
 
     async fn settings_put(&self, doc: &str) -> Result<()> {
-        sqlx::query(UPSERT).bind(doc).bind(ts(Utc::now())).execute(&self.pool).await?;
+        sqlx::query(UPSERT).bind(doc).bind(ts(Utc::now())).execute(self.pool()).await?;
         Ok(())
     }
 
     async fn settings_change(&self, c: SettingsChange<'_>) -> Result<i64> {
         let now = ts(Utc::now());
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         sqlx::query(UPSERT).bind(c.doc).bind(&now).execute(&mut *tx).await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO settings_history (at, source, changed, restored_from, doc) VALUES ($1, $2, $3, $4, $5) RETURNING id",
@@ -53,14 +53,14 @@ impl SettingsStore for PgStore {
     async fn settings_history(&self, limit: u32) -> Result<Vec<SettingsVersion>> {
         let rows = sqlx::query("SELECT * FROM settings_history ORDER BY id DESC LIMIT $1")
             .bind(i64::from(limit))
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         rows.iter().map(version).collect()
     }
 
     async fn settings_version(&self, id: i64) -> Result<Option<SettingsVersion>> {
         let row =
-            sqlx::query("SELECT * FROM settings_history WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+            sqlx::query("SELECT * FROM settings_history WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
         row.as_ref().map(version).transpose()
     }
 }

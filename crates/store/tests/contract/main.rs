@@ -91,6 +91,7 @@ macro_rules! all_cases {
                 keys_busy_while_a_write_is_pending,
                 claim_returns_the_first_due_row_of_each_lane,
                 complete_with_a_created_ref_answers_ref_get,
+                a_batch_of_outcomes_resolves_every_session_of_its_keys,
                 a_batch_of_outcomes_is_recorded_whole_or_not_at_all,
                 lanes_are_claimed_with_their_batches,
                 outcomes_recorded_at_once_are_fenced_per_lane,

@@ -173,6 +173,39 @@ pub async fn a_batch_of_outcomes_is_recorded_whole_or_not_at_all(store: Arc<dyn 
     assert!(!store.keys_busy(&["phone:+15550001".into()]).await.expect("busy"));
 }
 
+pub async fn a_batch_of_outcomes_resolves_every_session_of_its_keys(store: Arc<dyn Store>) {
+    // Three sessions of one customer: one account key, two of them on one record key.
+    let of = |id: &str, record: &str, cmds| StepCommit {
+        account: Some(("key:acct".into(), true)),
+        record: Some((record.into(), true)),
+        commands: cmds,
+        ..step(id)
+    };
+    let creates = vec![command("create-acct", "l", "s3", &[]), command("create-rec", "l", "s3", &[])];
+    let steps = vec![of("s3", "key:rec", creates), of("s1", "key:rec", vec![]), of("s2", "key:other", vec![])];
+    store.commit_steps(steps).await.expect("commit");
+    let lanes = store.claim_lanes("node-a", soon(), 10, 10, 60_000).await.expect("claim");
+    let rows = lanes.into_iter().next().expect("a lane");
+    assert_eq!(keys(&rows), ["create-acct", "create-rec"], "one lane, claimed together");
+    let done: Vec<casebridge_store::Completed> = rows
+        .into_iter()
+        .zip([("key:acct", "acct_7"), ("key:rec", "rec_9")])
+        .map(|(row, (k, id))| casebridge_store::Completed {
+            row,
+            line: line(5, EntryKind::Crm, "created"),
+            created: Some((k.into(), id.into())),
+        })
+        .collect();
+    store.complete_commands(&done).await.expect("complete");
+    for (id, record) in [("s1", Some("rec_9")), ("s2", None), ("s3", Some("rec_9"))] {
+        let s = store.load_session(id).await.expect("load").expect("stored");
+        assert_eq!(s.account_id.as_deref(), Some("acct_7"), "{id}'s account");
+        assert_eq!(s.record_id.as_deref(), record, "{id}'s record");
+    }
+    assert_eq!(store.ref_get("key:rec").await.expect("ref").as_deref(), Some("rec_9"));
+    assert_eq!(store.ref_get("key:other").await.expect("ref"), None);
+}
+
 pub async fn complete_with_a_created_ref_answers_ref_get(store: Arc<dyn Store>) {
     let s = StepCommit {
         account: Some(("key:acct".into(), true)),

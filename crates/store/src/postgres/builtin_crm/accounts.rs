@@ -11,7 +11,7 @@ use casebridge_crm::builtin::storage::{CrmAccount, CrmActivity, NewAccount};
 
 impl PgStore {
     pub(super) async fn create_account(&self, a: NewAccount) -> Result<(CrmAccount, bool)> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         if let Some(k) = &a.ext_key
             && let Some(r) =
                 sqlx::query("SELECT * FROM crm_accounts WHERE ext_key = $1").bind(k).fetch_optional(&mut *tx).await?
@@ -41,7 +41,7 @@ impl PgStore {
             // Another writer created the same key in between: its account is the one.
             tx.rollback().await?;
             let k = a.ext_key.as_deref().unwrap_or_default();
-            let r = sqlx::query("SELECT * FROM crm_accounts WHERE ext_key = $1").bind(k).fetch_one(&self.pool).await?;
+            let r = sqlx::query("SELECT * FROM crm_accounts WHERE ext_key = $1").bind(k).fetch_one(self.pool()).await?;
             return Ok((account_row(&r), false));
         }
         let r = sqlx::query("SELECT * FROM crm_accounts WHERE id = $1").bind(&id).fetch_one(&mut *tx).await?;
@@ -64,7 +64,7 @@ impl PgStore {
         .bind(email.map(|e| e.trim().to_lowercase()))
         .bind(user_id)
         .bind(user_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?;
         Ok(rows.iter().map(account_row).collect())
     }
@@ -72,13 +72,13 @@ impl PgStore {
     pub(super) async fn list_accounts(&self, limit: i64) -> Result<Vec<CrmAccount>> {
         let rows = sqlx::query("SELECT * FROM crm_accounts ORDER BY created_at DESC, id DESC LIMIT $1")
             .bind(limit.max(0))
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         Ok(rows.iter().map(account_row).collect())
     }
 
     pub(super) async fn get_account(&self, id: &str) -> Result<Option<CrmAccount>> {
-        let r = sqlx::query("SELECT * FROM crm_accounts WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+        let r = sqlx::query("SELECT * FROM crm_accounts WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
         Ok(r.as_ref().map(account_row))
     }
 
@@ -99,7 +99,7 @@ impl PgStore {
         .bind(user_id)
         .bind(ts(at))
         .bind(id)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -107,7 +107,7 @@ impl PgStore {
     pub(super) async fn account_activities(&self, id: &str) -> Result<Vec<CrmActivity>> {
         let rows = sqlx::query("SELECT * FROM crm_activities WHERE account_id = $1 ORDER BY created_at, id")
             .bind(id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         Ok(rows.iter().map(activity_row).collect())
     }
@@ -132,14 +132,14 @@ impl PgStore {
         .bind(email.trim())
         .bind(status)
         .bind(ts(at))
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
 
     pub(super) async fn agent_statuses(&self) -> Result<Vec<(String, String, DateTime<Utc>)>> {
         let rows = sqlx::query("SELECT email, crm_status, updated_at FROM crm_agent_statuses ORDER BY email_key")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         Ok(rows
             .iter()
@@ -156,14 +156,14 @@ impl PgStore {
         .bind(label)
         .bind(kind)
         .bind(ts(Utc::now()))
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(r.rows_affected() == 1)
     }
 
     pub(super) async fn custom_fields(&self) -> Result<Vec<(String, String, String, String)>> {
         let rows = sqlx::query("SELECT name, object, label, type FROM crm_custom_fields ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         Ok(rows.iter().map(|r| (r.get("name"), r.get("object"), r.get("label"), r.get("type"))).collect())
     }

@@ -90,7 +90,7 @@ impl PgStore {
             existing.insert(k.clone(), v.clone());
         }
         let sql = format!("UPDATE {table} SET custom_fields = $1, updated_at = $2 WHERE id = $3");
-        sqlx::query(&sql).bind(serde_json::to_string(&existing)?).bind(ts(at)).bind(id).execute(&self.pool).await?;
+        sqlx::query(&sql).bind(serde_json::to_string(&existing)?).bind(ts(at)).bind(id).execute(self.pool()).await?;
         Ok(())
     }
 }

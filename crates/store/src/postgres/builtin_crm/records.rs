@@ -23,13 +23,13 @@ impl PgStore {
             "SELECT session_id FROM crm_record_sessions WHERE record_id = $1 ORDER BY added_at, session_id",
         )
         .bind(record_id)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool())
         .await?)
     }
 
     async fn record_by(&self, col: &str, v: &str) -> Result<Option<CrmRecord>> {
         let sql = format!("SELECT * FROM crm_records WHERE {col} = $1");
-        let row = sqlx::query(&sql).bind(v).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(&sql).bind(v).fetch_optional(self.pool()).await?;
         match row {
             Some(r) => {
                 let id: String = r.get("id");
@@ -43,7 +43,7 @@ impl PgStore {
     /// Fails with NotFound unless the record exists (one indexed lookup).
     async fn record_must_exist(&self, id: &str) -> Result<()> {
         let found: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM crm_records WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+            sqlx::query_scalar("SELECT 1 FROM crm_records WHERE id = $1").bind(id).fetch_optional(self.pool()).await?;
         match found {
             Some(_) => Ok(()),
             None => Err(StoreError::NotFound(format!("record {id} does not exist"))),
@@ -60,7 +60,7 @@ impl PgStore {
         {
             return Ok((rec, false));
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         let id = match &r.id {
             Some(id) => id.clone(),
             None => next_id(&mut tx, "crm_records", "rec_").await?,
@@ -130,7 +130,7 @@ impl PgStore {
                 .push(")");
         }
         q.push(" ORDER BY created_at, id");
-        let rows = q.build().fetch_all(&self.pool).await?;
+        let rows = q.build().fetch_all(self.pool()).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let id: String = r.get("id");
@@ -150,16 +150,16 @@ impl PgStore {
     ) -> Result<(Vec<CrmActivity>, Vec<CrmNote>, Vec<CrmAttachment>, Vec<CrmSessionObject>)> {
         let acts = sqlx::query("SELECT * FROM crm_activities WHERE record_id = $1 ORDER BY created_at, id")
             .bind(id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         let notes = sqlx::query("SELECT * FROM crm_notes WHERE record_id = $1 ORDER BY created_at, id")
             .bind(id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
-        let atts = sqlx::query("SELECT id, name, url, content IS NOT NULL AS inline, created_at FROM crm_attachments WHERE record_id = $1 ORDER BY created_at, id").bind(id).fetch_all(&self.pool).await?;
+        let atts = sqlx::query("SELECT id, name, url, content IS NOT NULL AS inline, created_at FROM crm_attachments WHERE record_id = $1 ORDER BY created_at, id").bind(id).fetch_all(self.pool()).await?;
         let sos = sqlx::query("SELECT * FROM crm_session_objects WHERE record_id = $1 ORDER BY created_at, id")
             .bind(id)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool())
             .await?;
         Ok((
             acts.iter().map(activity_row).collect(),
@@ -208,7 +208,7 @@ impl PgStore {
             .bind(&closed_at)
             .bind(ts(at))
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
@@ -228,7 +228,7 @@ impl PgStore {
                 all.push(t.clone());
             }
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         sqlx::query("INSERT INTO crm_record_sessions (record_id, session_id, added_at) VALUES ($1,$2,$3) ON CONFLICT DO NOTHING")
             .bind(id)
             .bind(session_id)
@@ -260,7 +260,7 @@ impl PgStore {
             .bind(agent_id)
             .bind(ts(at))
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
@@ -271,14 +271,14 @@ impl PgStore {
             .bind(reason)
             .bind(ts(at))
             .bind(id)
-            .execute(&self.pool)
+            .execute(self.pool())
             .await?;
         Ok(())
     }
 
     pub(super) async fn add_note(&self, key: &str, id: &str, body: &str, at: DateTime<Utc>) -> Result<()> {
         self.record_must_exist(id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         sqlx::query("INSERT INTO crm_notes (id, ext_key, record_id, body, created_at) VALUES ('note_' || nextval('crm_notes_n'),$1,$2,$3,$4) ON CONFLICT(ext_key) DO NOTHING")
             .bind(key)
             .bind(id)
@@ -301,7 +301,7 @@ impl PgStore {
         at: DateTime<Utc>,
     ) -> Result<()> {
         self.record_must_exist(id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().begin().await?;
         sqlx::query("INSERT INTO crm_attachments (id, ext_key, record_id, name, url, content, created_at) VALUES ('att_' || nextval('crm_attachments_n'),$1,$2,$3,$4,$5,$6) ON CONFLICT(ext_key) DO NOTHING")
             .bind(key)
             .bind(id)
@@ -319,7 +319,7 @@ impl PgStore {
     pub(super) async fn attachment_content(&self, id: &str) -> Result<Option<(String, Option<String>)>> {
         let r = sqlx::query("SELECT name, content FROM crm_attachments WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool())
             .await?;
         Ok(r.map(|r| (r.get("name"), r.get("content"))))
     }
@@ -358,7 +358,7 @@ impl PgStore {
         .bind(serde_json::to_string(body)?)
         .bind(ts(at))
         .bind(ts(at))
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -381,7 +381,7 @@ impl PgStore {
         .bind(serde_json::to_string(data)?)
         .bind(ts(at))
         .bind(ts(at))
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(())
     }
@@ -392,7 +392,7 @@ impl PgStore {
         )
         .bind(ts(at))
         .bind(key)
-        .execute(&self.pool)
+        .execute(self.pool())
         .await?;
         Ok(r.rows_affected() > 0)
     }
