@@ -113,9 +113,8 @@ pub(crate) async fn commit_steps_in(tx: &mut sqlx::PgConnection, steps: &[StepCo
     let lines: Vec<(&str, &Entry)> =
         steps.iter().flat_map(|c| c.timeline.iter().map(move |e| (c.session_id.as_str(), e))).collect();
     insert_timeline_lines(tx, &lines).await?;
-    for a in steps.iter().flat_map(|c| &c.activities) {
-        upsert_activity(tx, a, false).await?;
-    }
+    let activities: Vec<&NewActivity> = steps.iter().flat_map(|c| &c.activities).collect();
+    insert_activities(tx, &activities).await?;
     // Fenced: events another node applied meanwhile make the whole commit fail.
     // `IS NOT TRUE`, not `NOT applied`: the latter matches the partial index of pending events,
     // which the planner (its statistics taken while few events waited) walked whole for every
@@ -280,6 +279,51 @@ pub(crate) async fn next_id(conn: &mut sqlx::PgConnection, table: &str, prefix: 
     Ok(format!("{prefix}{n}"))
 }
 
+/// Adds activity lines in one statement; a line already stored (a replayed step) stays as it is.
+pub(crate) async fn insert_activities(tx: &mut sqlx::PgConnection, lines: &[&NewActivity]) -> Result<()> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    let now = ts(Utc::now());
+    let text = |f: fn(&NewActivity) -> Option<&str>| lines.iter().map(|a| f(a)).collect::<Vec<_>>();
+    sqlx::query(&format!(
+        "INSERT INTO platform_activities ({ACTIVITY_COLUMNS})
+         SELECT 'pa_' || nextval('platform_activities_n'), t.ext_key, t.session_id, t.kind, t.action, t.person_ref,
+           t.person_is_key, t.record_id, t.related_by, t.disposition, t.label, t.notes, t.agent_id, t.queue, t.channel,
+           t.missed_reason, t.session_at, $17, $17
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[], $7::text[], $8::text[],
+                     $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::text[], $16::text[])
+           WITH ORDINALITY AS t(ext_key, session_id, kind, action, person_ref, person_is_key, record_id, related_by,
+                                disposition, label, notes, agent_id, queue, channel, missed_reason, session_at, ord)
+         ORDER BY t.ord
+         ON CONFLICT(ext_key) DO NOTHING"
+    ))
+    .bind(text(|a| Some(a.ext_key.as_str())))
+    .bind(text(|a| Some(a.session_id.as_str())))
+    .bind(text(|a| Some(a.kind.as_str())))
+    .bind(text(|a| a.action.as_deref()))
+    .bind(text(|a| a.person_ref.as_deref()))
+    .bind(lines.iter().map(|a| a.person_is_key).collect::<Vec<_>>())
+    .bind(text(|a| a.record_id.as_deref()))
+    .bind(text(|a| a.related_by.as_deref()))
+    .bind(text(|a| a.disposition.as_deref()))
+    .bind(text(|a| a.label.as_deref()))
+    .bind(text(|a| a.notes.as_deref()))
+    .bind(text(|a| a.agent_id.as_deref()))
+    .bind(text(|a| a.queue.as_deref()))
+    .bind(text(|a| a.channel.as_deref()))
+    .bind(text(|a| a.missed_reason.as_deref()))
+    .bind(lines.iter().map(|a| ts(a.session_at)).collect::<Vec<_>>())
+    .bind(&now)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+/// The columns an activity line is inserted with, in the order of the values.
+const ACTIVITY_COLUMNS: &str = "id, ext_key, session_id, kind, action, person_ref, person_is_key, record_id,
+           related_by, disposition, label, notes, agent_id, queue, channel, missed_reason, session_at, created_at, updated_at";
+
 /// Writes an activity line; `replace` counts a new revision (a later wrap-up), otherwise a
 /// replayed line changes nothing.
 pub(crate) async fn upsert_activity(tx: &mut sqlx::PgConnection, a: &NewActivity, replace: bool) -> Result<()> {
@@ -293,8 +337,7 @@ pub(crate) async fn upsert_activity(tx: &mut sqlx::PgConnection, a: &NewActivity
         "ON CONFLICT(ext_key) DO NOTHING"
     };
     let sql = format!(
-        "INSERT INTO platform_activities (id, ext_key, session_id, kind, action, person_ref, person_is_key, record_id,
-           related_by, disposition, label, notes, agent_id, queue, channel, missed_reason, session_at, created_at, updated_at)
+        "INSERT INTO platform_activities ({ACTIVITY_COLUMNS})
          VALUES ('pa_' || nextval('platform_activities_n'),$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) {conflict}"
     );
     sqlx::query(&sql)
