@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::PgStore;
-use super::rows::{insert_command, insert_event, insert_timeline, upsert_activity};
+use super::rows::{insert_command, insert_event, insert_timeline, replace_activity};
 use crate::agents::*;
 use crate::{NewCommand, NewEvent, Result, StoreError, parse_ts, ts};
 
@@ -249,7 +249,7 @@ impl AgentStore for PgStore {
         event: &NewEvent,
     ) -> Result<String> {
         let mut tx = self.pool().begin().await?;
-        upsert_activity(&mut tx, a, true).await?;
+        replace_activity(&mut tx, a).await?;
         for e in timeline {
             insert_timeline(&mut tx, &a.session_id, e).await?;
         }

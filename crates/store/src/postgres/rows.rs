@@ -324,21 +324,16 @@ pub(crate) async fn insert_activities(tx: &mut sqlx::PgConnection, lines: &[&New
 const ACTIVITY_COLUMNS: &str = "id, ext_key, session_id, kind, action, person_ref, person_is_key, record_id,
            related_by, disposition, label, notes, agent_id, queue, channel, missed_reason, session_at, created_at, updated_at";
 
-/// Writes an activity line; `replace` counts a new revision (a later wrap-up), otherwise a
-/// replayed line changes nothing.
-pub(crate) async fn upsert_activity(tx: &mut sqlx::PgConnection, a: &NewActivity, replace: bool) -> Result<()> {
+/// Writes an activity line, or replaces it as a new revision (a later wrap-up).
+pub(crate) async fn replace_activity(tx: &mut sqlx::PgConnection, a: &NewActivity) -> Result<()> {
     let now = ts(Utc::now());
-    let conflict = if replace {
-        "ON CONFLICT(ext_key) DO UPDATE SET action = excluded.action, person_ref = excluded.person_ref,
+    let sql = format!(
+        "INSERT INTO platform_activities ({ACTIVITY_COLUMNS})
+         VALUES ('pa_' || nextval('platform_activities_n'),$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)
+         ON CONFLICT(ext_key) DO UPDATE SET action = excluded.action, person_ref = excluded.person_ref,
            person_is_key = excluded.person_is_key, record_id = excluded.record_id, related_by = excluded.related_by,
            disposition = excluded.disposition, label = excluded.label, notes = excluded.notes,
            agent_id = excluded.agent_id, revision = platform_activities.revision + 1, updated_at = excluded.updated_at"
-    } else {
-        "ON CONFLICT(ext_key) DO NOTHING"
-    };
-    let sql = format!(
-        "INSERT INTO platform_activities ({ACTIVITY_COLUMNS})
-         VALUES ('pa_' || nextval('platform_activities_n'),$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18) {conflict}"
     );
     sqlx::query(&sql)
         .bind(&a.ext_key)
