@@ -52,6 +52,10 @@ struct Pass {
     /// CRM ids of casebridge's keys read during the pass (an id, once known, stays).
     refs: std::sync::Mutex<HashMap<String, String>>,
     dirty_keys: HashSet<String>,
+    /// The commit of the previous batch, running while this batch's steps are made.
+    in_flight: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// Keys the batch being committed gave new writes to: busy until that commit is known done.
+    in_flight_keys: HashSet<String>,
     blocked: HashSet<String>,
     /// Agents whose session ended in this pass (held statuses may apply).
     freed_agents: Vec<String>,
@@ -100,7 +104,7 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
 ///
 /// Steps are committed in batches; until a batch is committed, the pass reads the sessions
 /// it changed from memory and treats keys it gave new writes to as busy.
-pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
+pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
     let shards = p.node.rules_shards();
     if shards.as_ref().is_some_and(Vec::is_empty) {
         return Ok(0);
@@ -114,14 +118,35 @@ pub async fn pass(p: &Pipeline) -> anyhow::Result<usize> {
         pass.loaded = ids.iter().map(|id| (id.to_string(), stored.remove(*id))).collect();
     }
     let out = pass_over(p, pending, &mut pass).await;
+    // Whatever happened, the batch being committed finishes before the next pass reads
+    // pending events (it marks some of them applied).
+    let committed = settle_in_flight(&mut pass).await;
     if let Some(mut locks) = pass.locks.take() {
         locks.release().await?;
     }
+    let out = out?;
+    committed?;
+    if out > 0 {
+        p.progress.notify_waiters();
+    }
+    for agent in std::mem::take(&mut pass.freed_agents) {
+        if let Err(e) = crate::agents::sessions_over(p, &agent).await {
+            tracing::warn!(agent = %agent, error = %e, "Held agent status not applied.");
+        }
+    }
+    Ok(out)
+}
+
+/// Waits for the batch being committed, if any; its new writes' keys are then in the store.
+async fn settle_in_flight(pass: &mut Pass) -> anyhow::Result<()> {
+    let Some(h) = pass.in_flight.take() else { return Ok(()) };
+    let out = h.await.map_err(anyhow::Error::from).and_then(|r| r);
+    pass.in_flight_keys.clear();
     out
 }
 
 async fn pass_over(
-    p: &Pipeline,
+    p: &Arc<Pipeline>,
     pending: Vec<casebridge_store::PendingEvent>,
     pass: &mut Pass,
 ) -> anyhow::Result<usize> {
@@ -188,33 +213,36 @@ async fn pass_over(
         tokio::task::yield_now().await;
     }
     flush(p, pass).await?;
-    if applied > 0 {
-        p.progress.notify_waiters();
-    }
-    for agent in std::mem::take(&mut pass.freed_agents) {
-        if let Err(e) = crate::agents::sessions_over(p, &agent).await {
-            tracing::warn!(agent = %agent, error = %e, "Held agent status not applied.");
-        }
-    }
     Ok(applied)
 }
 
-async fn flush(p: &Pipeline, pass: &mut Pass) -> anyhow::Result<()> {
+/// Starts committing the batch made so far, once the one before it is committed: the
+/// worker makes the next batch's steps meanwhile. A batch's customer-key locks go with its
+/// commit and are released after it; a failed commit fails the pass, and the steps made on
+/// top of it are dropped uncommitted (their events stay pending).
+async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
     if pass.commits.is_empty() {
         return Ok(());
     }
+    settle_in_flight(pass).await?;
     let commits = std::mem::take(&mut pass.commits);
     let with_writes = std::mem::take(&mut pass.with_writes);
-    p.store.commit_steps(commits).await?;
-    // Committed: other nodes see the writes. `pass.sessions` stays: it is what was stored,
-    // and the sessions read at the pass's start are older than it.
-    pass.dirty_keys.clear();
-    if let Some(locks) = pass.locks.as_mut() {
-        locks.release().await?;
-    }
-    if with_writes {
-        p.outbox_in.notify_one();
-    }
+    let locks = pass.locks.take();
+    // Until the commit is known done, its writes are not visible to `keys_busy`.
+    pass.in_flight_keys = std::mem::take(&mut pass.dirty_keys);
+    let p = p.clone();
+    pass.in_flight = Some(tokio::spawn(casebridge_store::as_rules_worker(async move {
+        p.store.commit_steps(commits).await?;
+        // Committed: other nodes see the writes. `pass.sessions` stays: it is what was
+        // stored, and the sessions read at the pass's start are older than it.
+        if let Some(mut locks) = locks {
+            locks.release().await?;
+        }
+        if with_writes {
+            p.outbox_in.notify_one();
+        }
+        Ok(())
+    })));
     Ok(())
 }
 
@@ -254,7 +282,7 @@ async fn apply_one(
                 }
                 keys.retain(|k| !checked.contains(k));
                 if !keys.is_empty() {
-                    if keys.iter().any(|k| pass.dirty_keys.contains(k)) {
+                    if keys.iter().any(|k| pass.dirty_keys.contains(k) || pass.in_flight_keys.contains(k)) {
                         return Ok(Applied::Blocked);
                     }
                     if p.node.shared {

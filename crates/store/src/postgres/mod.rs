@@ -1,4 +1,4 @@
-//! PostgreSQL implementation. One pool serves reads and writes, and the rules worker has two
+//! PostgreSQL implementation. One pool serves reads and writes, and the rules worker has four
 //! connections of its own (see [`crate::as_rules_worker`]); every multi-statement write runs
 //! in a transaction (SQLite's single writer serializes them, here the database does).
 //!
@@ -28,9 +28,10 @@ use crate::{IdConflict, IngestOutcome, NewEvent, Result, Store, StoreError, ts};
 
 pub use self::options::PgOptions;
 
-/// Connections of the rules worker's own pool: one for its statements, one holding its
-/// customer-key locks during a pass.
-const RULES_CONNECTIONS: u32 = 2;
+/// Connections of the rules worker's own pool: one for its statements and one holding the
+/// customer-key locks of the batch it is making, and the same two for the batch being
+/// committed meanwhile.
+const RULES_CONNECTIONS: u32 = 4;
 
 /// How both pools connect and hand out connections.
 fn pool_options(max: u32) -> PgPoolOptions {
