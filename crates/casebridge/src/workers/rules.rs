@@ -292,7 +292,8 @@ async fn apply_one(
                         if let Some(locks) = pass.locks.as_mut()
                             && !locks.try_lock(&keys).await?
                         {
-                            // Another node is deciding for the same customer.
+                            // Another node is deciding for the same customer (or this
+                            // node's batch being committed holds its keys).
                             metrics::counter!("casebridge_rules_customer_waits_total").increment(1);
                             return Ok(Applied::Blocked);
                         }
