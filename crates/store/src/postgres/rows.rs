@@ -279,6 +279,15 @@ pub(crate) async fn next_id(conn: &mut sqlx::PgConnection, table: &str, prefix: 
     Ok(format!("{prefix}{n}"))
 }
 
+/// The columns an activity line is inserted with, in the order of the values (a macro, so
+/// that both inserts are whole literals, built at compile time).
+macro_rules! activity_columns {
+    () => {
+        "id, ext_key, session_id, kind, action, person_ref, person_is_key, record_id, related_by, disposition, label,
+         notes, agent_id, queue, channel, missed_reason, session_at, created_at, updated_at"
+    };
+}
+
 /// Adds activity lines in one statement; a line already stored (a replayed step) stays as it is.
 pub(crate) async fn insert_activities(tx: &mut sqlx::PgConnection, lines: &[&NewActivity]) -> Result<()> {
     if lines.is_empty() {
@@ -286,8 +295,10 @@ pub(crate) async fn insert_activities(tx: &mut sqlx::PgConnection, lines: &[&New
     }
     let now = ts(Utc::now());
     let text = |f: fn(&NewActivity) -> Option<&str>| lines.iter().map(|a| f(a)).collect::<Vec<_>>();
-    sqlx::query(&format!(
-        "INSERT INTO platform_activities ({ACTIVITY_COLUMNS})
+    sqlx::query(concat!(
+        "INSERT INTO platform_activities (",
+        activity_columns!(),
+        ")
          SELECT 'pa_' || nextval('platform_activities_n'), t.ext_key, t.session_id, t.kind, t.action, t.person_ref,
            t.person_is_key, t.record_id, t.related_by, t.disposition, t.label, t.notes, t.agent_id, t.queue, t.channel,
            t.missed_reason, t.session_at, $17, $17
@@ -320,22 +331,20 @@ pub(crate) async fn insert_activities(tx: &mut sqlx::PgConnection, lines: &[&New
     Ok(())
 }
 
-/// The columns an activity line is inserted with, in the order of the values.
-const ACTIVITY_COLUMNS: &str = "id, ext_key, session_id, kind, action, person_ref, person_is_key, record_id,
-           related_by, disposition, label, notes, agent_id, queue, channel, missed_reason, session_at, created_at, updated_at";
-
 /// Writes an activity line, or replaces it as a new revision (a later wrap-up).
 pub(crate) async fn replace_activity(tx: &mut sqlx::PgConnection, a: &NewActivity) -> Result<()> {
     let now = ts(Utc::now());
-    let sql = format!(
-        "INSERT INTO platform_activities ({ACTIVITY_COLUMNS})
+    let sql = concat!(
+        "INSERT INTO platform_activities (",
+        activity_columns!(),
+        ")
          VALUES ('pa_' || nextval('platform_activities_n'),$1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18)
          ON CONFLICT(ext_key) DO UPDATE SET action = excluded.action, person_ref = excluded.person_ref,
            person_is_key = excluded.person_is_key, record_id = excluded.record_id, related_by = excluded.related_by,
            disposition = excluded.disposition, label = excluded.label, notes = excluded.notes,
            agent_id = excluded.agent_id, revision = platform_activities.revision + 1, updated_at = excluded.updated_at"
     );
-    sqlx::query(&sql)
+    sqlx::query(sql)
         .bind(&a.ext_key)
         .bind(&a.session_id)
         .bind(&a.kind)
