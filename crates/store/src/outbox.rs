@@ -172,6 +172,11 @@ pub trait OutboxStore: Send + Sync + 'static {
         work.await;
         Ok(())
     }
+    /// Whether [`OutboxStore::in_one_commit`] really shares one transaction (SQLite's one
+    /// writer): a rules commit may then deliver the built-in CRM's writes in its own commit.
+    fn one_writer(&self) -> bool {
+        false
+    }
     /// Schedules another attempt (fenced like [`OutboxStore::complete_command`]).
     async fn retry_command(&self, row: &OutboxRow, error: &str, next: DateTime<Utc>, line: Option<Entry>)
     -> Result<()>;

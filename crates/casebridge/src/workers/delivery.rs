@@ -30,6 +30,8 @@ pub const MAX_ATTEMPTS: i64 = 12;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Lanes delivered at once: a slow or failing customer holds back only its own lane.
 const CONCURRENT_LANES: usize = 16;
+/// Lanes claimed at once.
+pub const LANES_PER_CLAIM: usize = 256;
 /// Rows of one lane sent as one batch.
 const BATCH: i64 = 24;
 
@@ -56,7 +58,8 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
 /// Delivers due writes; returns how many lanes were attempted.
 pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
     let claimed = std::time::Instant::now();
-    let lanes = p.store.claim_lanes(&p.node.id, Utc::now(), 256, BATCH, crate::node::lease_ms()).await?;
+    let lanes =
+        p.store.claim_lanes(&p.node.id, Utc::now(), LANES_PER_CLAIM as i64, BATCH, crate::node::lease_ms()).await?;
     let n = lanes.len();
     let taken = lanes.iter().filter(|l| l[0].taken_over).count();
     if taken > 0 {
@@ -87,6 +90,22 @@ pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
         Some(e) => Err(e),
         None => Ok(n),
     }
+}
+
+/// Delivers due lanes one after another on this task, for a caller holding the store's
+/// writer (the rules worker's commit): a failed lane does not stop the others. Returns how
+/// many lanes were attempted.
+pub async fn pass_here(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
+    let claimed = std::time::Instant::now();
+    let lanes =
+        p.store.claim_lanes(&p.node.id, Utc::now(), LANES_PER_CLAIM as i64, BATCH, crate::node::lease_ms()).await?;
+    let n = lanes.len();
+    for lane in lanes {
+        if let Err(e) = deliver_lane(p, lane, claimed).await {
+            tracing::warn!(error = %e, "Delivery of a lane failed; retrying.");
+        }
+    }
+    Ok(n)
 }
 
 /// Delivers the batch that starts at a lane's first due row (only rows never tried go along:

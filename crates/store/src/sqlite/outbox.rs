@@ -107,6 +107,10 @@ impl OutboxStore for SqliteStore {
         self.owned.hold(work).await
     }
 
+    fn one_writer(&self) -> bool {
+        true
+    }
+
     async fn retry_command(
         &self,
         row: &OutboxRow,
