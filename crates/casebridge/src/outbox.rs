@@ -26,5 +26,6 @@ pub fn command(
         op: serde_json::to_string(op)?,
         keys: concerns,
         not_before: None,
+        done: None,
     })
 }

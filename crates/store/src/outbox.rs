@@ -83,6 +83,10 @@ pub struct NewCommand {
     /// Not delivered on its own before this time (trailing writes wait to be coalesced with
     /// the session's next ones); it goes earlier as part of its lane's batch.
     pub not_before: Option<DateTime<Utc>>,
+    /// Already delivered in the transaction that stores it, with this timeline line: stored
+    /// done, without customer keys. Only where [`OutboxStore::one_writer`] holds (elsewhere
+    /// the row is stored pending and delivered again, which the key makes harmless).
+    pub done: Option<Entry>,
 }
 
 /// A write the CRM took, for [`OutboxStore::complete_commands`].
@@ -131,6 +135,8 @@ pub struct OutboxRow {
 pub trait OutboxStore: Send + Sync + 'static {
     /// Whether a CRM write that concerns any of these customer keys is still to be delivered.
     async fn keys_busy(&self, keys: &[String]) -> Result<bool>;
+    /// Whether a lane has a write still to be delivered (a new write of it must go after).
+    async fn lane_pending(&self, lane: &str) -> Result<bool>;
     /// Leases to `node` for `lease_ms` the due first pending row of each lane no node holds
     /// a live lease in (at most `limit`, oldest first); lanes leased by others are skipped.
     async fn claim_commands(&self, node: &str, now: DateTime<Utc>, limit: i64, lease_ms: i64)

@@ -30,10 +30,12 @@ pub const MAX_ATTEMPTS: i64 = 12;
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Lanes delivered at once: a slow or failing customer holds back only its own lane.
 const CONCURRENT_LANES: usize = 16;
+/// The timeline line of a session-data write a later one made pointless.
+pub(crate) const SUPERSEDED: &str = "Session data superseded by a later write of it: not sent";
 /// Lanes claimed at once.
 pub const LANES_PER_CLAIM: usize = 256;
 /// Rows of one lane sent as one batch.
-const BATCH: i64 = 24;
+pub(crate) const BATCH: i64 = 24;
 
 /// Delivers until cancelled.
 pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
@@ -92,26 +94,14 @@ pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
     }
 }
 
-/// Delivers due lanes one after another on this task, for a caller holding the store's
-/// writer (the rules worker's commit): a failed lane does not stop the others. Returns how
-/// many lanes were attempted.
-pub async fn pass_here(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
-    let claimed = std::time::Instant::now();
-    let lanes =
-        p.store.claim_lanes(&p.node.id, Utc::now(), LANES_PER_CLAIM as i64, BATCH, crate::node::lease_ms()).await?;
-    let n = lanes.len();
-    for lane in lanes {
-        if let Err(e) = deliver_lane(p, lane, claimed).await {
-            tracing::warn!(error = %e, "Delivery of a lane failed; retrying.");
-        }
-    }
-    Ok(n)
-}
-
 /// Delivers the batch that starts at a lane's first due row (only rows never tried go along:
 /// a row that failed waits for its own turn), then gives back the leases of the rows it did
 /// not get to.
-async fn deliver_lane(p: &Pipeline, rows: Vec<OutboxRow>, claimed: std::time::Instant) -> anyhow::Result<()> {
+pub(crate) async fn deliver_lane(
+    p: &Pipeline,
+    rows: Vec<OutboxRow>,
+    claimed: std::time::Instant,
+) -> anyhow::Result<()> {
     let lane = rows.first().map(|r| r.lane.clone()).unwrap_or_default();
     let mut settled = HashSet::new();
     let out = deliver_rows(p, rows.clone(), claimed, &mut settled).await;
@@ -211,7 +201,7 @@ async fn deliver_rows(
     let mut done: Vec<(casebridge_store::Completed, Option<&'static str>)> = dropped
         .into_iter()
         .map(|row| {
-            let line = crm_line("Session data superseded by a later write of it: not sent", None);
+            let line = crm_line(SUPERSEDED, None);
             (casebridge_store::Completed { row, line, created: None }, None)
         })
         .collect();
@@ -456,7 +446,11 @@ fn backoff(base: Duration, row: &OutboxRow) -> Duration {
 
 /// Replaces casebridge's keys in `op` by the CRM ids they were created as (keys created
 /// earlier in the batch stay keys); `Err` names a key that has no CRM id yet.
-async fn resolve(p: &Pipeline, op: &mut CrmOp, in_batch: &HashSet<String>) -> anyhow::Result<Result<(), String>> {
+pub(crate) async fn resolve(
+    p: &Pipeline,
+    op: &mut CrmOp,
+    in_batch: &HashSet<String>,
+) -> anyhow::Result<Result<(), String>> {
     for r in op.refs_mut() {
         if let ObjRef::Key(k) = r {
             if in_batch.contains(k.as_str()) {
@@ -471,7 +465,7 @@ async fn resolve(p: &Pipeline, op: &mut CrmOp, in_batch: &HashSet<String>) -> an
     Ok(Ok(()))
 }
 
-fn crm_line(summary: &str, rule: Option<&str>) -> Entry {
+pub(crate) fn crm_line(summary: &str, rule: Option<&str>) -> Entry {
     Entry {
         at: Utc::now(),
         kind: EntryKind::Crm,

@@ -1,7 +1,9 @@
 //! The two workers: rules (pending events → decisions and outbox rows, one commit per step)
-//! and delivery (outbox rows → CRM writes and webhooks, in order per lane, retried, parked).
+//! and delivery (outbox rows → CRM writes and webhooks, in order per lane, retried, parked);
+//! `in_commit` sends the built-in CRM's writes inside the rules' commit on SQLite.
 
 pub mod delivery;
+mod in_commit;
 pub mod rules;
 
 use std::sync::Arc;

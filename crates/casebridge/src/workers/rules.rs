@@ -233,7 +233,7 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
     let p = p.clone();
     pass.in_flight = Some(tokio::spawn(casebridge_store::as_rules_worker(async move {
         let delivered = if with_writes {
-            commit_and_deliver(&p, commits).await?
+            super::in_commit::commit_and_deliver(&p, commits).await?
         } else {
             p.store.commit_steps(commits).await?;
             None
@@ -249,7 +249,7 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
                     // Steps that waited for these writes can go now.
                     p.events_in.notify_one();
                 }
-                if lanes >= crate::workers::delivery::LANES_PER_CLAIM {
+                if lanes >= super::delivery::LANES_PER_CLAIM {
                     p.outbox_in.notify_one();
                 }
             }
@@ -259,33 +259,6 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
         Ok(())
     })));
     Ok(())
-}
-
-/// Commits a batch with writes. With the built-in CRM on a store of one writer (SQLite),
-/// the due writes are delivered in the same transaction: one commit instead of three (the
-/// steps, delivery's claim, the writes with their outcomes), and no write waits for the
-/// delivery worker. Returns the lanes so delivered, or `None` when delivery is left to its
-/// worker.
-async fn commit_and_deliver(p: &Arc<Pipeline>, commits: Vec<StepCommit>) -> anyhow::Result<Option<usize>> {
-    if !(p.store.one_writer() && p.crm().in_store()) {
-        p.store.commit_steps(commits).await?;
-        return Ok(None);
-    }
-    let mut out = Ok(None);
-    p.store
-        .in_one_commit(Box::pin(async {
-            out = match p.store.commit_steps(commits).await {
-                // A delivery failure undoes only its own writes (each in a savepoint): the
-                // steps still commit, and the delivery worker takes those writes up later.
-                Ok(()) => Ok(Some(crate::workers::delivery::pass_here(p).await.unwrap_or_else(|e| {
-                    tracing::warn!(error = %e, "Delivery with the rules' commit failed; the delivery worker retries.");
-                    0
-                }))),
-                Err(e) => Err(e),
-            };
-        }))
-        .await?;
-    Ok(out?)
 }
 
 async fn apply_one(

@@ -148,3 +148,25 @@ async fn a_write_the_crm_refuses_is_parked_visible_and_retryable() {
     let (c, _) = s.call(reqwest::Method::POST, "/v1/outbox/999999/retry", None).await;
     assert_eq!(c, 404);
 }
+
+#[tokio::test]
+async fn built_in_crm_writes_are_done_once_their_events_are_applied() {
+    let s = Server::start().await;
+    let mut c = Ses::new("once", "2026-11-20T10:00:00Z");
+    let first = vec![c.created("voice_inbound_ivr", json!({"phone": "+14155550520"}), &["Support"]), c.assigned("ag")];
+    s.send(first).await;
+    s.send(vec![c.connected(), c.ended()]).await;
+    let pending = s.get("/v1/outbox?state=pending").await;
+    assert_eq!(pending["writes"].as_array().unwrap().len(), 0, "{pending}");
+    let done = s.get("/v1/outbox?state=done").await;
+    let writes = done["writes"].as_array().unwrap();
+    assert!(writes.len() >= 2, "an account and a record at least: {done}");
+    assert!(writes.iter().all(|w| w["attempts"] == 1 && w["session_id"] == "once"), "each sent once: {done}");
+    let v = s.session("once").await;
+    let kinds: Vec<&str> = v["timeline"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
+    let crm = kinds.iter().filter(|k| **k == "crm").count();
+    assert_eq!(crm, writes.len(), "a timeline line per write: {v}");
+    assert_ne!(kinds.first(), Some(&"crm"), "a write comes after the step that made it: {v}");
+    let record = s.record_of("once").await;
+    assert_eq!(record["session_ids"], json!(["once"]), "{record}");
+}

@@ -12,6 +12,13 @@ use crate::{Completed, OutboxRow, OutboxState, OutboxStore, Result, ts};
 
 #[async_trait]
 impl OutboxStore for PgStore {
+    async fn lane_pending(&self, lane: &str) -> Result<bool> {
+        Ok(sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM outbox WHERE lane = $1 AND state = 'pending')")
+            .bind(lane)
+            .fetch_one(self.pool())
+            .await?)
+    }
+
     async fn keys_busy(&self, keys: &[String]) -> Result<bool> {
         if keys.is_empty() {
             return Ok(false);

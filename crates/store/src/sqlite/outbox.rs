@@ -34,6 +34,15 @@ impl OutboxStore for SqliteStore {
             .await
     }
 
+    async fn lane_pending(&self, lane: &str) -> Result<bool> {
+        self.owned
+            .read(|c| {
+                Ok(c.prepare_cached("SELECT 1 FROM outbox WHERE lane = ? AND state = 'pending' LIMIT 1")?
+                    .exists([lane])?)
+            })
+            .await
+    }
+
     async fn claim_commands(
         &self,
         node: &str,

@@ -326,6 +326,18 @@ pub(crate) async fn insert_command(tx: &mut sqlx::SqliteConnection, cmd: &NewCom
 
 /// [`insert_command`] on the handle.
 pub(crate) fn insert_command_r(c: &rusqlite::Connection, cmd: &NewCommand, now: &str) -> Result<()> {
+    if let Some(line) = &cmd.done {
+        let n = c
+            .prepare_cached(
+                "INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at, state, attempts, done_at)
+                 VALUES (?, ?, ?, ?, ?, ?, 'done', 1, ?) ON CONFLICT(key) DO NOTHING",
+            )?
+            .execute(params![cmd.key, cmd.lane, cmd.session_id, cmd.op, now, now, now])?;
+        if n == 1 {
+            insert_timeline_r(c, &cmd.session_id, line)?;
+        }
+        return Ok(());
+    }
     let n = c
         .prepare_cached(
             "INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO NOTHING",

@@ -89,6 +89,8 @@ macro_rules! all_cases {
             ],
             outbox: [
                 keys_busy_while_a_write_is_pending,
+                lane_pending_until_its_writes_are_delivered,
+                a_write_delivered_with_its_step_is_stored_done,
                 claim_returns_the_first_due_row_of_each_lane,
                 complete_with_a_created_ref_answers_ref_get,
                 a_batch_of_outcomes_resolves_every_session_of_its_keys,

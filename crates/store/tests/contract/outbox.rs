@@ -312,3 +312,35 @@ pub async fn command_state_and_commands_settled(store: Arc<dyn Store>) {
     assert_eq!(store.command_state("w2").await.expect("state"), Some((OutboxState::Dead, 1, Some("gone".into()))));
     assert!(store.commands_settled(&["unknown".into()]).await.expect("settled"), "no such write to wait for");
 }
+
+pub async fn lane_pending_until_its_writes_are_delivered(store: Arc<dyn Store>) {
+    assert!(!store.lane_pending("L").await.expect("lane"));
+    enqueue(store.as_ref(), "s1", vec![command("l1", "L", "s1", &["phone:+15550002"])]).await;
+    assert!(store.lane_pending("L").await.expect("lane"));
+    assert!(!store.lane_pending("M").await.expect("lane"), "another lane");
+    let row = claim_one(store.as_ref(), "l1").await;
+    assert!(store.lane_pending("L").await.expect("lane"), "leased is still pending");
+    store.complete_command(&row, line(1, EntryKind::Crm, "done"), None).await.expect("complete");
+    assert!(!store.lane_pending("L").await.expect("lane"), "delivered");
+}
+
+pub async fn a_write_delivered_with_its_step_is_stored_done(store: Arc<dyn Store>) {
+    if !store.one_writer() {
+        // Only a store of one writer shares the CRM's writes' transaction with the step's.
+        return;
+    }
+    let mut cmd = command("d1", "D", "s1", &["phone:+15550003"]);
+    cmd.done = Some(line(2, EntryKind::Crm, "written with its step"));
+    enqueue(store.as_ref(), "s1", vec![cmd]).await;
+    assert!(!store.lane_pending("D").await.expect("lane"));
+    assert!(!store.keys_busy(&["phone:+15550003".into()]).await.expect("busy"), "no customer keys kept");
+    assert!(crate::support::claim(&*store, soon(), 10).await.is_empty(), "nothing to deliver");
+    let done = store.list_commands(OutboxState::Done, 10).await.expect("list");
+    assert_eq!(keys(&done), ["d1"]);
+    assert_eq!(done[0].attempts, 1);
+    let counts: BTreeMap<OutboxState, i64> = store.outbox_counts().await.expect("counts").into_iter().collect();
+    assert_eq!(counts.get(&OutboxState::Done), Some(&1));
+    assert_eq!(counts.get(&OutboxState::Pending), None);
+    let timeline = store.timeline("s1").await.expect("timeline");
+    assert!(timeline.iter().any(|e| e.summary == "written with its step"), "{timeline:?}");
+}

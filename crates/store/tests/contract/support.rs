@@ -88,6 +88,7 @@ pub fn command(key: &str, lane: &str, session: &str, keys: &[&str]) -> NewComman
         op: format!(r#"{{"op":"{key}"}}"#),
         keys: keys.iter().map(|k| k.to_string()).collect(),
         not_before: None,
+        done: None,
     }
 }
 

@@ -1,0 +1,191 @@
+//! Delivery with the rules' commit: with the built-in CRM on a store of one writer (SQLite),
+//! a rules batch's writes are sent inside the transaction that stores the batch (see
+//! docs/decisions.md). Everything else about a write (order per lane, retries, relinks, dead
+//! letters) stays with `delivery`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use casebridge_crm::CrmError;
+use casebridge_rules::ops::{CrmOp, OutboxOp};
+use casebridge_store::StepCommit;
+use chrono::Utc;
+
+use super::delivery::{BATCH, LANES_PER_CLAIM, SUPERSEDED, crm_line, deliver_lane, resolve};
+use crate::pipeline::Pipeline;
+
+/// Commits a batch with writes. With the built-in CRM on a store of one writer (SQLite),
+/// its writes are delivered in the same transaction: those that can go at once straight
+/// from the batch (stored done), then the lanes left due (as delivery does). One commit
+/// instead of three (the steps, delivery's claim, the writes with their outcomes), and no
+/// write waits for the delivery worker. Returns the lanes so delivered, or `None` when
+/// delivery is left to its worker.
+pub(super) async fn commit_and_deliver(
+    p: &Arc<Pipeline>,
+    mut commits: Vec<StepCommit>,
+) -> anyhow::Result<Option<usize>> {
+    let crm = p.crm();
+    if !(p.store.one_writer() && crm.in_store()) {
+        p.store.commit_steps(commits).await?;
+        return Ok(None);
+    }
+    let mut out = Ok(None);
+    let mut told = Vec::new();
+    p.store
+        .in_one_commit(Box::pin(async {
+            // Should the steps' commit fail after this, the built-in CRM's objects stay and
+            // the steps, applied again, repeat the writes: they are idempotent by key.
+            told = deliver_new(p, &crm, &mut commits).await;
+            out = match p.store.commit_steps(commits).await {
+                // A delivery failure undoes only its own writes (each in a savepoint): the
+                // steps still commit, and the delivery worker takes those writes up later.
+                Ok(()) => Ok(Some(pass_here(p).await.unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "Delivery with the rules' commit failed; the delivery worker retries.");
+                    0
+                }))),
+                Err(e) => Err(e),
+            };
+        }))
+        .await?;
+    let lanes = out?;
+    if !told.is_empty() {
+        // Steps that waited for these writes can go now.
+        p.events_in.notify_one();
+    }
+    for (key, sent) in told {
+        p.write_settled(&key, sent);
+    }
+    Ok(lanes)
+}
+
+/// Sends a rules batch's new writes to the CRM before the batch is stored, for a caller
+/// holding the store's writer with the built-in CRM: a write goes when its lane has nothing
+/// older to deliver, it is due now and its references resolve; it is then stored done with
+/// its timeline line. A session-data write rewritten later in the batch is stored done
+/// unsent, as delivery does within a lane's batch. Once one of a lane's writes cannot go (or
+/// the CRM refuses it), that lane's later writes stay pending too, for delivery proper
+/// (retries, relinks, dead letters). Returns the keys of the writes settled, with whether
+/// each was sent.
+async fn deliver_new(
+    p: &Arc<Pipeline>,
+    crm: &Arc<dyn casebridge_crm::Connector>,
+    commits: &mut [casebridge_store::StepCommit],
+) -> Vec<(String, bool)> {
+    let cmds: Vec<&mut casebridge_store::NewCommand> = commits.iter_mut().flat_map(|s| s.commands.iter_mut()).collect();
+    let ops: Vec<Option<CrmOp>> = cmds
+        .iter()
+        .map(|c| match serde_json::from_str::<OutboxOp>(&c.op) {
+            Ok(OutboxOp::Crm(op)) if c.not_before.is_none() && !c.keys.is_empty() => Some(op),
+            _ => None,
+        })
+        .collect();
+    let mut later = HashSet::new();
+    let superseded: HashSet<usize> = (0..cmds.len())
+        .rev()
+        .filter(|&i| match &ops[i] {
+            Some(CrmOp::WriteSessionData { target, data, .. }) => {
+                !later.insert((cmds[i].lane.clone(), format!("{target:?}"), data.session_id.clone()))
+            }
+            _ => false,
+        })
+        .collect();
+    let mut lanes = LaneGate::default();
+    let mut settled = Vec::new();
+    for (i, (cmd, op)) in cmds.into_iter().zip(ops).enumerate() {
+        let Some(mut op) = op else {
+            lanes.block(&cmd.lane);
+            continue;
+        };
+        if !lanes.clear(p, &cmd.lane).await {
+            continue;
+        }
+        if superseded.contains(&i) {
+            cmd.done = Some(crm_line(SUPERSEDED, None));
+            settled.push((cmd.key.clone(), false));
+            continue;
+        }
+        let started = std::time::Instant::now();
+        let sent = match resolve(p, &mut op, &HashSet::new()).await {
+            Ok(Ok(())) => crm.execute(&cmd.key, &op).await,
+            // Delivery proper tries it again and records what becomes of it.
+            _ => Err(CrmError::Transient { message: String::new(), retry_after: None }),
+        };
+        let recorded = match &sent {
+            Ok(out) => match &out.created {
+                Some((key, id)) => p.store.ref_set(key, id).await.map_err(|e| {
+                    tracing::warn!(error = %e, "CRM id of a new object not recorded; the write goes through delivery.");
+                }),
+                None => Ok(()),
+            },
+            Err(_) => Err(()),
+        };
+        match (sent, recorded) {
+            (Ok(out), Ok(())) => {
+                cmd.done = Some(crm_line(&out.summary, None));
+                metrics::counter!("casebridge_crm_writes_total", "op" => op.name(), "outcome" => "done").increment(1);
+                metrics::histogram!("casebridge_crm_write_seconds").record(started.elapsed().as_secs_f64());
+                settled.push((cmd.key.clone(), true));
+            }
+            _ => lanes.block(&cmd.lane),
+        }
+    }
+    settled
+}
+
+/// Which lanes of a batch may still have writes sent at once: not one with older writes
+/// pending in the store, nor one whose earlier write in the batch could not go.
+#[derive(Default)]
+struct LaneGate {
+    blocked: HashSet<String>,
+    clear: HashSet<String>,
+}
+
+impl LaneGate {
+    fn block(&mut self, lane: &str) {
+        self.blocked.insert(lane.to_string());
+    }
+
+    async fn clear(&mut self, p: &Pipeline, lane: &str) -> bool {
+        if self.blocked.contains(lane) {
+            return false;
+        }
+        if self.clear.contains(lane) {
+            return true;
+        }
+        match p.store.lane_pending(lane).await {
+            Ok(false) => {
+                self.clear.insert(lane.to_string());
+                true
+            }
+            Ok(true) => {
+                self.block(lane);
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "Could not tell whether a lane has writes pending; its new writes wait for delivery.");
+                self.block(lane);
+                false
+            }
+        }
+    }
+}
+
+/// Delivers due lanes one after another on this task, for a caller holding the store's
+/// writer (the rules worker's commit): a failed lane does not stop the others. Returns how
+/// many lanes were attempted.
+async fn pass_here(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
+    if !p.crm().in_store() {
+        // The CRM was switched meanwhile: no CRM call is made holding the writer.
+        return Ok(0);
+    }
+    let claimed = std::time::Instant::now();
+    let lanes =
+        p.store.claim_lanes(&p.node.id, Utc::now(), LANES_PER_CLAIM as i64, BATCH, crate::node::lease_ms()).await?;
+    let n = lanes.len();
+    for lane in lanes {
+        if let Err(e) = deliver_lane(p, lane, claimed).await {
+            tracing::warn!(error = %e, "Delivery of a lane failed; retrying.");
+        }
+    }
+    Ok(n)
+}
