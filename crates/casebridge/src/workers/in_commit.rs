@@ -171,8 +171,9 @@ impl LaneGate {
 }
 
 /// Delivers due lanes one after another on this task, for a caller holding the store's
-/// writer (the rules worker's commit): a failed lane does not stop the others. Returns how
-/// many lanes were attempted.
+/// writer (the rules worker's commit): a failed lane does not stop the others. A lane whose
+/// next write is a contact center's webhook is given back to the delivery worker: no call
+/// leaves the process while the writer is held. Returns how many lanes were attempted.
 async fn pass_here(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
     if !p.crm().in_store() {
         // The CRM was switched meanwhile: no CRM call is made holding the writer.
@@ -182,10 +183,20 @@ async fn pass_here(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
     let lanes =
         p.store.claim_lanes(&p.node.id, Utc::now(), LANES_PER_CLAIM as i64, BATCH, crate::node::lease_ms()).await?;
     let n = lanes.len();
+    let mut elsewhere = Vec::new();
     for lane in lanes {
+        let webhook = matches!(serde_json::from_str::<OutboxOp>(&lane[0].op), Ok(OutboxOp::ContactCenter(_)));
+        if webhook {
+            elsewhere.extend(lane);
+            continue;
+        }
         if let Err(e) = deliver_lane(p, lane, claimed).await {
             tracing::warn!(error = %e, "Delivery of a lane failed; retrying.");
         }
+    }
+    if !elsewhere.is_empty() {
+        p.store.release_commands(&elsewhere).await?;
+        p.outbox_in.notify_one();
     }
     Ok(n)
 }
