@@ -159,15 +159,7 @@ async fn deliver_rows(
     }
 
     // A later rewrite of the same session data makes an earlier one pointless.
-    let mut superseded = Vec::new();
-    let mut seen = HashSet::new();
-    for (i, (_, w)) in writes.iter().enumerate().rev() {
-        if let CrmOp::WriteSessionData { target, data, .. } = &w.op
-            && !seen.insert((format!("{target:?}"), data.session_id.clone()))
-        {
-            superseded.push(i);
-        }
-    }
+    let superseded = superseded(writes.iter().map(|(_, w)| ("", Some(&w.op))));
 
     // casebridge's keys → CRM ids; a key created earlier in this batch stays a key.
     let mut batch_creates: HashSet<String> = HashSet::new();
@@ -442,6 +434,25 @@ fn backoff(base: Duration, row: &OutboxRow) -> Duration {
     let r = std::collections::hash_map::RandomState::new().hash_one((row.id, row.attempts));
     let frac = 0.5 + (r % 1000) as f64 / 2000.0;
     full.mul_f64(frac)
+}
+
+/// The positions of session-data writes that a later write of the same data in the same
+/// lane makes pointless (writes given in order, with their lane; `None` for other writes).
+pub(crate) fn superseded<'a>(
+    writes: impl DoubleEndedIterator<Item = (&'a str, Option<&'a CrmOp>)> + ExactSizeIterator,
+) -> HashSet<usize> {
+    let mut later = HashSet::new();
+    writes
+        .enumerate()
+        .rev()
+        .filter(|(_, (lane, op))| match op {
+            Some(CrmOp::WriteSessionData { target, data, .. }) => {
+                !later.insert((*lane, format!("{target:?}"), data.session_id.as_str()))
+            }
+            _ => false,
+        })
+        .map(|(i, _)| i)
+        .collect()
 }
 
 /// Replaces casebridge's keys in `op` by the CRM ids they were created as (keys created

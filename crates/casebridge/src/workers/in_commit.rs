@@ -6,30 +6,36 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use casebridge_crm::CrmError;
 use casebridge_rules::ops::{CrmOp, OutboxOp};
-use casebridge_store::StepCommit;
+use casebridge_store::{NewCommand, StepCommit};
 use chrono::Utc;
 
-use super::delivery::{BATCH, LANES_PER_CLAIM, SUPERSEDED, crm_line, deliver_lane, resolve};
+use super::delivery::{BATCH, LANES_PER_CLAIM, SUPERSEDED, crm_line, deliver_lane, resolve, superseded};
 use crate::pipeline::Pipeline;
+
+/// What a rules commit that carried its writes delivered.
+pub(super) struct Delivered {
+    /// Some writes were settled: steps that waited for them can go.
+    pub any: bool,
+    /// As many lanes were claimed as a claim takes: more may be due.
+    pub more_due: bool,
+}
 
 /// Commits a batch with writes. With the built-in CRM on a store of one writer (SQLite),
 /// its writes are delivered in the same transaction: those that can go at once straight
 /// from the batch (stored done), then the lanes left due (as delivery does). One commit
 /// instead of three (the steps, delivery's claim, the writes with their outcomes), and no
-/// write waits for the delivery worker. Returns the lanes so delivered, or `None` when
-/// delivery is left to its worker.
+/// write waits for the delivery worker. `None` when delivery is left to its worker.
 pub(super) async fn commit_and_deliver(
     p: &Arc<Pipeline>,
     mut commits: Vec<StepCommit>,
-) -> anyhow::Result<Option<usize>> {
+) -> anyhow::Result<Option<Delivered>> {
     let crm = p.crm();
     if !(p.store.one_writer() && crm.in_store()) {
         p.store.commit_steps(commits).await?;
         return Ok(None);
     }
-    let mut out = Ok(None);
+    let mut out = Ok(0);
     let mut told = Vec::new();
     p.store
         .in_one_commit(Box::pin(async {
@@ -39,23 +45,20 @@ pub(super) async fn commit_and_deliver(
             out = match p.store.commit_steps(commits).await {
                 // A delivery failure undoes only its own writes (each in a savepoint): the
                 // steps still commit, and the delivery worker takes those writes up later.
-                Ok(()) => Ok(Some(pass_here(p).await.unwrap_or_else(|e| {
+                Ok(()) => Ok(pass_here(p).await.unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "Delivery with the rules' commit failed; the delivery worker retries.");
                     0
-                }))),
+                })),
                 Err(e) => Err(e),
             };
         }))
         .await?;
     let lanes = out?;
-    if !told.is_empty() {
-        // Steps that waited for these writes can go now.
-        p.events_in.notify_one();
-    }
+    let any = lanes > 0 || !told.is_empty();
     for (key, sent) in told {
         p.write_settled(&key, sent);
     }
-    Ok(lanes)
+    Ok(Some(Delivered { any, more_due: lanes >= LANES_PER_CLAIM }))
 }
 
 /// Sends a rules batch's new writes to the CRM before the batch is stored, for a caller
@@ -64,14 +67,14 @@ pub(super) async fn commit_and_deliver(
 /// its timeline line. A session-data write rewritten later in the batch is stored done
 /// unsent, as delivery does within a lane's batch. Once one of a lane's writes cannot go (or
 /// the CRM refuses it), that lane's later writes stay pending too, for delivery proper
-/// (retries, relinks, dead letters). Returns the keys of the writes settled, with whether
-/// each was sent.
+/// (retries, relinks, dead letters, which record what became of it). Returns the keys of the
+/// writes settled, with whether each was sent.
 async fn deliver_new(
     p: &Arc<Pipeline>,
     crm: &Arc<dyn casebridge_crm::Connector>,
-    commits: &mut [casebridge_store::StepCommit],
+    commits: &mut [StepCommit],
 ) -> Vec<(String, bool)> {
-    let cmds: Vec<&mut casebridge_store::NewCommand> = commits.iter_mut().flat_map(|s| s.commands.iter_mut()).collect();
+    let cmds: Vec<&mut NewCommand> = commits.iter_mut().flat_map(|s| s.commands.iter_mut()).collect();
     let ops: Vec<Option<CrmOp>> = cmds
         .iter()
         .map(|c| match serde_json::from_str::<OutboxOp>(&c.op) {
@@ -79,16 +82,7 @@ async fn deliver_new(
             _ => None,
         })
         .collect();
-    let mut later = HashSet::new();
-    let superseded: HashSet<usize> = (0..cmds.len())
-        .rev()
-        .filter(|&i| match &ops[i] {
-            Some(CrmOp::WriteSessionData { target, data, .. }) => {
-                !later.insert((cmds[i].lane.clone(), format!("{target:?}"), data.session_id.clone()))
-            }
-            _ => false,
-        })
-        .collect();
+    let superseded = superseded(cmds.iter().zip(&ops).map(|(c, op)| (c.lane.as_str(), op.as_ref())));
     let mut lanes = LaneGate::default();
     let mut settled = Vec::new();
     for (i, (cmd, op)) in cmds.into_iter().zip(ops).enumerate() {
@@ -106,28 +100,24 @@ async fn deliver_new(
         }
         let started = std::time::Instant::now();
         let sent = match resolve(p, &mut op, &HashSet::new()).await {
-            Ok(Ok(())) => crm.execute(&cmd.key, &op).await,
-            // Delivery proper tries it again and records what becomes of it.
-            _ => Err(CrmError::Transient { message: String::new(), retry_after: None }),
+            Ok(Ok(())) => crm.execute(&cmd.key, &op).await.ok(),
+            _ => None,
         };
-        let recorded = match &sent {
-            Ok(out) => match &out.created {
-                Some((key, id)) => p.store.ref_set(key, id).await.map_err(|e| {
-                    tracing::warn!(error = %e, "CRM id of a new object not recorded; the write goes through delivery.");
-                }),
-                None => Ok(()),
-            },
-            Err(_) => Err(()),
+        let Some(out) = sent else {
+            lanes.block(&cmd.lane);
+            continue;
         };
-        match (sent, recorded) {
-            (Ok(out), Ok(())) => {
-                cmd.done = Some(crm_line(&out.summary, None));
-                metrics::counter!("casebridge_crm_writes_total", "op" => op.name(), "outcome" => "done").increment(1);
-                metrics::histogram!("casebridge_crm_write_seconds").record(started.elapsed().as_secs_f64());
-                settled.push((cmd.key.clone(), true));
-            }
-            _ => lanes.block(&cmd.lane),
+        if let Some((key, id)) = &out.created
+            && let Err(e) = p.store.ref_set(key, id).await
+        {
+            tracing::warn!(error = %e, "CRM id of a new object not recorded; the write goes through delivery.");
+            lanes.block(&cmd.lane);
+            continue;
         }
+        cmd.done = Some(crm_line(&out.summary, None));
+        metrics::counter!("casebridge_crm_writes_total", "op" => op.name(), "outcome" => "done").increment(1);
+        metrics::histogram!("casebridge_crm_write_seconds").record(started.elapsed().as_secs_f64());
+        settled.push((cmd.key.clone(), true));
     }
     settled
 }

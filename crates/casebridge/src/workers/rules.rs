@@ -244,12 +244,12 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
             locks.release().await?;
         }
         match delivered {
-            Some(lanes) => {
-                if lanes > 0 {
+            Some(d) => {
+                if d.any {
                     // Steps that waited for these writes can go now.
                     p.events_in.notify_one();
                 }
-                if lanes >= super::delivery::LANES_PER_CLAIM {
+                if d.more_due {
                     p.outbox_in.notify_one();
                 }
             }
