@@ -11,6 +11,7 @@ use casebridge_store::{NewCommand, StepCommit};
 use chrono::Utc;
 
 use super::delivery::{BATCH, LANES_PER_CLAIM, SUPERSEDED, crm_line, deliver_lane, resolve, superseded};
+use super::turn::Turn;
 use crate::pipeline::Pipeline;
 
 /// What a rules commit that carried its writes delivered.
@@ -29,9 +30,11 @@ pub(super) struct Delivered {
 pub(super) async fn commit_and_deliver(
     p: &Arc<Pipeline>,
     mut commits: Vec<StepCommit>,
+    turn: &mut Turn,
 ) -> anyhow::Result<Option<Delivered>> {
     let crm = p.crm();
     if !(p.store.one_writer() && crm.in_store()) {
+        turn.before_committed().await?;
         p.store.commit_steps(commits).await?;
         return Ok(None);
     }
@@ -39,6 +42,10 @@ pub(super) async fn commit_and_deliver(
     let mut told = Vec::new();
     p.store
         .in_one_commit(Box::pin(async {
+            if let Err(e) = turn.held().await {
+                out = Err(e);
+                return;
+            }
             // Should the steps' commit fail after this, the built-in CRM's objects stay and
             // the steps, applied again, repeat the writes: they are idempotent by key.
             told = deliver_new(p, &crm, &mut commits).await;
@@ -49,7 +56,7 @@ pub(super) async fn commit_and_deliver(
                     tracing::warn!(error = %e, "Delivery with the rules' commit failed; the delivery worker retries.");
                     0
                 })),
-                Err(e) => Err(e),
+                Err(e) => Err(e.into()),
             };
         }))
         .await?;
@@ -59,6 +66,26 @@ pub(super) async fn commit_and_deliver(
         p.write_settled(&key, sent);
     }
     Ok(Some(Delivered { any, more_due: lanes >= LANES_PER_CLAIM }))
+}
+
+/// Commits a batch without writes in its turn: holding the store's one writer, so that the
+/// next batch may queue behind it.
+pub(super) async fn commit_steps(p: &Arc<Pipeline>, commits: Vec<StepCommit>, turn: &mut Turn) -> anyhow::Result<()> {
+    if !p.store.one_writer() {
+        turn.before_committed().await?;
+        p.store.commit_steps(commits).await?;
+        return Ok(());
+    }
+    let mut out = Ok(());
+    p.store
+        .in_one_commit(Box::pin(async {
+            out = match turn.held().await {
+                Ok(()) => p.store.commit_steps(commits).await.map_err(Into::into),
+                Err(e) => Err(e),
+            };
+        }))
+        .await?;
+    out
 }
 
 /// Sends a rules batch's new writes to the CRM before the batch is stored, for a caller

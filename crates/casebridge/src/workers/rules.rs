@@ -25,6 +25,7 @@ use casebridge_store::StepCommit;
 use casebridge_store::agents::NewActivity;
 use tokio_util::sync::CancellationToken;
 
+use super::turn::{Stage, Turn};
 use crate::pipeline::Pipeline;
 
 /// Steps committed together, at most; 64 when some give CRM writes, so that writes reach
@@ -52,13 +53,27 @@ struct Pass {
     /// CRM ids of casebridge's keys read during the pass (an id, once known, stays).
     refs: std::sync::Mutex<HashMap<String, String>>,
     dirty_keys: HashSet<String>,
-    /// The commit of the previous batch, running while this batch's steps are made.
-    in_flight: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-    /// Keys the batch being committed gave new writes to: busy until that commit is known done.
-    in_flight_keys: HashSet<String>,
+    /// The commits of the previous batches, oldest first, running while this batch's steps
+    /// are made.
+    in_flight: std::collections::VecDeque<InFlight>,
     blocked: HashSet<String>,
     /// Agents whose session ended in this pass (held statuses may apply).
     freed_agents: Vec<String>,
+}
+
+/// A batch being committed.
+struct InFlight {
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// Keys the batch gave new writes to: busy until its commit is known done.
+    keys: HashSet<String>,
+    /// How far its commit got, for the batch after it.
+    stage: tokio::sync::watch::Receiver<Stage>,
+}
+
+/// Batches committing at once, at most: two where the store has one writer (the next one
+/// queues for it while the one before holds it), else one.
+fn commits_in_flight(p: &Pipeline) -> usize {
+    if p.store.one_writer() && !p.node.shared { 2 } else { 1 }
 }
 
 /// What happened to one pending event.
@@ -137,12 +152,22 @@ pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
     Ok(out)
 }
 
-/// Waits for the batch being committed, if any; its new writes' keys are then in the store.
+/// Waits for the batches being committed; their new writes' keys are then in the store.
 async fn settle_in_flight(pass: &mut Pass) -> anyhow::Result<()> {
-    let Some(h) = pass.in_flight.take() else { return Ok(()) };
-    let out = h.await.map_err(anyhow::Error::from).and_then(|r| r);
-    pass.in_flight_keys.clear();
+    let mut out = Ok(());
+    while !pass.in_flight.is_empty() {
+        let r = settle_oldest(pass).await;
+        if out.is_ok() {
+            out = r;
+        }
+    }
     out
+}
+
+/// Waits for the oldest batch being committed.
+async fn settle_oldest(pass: &mut Pass) -> anyhow::Result<()> {
+    let Some(f) = pass.in_flight.pop_front() else { return Ok(()) };
+    f.task.await.map_err(anyhow::Error::from).and_then(|r| r)
 }
 
 async fn pass_over(
@@ -216,7 +241,7 @@ async fn pass_over(
     Ok(applied)
 }
 
-/// Starts committing the batch made so far, once the one before it is committed: the
+/// Starts committing the batch made so far, behind the one before it (see `turn`): the
 /// worker makes the next batch's steps meanwhile. A batch's customer-key locks go with its
 /// commit and are released after it; a failed commit fails the pass, and the steps made on
 /// top of it are dropped uncommitted (their events stay pending).
@@ -224,40 +249,57 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
     if pass.commits.is_empty() {
         return Ok(());
     }
-    settle_in_flight(pass).await?;
+    while pass.in_flight.len() >= commits_in_flight(p) {
+        settle_oldest(pass).await?;
+    }
     let commits = std::mem::take(&mut pass.commits);
     let with_writes = std::mem::take(&mut pass.with_writes);
     let locks = pass.locks.take();
-    // Until the commit is known done, its writes are not visible to `keys_busy`.
-    pass.in_flight_keys = std::mem::take(&mut pass.dirty_keys);
+    let (mut turn, stage) = Turn::after(pass.in_flight.back().map(|f| f.stage.clone()));
     let p = p.clone();
-    pass.in_flight = Some(tokio::spawn(casebridge_store::as_rules_worker(async move {
-        let delivered = if with_writes {
-            super::in_commit::commit_and_deliver(&p, commits).await?
-        } else {
-            p.store.commit_steps(commits).await?;
-            None
-        };
-        // Committed: other nodes see the writes. `pass.sessions` stays: it is what was
-        // stored, and the sessions read at the pass's start are older than it.
-        if let Some(mut locks) = locks {
-            locks.release().await?;
-        }
-        match delivered {
-            Some(d) => {
-                if d.any {
-                    // Steps that waited for these writes can go now.
-                    p.events_in.notify_one();
-                }
-                if d.more_due {
-                    p.outbox_in.notify_one();
-                }
+    let task = tokio::spawn(casebridge_store::as_rules_worker(async move {
+        let out = commit(&p, commits, with_writes, locks, &mut turn).await;
+        turn.done(out.is_ok());
+        out
+    }));
+    // Until the commit is known done, its writes are not visible to `keys_busy`.
+    pass.in_flight.push_back(InFlight { task, keys: std::mem::take(&mut pass.dirty_keys), stage });
+    Ok(())
+}
+
+/// Commits one batch in its turn, then releases its locks and wakes whoever its writes let go.
+async fn commit(
+    p: &Arc<Pipeline>,
+    commits: Vec<StepCommit>,
+    with_writes: bool,
+    locks: Option<Box<dyn casebridge_store::KeyLocks>>,
+    turn: &mut Turn,
+) -> anyhow::Result<()> {
+    turn.queue().await;
+    let delivered = if with_writes {
+        super::in_commit::commit_and_deliver(p, commits, turn).await?
+    } else {
+        super::in_commit::commit_steps(p, commits, turn).await?;
+        None
+    };
+    // Committed: other nodes see the writes. `pass.sessions` stays: it is what was
+    // stored, and the sessions read at the pass's start are older than it.
+    if let Some(mut locks) = locks {
+        locks.release().await?;
+    }
+    match delivered {
+        Some(d) => {
+            if d.any {
+                // Steps that waited for these writes can go now.
+                p.events_in.notify_one();
             }
-            None if with_writes => p.outbox_in.notify_one(),
-            None => {}
+            if d.more_due {
+                p.outbox_in.notify_one();
+            }
         }
-        Ok(())
-    })));
+        None if with_writes => p.outbox_in.notify_one(),
+        None => {}
+    }
     Ok(())
 }
 
@@ -297,7 +339,10 @@ async fn apply_one(
                 }
                 keys.retain(|k| !checked.contains(k));
                 if !keys.is_empty() {
-                    if keys.iter().any(|k| pass.dirty_keys.contains(k) || pass.in_flight_keys.contains(k)) {
+                    if keys
+                        .iter()
+                        .any(|k| pass.dirty_keys.contains(k) || pass.in_flight.iter().any(|f| f.keys.contains(k)))
+                    {
                         return Ok(Applied::Blocked);
                     }
                     if p.node.shared {

@@ -187,8 +187,8 @@ impl Owned {
     }
 
     /// Runs `work` holding the writer: every write and read `work` makes on these
-    /// connections (in this task) goes to the writer, in one transaction, committed after
-    /// `work` like a single write. Writes in it fail alone, as in a group commit. `work` must
+    /// connections (in this task) goes to the writer, in one transaction, committed as soon
+    /// as `work` is done. Writes in it fail alone, as in a group commit. `work` must
     /// not wait for another task that writes here: that task does not share the hold and
     /// would wait for the writer forever.
     pub(crate) async fn hold<F: std::future::Future>(&self, work: F) -> Result<F::Output> {
@@ -208,18 +208,13 @@ impl Owned {
         let out = HELD.scope(held.clone(), work).await;
         let taken = held.writer.lock().ok().and_then(|mut g| g.take());
         let Some(mut w) = taken else { return Err(std::io::Error::other("the held writer was lost").into()) };
-        if held.durable.load(Ordering::Acquire) {
-            self.commit_group(&mut w)?;
-            drop(busy);
-            drop(w);
-            self.sync_upto(self.commits.load(Ordering::Acquire)).await?;
-            return Ok(out);
-        }
-        let group = self.finish(&mut w)?;
+        // A hold commits at once rather than leave its transaction open for the writes queued
+        // behind it: the next of them may be a hold that waits for this one's task to finish.
+        self.commit_group(&mut w)?;
         drop(busy);
         drop(w);
-        if let Some(rx) = group {
-            self.await_group(rx).await?;
+        if held.durable.load(Ordering::Acquire) {
+            self.sync_upto(self.commits.load(Ordering::Acquire)).await?;
         }
         Ok(out)
     }
