@@ -57,8 +57,13 @@ struct Pass {
     /// are made.
     in_flight: std::collections::VecDeque<InFlight>,
     blocked: HashSet<String>,
-    /// Agents whose session ended in this pass (held statuses may apply).
+    /// Agents whose session ended in steps not yet in a batch (held statuses may apply once
+    /// their batch is committed).
     freed_agents: Vec<String>,
+    /// Agents whose session ended in a committed batch.
+    freed_committed: Vec<String>,
+    /// Batches known committed during the pass.
+    settled: usize,
 }
 
 /// A batch being committed.
@@ -68,6 +73,20 @@ struct InFlight {
     keys: HashSet<String>,
     /// How far its commit got, for the batch after it.
     stage: tokio::sync::watch::Receiver<Stage>,
+    /// Its events: pending in the store until it is committed.
+    seqs: HashSet<i64>,
+    /// The sessions it changes: newer in memory than in the store until it is committed.
+    sessions: HashSet<String>,
+    freed_agents: Vec<String>,
+}
+
+/// Batches still being committed when a pass ends, carried into the next pass with the
+/// sessions they changed, so that the writer need not wait for the next pass's first
+/// batch (SQLite, one node: see `turn`).
+#[derive(Default)]
+pub struct Carry {
+    in_flight: std::collections::VecDeque<InFlight>,
+    sessions: HashMap<String, Session>,
 }
 
 /// Batches committing at once, at most: two where the store has one writer (the next one
@@ -84,8 +103,9 @@ enum Applied {
 
 /// Applies events until cancelled.
 pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
+    let mut carry = Carry::default();
     while !stop.is_cancelled() {
-        let progressed = match casebridge_store::as_rules_worker(pass(&p)).await {
+        let progressed = match casebridge_store::as_rules_worker(pass(&p, &mut carry)).await {
             Ok(n) => n,
             Err(e) if crate::pipeline::is_fenced(&e) => {
                 tracing::info!(error = %e, "Rules steps dropped: another node applied those events.");
@@ -118,38 +138,62 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
 /// Applies what can be applied now; returns how many events were applied.
 ///
 /// Steps are committed in batches; until a batch is committed, the pass reads the sessions
-/// it changed from memory and treats keys it gave new writes to as busy.
-pub async fn pass(p: &Arc<Pipeline>) -> anyhow::Result<usize> {
-    let shards = p.node.rules_shards();
-    if shards.as_ref().is_some_and(Vec::is_empty) {
-        return Ok(0);
+/// it changed from memory and treats keys it gave new writes to as busy. Batches still being
+/// committed at the end of a pass that applied events go on into the next (`carry`); a pass
+/// that applied none waits for them.
+pub async fn pass(p: &Arc<Pipeline>, carry: &mut Carry) -> anyhow::Result<usize> {
+    let mut pass = Pass {
+        in_flight: std::mem::take(&mut carry.in_flight),
+        sessions: std::mem::take(&mut carry.sessions),
+        ..Pass::default()
+    };
+    let out = read_and_apply(p, &mut pass).await;
+    let carried = matches!(out, Ok(n) if n > 0) && commits_in_flight(p) > 1;
+    let committed = if carried { settle_finished(&mut pass).await } else { settle_in_flight(&mut pass).await };
+    let mut out = out.and_then(|n| committed.map(|()| n));
+    if let Some(mut locks) = pass.locks.take()
+        && let Err(e) = locks.release().await
+        && out.is_ok()
+    {
+        out = Err(e.into());
     }
-    let pending = p.store.pending_events(shards.as_deref(), 512).await?;
-    let mut pass = Pass::default();
-    if !pending.is_empty() {
-        let ids: HashSet<&str> = pending.iter().map(|e| e.session_id.as_str()).collect();
-        let ids: Vec<&str> = ids.into_iter().collect();
-        let mut stored = p.store.load_sessions(&ids).await?;
-        pass.loaded = ids.iter().map(|id| (id.to_string(), stored.remove(*id))).collect();
+    if out.is_err() {
+        // A failed commit fails the batches made on top of it: none is carried over, and
+        // none is left running while the next pass reads pending events.
+        let _ = settle_in_flight(&mut pass).await;
     }
-    let out = pass_over(p, pending, &mut pass).await;
-    // Whatever happened, the batch being committed finishes before the next pass reads
-    // pending events (it marks some of them applied).
-    let committed = settle_in_flight(&mut pass).await;
-    if let Some(mut locks) = pass.locks.take() {
-        locks.release().await?;
-    }
-    let out = out?;
-    committed?;
-    if out > 0 {
+    if pass.settled > 0 {
         p.progress.notify_waiters();
     }
-    for agent in std::mem::take(&mut pass.freed_agents) {
+    for agent in std::mem::take(&mut pass.freed_committed) {
         if let Err(e) = crate::agents::sessions_over(p, &agent).await {
             tracing::warn!(agent = %agent, error = %e, "Held agent status not applied.");
         }
     }
+    let out = out?;
+    let live: HashSet<&String> = pass.in_flight.iter().flat_map(|f| f.sessions.iter()).collect();
+    pass.sessions.retain(|id, _| live.contains(id));
+    carry.sessions = std::mem::take(&mut pass.sessions);
+    carry.in_flight = std::mem::take(&mut pass.in_flight);
     Ok(out)
+}
+
+/// Reads the pending events (but those of batches being committed) and applies them.
+async fn read_and_apply(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<usize> {
+    let shards = p.node.rules_shards();
+    if shards.as_ref().is_some_and(Vec::is_empty) {
+        return Ok(0);
+    }
+    let mut pending = p.store.pending_events(shards.as_deref(), 512).await?;
+    pending.retain(|e| !pass.in_flight.iter().any(|f| f.seqs.contains(&e.seq)));
+    if !pending.is_empty() {
+        let ids: HashSet<&str> =
+            pending.iter().map(|e| e.session_id.as_str()).filter(|id| !pass.sessions.contains_key(*id)).collect();
+        let ids: Vec<&str> = ids.into_iter().collect();
+        let mut stored = p.store.load_sessions(&ids).await?;
+        pass.loaded = ids.iter().map(|id| (id.to_string(), stored.remove(*id))).collect();
+    }
+    pass_over(p, pending, pass).await
 }
 
 /// Waits for the batches being committed; their new writes' keys are then in the store.
@@ -164,10 +208,21 @@ async fn settle_in_flight(pass: &mut Pass) -> anyhow::Result<()> {
     out
 }
 
+/// Settles the batches whose commits are over, oldest first, up to one still running.
+async fn settle_finished(pass: &mut Pass) -> anyhow::Result<()> {
+    while pass.in_flight.front().is_some_and(|f| f.task.is_finished()) {
+        settle_oldest(pass).await?;
+    }
+    Ok(())
+}
+
 /// Waits for the oldest batch being committed.
 async fn settle_oldest(pass: &mut Pass) -> anyhow::Result<()> {
     let Some(f) = pass.in_flight.pop_front() else { return Ok(()) };
-    f.task.await.map_err(anyhow::Error::from).and_then(|r| r)
+    f.task.await.map_err(anyhow::Error::from).and_then(|r| r)?;
+    pass.settled += 1;
+    pass.freed_committed.extend(f.freed_agents);
+    Ok(())
 }
 
 async fn pass_over(
@@ -256,6 +311,8 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
     let with_writes = std::mem::take(&mut pass.with_writes);
     let locks = pass.locks.take();
     let (mut turn, stage) = Turn::after(pass.in_flight.back().map(|f| f.stage.clone()));
+    let seqs = commits.iter().flat_map(|c| c.event_seqs.iter().copied()).collect();
+    let sessions = commits.iter().map(|c| c.session_id.clone()).collect();
     let p = p.clone();
     let task = tokio::spawn(casebridge_store::as_rules_worker(async move {
         let out = commit(&p, commits, with_writes, locks, &mut turn).await;
@@ -263,7 +320,14 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
         out
     }));
     // Until the commit is known done, its writes are not visible to `keys_busy`.
-    pass.in_flight.push_back(InFlight { task, keys: std::mem::take(&mut pass.dirty_keys), stage });
+    pass.in_flight.push_back(InFlight {
+        task,
+        keys: std::mem::take(&mut pass.dirty_keys),
+        stage,
+        seqs,
+        sessions,
+        freed_agents: std::mem::take(&mut pass.freed_agents),
+    });
     Ok(())
 }
 
