@@ -6,6 +6,7 @@
 pub mod delivery;
 mod in_commit;
 pub mod rules;
+mod step_rows;
 mod turn;
 
 use std::sync::Arc;
