@@ -30,6 +30,7 @@ pub(super) struct Delivered {
 pub(super) async fn commit_and_deliver(
     p: &Arc<Pipeline>,
     mut commits: Vec<StepCommit>,
+    ops: Vec<Option<CrmOp>>,
     turn: &mut Turn,
 ) -> anyhow::Result<Option<Delivered>> {
     let crm = p.crm();
@@ -48,7 +49,7 @@ pub(super) async fn commit_and_deliver(
             }
             // Should the steps' commit fail after this, the built-in CRM's objects stay and
             // the steps, applied again, repeat the writes: they are idempotent by key.
-            told = deliver_new(p, &crm, &mut commits).await;
+            told = deliver_new(p, &crm, &mut commits, ops).await;
             out = match p.store.commit_steps(commits).await {
                 // A delivery failure undoes only its own writes (each in a savepoint): the
                 // steps still commit, and the delivery worker takes those writes up later.
@@ -94,21 +95,26 @@ pub(super) async fn commit_steps(p: &Arc<Pipeline>, commits: Vec<StepCommit>, tu
 /// its timeline line. A session-data write rewritten later in the batch is stored done
 /// unsent, as delivery does within a lane's batch. Once one of a lane's writes cannot go (or
 /// the CRM refuses it), that lane's later writes stay pending too, for delivery proper
-/// (retries, relinks, dead letters, which record what became of it). Returns the keys of the
-/// writes settled, with whether each was sent.
+/// (retries, relinks, dead letters, which record what became of it). `ops` are the writes of
+/// the batch's commands in order, where one may be sent at once (parsed from the rows should
+/// the two not line up). Returns the keys of the writes settled, with whether each was sent.
 async fn deliver_new(
     p: &Arc<Pipeline>,
     crm: &Arc<dyn casebridge_crm::Connector>,
     commits: &mut [StepCommit],
+    ops: Vec<Option<CrmOp>>,
 ) -> Vec<(String, bool)> {
     let cmds: Vec<&mut NewCommand> = commits.iter_mut().flat_map(|s| s.commands.iter_mut()).collect();
-    let ops: Vec<Option<CrmOp>> = cmds
-        .iter()
-        .map(|c| match serde_json::from_str::<OutboxOp>(&c.op) {
-            Ok(OutboxOp::Crm(op)) if c.not_before.is_none() && !c.keys.is_empty() => Some(op),
-            _ => None,
-        })
-        .collect();
+    let ops: Vec<Option<CrmOp>> = if ops.len() == cmds.len() {
+        ops
+    } else {
+        cmds.iter()
+            .map(|c| match serde_json::from_str::<OutboxOp>(&c.op) {
+                Ok(OutboxOp::Crm(op)) if c.not_before.is_none() && !c.keys.is_empty() => Some(op),
+                _ => None,
+            })
+            .collect()
+    };
     let superseded = superseded(cmds.iter().zip(&ops).map(|(c, op)| (c.lane.as_str(), op.as_ref())));
     let mut lanes = LaneGate::default();
     let mut settled = Vec::new();

@@ -17,7 +17,7 @@ use casebridge_rules::engine::{self, Step};
 use casebridge_rules::event::Event;
 use casebridge_rules::keys::CustomerKey;
 use casebridge_rules::model::{Answer, Answers, Entry, EntryKind, Lookup, ObjRef};
-use casebridge_rules::ops::OutboxOp;
+use casebridge_rules::ops::{CrmOp, OutboxOp};
 use casebridge_rules::session::Session;
 use casebridge_store::StepCommit;
 use tokio_util::sync::CancellationToken;
@@ -41,6 +41,8 @@ struct Pass {
     /// Customer keys locked across nodes until the pass's steps are committed.
     locks: Option<Box<dyn casebridge_store::KeyLocks>>,
     commits: Vec<StepCommit>,
+    /// The CRM writes of `commits`' commands, in order, where one may be sent with the commit.
+    ops: Vec<Option<CrmOp>>,
     /// Some of `commits` give CRM writes.
     with_writes: bool,
     /// Sessions as this pass's steps left them (committed or not).
@@ -306,6 +308,7 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
         settle_oldest(pass).await?;
     }
     let commits = std::mem::take(&mut pass.commits);
+    let ops = std::mem::take(&mut pass.ops);
     let with_writes = std::mem::take(&mut pass.with_writes);
     let locks = pass.locks.take();
     let (mut turn, stage) = Turn::after(pass.in_flight.back().map(|f| f.stage.clone()));
@@ -313,7 +316,7 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
     let sessions = commits.iter().map(|c| c.session_id.clone()).collect();
     let p = p.clone();
     let task = tokio::spawn(casebridge_store::as_rules_worker(async move {
-        let out = commit(&p, commits, with_writes, locks, &mut turn).await;
+        let out = commit(&p, commits, ops, with_writes, locks, &mut turn).await;
         turn.done(out.is_ok());
         out
     }));
@@ -333,13 +336,14 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
 async fn commit(
     p: &Arc<Pipeline>,
     commits: Vec<StepCommit>,
+    ops: Vec<Option<CrmOp>>,
     with_writes: bool,
     locks: Option<Box<dyn casebridge_store::KeyLocks>>,
     turn: &mut Turn,
 ) -> anyhow::Result<()> {
     turn.queue().await;
     let delivered = if with_writes {
-        super::in_commit::commit_and_deliver(p, commits, turn).await?
+        super::in_commit::commit_and_deliver(p, commits, ops, turn).await?
     } else {
         super::in_commit::commit_steps(p, commits, turn).await?;
         None
@@ -449,16 +453,20 @@ async fn apply_one(
                 // Trailing writes wait a moment so that the session's next ones go with them.
                 let window = p.crm().coalesce_window();
                 let hold = (!window.is_zero()).then(|| chrono::Utc::now() + window);
-                let commands = out
-                    .commands
-                    .into_iter()
-                    .map(|c| {
-                        let trailing = c.op.is_trailing();
-                        let mut row = crate::outbox::command(c.key, &lane, &s.id, &OutboxOp::Crm(c.op), Some(&keys))?;
-                        row.not_before = hold.filter(|_| trailing);
-                        Ok(row)
-                    })
-                    .collect::<Result<Vec<_>, serde_json::Error>>()?;
+                let mut commands = Vec::with_capacity(out.commands.len());
+                let mut ops = Vec::with_capacity(out.commands.len());
+                for c in out.commands {
+                    let trailing = c.op.is_trailing();
+                    let op = OutboxOp::Crm(c.op);
+                    let mut row = crate::outbox::command(c.key, &lane, &s.id, &op, Some(&keys))?;
+                    row.not_before = hold.filter(|_| trailing);
+                    // What the commit may send at once, kept so it need not parse the row back.
+                    ops.push(match op {
+                        OutboxOp::Crm(op) if row.not_before.is_none() && !row.keys.is_empty() => Some(op),
+                        _ => None,
+                    });
+                    commands.push(row);
+                }
                 for e in out.timeline.iter().filter(|e| e.kind == EntryKind::Decision) {
                     if let Some(rule) = &e.rule {
                         metrics::counter!("casebridge_decisions_total", "rule" => rule.clone()).increment(1);
@@ -500,6 +508,7 @@ async fn apply_one(
                     agent_id: s.agent.as_ref().map(|a| a.id.clone()),
                     over: s.is_over(),
                 });
+                pass.ops.extend(ops);
                 pass.sessions.insert(s.id.clone(), s);
                 metrics::histogram!("casebridge_rules_step_seconds").record(started.elapsed().as_secs_f64());
                 return Ok(Applied::Done);
