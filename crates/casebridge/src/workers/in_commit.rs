@@ -43,6 +43,7 @@ pub(super) async fn commit_and_deliver(
     let mut told = Vec::new();
     p.store
         .in_one_commit(Box::pin(async {
+            // Waiting here for the batch before is safe: its task writes nothing after its hold.
             if let Err(e) = turn.held().await {
                 out = Err(e);
                 return;

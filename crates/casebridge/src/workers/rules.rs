@@ -133,6 +133,11 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
             }
         }
     }
+    // Stopping: the batches still being committed finish rather than be cut off mid-commit.
+    let mut last = Pass { in_flight: std::mem::take(&mut carry.in_flight), ..Pass::default() };
+    if let Err(e) = settle_in_flight(&mut last).await {
+        tracing::warn!(error = %e, "Rules batch not committed at shutdown; its events stay pending.");
+    }
 }
 
 /// Applies what can be applied now; returns how many events were applied.
