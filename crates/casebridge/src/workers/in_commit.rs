@@ -35,8 +35,7 @@ pub(super) async fn commit_and_deliver(
 ) -> anyhow::Result<Option<Delivered>> {
     let crm = p.crm();
     if !(p.store.one_writer() && crm.in_store()) {
-        turn.before_committed().await?;
-        p.store.commit_steps(commits).await?;
+        commit_steps(p, commits, turn).await?;
         return Ok(None);
     }
     let mut out = Ok(0);
