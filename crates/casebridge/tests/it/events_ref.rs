@@ -121,3 +121,40 @@ async fn every_example_of_the_event_reference_is_accepted() {
         assert_eq!((c, v["accepted"].clone()), (202, json!(1)), "{ex}: {v}");
     }
 }
+
+#[tokio::test]
+async fn lone_events_sharing_a_commit_conflict_alone() {
+    let s = Server::start().await;
+    let earlier = call("lone", T, "+14155550320", &["Q"]);
+    s.send(earlier.clone()).await;
+    // Single-event requests sent at once share durable commits: a conflicting one among
+    // them is refused alone, the fresh ones are stored.
+    let mut fresh = Vec::new();
+    let mut clashing = Vec::new();
+    for i in 0..24 {
+        fresh.push(call(&format!("lone-{i}"), T, "+14155550321", &["Q"]).remove(0));
+        let mut c = earlier[i % earlier.len()].clone();
+        c["at"] = json!("2026-11-20T12:00:00Z");
+        clashing.push(c);
+    }
+    let mut posts = tokio::task::JoinSet::new();
+    for (e, ok) in fresh.iter().zip(&clashing).flat_map(|(f, c)| [(f, true), (c, false)]) {
+        let req = s.http.post(format!("{}/v1/events", s.base)).json(e);
+        posts.spawn(async move {
+            let r = req.send().await.expect("request");
+            (r.status().as_u16(), r.json::<Value>().await.unwrap_or(Value::Null), ok)
+        });
+    }
+    while let Some(r) = posts.join_next().await {
+        let (c, v, ok) = r.expect("task");
+        if ok {
+            assert_eq!((c, v), (202, json!({"accepted": 1, "duplicates": 0})));
+        } else {
+            assert_eq!(c, 409, "{v}");
+        }
+    }
+    let (c, v) = s.call(reqwest::Method::POST, "/v1/events", Some(&json!(fresh))).await;
+    assert_eq!((c, v), (202, json!({"accepted": 0, "duplicates": 24})), "every fresh event was stored");
+    let (c, v) = s.call(reqwest::Method::POST, "/v1/events", Some(&json!(earlier))).await;
+    assert_eq!((c, v["accepted"].clone()), (202, json!(0)), "the earlier events are as they were");
+}

@@ -128,15 +128,20 @@ impl Store for SqliteStore {
     }
 }
 
-/// Stores several intake batches in one durable commit (group commit). Each batch runs in its
-/// own savepoint: a batch with an id conflict is rolled back alone, the others commit.
+/// Stores several intake batches in one durable commit (group commit). Each batch of several
+/// events runs in its own savepoint: a batch with an id conflict is rolled back alone, the
+/// others commit.
 pub(crate) async fn ingest_on(owned: &direct::Owned, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
     owned
         .durable(|c| {
             let now = ts(Utc::now());
             let mut outs = Vec::with_capacity(groups.len());
             for events in groups {
-                direct::run_cached(c, "SAVEPOINT batch")?;
+                // A lone event needs no savepoint: when its id is taken, nothing was written.
+                let guarded = events.len() > 1;
+                if guarded {
+                    direct::run_cached(c, "SAVEPOINT batch")?;
+                }
                 let mut out = IngestOutcome::default();
                 for e in events.iter() {
                     if insert_event_r(c, e, &now)? {
@@ -148,13 +153,15 @@ pub(crate) async fn ingest_on(owned: &direct::Owned, groups: &[&[NewEvent]]) -> 
                         }
                     }
                 }
-                if out.conflicts.is_empty() {
-                    direct::run_cached(c, "RELEASE batch")?;
-                } else {
-                    direct::run_cached(c, "ROLLBACK TO batch")?;
-                    direct::run_cached(c, "RELEASE batch")?;
+                if !out.conflicts.is_empty() {
+                    if guarded {
+                        direct::run_cached(c, "ROLLBACK TO batch")?;
+                    }
                     out.accepted = 0;
                     out.duplicates = 0;
+                }
+                if guarded {
+                    direct::run_cached(c, "RELEASE batch")?;
                 }
                 outs.push(out);
             }
