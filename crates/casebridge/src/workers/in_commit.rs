@@ -47,8 +47,8 @@ pub(super) async fn commit_and_deliver(
                 out = Err(e);
                 return;
             }
-            // Should the steps' commit fail after this, the built-in CRM's objects stay and
-            // the steps, applied again, repeat the writes: they are idempotent by key.
+            // Should the steps' commit fail after this, the whole transaction is rolled back,
+            // the built-in CRM's objects with it; the batch, made again, repeats the writes.
             told = deliver_new(p, &crm, &mut commits, ops).await;
             out = match p.store.commit_steps(commits).await {
                 // A delivery failure undoes only its own writes (each in a savepoint): the

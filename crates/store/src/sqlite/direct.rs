@@ -173,6 +173,23 @@ impl Owned {
         Ok(out)
     }
 
+    /// [`Owned::write`] for a write whose failure fails everything written with it: inside a
+    /// hold whose transaction is its own, it runs without a savepoint (which would copy every
+    /// page it changes to a journal), and should it fail, the hold's whole transaction is
+    /// rolled back and the hold's later writes fail. Elsewhere it is [`Owned::write`].
+    pub(crate) async fn write_whole<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        match self.held() {
+            Some(h) if h.alone => h.with(|w| {
+                let out = w.run_whole(f);
+                if out.is_err() {
+                    h.undone.store(true, Ordering::Release);
+                }
+                out
+            })?,
+            _ => self.write(f).await,
+        }
+    }
+
     /// After a write: leaves the group open for the writes queued behind it (the receiver
     /// tells when it is committed), or commits it.
     fn finish(&self, w: &mut Writer) -> Result<Option<GroupDone>> {
@@ -200,10 +217,13 @@ impl Owned {
             self.write.clone().lock_owned().await
         };
         let busy = self.busy();
+        let alone = guard.group.as_ref().is_none_or(|g| g.members == 0);
         let held = Held {
             owner: self.id(),
             writer: std::sync::Arc::new(std::sync::Mutex::new(Some(guard))),
             durable: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            alone,
+            undone: std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         };
         let out = HELD.scope(held.clone(), work).await;
         let taken = held.writer.lock().ok().and_then(|mut g| g.take());
@@ -381,11 +401,18 @@ struct Held {
     writer: std::sync::Arc<std::sync::Mutex<Option<tokio::sync::OwnedMutexGuard<Writer>>>>,
     /// A durable write was made in the hold: its commit is synced.
     durable: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The transaction holds only this hold's writes (it joined no group left open).
+    alone: bool,
+    /// A write of the whole ([`Owned::write_whole`]) failed: the transaction was rolled back.
+    undone: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Held {
     /// Runs `f` on the held writer.
     fn with<T>(&self, f: impl FnOnce(&mut Writer) -> T) -> Result<T> {
+        if self.undone.load(Ordering::Acquire) {
+            return Err(std::io::Error::other("an earlier write of this transaction failed and undid it").into());
+        }
         let mut g = self.writer.lock().map_err(|_| std::io::Error::other("the held writer's lock is poisoned"))?;
         let w = g.as_mut().ok_or_else(|| std::io::Error::other("the writer is no longer held"))?;
         Ok(f(w))
@@ -464,6 +491,16 @@ impl Writer {
                 Err(e)
             }
         }
+    }
+
+    /// Runs `f` in the open transaction (a new one if none) with no savepoint: should it
+    /// fail, the whole transaction is rolled back, the group's earlier writes with it.
+    fn run_whole<T>(&mut self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        if self.group.is_none() {
+            run_cached(&self.conn, "BEGIN IMMEDIATE")?;
+            self.group = Some(Group { members: 0, done: tokio::sync::watch::channel(None).0 });
+        }
+        self.run_first(f)
     }
 
     /// Runs the first write of an open group with no savepoint: rolling the transaction back

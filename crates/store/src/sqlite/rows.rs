@@ -82,10 +82,11 @@ pub(crate) fn insert_event_r(c: &rusqlite::Connection, e: &NewEvent, now: &str) 
     Ok(n == 1)
 }
 
-/// Applies rules steps in one transaction (see [`commit_one_r`]).
+/// Applies rules steps in one transaction (see [`commit_one_r`]). Inside a hold, a failure
+/// undoes the hold's other writes too (see [`super::direct::Owned::write_whole`]).
 pub(crate) async fn commit_steps_on(owned: &super::direct::Owned, steps: &[StepCommit]) -> Result<()> {
     owned
-        .write(|c| {
+        .write_whole(|c| {
             let now = ts(Utc::now());
             for s in steps {
                 commit_one_r(c, s, &now)?;

@@ -121,6 +121,80 @@ async fn a_failing_first_write_undoes_only_itself() {
     assert!(o.write.lock().await.conn.is_autocommit(), "no transaction is left open");
 }
 
+/// A write of the whole that fails inside a hold undoes the hold's other writes too, and the
+/// hold's later writes fail; one that succeeds commits with the rest.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_write_of_the_whole_undoes_its_hold() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = owned(&dir);
+    o.hold(async {
+        o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)).await.expect("first write");
+        o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (2)", [])?)).await.expect("second write");
+        let refused = o
+            .write_whole(|c| {
+                c.execute("INSERT INTO t (n) VALUES (3)", [])?;
+                Err::<(), _>(crate::StoreError::Conflict("refused".into()))
+            })
+            .await;
+        assert!(refused.is_err(), "the failing write fails");
+        let later = o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (4)", [])?)).await;
+        assert!(later.is_err(), "a write after the transaction was undone fails: {later:?}");
+    })
+    .await
+    .expect("hold");
+    assert!(rows(&o).await.is_empty(), "nothing of the hold is committed");
+    assert!(o.write.lock().await.conn.is_autocommit(), "no transaction is left open");
+    o.hold(async {
+        o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (5)", [])?)).await.expect("write");
+        o.write_whole(|c| Ok(c.execute("INSERT INTO t (n) VALUES (6)", [])?)).await.expect("write of the whole");
+    })
+    .await
+    .expect("hold");
+    assert_eq!(rows(&o).await, vec![5, 6]);
+}
+
+/// A hold that joins a group other writes left open for it keeps their writes: its failing
+/// write of the whole undoes only itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_of_the_whole_spares_writes_it_did_not_make() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let o = owned(&dir);
+    let held = o.write.lock().await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let other = {
+        let o = o.clone();
+        tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)).await })
+    };
+    while o.queued.load(Ordering::Acquire) < 1 {
+        assert!(std::time::Instant::now() < deadline, "the write never queued");
+        tokio::task::yield_now().await;
+    }
+    let hold = {
+        let o = o.clone();
+        tokio::spawn(async move {
+            let inner = o.clone();
+            o.hold(async move {
+                inner
+                    .write_whole(|c| {
+                        c.execute("INSERT INTO t (n) VALUES (2)", [])?;
+                        Err::<(), _>(crate::StoreError::Conflict("refused".into()))
+                    })
+                    .await
+                    .is_err()
+            })
+            .await
+        })
+    };
+    while o.queued.load(Ordering::Acquire) < 2 {
+        assert!(std::time::Instant::now() < deadline, "the hold never queued");
+        tokio::task::yield_now().await;
+    }
+    drop(held);
+    assert!(hold.await.expect("task").expect("hold"), "the failing write fails");
+    assert_eq!(other.await.expect("task").expect("write"), 1);
+    assert_eq!(rows(&o).await, vec![1], "the other task's write is committed, the failed one is not");
+}
+
 /// Spawns writes inserting each of `ns` (the one of `failing` fails after its insert) and
 /// returns once all of them wait for the writer, which the caller holds.
 async fn queue_inserts(
