@@ -78,6 +78,20 @@ pub trait EventStore: Send + Sync + 'static {
     /// Oldest events the rules have not applied yet, of the given rules shards only (all
     /// when `None`; see [`crate::cluster`]).
     async fn pending_events(&self, shards: Option<&[i32]>, limit: i64) -> Result<Vec<PendingEvent>>;
+    /// [`EventStore::pending_events`] but those numbered in `besides` (events whose steps are
+    /// being committed): up to `limit` others, however many of those come first.
+    async fn pending_events_besides(
+        &self,
+        shards: Option<&[i32]>,
+        limit: i64,
+        besides: &std::collections::HashSet<i64>,
+    ) -> Result<Vec<PendingEvent>> {
+        let wider = limit.saturating_add(i64::try_from(besides.len()).unwrap_or(i64::MAX));
+        let mut out = self.pending_events(shards, wider).await?;
+        out.retain(|e| !besides.contains(&e.seq));
+        out.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(out)
+    }
     /// Number of events not applied yet.
     async fn pending_event_count(&self) -> Result<i64>;
     /// Whether the listed events are applied and their sessions' writes done or parked.

@@ -189,8 +189,12 @@ async fn read_and_apply(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<us
     if shards.as_ref().is_some_and(Vec::is_empty) {
         return Ok(0);
     }
-    let mut pending = p.store.pending_events(shards.as_deref(), 512).await?;
-    pending.retain(|e| !pass.in_flight.iter().any(|f| f.seqs.contains(&e.seq)));
+    let pending = if pass.in_flight.is_empty() {
+        p.store.pending_events(shards.as_deref(), 512).await?
+    } else {
+        let besides: HashSet<i64> = pass.in_flight.iter().flat_map(|f| f.seqs.iter().copied()).collect();
+        p.store.pending_events_besides(shards.as_deref(), 512, &besides).await?
+    };
     if !pending.is_empty() {
         let ids: HashSet<&str> =
             pending.iter().map(|e| e.session_id.as_str()).filter(|id| !pass.sessions.contains_key(*id)).collect();

@@ -33,6 +33,34 @@ impl EventStore for SqliteStore {
             .await
     }
 
+    async fn pending_events_besides(
+        &self,
+        _shards: Option<&[i32]>,
+        limit: i64,
+        besides: &std::collections::HashSet<i64>,
+    ) -> Result<Vec<PendingEvent>> {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        self.owned
+            .read(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT seq, session_id, body, received_at FROM events WHERE applied = 0 ORDER BY seq",
+                )?;
+                let mut rows = st.query([])?;
+                let mut out = Vec::new();
+                // Skipped rows are stepped over by number: their bodies are never copied.
+                while out.len() < limit
+                    && let Some(r) = rows.next()?
+                {
+                    let seq: i64 = r.get(0)?;
+                    if !besides.contains(&seq) {
+                        out.push(PendingEvent { seq, session_id: r.get(1)?, body: r.get(2)?, received_at: r.get(3)? });
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
     async fn events_since(&self, since: DateTime<Utc>, limit: i64) -> Result<Vec<String>> {
         let rows = sqlx::query("SELECT body FROM events WHERE received_at >= ? ORDER BY seq LIMIT ?")
             .bind(ts(since))

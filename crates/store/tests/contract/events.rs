@@ -179,3 +179,16 @@ pub async fn events_since_lists_bodies_received_after_a_time(store: Arc<dyn Stor
     let later = Utc::now() + chrono::Duration::seconds(5);
     assert!(store.events_since(later, 10).await.expect("since").is_empty());
 }
+
+pub async fn pending_events_besides_those_being_committed(store: Arc<dyn Store>) {
+    let batch: Vec<_> = (1..=6).map(|n| event(&format!("e{n}"), &format!("s{n}"))).collect();
+    store.ingest(&batch).await.expect("ingest");
+    let all: Vec<i64> = store.pending_events(None, 10).await.expect("pending").iter().map(|p| p.seq).collect();
+    let besides: std::collections::HashSet<i64> = [all[0], all[1], all[3]].into_iter().collect();
+    let rest = store.pending_events_besides(None, 2, &besides).await.expect("pending");
+    let seqs: Vec<i64> = rest.iter().map(|p| p.seq).collect();
+    assert_eq!(seqs, [all[2], all[4]], "the oldest others, up to the limit, whatever comes first");
+    assert_eq!(rest[0].session_id, "s3");
+    let rest = store.pending_events_besides(None, 10, &besides).await.expect("pending");
+    assert_eq!(rest.iter().map(|p| p.seq).collect::<Vec<_>>(), [all[2], all[4], all[5]]);
+}

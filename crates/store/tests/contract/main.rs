@@ -70,6 +70,7 @@ macro_rules! all_cases {
                 same_id_same_content_is_a_duplicate,
                 same_id_other_content_is_a_conflict_and_stores_nothing,
                 a_conflict_leaves_the_other_groups_alone,
+                pending_events_besides_those_being_committed,
                 new_events_of_several_groups_keep_their_order,
                 pending_events_come_in_arrival_order_until_applied,
                 settled_waits_for_rules_and_first_attempts,
