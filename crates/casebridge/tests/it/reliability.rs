@@ -115,6 +115,87 @@ async fn sigkill_between_accept_and_crm_write_loses_and_doubles_nothing() {
     assert!(dead["writes"].as_array().unwrap().is_empty(), "{dead}");
 }
 
+/// A rules commit that fails half-way through a step (the database refuses one session's
+/// timeline after its row: a trigger injected into the server's own database) fails every batch made with or after it, the built-in CRM's
+/// writes sent with it included; once the cause is gone the batches are made again, and
+/// nothing is lost or doubled.
+#[tokio::test]
+async fn failing_rules_commits_are_made_again_without_doubles() {
+    let s = Server::start_capturing(&[], &[]).await;
+    s.put_settings(settings(json!({"records": {"append_to_open_in_leaf_queue": true}}))).await;
+    let (inject, heal): (&[&str], &[&str]) = if on_postgres() {
+        (
+            &[
+                "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$",
+                "CREATE TRIGGER poison BEFORE INSERT ON timeline FOR EACH ROW WHEN (NEW.session_id = 'poison') EXECUTE FUNCTION poison()",
+            ],
+            &["DROP TRIGGER poison ON timeline"],
+        )
+    } else {
+        (
+            &[
+                "CREATE TRIGGER poison BEFORE INSERT ON timeline WHEN NEW.session_id = 'poison' BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+            ],
+            &["DROP TRIGGER poison"],
+        )
+    };
+    let url = match &s.url {
+        Some(u) => u.clone(),
+        None => format!("sqlite://{}", s.data_dir().join("casebridge.db").display()),
+    };
+    run_sql(&url, inject).await;
+    let mut batch = call("poison", "2026-11-20T09:00:00Z", "+14155550499", &["Support"]);
+    let mut ids = vec!["poison".to_string()];
+    for i in 0..60 {
+        let id = format!("f{i}");
+        let phone = format!("+1415555{:04}", 500 + i % 10);
+        batch.extend(call(&id, &format!("2026-11-20T10:{:02}:00Z", i % 60), &phone, &["Support"]));
+        ids.push(id);
+    }
+    let (c, v) = s.call(reqwest::Method::POST, "/v1/events", Some(&Value::Array(batch))).await;
+    assert_eq!((c, v["accepted"].clone()), (202, json!(244)), "{v}");
+    let end = Instant::now() + Duration::from_secs(30);
+    while !s.output().contains("injected failure") {
+        assert!(Instant::now() < end, "the injected fault never failed a rules commit: {}", s.output());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let (c, _) = s.call(reqwest::Method::GET, "/v1/sessions/poison", None).await;
+    assert_eq!(c, 404, "nothing of the failing commit is stored");
+    run_sql(&url, heal).await;
+    all_settled(&s, &ids, Duration::from_secs(60)).await;
+    for i in 0..10 {
+        let phone = format!("%2B1415555{:04}", 500 + i);
+        let accounts = s.get(&format!("/v1/crm/accounts?phone={phone}")).await;
+        assert_eq!(accounts["accounts"].as_array().unwrap().len(), 1, "one account per customer: {accounts}");
+        let acc = accounts["accounts"][0]["id"].as_str().unwrap();
+        let recs = s.records(&format!("account_id={acc}")).await;
+        assert_eq!(recs.len(), 1, "every later call appended to the one open record: {recs:?}");
+        assert_eq!(recs[0]["session_ids"].as_array().unwrap().len(), 6);
+        let rec = s.get(&format!("/v1/crm/records/{}", recs[0]["id"].as_str().unwrap())).await;
+        assert_eq!(rec["activities"].as_array().unwrap().len(), 6, "one activity per session");
+        assert_eq!(rec["notes"].as_array().unwrap().len(), 1, "the phone note once");
+    }
+    s.record_of("poison").await;
+    let dead = s.get("/v1/outbox?state=dead").await;
+    assert!(dead["writes"].as_array().unwrap().is_empty(), "{dead}");
+}
+
+/// Runs statements on the server's database, beside the server.
+async fn run_sql(url: &str, statements: &[&str]) {
+    use sqlx::Connection;
+    if url.starts_with("postgres") {
+        let mut c = sqlx::PgConnection::connect(url).await.expect("the server's database");
+        for q in statements {
+            sqlx::query(q).execute(&mut c).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        }
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(url).await.expect("the server's database");
+        for q in statements {
+            sqlx::query(q).execute(&mut c).await.unwrap_or_else(|e| panic!("{q}: {e}"));
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_write_the_crm_refuses_is_parked_visible_and_retryable() {
     let s = Server::start().await;
