@@ -76,6 +76,26 @@ async fn all_settled(s: &Server, ids: &[String], deadline: Duration) {
     }
 }
 
+/// Ten customers (phones +1415555 and `first`..`first`+9), each with one account and one
+/// record holding its `sessions` sessions, an activity each and the phone note once; no dead
+/// letter.
+async fn once_each(s: &Server, first: u32, sessions: usize) {
+    for i in 0..10 {
+        let phone = format!("%2B1415555{:04}", first + i);
+        let accounts = s.get(&format!("/v1/crm/accounts?phone={phone}")).await;
+        assert_eq!(accounts["accounts"].as_array().unwrap().len(), 1, "one account per customer: {accounts}");
+        let acc = accounts["accounts"][0]["id"].as_str().unwrap();
+        let recs = s.records(&format!("account_id={acc}")).await;
+        assert_eq!(recs.len(), 1, "every later call appended to the one open record: {recs:?}");
+        assert_eq!(recs[0]["session_ids"].as_array().unwrap().len(), sessions);
+        let rec = s.get(&format!("/v1/crm/records/{}", recs[0]["id"].as_str().unwrap())).await;
+        assert_eq!(rec["activities"].as_array().unwrap().len(), sessions, "one activity per session");
+        assert_eq!(rec["notes"].as_array().unwrap().len(), 1, "the phone note once");
+    }
+    let dead = s.get("/v1/outbox?state=dead").await;
+    assert!(dead["writes"].as_array().unwrap().is_empty(), "{dead}");
+}
+
 #[tokio::test]
 async fn sigkill_between_accept_and_crm_write_loses_and_doubles_nothing() {
     let mut s = Server::start().await;
@@ -99,20 +119,7 @@ async fn sigkill_between_accept_and_crm_write_loses_and_doubles_nothing() {
         s.restart().await;
     }
     all_settled(&s, &ids, Duration::from_secs(60)).await;
-    for i in 0..10 {
-        let phone = format!("%2B1415555{:04}", 400 + i);
-        let accounts = s.get(&format!("/v1/crm/accounts?phone={phone}")).await;
-        assert_eq!(accounts["accounts"].as_array().unwrap().len(), 1, "one account per customer: {accounts}");
-        let acc = accounts["accounts"][0]["id"].as_str().unwrap();
-        let recs = s.records(&format!("account_id={acc}")).await;
-        assert_eq!(recs.len(), 1, "every later call appended to the one open record: {recs:?}");
-        assert_eq!(recs[0]["session_ids"].as_array().unwrap().len(), 18);
-        let rec = s.get(&format!("/v1/crm/records/{}", recs[0]["id"].as_str().unwrap())).await;
-        assert_eq!(rec["activities"].as_array().unwrap().len(), 18, "one activity per session");
-        assert_eq!(rec["notes"].as_array().unwrap().len(), 1, "the phone note once");
-    }
-    let dead = s.get("/v1/outbox?state=dead").await;
-    assert!(dead["writes"].as_array().unwrap().is_empty(), "{dead}");
+    once_each(&s, 400, 18).await;
 }
 
 /// A rules commit that fails half-way through a step (the database refuses one session's
@@ -163,21 +170,8 @@ async fn failing_rules_commits_are_made_again_without_doubles() {
     assert_eq!(c, 404, "nothing of the failing commit is stored");
     run_sql(&url, heal).await;
     all_settled(&s, &ids, Duration::from_secs(60)).await;
-    for i in 0..10 {
-        let phone = format!("%2B1415555{:04}", 500 + i);
-        let accounts = s.get(&format!("/v1/crm/accounts?phone={phone}")).await;
-        assert_eq!(accounts["accounts"].as_array().unwrap().len(), 1, "one account per customer: {accounts}");
-        let acc = accounts["accounts"][0]["id"].as_str().unwrap();
-        let recs = s.records(&format!("account_id={acc}")).await;
-        assert_eq!(recs.len(), 1, "every later call appended to the one open record: {recs:?}");
-        assert_eq!(recs[0]["session_ids"].as_array().unwrap().len(), 6);
-        let rec = s.get(&format!("/v1/crm/records/{}", recs[0]["id"].as_str().unwrap())).await;
-        assert_eq!(rec["activities"].as_array().unwrap().len(), 6, "one activity per session");
-        assert_eq!(rec["notes"].as_array().unwrap().len(), 1, "the phone note once");
-    }
     s.record_of("poison").await;
-    let dead = s.get("/v1/outbox?state=dead").await;
-    assert!(dead["writes"].as_array().unwrap().is_empty(), "{dead}");
+    once_each(&s, 500, 6).await;
 }
 
 /// Runs statements on the server's database, beside the server.
