@@ -228,6 +228,13 @@ impl Owned {
         let out = HELD.scope(held.clone(), work).await;
         let taken = held.writer.lock().ok().and_then(|mut g| g.take());
         let Some(mut w) = taken else { return Err(std::io::Error::other("the held writer was lost").into()) };
+        if held.undone.load(Ordering::Acquire) && w.group.is_some() {
+            // Its rollback failed too: nothing of this transaction may be committed.
+            w.group = None;
+            if !w.conn.is_autocommit() {
+                run_cached(&w.conn, "ROLLBACK")?;
+            }
+        }
         // A hold commits at once rather than leave its transaction open for the writes queued
         // behind it: the next of them may be a hold that waits for this one's task to finish.
         self.commit_group(&mut w)?;
