@@ -108,12 +108,7 @@ async fn deliver_new(
     let ops: Vec<Option<CrmOp>> = if ops.len() == cmds.len() {
         ops
     } else {
-        cmds.iter()
-            .map(|c| match serde_json::from_str::<OutboxOp>(&c.op) {
-                Ok(OutboxOp::Crm(op)) if c.not_before.is_none() && !c.keys.is_empty() => Some(op),
-                _ => None,
-            })
-            .collect()
+        cmds.iter().map(|c| serde_json::from_str::<OutboxOp>(&c.op).ok().and_then(|op| sendable_now(c, op))).collect()
     };
     let superseded = superseded(cmds.iter().zip(&ops).map(|(c, op)| (c.lane.as_str(), op.as_ref())));
     let mut lanes = LaneGate::default();
@@ -153,6 +148,15 @@ async fn deliver_new(
         settled.push((cmd.key.clone(), true));
     }
     settled
+}
+
+/// The CRM write of a new command, when it may be sent with its rules commit: due now, and
+/// with the customer keys delivery would check (a contact center's webhook never is).
+pub(super) fn sendable_now(cmd: &NewCommand, op: OutboxOp) -> Option<CrmOp> {
+    match op {
+        OutboxOp::Crm(op) if cmd.not_before.is_none() && !cmd.keys.is_empty() => Some(op),
+        _ => None,
+    }
 }
 
 /// Which lanes of a batch may still have writes sent at once: not one with older writes

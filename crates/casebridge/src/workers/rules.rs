@@ -189,12 +189,8 @@ async fn read_and_apply(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<us
     if shards.as_ref().is_some_and(Vec::is_empty) {
         return Ok(0);
     }
-    let pending = if pass.in_flight.is_empty() {
-        p.store.pending_events(shards.as_deref(), 512).await?
-    } else {
-        let besides: HashSet<i64> = pass.in_flight.iter().flat_map(|f| f.seqs.iter().copied()).collect();
-        p.store.pending_events_besides(shards.as_deref(), 512, &besides).await?
-    };
+    let besides: HashSet<i64> = pass.in_flight.iter().flat_map(|f| f.seqs.iter().copied()).collect();
+    let pending = p.store.pending_events_besides(shards.as_deref(), 512, &besides).await?;
     if !pending.is_empty() {
         let ids: HashSet<&str> =
             pending.iter().map(|e| e.session_id.as_str()).filter(|id| !pass.sessions.contains_key(*id)).collect();
@@ -470,10 +466,7 @@ async fn apply_one(
                     let mut row = crate::outbox::command(c.key, &lane, &s.id, &op, Some(&keys))?;
                     row.not_before = hold.filter(|_| trailing);
                     // What the commit may send at once, kept so it need not parse the row back.
-                    ops.push(match op {
-                        OutboxOp::Crm(op) if row.not_before.is_none() && !row.keys.is_empty() => Some(op),
-                        _ => None,
-                    });
+                    ops.push(super::in_commit::sendable_now(&row, op));
                     commands.push(row);
                 }
                 for e in out.timeline.iter().filter(|e| e.kind == EntryKind::Decision) {

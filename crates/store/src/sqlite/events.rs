@@ -19,18 +19,8 @@ impl EventStore for SqliteStore {
         ingest_on(&self.owned, groups).await
     }
 
-    async fn pending_events(&self, _shards: Option<&[i32]>, limit: i64) -> Result<Vec<PendingEvent>> {
-        self.owned
-            .read(|c| {
-                Ok(c.prepare_cached(
-                    "SELECT seq, session_id, body, received_at FROM events WHERE applied = 0 ORDER BY seq LIMIT ?",
-                )?
-                .query_map([limit], |r| {
-                    Ok(PendingEvent { seq: r.get(0)?, session_id: r.get(1)?, body: r.get(2)?, received_at: r.get(3)? })
-                })?
-                .collect::<rusqlite::Result<_>>()?)
-            })
-            .await
+    async fn pending_events(&self, shards: Option<&[i32]>, limit: i64) -> Result<Vec<PendingEvent>> {
+        self.pending_events_besides(shards, limit, &std::collections::HashSet::new()).await
     }
 
     async fn pending_events_besides(

@@ -48,11 +48,7 @@ async fn a_group_left_by_a_dropped_write_is_committed() {
         let o = o.clone();
         tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (2)", [])?)).await })
     };
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while o.queued.load(Ordering::Acquire) < 2 {
-        assert!(std::time::Instant::now() < deadline, "writes never queued");
-        tokio::task::yield_now().await;
-    }
+    until_queued(&o, 2, "writes").await;
     b.abort();
     drop(held);
     assert_eq!(a.await.expect("task").expect("write"), 1);
@@ -160,15 +156,11 @@ async fn a_write_of_the_whole_spares_writes_it_did_not_make() {
     let dir = tempfile::tempdir().expect("temp dir");
     let o = owned(&dir);
     let held = o.write.lock().await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let other = {
         let o = o.clone();
         tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)).await })
     };
-    while o.queued.load(Ordering::Acquire) < 1 {
-        assert!(std::time::Instant::now() < deadline, "the write never queued");
-        tokio::task::yield_now().await;
-    }
+    until_queued(&o, 1, "the write").await;
     let hold = {
         let o = o.clone();
         tokio::spawn(async move {
@@ -185,10 +177,7 @@ async fn a_write_of_the_whole_spares_writes_it_did_not_make() {
             .await
         })
     };
-    while o.queued.load(Ordering::Acquire) < 2 {
-        assert!(std::time::Instant::now() < deadline, "the hold never queued");
-        tokio::task::yield_now().await;
-    }
+    until_queued(&o, 2, "the hold").await;
     drop(held);
     assert!(hold.await.expect("task").expect("hold"), "the failing write fails");
     assert_eq!(other.await.expect("task").expect("write"), 1);
@@ -218,10 +207,15 @@ async fn queue_inserts(
             })
         })
         .collect();
+    until_queued(o, want, "writes").await;
+    tasks
+}
+
+/// Returns once `n` writes wait for the writer.
+async fn until_queued(o: &Owned, n: usize, what: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while o.queued.load(Ordering::Acquire) < want {
-        assert!(std::time::Instant::now() < deadline, "writes never queued");
+    while o.queued.load(Ordering::Acquire) < n {
+        assert!(std::time::Instant::now() < deadline, "{what} never queued");
         tokio::task::yield_now().await;
     }
-    tasks
 }
