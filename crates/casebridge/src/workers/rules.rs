@@ -64,6 +64,8 @@ struct Pass {
     freed_committed: Vec<String>,
     /// Batches known committed during the pass.
     settled: usize,
+    /// Where its batches' commits run (the runtime's workers when `None`).
+    committer: Option<tokio::runtime::Handle>,
 }
 
 /// A batch being committed.
@@ -87,6 +89,7 @@ struct InFlight {
 pub struct Carry {
     in_flight: std::collections::VecDeque<InFlight>,
     sessions: HashMap<String, Session>,
+    committer: Option<tokio::runtime::Handle>,
 }
 
 /// Batches committing at once, at most: two where the store has one writer (the next one
@@ -104,6 +107,16 @@ enum Applied {
 /// Applies events until cancelled.
 pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
     let mut carry = Carry::default();
+    // Commits that take turns on SQLite's one writer run on a thread of their own.
+    let own = (commits_in_flight(&p) > 1).then(|| super::commit_thread::CommitThread::start("casebridge-commit"));
+    let own = match own.transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "No thread of its own for the rules' commits; they run on the runtime's workers.");
+            None
+        }
+    };
+    carry.committer = own.as_ref().map(|t| t.handle().clone());
     while !stop.is_cancelled() {
         let progressed = match casebridge_store::as_rules_worker(pass(&p, &mut carry)).await {
             Ok(n) => n,
@@ -138,6 +151,7 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
     if let Err(e) = settle_in_flight(&mut last).await {
         tracing::warn!(error = %e, "Rules batch not committed at shutdown; its events stay pending.");
     }
+    drop(own);
 }
 
 /// Applies what can be applied now; returns how many events were applied.
@@ -150,6 +164,7 @@ pub async fn pass(p: &Arc<Pipeline>, carry: &mut Carry) -> anyhow::Result<usize>
     let mut pass = Pass {
         in_flight: std::mem::take(&mut carry.in_flight),
         sessions: std::mem::take(&mut carry.sessions),
+        committer: carry.committer.clone(),
         ..Pass::default()
     };
     let out = read_and_apply(p, &mut pass).await;
@@ -320,11 +335,15 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
     let seqs = commits.iter().flat_map(|c| c.event_seqs.iter().copied()).collect();
     let sessions = commits.iter().map(|c| c.session_id.clone()).collect();
     let p = p.clone();
-    let task = tokio::spawn(casebridge_store::as_rules_worker(async move {
+    let work = casebridge_store::as_rules_worker(async move {
         let out = commit(&p, commits, ops, with_writes, locks, &mut turn).await;
         turn.done(out.is_ok());
         out
-    }));
+    });
+    let task = match &pass.committer {
+        Some(h) => h.spawn(work),
+        None => tokio::spawn(work),
+    };
     // Until the commit is known done, its writes are not visible to `keys_busy`.
     pass.in_flight.push_back(InFlight {
         task,
