@@ -1,6 +1,7 @@
-//! A thread of its own for the rules worker's commits on a store of one writer (SQLite).
+//! A thread of its own for the rules worker's commits with CRM writes on a store of one
+//! writer (SQLite).
 //!
-//! A commit holds the one writer for a few milliseconds, and intake's commits queue behind
+//! Such a commit holds the one writer for a few milliseconds, and intake's commits queue behind
 //! it. On the runtime's workers, a commit woken when the writer is free waited in the run
 //! queue behind the requests being served, with the writer idle meanwhile, and while it held
 //! the writer one of the two workers served no request. On a thread of its own it runs as
@@ -24,6 +25,14 @@ impl CommitThread {
             let _ = rt.block_on(stopped);
         })?;
         Ok(CommitThread { handle, stop: Some(stop) })
+    }
+
+    /// The rules worker's thread, or `None` (logged) when it cannot start: the commits then
+    /// run on the runtime's workers.
+    pub(super) fn for_rules() -> Option<CommitThread> {
+        CommitThread::start("casebridge-commit")
+            .inspect_err(|e| tracing::warn!(error = %e, "No thread of its own for the rules' commits; they run on the runtime's workers."))
+            .ok()
     }
 
     /// Where to spawn the commits.

@@ -107,15 +107,8 @@ enum Applied {
 /// Applies events until cancelled.
 pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
     let mut carry = Carry::default();
-    // Commits that take turns on SQLite's one writer run on a thread of their own.
-    let own = (commits_in_flight(&p) > 1).then(|| super::commit_thread::CommitThread::start("casebridge-commit"));
-    let own = match own.transpose() {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::warn!(error = %e, "No thread of its own for the rules' commits; they run on the runtime's workers.");
-            None
-        }
-    };
+    // Commits with writes that take turns on SQLite's one writer run on a thread of their own.
+    let own = (commits_in_flight(&p) > 1).then(super::commit_thread::CommitThread::for_rules).flatten();
     carry.committer = own.as_ref().map(|t| t.handle().clone());
     while !stop.is_cancelled() {
         let progressed = match casebridge_store::as_rules_worker(pass(&p, &mut carry)).await {
@@ -340,9 +333,11 @@ async fn flush(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<()> {
         turn.done(out.is_ok());
         out
     });
+    // A batch without writes commits its steps alone, briefly: on the runtime, where it takes
+    // no core from intake's requests.
     let task = match &pass.committer {
-        Some(h) => h.spawn(work),
-        None => tokio::spawn(work),
+        Some(h) if with_writes => h.spawn(work),
+        _ => tokio::spawn(work),
     };
     // Until the commit is known done, its writes are not visible to `keys_busy`.
     pass.in_flight.push_back(InFlight {
