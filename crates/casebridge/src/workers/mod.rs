@@ -2,7 +2,7 @@
 //! and delivery (outbox rows → CRM writes and webhooks, in order per lane, retried, parked);
 //! `in_commit` sends the built-in CRM's writes inside the rules' commit on SQLite, and
 //! `turn` lets the rules' next commit queue for SQLite's writer while one holds it, and
-//! `commit_thread` runs those commits on a thread of their own.
+//! `commit_thread` runs those with CRM writes on a thread of their own.
 
 mod commit_thread;
 pub mod delivery;
