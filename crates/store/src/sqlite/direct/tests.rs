@@ -40,14 +40,8 @@ async fn a_group_left_by_a_dropped_write_is_committed() {
     let dir = tempfile::tempdir().expect("temp dir");
     let o = owned(&dir);
     let held = o.write.lock().await;
-    let a = {
-        let o = o.clone();
-        tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)).await })
-    };
-    let b = {
-        let o = o.clone();
-        tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (2)", [])?)).await })
-    };
+    let a = spawn_insert(&o, 1);
+    let b = spawn_insert(&o, 2);
     until_queued(&o, 2, "writes").await;
     b.abort();
     drop(held);
@@ -156,10 +150,7 @@ async fn a_write_of_the_whole_spares_writes_it_did_not_make() {
     let dir = tempfile::tempdir().expect("temp dir");
     let o = owned(&dir);
     let held = o.write.lock().await;
-    let other = {
-        let o = o.clone();
-        tokio::spawn(async move { o.write(|c| Ok(c.execute("INSERT INTO t (n) VALUES (1)", [])?)).await })
-    };
+    let other = spawn_insert(&o, 1);
     until_queued(&o, 1, "the write").await;
     let hold = {
         let o = o.clone();
@@ -182,6 +173,12 @@ async fn a_write_of_the_whole_spares_writes_it_did_not_make() {
     assert!(hold.await.expect("task").expect("hold"), "the failing write fails");
     assert_eq!(other.await.expect("task").expect("write"), 1);
     assert_eq!(rows(&o).await, vec![1], "the other task's write is committed, the failed one is not");
+}
+
+/// Inserts `n` with a write of its own, in a task (it returns the rows it changed).
+fn spawn_insert(o: &std::sync::Arc<Owned>, n: i64) -> tokio::task::JoinHandle<Result<usize>> {
+    let o = o.clone();
+    tokio::spawn(async move { o.write(move |c| Ok(c.execute("INSERT INTO t (n) VALUES (?)", [n])?)).await })
 }
 
 /// Spawns writes inserting each of `ns` (the one of `failing` fails after its insert) and
