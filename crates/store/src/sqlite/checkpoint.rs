@@ -33,6 +33,10 @@ struct Shared {
     due: AtomicI64,
     /// Pages in the WAL after the writer's last commit.
     pages: AtomicI64,
+    /// The same, as the writer last saw it (the thread resets `pages`): fewer means restarted.
+    seen: AtomicI64,
+    /// Copies the thread has made.
+    copies: AtomicI64,
     threshold: i64,
     stop: AtomicBool,
     /// Held by whoever copies: SQLite refuses a second checkpoint while one runs.
@@ -58,6 +62,8 @@ impl Checkpointer {
         let shared = Arc::new(Shared {
             due: AtomicI64::new(threshold),
             pages: AtomicI64::new(0),
+            seen: AtomicI64::new(0),
+            copies: AtomicI64::new(0),
             threshold,
             stop: AtomicBool::new(false),
             copying: Mutex::new(()),
@@ -81,6 +87,12 @@ impl Checkpointer {
             .map_err(std::io::Error::other)?;
         Ok(Checkpointer { shared })
     }
+
+    /// Copies the thread has made so far.
+    #[cfg(test)]
+    pub(crate) fn copies(&self) -> i64 {
+        self.shared.copies.load(Ordering::Acquire)
+    }
 }
 
 impl Drop for Checkpointer {
@@ -97,6 +109,10 @@ extern "C" fn on_commit(arg: *mut c_void, db: *mut rusqlite::ffi::sqlite3, name:
     let shared = unsafe { &*arg.cast::<Shared>() };
     let pages = i64::from(pages);
     shared.pages.store(pages, Ordering::Release);
+    if pages < shared.seen.swap(pages, Ordering::AcqRel) {
+        // The WAL restarted: the thread's next copy is a threshold away.
+        shared.due.store(shared.threshold, Ordering::Release);
+    }
     if pages >= shared.threshold * WRITER_CHECKPOINT_FACTOR {
         // Waits for the thread's copy, if one runs: it would make this one return busy, and
         // a writer that kept meeting the thread's copies would never let the WAL restart.
@@ -112,13 +128,20 @@ extern "C" fn on_commit(arg: *mut c_void, db: *mut rusqlite::ffi::sqlite3, name:
                 std::ptr::null_mut(),
             );
         }
-        // The WAL restarts at the next transaction: the thread's next copy is due as usual.
-        shared.due.store(shared.threshold, Ordering::Release);
     } else if pages >= shared.due.load(Ordering::Acquire) {
         let _g = shared.wake.lock();
         shared.cv.notify_one();
     }
     rusqlite::ffi::SQLITE_OK
+}
+
+/// When the thread's next copy is due after one that copied all of a WAL of `log` pages that
+/// did not restart: a threshold later, but the last one close before the writer's own copy,
+/// which holds the writer while it runs, so that little is left for it.
+fn next_due(threshold: i64, log: i64) -> i64 {
+    let last = threshold * WRITER_CHECKPOINT_FACTOR - threshold / 8;
+    let next = log + threshold;
+    if next < last { next } else { (log + threshold / 8).max(last) }
 }
 
 /// Checkpoints whenever one is due, until stopped.
@@ -142,8 +165,10 @@ fn run(conn: &rusqlite::Connection, s: &Shared) {
         let started = std::time::Instant::now();
         let Ok(_copying) = s.copying.lock() else { return };
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))) {
-            // All copied: the writer restarts the WAL at its next transaction.
-            Ok((log, done)) if done >= log => s.due.store(s.threshold, Ordering::Release),
+            // All copied. The WAL restarts only at a write transaction begun with nothing left
+            // to copy, which a busy writer's seldom is (it began while the copy ran): then the
+            // next copy is due a threshold further on, not at the next commit.
+            Ok((log, done)) if done >= log => s.due.store(next_due(s.threshold, log), Ordering::Release),
             // Readers still use the rest: try again once a quarter of the threshold more is in.
             Ok((log, _)) => s.due.store(log + s.threshold / 4, Ordering::Release),
             Err(e) => {
@@ -151,6 +176,7 @@ fn run(conn: &rusqlite::Connection, s: &Shared) {
                 s.due.store(s.pages.load(Ordering::Acquire) + s.threshold / 4, Ordering::Release);
             }
         }
+        s.copies.fetch_add(1, Ordering::AcqRel);
         tracing::trace!(ms = started.elapsed().as_secs_f64() * 1e3, "SQLite checkpoint");
     }
 }
@@ -158,6 +184,67 @@ fn run(conn: &rusqlite::Connection, s: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::super::direct::Owned;
+
+    /// A copy that ends while a write transaction is open leaves a WAL that does not restart
+    /// at that transaction's commit; the thread's next copy is then a threshold of new pages
+    /// away, not due at every commit (which copied each commit's pages one by one).
+    #[test]
+    fn a_wal_that_did_not_restart_is_copied_a_threshold_later() {
+        use super::Ordering::Acquire;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("c.db");
+        let writer = super::super::direct::open_one(&path, "NORMAL").expect("writer");
+        writer.execute_batch("CREATE TABLE t (n INTEGER PRIMARY KEY, pad BLOB)").expect("table");
+        let threshold = 40;
+        let other = super::super::direct::open_one(&path, "NORMAL").expect("checkpoint connection");
+        let ck = super::Checkpointer::start(other, &writer, threshold).expect("start");
+        let mut n = 0;
+        let mut insert = |c: &rusqlite::Connection| {
+            n += 1;
+            c.execute("INSERT INTO t (n, pad) VALUES (?, zeroblob(6000))", [n]).expect("insert");
+        };
+        // Hold the thread's copy back until a write transaction is open.
+        let copying = ck.shared.copying.lock().expect("copy lock");
+        while ck.shared.seen.load(Acquire) < threshold {
+            insert(&writer);
+        }
+        writer.execute_batch("BEGIN IMMEDIATE").expect("begin");
+        insert(&writer);
+        drop(copying);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while ck.copies() == 0 {
+            assert!(std::time::Instant::now() < deadline, "the thread never copied");
+            std::thread::yield_now();
+        }
+        writer.execute_batch("COMMIT").expect("commit");
+        let pages = ck.shared.seen.load(Acquire);
+        assert!(pages > threshold, "the WAL did not restart: {pages} pages");
+        let due = ck.shared.due.load(Acquire);
+        assert!(due >= pages + threshold / 2, "next copy due at {due} pages, the WAL has {pages}");
+        // Commits short of that wake no copy (each adds at most three pages).
+        while ck.shared.seen.load(Acquire) + 3 < due {
+            insert(&writer);
+        }
+        assert_eq!(ck.copies(), 1, "no copy before {due} pages");
+        drop(ck);
+    }
+
+    /// The last copy before the writer's own is close before it; each is due past the last.
+    #[test]
+    fn copies_stay_apart_and_end_close_before_the_writer() {
+        let t = super::CHECKPOINT_PAGES;
+        let writer = t * super::WRITER_CHECKPOINT_FACTOR;
+        let mut log = t;
+        let mut dues = vec![];
+        while log < writer {
+            let due = super::next_due(t, log);
+            assert!(due >= log + t / 8, "due at {due} after a copy at {log}");
+            dues.push(due);
+            log = due;
+        }
+        assert!(dues.len() <= super::WRITER_CHECKPOINT_FACTOR as usize + 1, "copies: {dues:?}");
+        assert!(dues.iter().rev().nth(1).is_some_and(|&d| d >= writer - t / 4), "copies: {dues:?}");
+    }
 
     /// The WAL is copied into the database by the checkpoint thread, not by the writer's
     /// commits, and the WAL restarts once it is: the file stays bounded.
