@@ -26,10 +26,11 @@ use super::step_rows::{base_keys, lookup_name, new_activity, outcome_name, ref_p
 use super::turn::{Stage, Turn};
 use crate::pipeline::Pipeline;
 
-/// Steps committed together, at most; 64 when some give CRM writes, so that writes reach
-/// delivery soon (32 measured slower end to end once delivery's commits got cheaper).
+/// Steps committed together, at most; 128 when some give CRM writes, so that writes reach
+/// the CRM soon (fewer, larger commits write fewer pages a session; 64 and 256 kept p99 at
+/// 2,000 sessions/s offered far higher, see BENCHMARKS.md).
 const STEPS_PER_COMMIT: usize = 256;
-const STEPS_PER_COMMIT_WITH_WRITES: usize = 64;
+const STEPS_PER_COMMIT_WITH_WRITES: usize = 128;
 /// After a pass that applied fewer events than this, the worker waits [`GATHER`] before the
 /// next one (when events keep coming; an idle worker waits for them as before).
 const GATHER_BELOW: usize = 64;
