@@ -27,8 +27,8 @@ use super::turn::{Stage, Turn};
 use crate::pipeline::Pipeline;
 
 /// Steps committed together, at most; 128 when some give CRM writes, so that writes reach
-/// the CRM soon (fewer, larger commits write fewer pages a session; 64 and 256 kept p99 at
-/// 2,000 sessions/s offered far higher, see BENCHMARKS.md).
+/// the CRM soon (fewer, larger commits write fewer pages a session: with 64 the rules fell
+/// behind at 2,000 sessions/s offered; 256 was no better than 128, see BENCHMARKS.md).
 const STEPS_PER_COMMIT: usize = 256;
 const STEPS_PER_COMMIT_WITH_WRITES: usize = 128;
 /// After a pass that applied fewer events than this, the worker waits [`GATHER`] before the

@@ -168,7 +168,11 @@ fn run(conn: &rusqlite::Connection, s: &Shared) {
             // All copied. The WAL restarts only at a write transaction begun with nothing left
             // to copy, which a busy writer's seldom is (it began while the copy ran): then the
             // next copy is due a threshold further on, not at the next commit.
-            Ok((log, done)) if done >= log => s.due.store(next_due(s.threshold, log), Ordering::Release),
+            // (Should the writer have restarted it meanwhile, the next is a threshold away.)
+            Ok((log, done)) if done >= log => {
+                let restarted = s.seen.load(Ordering::Acquire) < log;
+                s.due.store(if restarted { s.threshold } else { next_due(s.threshold, log) }, Ordering::Release)
+            }
             // Readers still use the rest: try again once a quarter of the threshold more is in.
             Ok((log, _)) => s.due.store(log + s.threshold / 4, Ordering::Release),
             Err(e) => {
@@ -226,6 +230,8 @@ mod tests {
             insert(&writer);
         }
         assert_eq!(ck.copies(), 1, "no copy before {due} pages");
+        // The hook's argument lives in the checkpointer: the connection goes first.
+        drop(writer);
         drop(ck);
     }
 
