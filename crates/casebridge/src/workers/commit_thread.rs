@@ -11,7 +11,8 @@
 /// A runtime of one thread, stopped when dropped (tasks still on it are dropped with it).
 pub(super) struct CommitThread {
     handle: tokio::runtime::Handle,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Dropped with the thread's owner: the thread's runtime then returns.
+    _stop: tokio::sync::oneshot::Sender<()>,
 }
 
 impl CommitThread {
@@ -24,7 +25,7 @@ impl CommitThread {
             // Runs the tasks spawned on `handle` until the sender is dropped.
             let _ = rt.block_on(stopped);
         })?;
-        Ok(CommitThread { handle, stop: Some(stop) })
+        Ok(CommitThread { handle, _stop: stop })
     }
 
     /// The rules worker's thread, or `None` (logged) when it cannot start: the commits then
@@ -38,12 +39,6 @@ impl CommitThread {
     /// Where to spawn the commits.
     pub(super) fn handle(&self) -> &tokio::runtime::Handle {
         &self.handle
-    }
-}
-
-impl Drop for CommitThread {
-    fn drop(&mut self) {
-        drop(self.stop.take());
     }
 }
 

@@ -145,6 +145,7 @@ pub async fn run(p: Arc<Pipeline>, stop: CancellationToken) {
     if let Err(e) = settle_in_flight(&mut last).await {
         tracing::warn!(error = %e, "Rules batch not committed at shutdown; its events stay pending.");
     }
+    // Only now: the commits settled above may have run on it.
     drop(own);
 }
 
