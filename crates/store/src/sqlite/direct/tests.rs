@@ -216,3 +216,15 @@ async fn until_queued(o: &Owned, n: usize, what: &str) {
         tokio::task::yield_now().await;
     }
 }
+
+/// SQLite is built without memory management (`.cargo/config.toml`): with it, every
+/// connection's page reads go through one page cache behind one global mutex.
+#[test]
+fn sqlite_gives_each_connection_its_own_page_cache() {
+    // SAFETY: a static NUL-terminated option name; the function only reads it.
+    let used = unsafe { rusqlite::ffi::sqlite3_compileoption_used(c"ENABLE_MEMORY_MANAGEMENT".as_ptr()) };
+    assert_eq!(
+        used, 0,
+        "SQLite was built with SQLITE_ENABLE_MEMORY_MANAGEMENT: build from the workspace root, whose .cargo/config.toml sets LIBSQLITE3_FLAGS"
+    );
+}
