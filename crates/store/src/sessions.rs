@@ -38,6 +38,27 @@ pub struct StepCommit {
     pub over: bool,
 }
 
+impl StepCommit {
+    /// A step that stores `session` as given and nothing else: no events, columns, lines or writes.
+    pub fn bare(session_id: impl Into<String>, session: String) -> StepCommit {
+        StepCommit {
+            event_seqs: vec![],
+            session_id: session_id.into(),
+            session,
+            lane: None,
+            account: None,
+            record: None,
+            created_at: None,
+            first_at: None,
+            timeline: vec![],
+            commands: vec![],
+            activities: vec![],
+            agent_id: None,
+            over: false,
+        }
+    }
+}
+
 /// A session as the API shows it.
 #[derive(Debug, Clone)]
 pub struct SessionRow {

@@ -12,19 +12,16 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use casebridge_crm::CrmLookup;
-use casebridge_rules::engine::{self, Step};
-use casebridge_rules::event::Event;
-use casebridge_rules::keys::CustomerKey;
-use casebridge_rules::model::{Answer, Answers, Entry, EntryKind, Lookup, ObjRef};
-use casebridge_rules::ops::{CrmOp, OutboxOp};
+use casebridge_rules::ops::CrmOp;
 use casebridge_rules::session::Session;
 use casebridge_store::StepCommit;
 use tokio_util::sync::CancellationToken;
 
-use super::step_rows::{base_keys, lookup_name, new_activity, outcome_name, ref_pair};
 use super::turn::{Stage, Turn};
 use crate::pipeline::Pipeline;
+
+mod step;
+use step::{Made, make_step};
 
 /// Steps committed together, at most; 128 when some give CRM writes, so that writes reach
 /// the CRM soon (fewer, larger commits write fewer pages a session: with 64 the rules fell
@@ -35,6 +32,8 @@ const STEPS_PER_COMMIT_WITH_WRITES: usize = 128;
 /// next one (when events keep coming; an idle worker waits for them as before).
 const GATHER_BELOW: usize = 64;
 const GATHER: Duration = Duration::from_millis(2);
+/// Pending events read by a pass, at most.
+const PENDING_READ: i64 = 512;
 
 /// State of one rules pass whose steps are not committed yet.
 #[derive(Default)]
@@ -67,6 +66,10 @@ struct Pass {
     settled: usize,
     /// Where its batches' commits run (the runtime's workers when `None`).
     committer: Option<tokio::runtime::Handle>,
+    /// Events of a batch whose commit failed: each is committed alone (see [`Carry`]).
+    suspects: HashSet<i64>,
+    /// The events of the first batch whose commit failed during the pass (not fenced).
+    failed: Option<HashSet<i64>>,
 }
 
 /// A batch being committed.
@@ -86,23 +89,22 @@ struct InFlight {
 /// Batches still being committed when a pass ends, carried into the next pass with the
 /// sessions they changed, so that the writer need not wait for the next pass's first
 /// batch (SQLite, one node: see `turn`).
+///
+/// Also the events of a batch whose commit failed: the next passes commit each of them alone,
+/// so that a step the store keeps refusing holds back its own session (which then waits and
+/// retries, as a step whose lookup failed) and not every other one.
 #[derive(Default)]
 pub struct Carry {
     in_flight: std::collections::VecDeque<InFlight>,
     sessions: HashMap<String, Session>,
     committer: Option<tokio::runtime::Handle>,
+    suspects: HashSet<i64>,
 }
 
 /// Batches committing at once, at most: two where the store has one writer (the next one
 /// queues for it while the one before holds it), else one.
 fn commits_in_flight(p: &Pipeline) -> usize {
     if p.store.one_writer() && !p.node.shared { 2 } else { 1 }
-}
-
-/// What happened to one pending event.
-enum Applied {
-    Done,
-    Blocked,
 }
 
 /// Applies events until cancelled.
@@ -160,6 +162,7 @@ pub async fn pass(p: &Arc<Pipeline>, carry: &mut Carry) -> anyhow::Result<usize>
         in_flight: std::mem::take(&mut carry.in_flight),
         sessions: std::mem::take(&mut carry.sessions),
         committer: carry.committer.clone(),
+        suspects: std::mem::take(&mut carry.suspects),
         ..Pass::default()
     };
     let out = read_and_apply(p, &mut pass).await;
@@ -176,6 +179,10 @@ pub async fn pass(p: &Arc<Pipeline>, carry: &mut Carry) -> anyhow::Result<usize>
         // A failed commit fails the batches made on top of it: none is carried over, and
         // none is left running while the next pass reads pending events.
         let _ = settle_in_flight(&mut pass).await;
+    }
+    carry.suspects = std::mem::take(&mut pass.suspects);
+    if let Some(failed) = pass.failed.take() {
+        carry.suspects.extend(failed);
     }
     if pass.settled > 0 {
         p.progress.notify_waiters();
@@ -200,7 +207,12 @@ async fn read_and_apply(p: &Arc<Pipeline>, pass: &mut Pass) -> anyhow::Result<us
         return Ok(0);
     }
     let besides: HashSet<i64> = pass.in_flight.iter().flat_map(|f| f.seqs.iter().copied()).collect();
-    let pending = p.store.pending_events_besides(shards.as_deref(), 512, &besides).await?;
+    let pending = p.store.pending_events_besides(shards.as_deref(), PENDING_READ, &besides).await?;
+    if (pending.len() as i64) < PENDING_READ && !pass.suspects.is_empty() {
+        // Every pending event was read: a suspect not among them is applied (or gone).
+        let seen: HashSet<i64> = pending.iter().map(|e| e.seq).chain(besides.iter().copied()).collect();
+        pass.suspects.retain(|s| seen.contains(s));
+    }
     if !pending.is_empty() {
         let ids: HashSet<&str> =
             pending.iter().map(|e| e.session_id.as_str()).filter(|id| !pass.sessions.contains_key(*id)).collect();
@@ -234,7 +246,14 @@ async fn settle_finished(pass: &mut Pass) -> anyhow::Result<()> {
 /// Waits for the oldest batch being committed.
 async fn settle_oldest(pass: &mut Pass) -> anyhow::Result<()> {
     let Some(f) = pass.in_flight.pop_front() else { return Ok(()) };
-    f.task.await.map_err(anyhow::Error::from).and_then(|r| r)?;
+    let out = f.task.await.map_err(anyhow::Error::from).and_then(|r| r);
+    if let Err(e) = &out
+        && pass.failed.is_none()
+        && !crate::pipeline::is_fenced(e)
+    {
+        pass.failed = Some(f.seqs);
+    }
+    out?;
     pass.settled += 1;
     pass.freed_committed.extend(f.freed_agents);
     Ok(())
@@ -257,47 +276,46 @@ async fn pass_over(
             pass.blocked.insert(ev.session_id.clone());
             continue;
         }
-        let event: Event = match serde_json::from_str(&ev.body) {
-            Ok(e) => e,
-            Err(e) => {
-                tracing::error!(seq = ev.seq, error = %e, "Stored event unreadable; skipped.");
-                let body = match pass.sessions.get(&ev.session_id) {
-                    Some(s) => serde_json::to_string(s)?,
-                    None => p.store.load_session(&ev.session_id).await?.map(|s| s.body).unwrap_or_else(|| "{}".into()),
-                };
-                pass.commits.push(StepCommit {
-                    event_seqs: vec![ev.seq],
-                    session_id: ev.session_id.clone(),
-                    session: body,
-                    lane: None,
-                    account: None,
-                    record: None,
-                    created_at: None,
-                    first_at: None,
-                    timeline: vec![],
-                    commands: vec![],
-                    activities: vec![],
-                    agent_id: None,
-                    over: false,
-                });
-                continue;
+        let alone = pass.suspects.contains(&ev.seq);
+        if alone {
+            // A batch holding this event failed to commit: the batches before it first, then
+            // its step in a commit of its own, so that a refusal names the session.
+            flush(p, pass).await?;
+            settle_in_flight(pass).await?;
+        }
+        let made = make_step(p, &ev, pass).await?;
+        if alone && made != Made::Nothing {
+            flush(p, pass).await?;
+            let earlier = pass.failed.take();
+            let out = settle_in_flight(pass).await;
+            pass.failed = earlier;
+            match out {
+                Ok(()) => {
+                    pass.suspects.remove(&ev.seq);
+                }
+                Err(e) if crate::pipeline::is_fenced(&e) => {
+                    tracing::info!(seq = ev.seq, error = %e, "Rules step dropped: another node applied its event.");
+                    pass.suspects.remove(&ev.seq);
+                    pass.sessions.remove(&ev.session_id);
+                    pass.blocked.insert(ev.session_id.clone());
+                    continue;
+                }
+                Err(e) => {
+                    let wait = p.attempt_failed(&ev.session_id);
+                    tracing::warn!(session = %ev.session_id, seq = ev.seq, error = %e, retry_in_ms = wait.as_millis() as u64,
+                        "Rules step not stored: the database refused its commit; its session waits and retries, the others go on.");
+                    metrics::counter!("casebridge_rules_step_failures_total").increment(1);
+                    // What memory holds of the session was never stored.
+                    pass.sessions.remove(&ev.session_id);
+                    pass.blocked.insert(ev.session_id.clone());
+                    continue;
+                }
             }
-        };
-        match apply_one(p, &ev, &event, pass).await {
-            Ok(Applied::Done) => {
-                p.attempt_succeeded(&ev.session_id);
-                applied += 1;
-                metrics::counter!("casebridge_events_applied_total").increment(1);
-            }
-            Ok(Applied::Blocked) => {
-                pass.blocked.insert(ev.session_id.clone());
-            }
-            Err(e) => {
-                let wait = p.attempt_failed(&ev.session_id);
-                tracing::warn!(session = %ev.session_id, error = %e, retry_in_ms = wait.as_millis() as u64, "Event not applied yet; will retry.");
-                metrics::counter!("casebridge_rules_step_failures_total").increment(1);
-                pass.blocked.insert(ev.session_id.clone());
-            }
+        }
+        if made == Made::Step {
+            p.attempt_succeeded(&ev.session_id);
+            applied += 1;
+            metrics::counter!("casebridge_events_applied_total").increment(1);
         }
         if pass.commits.len() >= STEPS_PER_COMMIT
             || (pass.with_writes && pass.commits.len() >= STEPS_PER_COMMIT_WITH_WRITES)
@@ -388,209 +406,4 @@ async fn commit(
         None => {}
     }
     Ok(())
-}
-
-async fn apply_one(
-    p: &Pipeline,
-    ev: &casebridge_store::PendingEvent,
-    event: &Event,
-    pass: &mut Pass,
-) -> anyhow::Result<Applied> {
-    let seq = ev.seq;
-    let started = std::time::Instant::now();
-    let session: Option<Session> = match (pass.sessions.get(&event.session_id), pass.loaded.get(&event.session_id)) {
-        (Some(s), _) => Some(s.clone()),
-        (None, Some(Some(body))) => Some(serde_json::from_str(body)?),
-        (None, Some(None)) => None,
-        (None, None) => match p.store.load_session(&event.session_id).await? {
-            Some(row) => Some(serde_json::from_str(&row.body)?),
-            None => None,
-        },
-    };
-    let settings = p.settings().await;
-    let profile = p.profile().await;
-    let mut answers = Answers::new();
-    let mut checked: HashSet<String> = HashSet::new();
-    // The CRM requests lookups made, for the timeline.
-    let mut lookup_lines: Vec<Entry> = Vec::new();
-    loop {
-        match engine::apply(session.as_ref(), event, &settings, &profile, &answers) {
-            Step::Need(lookups) => {
-                // A lookup must see every write that concerns the same customer: wait until
-                // none is left to deliver for any of its keys.
-                let mut keys = base_keys(session.as_ref(), event, &settings);
-                for l in &lookups {
-                    if let Lookup::RecordsOfAccount(a) = l {
-                        keys.extend(account_keys(p, pass, a).await?.iter().map(ToString::to_string));
-                    }
-                }
-                keys.retain(|k| !checked.contains(k));
-                if !keys.is_empty() {
-                    if keys
-                        .iter()
-                        .any(|k| pass.dirty_keys.contains(k) || pass.in_flight.iter().any(|f| f.keys.contains(k)))
-                    {
-                        return Ok(Applied::Blocked);
-                    }
-                    if p.node.shared {
-                        if pass.locks.is_none() {
-                            pass.locks = Some(p.store.key_locks().await?);
-                        }
-                        if let Some(locks) = pass.locks.as_mut()
-                            && !locks.try_lock(&keys).await?
-                        {
-                            // Another node is deciding for the same customer (or this
-                            // node's batch being committed holds its keys).
-                            metrics::counter!("casebridge_rules_customer_waits_total").increment(1);
-                            return Ok(Applied::Blocked);
-                        }
-                    }
-                    if p.store.keys_busy(&keys).await? {
-                        return Ok(Applied::Blocked);
-                    }
-                    checked.extend(keys);
-                }
-                for l in lookups {
-                    let (a, requests) = casebridge_crm::http::logged(answer(p, &l, pass)).await;
-                    if !requests.is_empty() {
-                        lookup_lines.push(Entry {
-                            at: chrono::Utc::now(),
-                            kind: EntryKind::Crm,
-                            summary: format!("Lookup of {}: {}", lookup_name(&l), requests.join("; ")),
-                            rule: None,
-                            native: None,
-                        });
-                    }
-                    answers.insert(l, a?);
-                }
-            }
-            Step::Done(out) => {
-                let s = out.session;
-                let lane = s.lane();
-                let mut keys = CustomerKey::of_customer(&s.customer, s.phone.as_ref());
-                if let Some(a) = &s.account {
-                    keys.extend(account_keys(p, pass, a).await?);
-                }
-                // Trailing writes wait a moment so that the session's next ones go with them.
-                let window = p.crm().coalesce_window();
-                let hold = (!window.is_zero()).then(|| chrono::Utc::now() + window);
-                let mut commands = Vec::with_capacity(out.commands.len());
-                let mut ops = Vec::with_capacity(out.commands.len());
-                for c in out.commands {
-                    let trailing = c.op.is_trailing();
-                    let op = OutboxOp::Crm(c.op);
-                    let mut row = crate::outbox::command(c.key, &lane, &s.id, &op, Some(&keys))?;
-                    row.not_before = hold.filter(|_| trailing);
-                    // What the commit may send at once, kept so it need not parse the row back.
-                    ops.push(super::in_commit::sendable_now(&row, op));
-                    commands.push(row);
-                }
-                for e in out.timeline.iter().filter(|e| e.kind == EntryKind::Decision) {
-                    if let Some(rule) = &e.rule {
-                        metrics::counter!("casebridge_decisions_total", "rule" => rule.clone()).increment(1);
-                    }
-                }
-                let was = session.as_ref().map(|x| (x.account_outcome, x.record_outcome));
-                if was.map(|w| w.0) != Some(s.account_outcome) {
-                    metrics::counter!("casebridge_account_outcomes_total", "outcome" => outcome_name(&s.account_outcome)).increment(1);
-                }
-                if was.map(|w| w.1) != Some(s.record_outcome) {
-                    metrics::counter!("casebridge_record_outcomes_total", "outcome" => outcome_name(&s.record_outcome))
-                        .increment(1);
-                }
-                if let Some(c) = commands.first() {
-                    pass.dirty_keys.extend(c.keys.iter().cloned());
-                    let received = casebridge_store::parse_ts(&ev.received_at).timestamp_millis();
-                    p.writes_caused(commands.iter().map(|c| c.key.clone()), received);
-                }
-                if s.is_over()
-                    && !session.as_ref().is_some_and(|x| x.is_over())
-                    && let Some(a) = &s.agent
-                {
-                    pass.freed_agents.push(a.id.clone());
-                }
-                let activities = out.activities.iter().map(new_activity).collect();
-                pass.with_writes |= !commands.is_empty();
-                pass.commits.push(StepCommit {
-                    event_seqs: vec![seq],
-                    session_id: s.id.clone(),
-                    session: serde_json::to_string(&s)?,
-                    lane: s.lane.as_ref().map(ToString::to_string),
-                    account: s.account.as_ref().map(ref_pair),
-                    record: s.record.as_ref().map(ref_pair),
-                    created_at: s.created_at,
-                    first_at: Some(event.at),
-                    timeline: lookup_lines.into_iter().chain(out.timeline).collect(),
-                    commands,
-                    activities,
-                    agent_id: s.agent.as_ref().map(|a| a.id.clone()),
-                    over: s.is_over(),
-                });
-                pass.ops.extend(ops);
-                pass.sessions.insert(s.id.clone(), s);
-                metrics::histogram!("casebridge_rules_step_seconds").record(started.elapsed().as_secs_f64());
-                return Ok(Applied::Done);
-            }
-        }
-    }
-}
-
-/// An account's keys: casebridge's key and, once created, the CRM id.
-async fn account_keys(p: &Pipeline, pass: &Pass, a: &ObjRef) -> anyhow::Result<Vec<CustomerKey>> {
-    let mut keys = vec![CustomerKey::account(a)];
-    if let ObjRef::Crm(id) = resolve(p, pass, a).await?
-        && id != a.as_str()
-    {
-        keys.push(CustomerKey::Account(id));
-    }
-    Ok(keys)
-}
-
-/// The CRM id of casebridge's key, when the object is created (read once a pass).
-async fn resolve(p: &Pipeline, pass: &Pass, r: &ObjRef) -> anyhow::Result<ObjRef> {
-    let ObjRef::Key(k) = r else { return Ok(r.clone()) };
-    let known = pass.refs.lock().unwrap_or_else(|e| e.into_inner()).get(k).cloned();
-    if let Some(id) = known {
-        return Ok(ObjRef::Crm(id));
-    }
-    Ok(match p.store.ref_get(k).await? {
-        Some(id) => {
-            pass.refs.lock().unwrap_or_else(|e| e.into_inner()).insert(k.clone(), id.clone());
-            ObjRef::Crm(id)
-        }
-        None => r.clone(),
-    })
-}
-
-/// Answers a lookup: casebridge's own (a session's record, a dial request's origin) from
-/// storage, the rest from the CRM.
-async fn answer(p: &Pipeline, l: &Lookup, pass: &Pass) -> anyhow::Result<Answer> {
-    let started = std::time::Instant::now();
-    let out = match l {
-        Lookup::RecordOfSession(id) => {
-            let related = match pass.sessions.get(id) {
-                Some(s) => Some(s.clone()),
-                None => match p.store.load_session(id).await? {
-                    Some(row) => Some(serde_json::from_str::<Session>(&row.body)?),
-                    None => None,
-                },
-            };
-            let rec = match related.and_then(|s| s.record) {
-                Some(r) => Some(resolve(p, pass, &r).await?),
-                None => None,
-            };
-            Answer::Record(rec)
-        }
-        Lookup::DialRequestOrigin(id) => Answer::Origin(p.store.dial(id).await?.and_then(|d| d.origin_record_id)),
-        Lookup::RecordsOfAccount(a) => match resolve(p, pass, a).await? {
-            ObjRef::Crm(id) => p.crm().lookup(&CrmLookup::RecordsOfAccount(id)).await?,
-            // The account's creation never landed (parked): it has no records.
-            ObjRef::Key(_) => Answer::Records(vec![]),
-        },
-        Lookup::AccountsByUserId(u) => p.crm().lookup(&CrmLookup::AccountsByUserId(u.clone())).await?,
-        Lookup::AccountsByPhone(n) => p.crm().lookup(&CrmLookup::AccountsByPhone(n.clone())).await?,
-        Lookup::AccountsByEmail(e) => p.crm().lookup(&CrmLookup::AccountsByEmail(e.clone())).await?,
-    };
-    metrics::histogram!("casebridge_crm_lookup_seconds").record(started.elapsed().as_secs_f64());
-    Ok(out)
 }

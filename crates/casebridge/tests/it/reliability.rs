@@ -123,12 +123,16 @@ async fn sigkill_between_accept_and_crm_write_loses_and_doubles_nothing() {
 }
 
 /// A rules commit that fails half-way through a step (the database refuses one session's
-/// timeline after its row: a trigger injected into the server's own database) fails every batch made with or after it, the built-in CRM's
-/// writes sent with it included; once the cause is gone the batches are made again, and
-/// nothing is lost or doubled.
+/// timeline after its row: a trigger injected into the server's own database) fails every
+/// batch made with or after it, the built-in CRM's writes sent with it included. Those
+/// batches' events are then committed one step at a time: every other session goes on while
+/// the refused one waits and retries; once the cause is gone it is applied too, and nothing
+/// is lost or doubled.
 #[tokio::test]
 async fn failing_rules_commits_are_made_again_without_doubles() {
-    let s = Server::start_capturing(&[], &[]).await;
+    // Retries of the refused session start at 20 ms (doubling), so that it is tried again
+    // soon after the cause is gone.
+    let s = Server::start_capturing(&[("CASEBRIDGE_RETRY_BASE_MS", "20")], &[]).await;
     s.put_settings(settings(json!({"records": {"append_to_open_in_leaf_queue": true}}))).await;
     let (inject, heal): (&[&str], &[&str]) = if on_postgres() {
         (
@@ -166,8 +170,11 @@ async fn failing_rules_commits_are_made_again_without_doubles() {
         assert!(Instant::now() < end, "the injected fault never failed a rules commit: {}", s.output());
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+    // The others are not held back by the one the database refuses.
+    all_settled(&s, &ids[1..], Duration::from_secs(60)).await;
     let (c, _) = s.call(reqwest::Method::GET, "/v1/sessions/poison", None).await;
     assert_eq!(c, 404, "nothing of the failing commit is stored");
+    assert!(s.output().contains("Rules step not stored"), "the refused step is named in the log: {}", s.output());
     run_sql(&url, heal).await;
     all_settled(&s, &ids, Duration::from_secs(60)).await;
     s.record_of("poison").await;

@@ -62,21 +62,7 @@ pub fn event(id: &str, session: &str) -> NewEvent {
 
 /// An empty step of a session.
 pub fn step(session: &str) -> StepCommit {
-    StepCommit {
-        event_seqs: vec![],
-        session_id: session.into(),
-        session: format!(r#"{{"id":"{session}"}}"#),
-        lane: None,
-        account: None,
-        record: None,
-        created_at: None,
-        first_at: None,
-        timeline: vec![],
-        commands: vec![],
-        activities: vec![],
-        agent_id: None,
-        over: false,
-    }
+    StepCommit::bare(session, format!(r#"{{"id":"{session}"}}"#))
 }
 
 /// A CRM write in a lane.
