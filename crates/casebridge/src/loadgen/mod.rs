@@ -106,6 +106,16 @@ struct Round {
     refused_503: u64,
     errors: u64,
     latency: Option<(f64, [f64; 3])>,
+    cpu: Option<RoundCpu>,
+}
+
+/// CPU seconds (user + system) used during a round (Linux).
+#[derive(Clone, Copy)]
+struct RoundCpu {
+    /// By loadgen itself.
+    loadgen: f64,
+    /// By its own server, when it ran the whole round (no restart).
+    server: Option<f64>,
 }
 
 impl Round {
@@ -115,6 +125,19 @@ impl Round {
     fn sessions_per_s(&self) -> f64 {
         self.sessions as f64 / (self.send_s + self.drain_s).max(1e-9)
     }
+}
+
+/// CPU seconds (user + system, all threads) a process has used: `/proc/<pid>/stat` on Linux
+/// (loadgen itself when `pid` is `None`), `None` elsewhere.
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = pid.map_or_else(|| "/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
+    let line = std::fs::read_to_string(path).ok()?;
+    // The fields after the command name (in parentheses, which may hold spaces): utime and
+    // stime are the 14th and 15th of the line, the 12th and 13th after the name.
+    let fields: Vec<&str> = line.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // In clock ticks of USER_HZ, which Linux fixes at 100 for what it reports to user space.
+    Some(ticks / 100.0)
 }
 
 /// Shared state of the sending tasks.
@@ -340,7 +363,19 @@ pub async fn run(a: LoadgenArgs) -> anyhow::Result<ExitCode> {
             }
             bases.push(r);
         }
-        let (r, acc, ss) = round(&client, &a, &format!("{tag}r{i}"), false, a.verify).await?;
+        let server_pid = match &own {
+            Some(o) => o.lock().await.pid(),
+            None => None,
+        };
+        let cpu_before = (cpu_seconds(None), server_pid.and_then(|p| cpu_seconds(Some(p))));
+        let kills_before = kills.load(Ordering::Relaxed);
+        let (mut r, acc, ss) = round(&client, &a, &format!("{tag}r{i}"), false, a.verify).await?;
+        let restarted = kills.load(Ordering::Relaxed) != kills_before;
+        let server_cpu = match (cpu_before.1, server_pid.and_then(|p| cpu_seconds(Some(p)))) {
+            (Some(b), Some(e)) if !restarted => Some(e - b),
+            _ => None,
+        };
+        r.cpu = cpu_before.0.zip(cpu_seconds(None)).map(|(b, e)| RoundCpu { loadgen: e - b, server: server_cpu });
         if !a.json {
             eprintln!(
                 "round {}: casebridge {:.0} events/s, {:.0} sessions/s end to end, 429s {}, 503s {}, errors {}",
@@ -423,6 +458,23 @@ fn report(a: &LoadgenArgs, rounds: &[Round], bases: &[Round], kills: u64, proble
     let med = |f: &dyn Fn(&Round) -> f64, rs: &[Round]| median(rs.iter().map(f).collect());
     let events = med(&|r| r.events_per_s(), rounds);
     let base = (!bases.is_empty()).then(|| med(&|r| r.events_per_s(), bases));
+    // CPU milliseconds a session, median of the rounds that measured it.
+    let cpu = |which: fn(&RoundCpu) -> Option<f64>, rs: &[Round]| {
+        let v: Vec<f64> = rs
+            .iter()
+            .filter(|r| r.sessions > 0)
+            .filter_map(|r| r.cpu.as_ref().and_then(which).map(|s| s * 1000.0 / r.sessions as f64))
+            .collect();
+        (!v.is_empty()).then(|| (median(v) * 1000.0).round() / 1000.0)
+    };
+    // The server's CPU over the round's time: how many cores it kept busy.
+    let cores = |rs: &[Round]| {
+        let v: Vec<f64> = rs
+            .iter()
+            .filter_map(|r| r.cpu.and_then(|c| c.server).map(|s| s / (r.send_s + r.drain_s).max(1e-9)))
+            .collect();
+        (!v.is_empty()).then(|| (median(v) * 100.0).round() / 100.0)
+    };
     let lat = |i: usize| {
         let v: Vec<f64> = rounds.iter().filter_map(|r| r.latency.map(|l| l.1[i])).collect();
         (!v.is_empty() && kills == 0).then(|| median(v))
@@ -444,6 +496,11 @@ fn report(a: &LoadgenArgs, rounds: &[Round], bases: &[Round], kills: u64, proble
         "refused_429": rounds.iter().map(|r| r.refused_429).sum::<u64>(),
         "refused_503": rounds.iter().map(|r| r.refused_503).sum::<u64>(),
         "errors": rounds.iter().map(|r| r.errors).sum::<u64>(),
+        "cpu_ms_per_session": {
+            "server": cpu(|c| c.server, rounds),
+            "loadgen": cpu(|c| Some(c.loadgen), rounds),
+            "server_cores": cores(rounds),
+        },
         "kills": kills,
         "verify": problems.map(|p| json!({"clean": p.is_empty(), "problems": p.iter().take(50).collect::<Vec<_>>(),
             "problem_count": p.len()})),
@@ -475,6 +532,17 @@ fn print_report(r: &Value) {
             l["writes"]
         ),
         _ => println!("event accepted → CRM write done: not measured (no writes, or the server restarted)"),
+    }
+    let c = &r["cpu_ms_per_session"];
+    match (c["server"].as_f64(), c["loadgen"].as_f64()) {
+        (Some(sv), Some(lg)) => println!(
+            "CPU a session (user + system): server {sv} ms ({} cores busy), loadgen {lg} ms",
+            c["server_cores"]
+        ),
+        (None, Some(lg)) => println!(
+            "CPU a session (user + system): loadgen {lg} ms (the server's: only for loadgen's own server, without kills)"
+        ),
+        _ => {}
     }
     println!(
         "refused: {} × 429, {} × 503; errors {}; kills {}",

@@ -70,6 +70,11 @@ impl OwnServer {
             .context("cannot start casebridge serve")
     }
 
+    /// Its process id (the current one: a restart makes another).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
     /// Waits until `/readyz` answers 200 (at most a minute).
     pub async fn ready(&self) -> anyhow::Result<()> {
         let http = reqwest::Client::new();

@@ -23,6 +23,8 @@ fn a_run_with_sigkills_verifies_clean() {
     assert_eq!(r["errors"], 0, "{r}");
     // Every session sent all its events: about seven each.
     assert!(r["events"].as_u64().unwrap() > 1500, "{r}");
+    // A restarted server's CPU is not the round's: not reported.
+    assert!(r["cpu_ms_per_session"]["server"].is_null(), "{r}");
 }
 
 #[test]
@@ -36,6 +38,14 @@ fn the_baseline_is_measured_in_the_same_run_and_latency_is_reported() {
     assert!(lat["writes"].as_f64().unwrap() > 200.0, "{r}");
     assert!(lat["p50"].as_f64().unwrap() <= lat["p99"].as_f64().unwrap(), "{r}");
     assert!(r["verify"].is_null(), "{r}");
+    if cfg!(target_os = "linux") {
+        // What a session costs in CPU, the server's and loadgen's own, read from /proc.
+        let cpu = &r["cpu_ms_per_session"];
+        for k in ["server", "loadgen", "server_cores"] {
+            assert!(cpu[k].as_f64().is_some_and(|v| v > 0.0), "{k}: {r}");
+        }
+        assert!(cpu["server_cores"].as_f64().unwrap() < 64.0, "{r}");
+    }
 }
 
 #[test]
