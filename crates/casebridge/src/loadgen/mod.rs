@@ -499,8 +499,8 @@ fn report(a: &LoadgenArgs, rounds: &[Round], bases: &[Round], kills: u64, proble
         "cpu_ms_per_session": {
             "server": cpu(|c| c.server, rounds),
             "loadgen": cpu(|c| Some(c.loadgen), rounds),
-            "server_cores": cores(rounds),
         },
+        "server_cores_busy": cores(rounds),
         "kills": kills,
         "verify": problems.map(|p| json!({"clean": p.is_empty(), "problems": p.iter().take(50).collect::<Vec<_>>(),
             "problem_count": p.len()})),
@@ -537,7 +537,7 @@ fn print_report(r: &Value) {
     match (c["server"].as_f64(), c["loadgen"].as_f64()) {
         (Some(sv), Some(lg)) => println!(
             "CPU a session (user + system): server {sv} ms ({} cores busy), loadgen {lg} ms",
-            c["server_cores"]
+            r["server_cores_busy"]
         ),
         (None, Some(lg)) => println!(
             "CPU a session (user + system): loadgen {lg} ms (the server's: only for loadgen's own server, without kills)"
