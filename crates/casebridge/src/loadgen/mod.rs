@@ -131,9 +131,14 @@ impl Round {
 /// (loadgen itself when `pid` is `None`), `None` elsewhere.
 fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
     let path = pid.map_or_else(|| "/proc/self/stat".to_string(), |p| format!("/proc/{p}/stat"));
-    let line = std::fs::read_to_string(path).ok()?;
-    // The fields after the command name (in parentheses, which may hold spaces): utime and
-    // stime are the 14th and 15th of the line, the 12th and 13th after the name.
+    cpu_of_stat(&std::fs::read_to_string(path).ok()?)
+}
+
+/// User + system CPU seconds from the line of `/proc/<pid>/stat`.
+fn cpu_of_stat(line: &str) -> Option<f64> {
+    // The fields after the command name (in parentheses, which may hold spaces and
+    // parentheses): utime and stime are the 14th and 15th of the line, the 12th and 13th
+    // after the name.
     let fields: Vec<&str> = line.rsplit_once(')')?.1.split_whitespace().collect();
     let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
     // In clock ticks of USER_HZ, which Linux fixes at 100 for what it reports to user space.
@@ -560,5 +565,18 @@ fn print_report(r: &Value) {
                 println!("  {}", p.as_str().unwrap_or_default());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cpu_of_stat;
+
+    #[test]
+    fn cpu_is_read_after_a_command_name_with_spaces_and_parentheses() {
+        let line = "4242 (tokio rt (x)) S 1 4242 4242 0 -1 4194560 1200 0 0 0 250 75 0 0 20 0 9 0 100 0 0";
+        assert_eq!(cpu_of_stat(line), Some(3.25));
+        assert_eq!(cpu_of_stat("4242 (short) S 1"), None);
+        assert_eq!(cpu_of_stat("no parenthesis"), None);
     }
 }
