@@ -284,33 +284,8 @@ async fn pass_over(
             settle_in_flight(pass).await?;
         }
         let made = make_step(p, &ev, pass).await?;
-        if alone && made != Made::Nothing {
-            flush(p, pass).await?;
-            let earlier = pass.failed.take();
-            let out = settle_in_flight(pass).await;
-            pass.failed = earlier;
-            match out {
-                Ok(()) => {
-                    pass.suspects.remove(&ev.seq);
-                }
-                Err(e) if crate::pipeline::is_fenced(&e) => {
-                    tracing::info!(seq = ev.seq, error = %e, "Rules step dropped: another node applied its event.");
-                    pass.suspects.remove(&ev.seq);
-                    pass.sessions.remove(&ev.session_id);
-                    pass.blocked.insert(ev.session_id.clone());
-                    continue;
-                }
-                Err(e) => {
-                    let wait = p.attempt_failed(&ev.session_id);
-                    tracing::warn!(session = %ev.session_id, seq = ev.seq, error = %e, retry_in_ms = wait.as_millis() as u64,
-                        "Rules step not stored: the database refused its commit; its session waits and retries, the others go on.");
-                    metrics::counter!("casebridge_rules_step_failures_total").increment(1);
-                    // What memory holds of the session was never stored.
-                    pass.sessions.remove(&ev.session_id);
-                    pass.blocked.insert(ev.session_id.clone());
-                    continue;
-                }
-            }
+        if alone && made != Made::Nothing && !commit_alone(p, pass, &ev).await? {
+            continue;
         }
         if made == Made::Step {
             p.attempt_succeeded(&ev.session_id);
@@ -327,6 +302,45 @@ async fn pass_over(
     }
     flush(p, pass).await?;
     Ok(applied)
+}
+
+/// Commits the step just made for a suspect event on its own. `false` when it was not stored:
+/// another node applied the event (fenced), or the store refused it, and the session then waits
+/// and retries; either way the pass leaves the session alone and goes on with the others.
+async fn commit_alone(p: &Arc<Pipeline>, pass: &mut Pass, ev: &casebridge_store::PendingEvent) -> anyhow::Result<bool> {
+    flush(p, pass).await?;
+    let earlier = pass.failed.take();
+    let out = settle_in_flight(pass).await;
+    pass.failed = earlier;
+    let Err(e) = out else {
+        pass.suspects.remove(&ev.seq);
+        return Ok(true);
+    };
+    if crate::pipeline::is_fenced(&e) {
+        tracing::info!(seq = ev.seq, error = %e, "Rules step dropped: another node applied its event.");
+        pass.suspects.remove(&ev.seq);
+        pass.blocked.insert(ev.session_id.clone());
+    } else {
+        step_failed(
+            p,
+            pass,
+            ev,
+            &e,
+            "Rules step not stored: the database refused its commit; its session waits and retries, the others go on.",
+        );
+    }
+    // What memory holds of the session was never stored.
+    pass.sessions.remove(&ev.session_id);
+    Ok(false)
+}
+
+/// A session's step failed: the session waits (backoff doubling up to a minute) and the pass
+/// leaves it alone.
+fn step_failed(p: &Pipeline, pass: &mut Pass, ev: &casebridge_store::PendingEvent, e: &anyhow::Error, what: &str) {
+    let wait = p.attempt_failed(&ev.session_id);
+    tracing::warn!(session = %ev.session_id, seq = ev.seq, error = %e, retry_in_ms = wait.as_millis() as u64, "{what}");
+    metrics::counter!("casebridge_rules_step_failures_total").increment(1);
+    pass.blocked.insert(ev.session_id.clone());
 }
 
 /// Starts committing the batch made so far, behind the one before it (see `turn`): the

@@ -59,10 +59,7 @@ pub(super) async fn make_step(
             Made::Nothing
         }
         Err(e) => {
-            let wait = p.attempt_failed(&ev.session_id);
-            tracing::warn!(session = %ev.session_id, error = %e, retry_in_ms = wait.as_millis() as u64, "Event not applied yet; will retry.");
-            metrics::counter!("casebridge_rules_step_failures_total").increment(1);
-            pass.blocked.insert(ev.session_id.clone());
+            super::step_failed(p, pass, ev, &e, "Event not applied yet; will retry.");
             Made::Nothing
         }
     })
