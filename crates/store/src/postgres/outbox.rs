@@ -10,6 +10,13 @@ use super::rows::{claimed_row, insert_timeline, insert_timeline_lines, outbox_ro
 use crate::outbox::fenced;
 use crate::{Completed, OutboxRow, OutboxState, OutboxStore, Result, ts};
 
+/// Whether a write is pending for any of the keys (`$1`). The write's state is read per key
+/// row, by a subquery the planner cannot turn into a join: as a join, whenever its statistics
+/// had seen few pending writes it scanned every pending write and matched the keys against
+/// them (thousands of pages a check under load, growing with the writes pending).
+const KEYS_BUSY: &str = "SELECT EXISTS (SELECT 1 FROM outbox_keys k WHERE k.key = ANY($1)
+    AND (SELECT o.state FROM outbox o WHERE o.id = k.outbox_id) = 'pending')";
+
 #[async_trait]
 impl OutboxStore for PgStore {
     async fn lane_pending(&self, lane: &str) -> Result<bool> {
@@ -23,12 +30,7 @@ impl OutboxStore for PgStore {
         if keys.is_empty() {
             return Ok(false);
         }
-        Ok(sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM outbox_keys k JOIN outbox o ON o.id = k.outbox_id WHERE k.key = ANY($1) AND o.state = 'pending')",
-        )
-        .bind(keys)
-        .fetch_one(self.pool())
-        .await?)
+        Ok(sqlx::query_scalar(KEYS_BUSY).bind(keys).fetch_one(self.pool()).await?)
     }
 
     async fn claim_commands(
@@ -325,4 +327,53 @@ async fn claim_heads(
     let mut out = rows.iter().map(claimed_row).collect::<Result<Vec<_>>>()?;
     out.sort_by_key(|r| r.id);
     Ok(out)
+}
+
+#[cfg(all(test, feature = "test-server"))]
+mod tests {
+    use super::KEYS_BUSY;
+    use crate::{OutboxStore, Store};
+
+    /// The busy-keys check reads the same few pages with thousands of writes pending as with
+    /// none, even when the table's statistics were taken while few writes were pending.
+    #[tokio::test]
+    async fn keys_busy_reads_few_pages_with_many_writes_pending() {
+        let Some(db) = crate::testing::fresh_database_or_skip("keys_busy_reads_few_pages").await else { return };
+        let store = super::PgStore::open(&db.url).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let pool = store.pool().clone();
+        // Written and done, their keys gone (as completion leaves them); analyzed so.
+        sqlx::query(
+            "INSERT INTO outbox (key, lane, session_id, op, state, next_attempt_at, created_at)
+             SELECT 'w' || n, 'lane' || n, 's' || n, '{}', 'done', '2026-12-01T10:00:00Z', '2026-12-01T10:00:00Z'
+             FROM generate_series(1, 2000) AS n",
+        )
+        .execute(&pool)
+        .await
+        .expect("done writes");
+        sqlx::query("ANALYZE outbox").execute(&pool).await.expect("analyze");
+        sqlx::query("ANALYZE outbox_keys").execute(&pool).await.expect("analyze");
+        // Then a burst: 6,000 writes pending, each with a key.
+        sqlx::query(
+            "WITH o AS (INSERT INTO outbox (key, lane, session_id, op, state, next_attempt_at, created_at)
+               SELECT 'w' || n, 'lane' || n, 's' || n, '{}', 'pending', '2026-12-01T10:00:00Z', '2026-12-01T10:00:00Z'
+               FROM generate_series(2001, 8000) AS n RETURNING id, key)
+             INSERT INTO outbox_keys (key, outbox_id) SELECT 'phone:' || o.key, o.id FROM o",
+        )
+        .execute(&pool)
+        .await
+        .expect("pending writes");
+
+        assert!(store.keys_busy(&["phone:w7000".into()]).await.expect("busy"));
+        assert!(!store.keys_busy(&["phone:w1".into(), "phone:none".into()]).await.expect("busy"));
+        let plan: serde_json::Value =
+            sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {KEYS_BUSY}"))
+                .bind(vec!["phone:none".to_string(), "phone:w7000".to_string()])
+                .fetch_one(&pool)
+                .await
+                .expect("explain");
+        let pages = plan[0]["Plan"]["Shared Hit Blocks"].as_i64().unwrap_or(0)
+            + plan[0]["Plan"]["Shared Read Blocks"].as_i64().unwrap_or(0);
+        assert!(pages < 100, "the check read {pages} pages with 6,000 writes pending: {plan}");
+    }
 }
