@@ -69,7 +69,8 @@ impl EventStore for PgStore {
     }
 
     async fn pending_event_count(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM events WHERE NOT applied").fetch_one(self.pool()).await?)
+        // Kept by triggers (migration 0005): counting the waiting events took 5-15 ms under load.
+        Ok(sqlx::query_scalar("SELECT COALESCE(SUM(n), 0)::BIGINT FROM events_tally").fetch_one(self.pool()).await?)
     }
 
     async fn settled(&self, event_ids: &[String]) -> Result<bool> {

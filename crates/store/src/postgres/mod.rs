@@ -236,3 +236,36 @@ async fn earlier_conflict(tx: &mut sqlx::PgConnection, e: &NewEvent) -> Result<O
         };
     Ok((!same).then(|| IdConflict { id: e.id.clone(), session_id: row.get("session_id"), event_type: row.get("type") }))
 }
+
+#[cfg(all(test, feature = "test-server"))]
+mod tests {
+    use super::*;
+    use crate::EventStore;
+
+    /// A database upgraded with events waiting counts them in the tally, and the tally then
+    /// follows intake and the rules.
+    #[tokio::test]
+    async fn the_events_tally_starts_from_the_waiting_events() {
+        let Some(db) = crate::testing::fresh_database_or_skip("the_events_tally_starts").await else { return };
+        let store = PgStore::open(&db.url).await.expect("open");
+        let mut before = sqlx::migrate::Migrator::DEFAULT;
+        before.migrations = MIGRATOR.migrations.iter().filter(|m| m.version < 5).cloned().collect::<Vec<_>>().into();
+        before.run(store.pool()).await.expect("earlier migrations");
+        for (id, applied) in [("e1", true), ("e2", false), ("e3", false)] {
+            sqlx::query(
+                "INSERT INTO events (id, session_id, type, at, body, received_at, applied)
+                 VALUES ($1, 's1', 'session.created', '2026-12-01T10:00:00Z', '{}', '2026-12-01T10:00:00Z', $2)",
+            )
+            .bind(id)
+            .bind(applied)
+            .execute(store.pool())
+            .await
+            .expect("old event");
+        }
+        store.migrate().await.expect("migration 5");
+        assert_eq!(store.pending_event_count().await.expect("count"), 2);
+        sqlx::query("UPDATE events SET applied = TRUE WHERE id = 'e2'").execute(store.pool()).await.expect("apply");
+        sqlx::query("DELETE FROM events WHERE id IN ('e1', 'e3')").execute(store.pool()).await.expect("delete");
+        assert_eq!(store.pending_event_count().await.expect("count"), 0);
+    }
+}
