@@ -17,12 +17,6 @@ use super::Pass;
 use crate::pipeline::Pipeline;
 use crate::workers::step_rows::{base_keys, lookup_name, new_activity, outcome_name, ref_pair};
 
-/// What happened to one pending event.
-enum Applied {
-    Done,
-    Blocked,
-}
-
 /// What [`make_step`] did with a pending event.
 #[derive(PartialEq, Eq)]
 pub(super) enum Made {
@@ -53,11 +47,11 @@ pub(super) async fn make_step(
         }
     };
     Ok(match apply_one(p, ev, &event, pass).await {
-        Ok(Applied::Done) => Made::Step,
-        Ok(Applied::Blocked) => {
+        Ok(Made::Nothing) => {
             pass.blocked.insert(ev.session_id.clone());
             Made::Nothing
         }
+        Ok(made) => made,
         Err(e) => {
             super::step_failed(p, pass, ev, &e, "Event not applied yet; will retry.");
             Made::Nothing
@@ -65,12 +59,14 @@ pub(super) async fn make_step(
     })
 }
 
+/// Asks the rules core for the event's step, answering its lookups: [`Made::Step`] once it is
+/// in the batch, [`Made::Nothing`] when the customer's writes or locks must be waited for.
 async fn apply_one(
     p: &Pipeline,
     ev: &casebridge_store::PendingEvent,
     event: &Event,
     pass: &mut Pass,
-) -> anyhow::Result<Applied> {
+) -> anyhow::Result<Made> {
     let seq = ev.seq;
     let started = std::time::Instant::now();
     let session: Option<Session> = match (pass.sessions.get(&event.session_id), pass.loaded.get(&event.session_id)) {
@@ -105,7 +101,7 @@ async fn apply_one(
                         .iter()
                         .any(|k| pass.dirty_keys.contains(k) || pass.in_flight.iter().any(|f| f.keys.contains(k)))
                     {
-                        return Ok(Applied::Blocked);
+                        return Ok(Made::Nothing);
                     }
                     if p.node.shared {
                         if pass.locks.is_none() {
@@ -117,11 +113,11 @@ async fn apply_one(
                             // Another node is deciding for the same customer (or this
                             // node's batch being committed holds its keys).
                             metrics::counter!("casebridge_rules_customer_waits_total").increment(1);
-                            return Ok(Applied::Blocked);
+                            return Ok(Made::Nothing);
                         }
                     }
                     if p.store.keys_busy(&keys).await? {
-                        return Ok(Applied::Blocked);
+                        return Ok(Made::Nothing);
                     }
                     checked.extend(keys);
                 }
@@ -204,7 +200,7 @@ async fn apply_one(
                 pass.ops.extend(ops);
                 pass.sessions.insert(s.id.clone(), s);
                 metrics::histogram!("casebridge_rules_step_seconds").record(started.elapsed().as_secs_f64());
-                return Ok(Applied::Done);
+                return Ok(Made::Step);
             }
         }
     }
