@@ -6,9 +6,9 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::SqliteStore;
-use super::rows::{insert_command, insert_event, insert_timeline, upsert_activity};
+use super::rows::{insert_command, insert_timeline, upsert_activity};
 use crate::agents::*;
-use crate::{NewCommand, NewEvent, Result, StoreError, parse_ts, ts};
+use crate::{EventStore, NewCommand, NewEvent, Result, StoreError, parse_ts, ts};
 
 fn disposition_row(r: &sqlx::sqlite::SqliteRow) -> DispositionRow {
     DispositionRow {
@@ -269,6 +269,13 @@ impl AgentStore for SqliteStore {
         event: &NewEvent,
     ) -> Result<String> {
         use sqlx::Connection;
+        // The event first, in the events file (the two files cannot commit together): should
+        // the rest not be stored, the agent is told so and saves again, and the session data
+        // gets the wrap-up again; the other way round, a retry would send the CRM writes twice.
+        let outcome = self.ingest(std::slice::from_ref(event)).await?;
+        if let Some(c) = outcome.conflicts.first() {
+            return Err(StoreError::Conflict(format!("event id {} is taken by another event", c.id)));
+        }
         // The agent is told it is saved: fsync like event intake.
         let mut conn = self.durable.acquire().await?;
         async {
@@ -281,7 +288,6 @@ impl AgentStore for SqliteStore {
             for c in commands {
                 insert_command(&mut tx, c, &now).await?;
             }
-            insert_event(&mut tx, event, &now).await?;
             let id: String = sqlx::query_scalar("SELECT id FROM platform_activities WHERE ext_key = ?")
                 .bind(&a.ext_key)
                 .fetch_one(&mut *tx)

@@ -65,6 +65,28 @@ pub(crate) struct Owned {
     next: std::sync::atomic::AtomicUsize,
     /// A scratch database's file, removed with the last handle.
     scratch: Option<std::path::PathBuf>,
+    /// Told the events each commit recorded applied ([`stage_applied`]), once it is committed.
+    applied_sink: std::sync::OnceLock<AppliedSink>,
+}
+
+/// Receives the sequence numbers of events a commit recorded applied.
+pub(crate) type AppliedSink = Box<dyn Fn(&[i64]) + Send + std::marker::Sync>;
+
+thread_local! {
+    /// Events the write running on this thread recorded applied ([`stage_applied`]).
+    static STAGED: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Notes, from inside a write, that it recorded event `seq` applied: the writer passes it to
+/// its sink once the transaction holding the write is committed, and forgets it if the write
+/// or its transaction is rolled back.
+pub(crate) fn stage_applied(seq: i64) {
+    STAGED.with(|s| s.borrow_mut().push(seq));
+}
+
+/// What [`stage_applied`] noted on this thread since the last call.
+fn take_staged() -> Vec<i64> {
+    STAGED.with(|s| std::mem::take(&mut *s.borrow_mut()))
 }
 
 /// How durable the owned connections' commits are.
@@ -141,6 +163,7 @@ impl Owned {
             write: std::sync::Arc::new(tokio::sync::Mutex::new(Writer {
                 conn,
                 group: None,
+                applied: Vec::new(),
                 _checkpoints: checkpoints,
             })),
             queued: std::sync::atomic::AtomicUsize::new(0),
@@ -151,7 +174,13 @@ impl Owned {
             read: (0..2).map(|_| open_one(path, work).map(tokio::sync::Mutex::new)).collect::<Result<_>>()?,
             next: std::sync::atomic::AtomicUsize::new(0),
             scratch: scratch.then(|| path.to_path_buf()),
+            applied_sink: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Sets what is told of the events each commit recorded applied (once).
+    pub(crate) fn on_applied(&self, sink: AppliedSink) {
+        let _ = self.applied_sink.set(sink);
     }
 
     /// Runs `f` in a transaction on the writer; returns once that transaction is committed
@@ -231,6 +260,7 @@ impl Owned {
         if held.undone.load(Ordering::Acquire) && w.group.is_some() {
             // Its rollback failed too: nothing of this transaction may be committed.
             w.group = None;
+            w.applied.clear();
             if !w.conn.is_autocommit() {
                 run_cached(&w.conn, "ROLLBACK")?;
             }
@@ -284,6 +314,7 @@ impl Owned {
     /// Commits the open group, if any, and tells its members.
     fn commit_group(&self, w: &mut Writer) -> Result<()> {
         let Some(group) = w.group.take() else { return Ok(()) };
+        let applied = std::mem::take(&mut w.applied);
         if group.members == 0 {
             // Only a failed first write, whose rollback failed too: nothing to keep.
             let r = run_cached(&w.conn, "ROLLBACK");
@@ -295,6 +326,11 @@ impl Owned {
             let _ = run_cached(&w.conn, "ROLLBACK");
         } else {
             self.commits.fetch_add(1, Ordering::AcqRel);
+            if let Some(sink) = self.applied_sink.get()
+                && !applied.is_empty()
+            {
+                sink(&applied);
+            }
         }
         let _ = group.done.send(Some(r.as_ref().map(|_| ()).map_err(|e| e.to_string())));
         Ok(r?)
@@ -458,6 +494,8 @@ const GROUP_MAX: usize = 64;
 struct Writer {
     conn: rusqlite::Connection,
     group: Option<Group>,
+    /// Events the open transaction's writes recorded applied ([`stage_applied`]).
+    applied: Vec<i64>,
     /// Copies the WAL into the database beside the writer (none on a scratch database);
     /// dropped after the connection, whose commit hook points into it.
     _checkpoints: Option<super::checkpoint::Checkpointer>,
@@ -483,9 +521,11 @@ impl Writer {
             return self.run_first(f);
         }
         run_cached(&self.conn, "SAVEPOINT w")?;
+        take_staged();
         match f(&self.conn) {
             Ok(v) => {
                 run_cached(&self.conn, "RELEASE w")?;
+                self.applied.extend(take_staged());
                 if let Some(g) = &mut self.group {
                     g.members += 1;
                 }
@@ -493,6 +533,7 @@ impl Writer {
             }
             Err(e) => {
                 // Undoes this write only; the group's other writes stay.
+                take_staged();
                 run_cached(&self.conn, "ROLLBACK TO w")?;
                 run_cached(&self.conn, "RELEASE w")?;
                 Err(e)
@@ -513,14 +554,19 @@ impl Writer {
     /// Runs the first write of an open group with no savepoint: rolling the transaction back
     /// undoes it alone, and a savepoint would copy every page it changes to a journal.
     fn run_first<T>(&mut self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        take_staged();
         match f(&self.conn) {
             Ok(v) => {
+                self.applied.extend(take_staged());
                 if let Some(g) = &mut self.group {
                     g.members += 1;
                 }
                 Ok(v)
             }
             Err(e) => {
+                take_staged();
+                // The whole transaction is undone, the group's earlier writes with it.
+                self.applied.clear();
                 // SQLite may have rolled back already (a full disk, say).
                 if !self.conn.is_autocommit() {
                     run_cached(&self.conn, "ROLLBACK")?;

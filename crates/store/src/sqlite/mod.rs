@@ -5,6 +5,10 @@
 //! transaction takes the lock at its start (`BEGIN IMMEDIATE`), so writers queue on SQLite's
 //! busy handler rather than fail.
 //!
+//! Events are in a file of their own (`events_file`), with its own owned writer: intake never
+//! queues behind the rules' commits, and the rules record what they applied in the main file
+//! (`unapplied`).
+//!
 //! Durability: WAL mode. Acknowledged writes fsync before the answer (intake's groups by a
 //! sync of the WAL file after the writer's lock is released: see `direct::Owned`); everything
 //! else commits with `NORMAL`. Work derived from events (rules
@@ -19,11 +23,13 @@ mod checkpoint;
 mod cluster;
 mod direct;
 mod events;
+mod events_file;
 mod native;
 mod outbox;
 mod rows;
 mod sessions;
 mod settings;
+mod unapplied;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -33,6 +39,8 @@ use chrono::Utc;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+pub use self::events_file::events_path;
+use self::events_file::prepare_events_file;
 use self::rows::insert_event_r;
 use crate::{IdConflict, IngestOutcome, NewEvent, Result, Store, StoreError, ts};
 
@@ -47,6 +55,12 @@ pub struct SqliteStore {
     pub(crate) read: SqlitePool,
     /// The hot paths' own connections (see `direct`).
     pub(crate) owned: std::sync::Arc<direct::Owned>,
+    /// The events file's connections: intake writes there alone (see [`events_path`]).
+    pub(crate) events: std::sync::Arc<direct::Owned>,
+    /// The events the rules have not applied yet.
+    pub(crate) unapplied: std::sync::Arc<unapplied::Unapplied>,
+    /// The main file.
+    path: PathBuf,
 }
 
 /// sqlx's options for the file: WAL, created when missing, waits up to 10 s for the lock.
@@ -73,7 +87,29 @@ impl SqliteStore {
             .await?;
         let read = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(false)).await?;
         let owned = std::sync::Arc::new(direct::Owned::open(path, direct::Sync::Service, false)?);
-        Ok(SqliteStore { write, durable, read, owned })
+        let events_file = events_path(path);
+        let last = prepare_events_file(&events_file, true)?;
+        let events = std::sync::Arc::new(direct::Owned::open(&events_file, direct::Sync::Service, false)?);
+        Ok(Self::assemble(write, durable, read, owned, events, last, path))
+    }
+
+    fn assemble(
+        write: SqlitePool,
+        durable: SqlitePool,
+        read: SqlitePool,
+        owned: std::sync::Arc<direct::Owned>,
+        events: std::sync::Arc<direct::Owned>,
+        last: i64,
+        path: &Path,
+    ) -> Self {
+        let unapplied = std::sync::Arc::new(unapplied::Unapplied::new(last));
+        let sink = std::sync::Arc::downgrade(&unapplied);
+        owned.on_applied(Box::new(move |seqs| {
+            if let Some(u) = sink.upgrade() {
+                u.committed(seqs);
+            }
+        }));
+        SqliteStore { write, durable, read, owned, events, unapplied, path: path.to_path_buf() }
     }
 
     /// A private scratch database (for `simulate`): a temporary file without fsync, removed
@@ -85,7 +121,10 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new().max_connections(1).min_connections(1).connect_with(opts.clone()).await?;
         let read = SqlitePoolOptions::new().max_connections(2).connect_with(opts).await?;
         let owned = std::sync::Arc::new(direct::Owned::open(&path, direct::Sync::Off, true)?);
-        Ok(SqliteStore { write: pool.clone(), durable: pool, read, owned })
+        let events_file = events_path(&path);
+        let last = prepare_events_file(&events_file, false)?;
+        let events = std::sync::Arc::new(direct::Owned::open(&events_file, direct::Sync::Off, true)?);
+        Ok(Self::assemble(pool.clone(), pool, read, owned, events, last, &path))
     }
 
     /// Whether every migration is applied.
@@ -94,7 +133,14 @@ impl SqliteStore {
             .fetch_one(&self.read)
             .await
             .unwrap_or(0);
-        Ok(applied as usize >= MIGRATOR.iter().count())
+        if (applied as usize) < MIGRATOR.iter().count() {
+            return Ok(false);
+        }
+        let old_events: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'")
+                .fetch_one(&self.read)
+                .await?;
+        Ok(old_events == 0)
     }
 }
 
@@ -110,6 +156,11 @@ impl Store for SqliteStore {
 
     async fn migrate(&self) -> Result<()> {
         MIGRATOR.run(&self.write).await?;
+        let path = self.path.clone();
+        let last = tokio::task::spawn_blocking(move || events_file::move_events(&path))
+            .await
+            .map_err(std::io::Error::other)??;
+        self.unapplied.synced_upto(last);
         Ok(())
     }
 
@@ -131,8 +182,9 @@ impl Store for SqliteStore {
 /// Stores several intake batches in one durable commit (group commit). Each batch of several
 /// events runs in its own savepoint: a batch with an id conflict is rolled back alone, the
 /// others commit.
-pub(crate) async fn ingest_on(owned: &direct::Owned, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
-    owned
+pub(crate) async fn ingest_on(store: &SqliteStore, groups: &[&[NewEvent]]) -> Result<Vec<IngestOutcome>> {
+    let (outs, last) = store
+        .events
         .durable(|c| {
             let now = ts(Utc::now());
             let mut outs = Vec::with_capacity(groups.len());
@@ -165,9 +217,16 @@ pub(crate) async fn ingest_on(owned: &direct::Owned, groups: &[&[NewEvent]]) -> 
                 }
                 outs.push(out);
             }
-            Ok(outs)
+            Ok((outs, last_event(c)?))
         })
-        .await
+        .await?;
+    store.unapplied.synced_upto(last);
+    Ok(outs)
+}
+
+/// The events file's last event number (its commit is synced once `durable` returns).
+pub(crate) fn last_event(c: &rusqlite::Connection) -> Result<i64> {
+    Ok(c.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")?.query_row([], |r| r.get(0))?)
 }
 
 /// The stored event holding `e`'s id, when its content differs (compared as JSON values, so
@@ -327,9 +386,7 @@ mod tests {
             body: "{}".into(),
         };
         store.ingest_groups(&[std::slice::from_ref(&new)]).await.expect("new event");
-        let seqs: Vec<(String, i64)> =
-            sqlx::query_as("SELECT id, seq FROM events ORDER BY seq").fetch_all(&store.read).await.expect("events");
-        assert_eq!(seqs, vec![("e1".into(), 1), ("e2".into(), 2), ("e3".into(), 3)]);
+        assert_eq!(event_numbers(&store).await, vec![("e1".into(), 1), ("e2".into(), 2), ("e3".into(), 3)]);
         sqlx::query("INSERT INTO outbox (key, lane, session_id, op, next_attempt_at, created_at) VALUES ('k2', 'l1', 's1', '{}', '2026-12-01T10:00:00Z', '2026-12-01T10:00:00Z')")
             .execute(&store.write).await.expect("new write");
         let ids: Vec<i64> =
@@ -343,9 +400,164 @@ mod tests {
         let line: String =
             sqlx::query_scalar("SELECT summary FROM timeline WHERE n = 1").fetch_one(&store.read).await.expect("line");
         assert_eq!(line, "old line");
-        let autoincrement: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE '%AUTOINCREMENT%' AND name IN ('events', 'timeline', 'outbox')")
-            .fetch_one(&store.read).await.expect("schema");
+        let autoincrement: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE sql LIKE '%AUTOINCREMENT%' AND name IN ('timeline', 'outbox')",
+        )
+        .fetch_one(&store.read)
+        .await
+        .expect("schema");
         assert_eq!(autoincrement, 0);
+    }
+
+    /// The events file's events: id and number, in order.
+    async fn event_numbers(store: &SqliteStore) -> Vec<(String, i64)> {
+        store
+            .events
+            .read(|c| {
+                let mut st = c.prepare("SELECT id, seq FROM events ORDER BY seq")?;
+                let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            })
+            .await
+            .expect("events")
+    }
+
+    fn event(id: &str, session: &str) -> NewEvent {
+        NewEvent {
+            id: id.into(),
+            session_id: session.into(),
+            event_type: "session.created".into(),
+            at: chrono::DateTime::parse_from_rfc3339("2026-12-01T10:00:02Z").expect("time").into(),
+            body: "{}".into(),
+        }
+    }
+
+    /// A database from before the events file: its events move into the events file with
+    /// their numbers, those the rules had applied stay applied, native intake's rows move
+    /// with them, and the move is not made twice.
+    #[tokio::test]
+    async fn events_move_into_their_own_file() {
+        use crate::{EventStore, NativeStore};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (path, pool) = migrated_before(&dir, 15).await;
+        for (id, applied) in [("e1", 1), ("e2", 0), ("e3", 1), ("e4", 0), ("e5", 1)] {
+            sqlx::query("INSERT INTO events (id, session_id, type, at, body, received_at, applied) VALUES (?, 's1', 'session.created', '2026-12-01T10:00:00Z', '{}', '2026-12-01T10:00:00Z', ?)")
+                .bind(id).bind(applied).execute(&pool).await.expect("old event");
+        }
+        sqlx::query("INSERT INTO native_events (source, native_id, session_id, type, at, body, event_ids, received_at) VALUES ('cti', 'n1', 's1', 'call', '2026-12-01T10:00:00Z', '{}', '[\"e1\"]', '2026-12-01T10:00:00Z')")
+            .execute(&pool).await.expect("old native event");
+        sqlx::query("INSERT INTO native_sessions (session_id, snapshot, updated_at) VALUES ('s1', '{\"x\":1}', '2026-12-01T10:00:00Z')")
+            .execute(&pool).await.expect("old snapshot");
+        pool.close().await;
+
+        let store = SqliteStore::open(&path).await.expect("open store");
+        assert!(store.ready().await.is_err(), "not ready before the move");
+        store.migrate().await.expect("migration 15");
+        store.ready().await.expect("ready after the move");
+        assert!(events_path(&path).exists());
+        let pending: Vec<i64> = store.pending_events(None, 10).await.expect("pending").iter().map(|e| e.seq).collect();
+        assert_eq!(pending, vec![2, 4], "what was not applied is pending, nothing else");
+        assert_eq!(store.pending_event_count().await.expect("count"), 2);
+        assert!(store.settled(&["e1".into(), "e3".into(), "e5".into()]).await.expect("settled"));
+        assert!(!store.settled(&["e2".into()]).await.expect("settled"));
+        assert_eq!(
+            store.native_known("cti", &["n1".into(), "n2".into()]).await.expect("known"),
+            vec!["n1".to_string()]
+        );
+        assert_eq!(store.native_snapshot("s1").await.expect("snapshot").as_deref(), Some("{\"x\":1}"));
+        let gone: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name IN ('events', 'native_events', 'native_sessions')",
+        )
+        .fetch_one(&store.read)
+        .await
+        .expect("schema");
+        assert_eq!(gone, 0, "the main file keeps no events");
+        store.migrate().await.expect("a second migrate changes nothing");
+        store.ingest_groups(&[std::slice::from_ref(&event("e6", "s2"))]).await.expect("new event");
+        let numbers: Vec<i64> = event_numbers(&store).await.into_iter().map(|(_, n)| n).collect();
+        assert_eq!(numbers, vec![1, 2, 3, 4, 5, 6]);
+        let pending: Vec<i64> = store.pending_events(None, 10).await.expect("pending").iter().map(|e| e.seq).collect();
+        assert_eq!(pending, vec![2, 4, 6]);
+    }
+
+    /// What the rules applied stays applied across a restart, a rules commit that is rolled
+    /// back leaves its events pending, and applied events below the oldest pending one are
+    /// folded into the mark.
+    #[tokio::test]
+    async fn applied_events_survive_restarts_and_rollbacks() {
+        use crate::{EventStore, SessionStore, StepCommit};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("casebridge.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        store.migrate().await.expect("migrate");
+        let events: Vec<NewEvent> = (0..1200).map(|i| event(&format!("e{i}"), &format!("s{}", i % 50))).collect();
+        let groups: Vec<&[NewEvent]> = events.chunks(100).collect();
+        store.ingest_groups(&groups).await.expect("ingest");
+        let pending = store.pending_events(None, 2000).await.expect("pending");
+        assert_eq!(pending.len(), 1200);
+        let step = |seqs: Vec<i64>, sid: &str| StepCommit { event_seqs: seqs, ..StepCommit::bare(sid, "{}".into()) };
+
+        // A commit whose second step fails (its event is applied already) is undone whole.
+        store.commit_steps(vec![step(vec![1], "s1")]).await.expect("apply 1");
+        let failed = store.commit_steps(vec![step(vec![2], "s2"), step(vec![1], "s1")]).await;
+        assert!(failed.is_err(), "event 1 is applied already");
+        let pending: Vec<i64> = store.pending_events(None, 3).await.expect("pending").iter().map(|e| e.seq).collect();
+        assert_eq!(pending, vec![2, 3, 4], "the undone commit's event 2 is pending again");
+
+        // Apply everything but event 1000, in commits of 100.
+        let rest: Vec<i64> = (2..=1200).filter(|&s| s != 1000).collect();
+        for chunk in rest.chunks(100) {
+            store.commit_steps(vec![step(chunk.to_vec(), "s1")]).await.expect("apply");
+        }
+        let pending: Vec<i64> = store.pending_events(None, 10).await.expect("pending").iter().map(|e| e.seq).collect();
+        assert_eq!(pending, vec![1000]);
+        let mark: i64 = sqlx::query_scalar("SELECT seq FROM applied_mark").fetch_one(&store.read).await.expect("mark");
+        assert!((512..1000).contains(&mark), "the mark moved up to the held event: {mark}");
+        let below: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM applied_events WHERE seq <= ?")
+            .bind(mark)
+            .fetch_one(&store.read)
+            .await
+            .expect("applied");
+        assert_eq!(below, 0, "what the mark covers is no longer listed");
+        store.close().await;
+        drop(store);
+
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        store.migrate().await.expect("migrate");
+        let pending: Vec<i64> = store.pending_events(None, 10).await.expect("pending").iter().map(|e| e.seq).collect();
+        assert_eq!(pending, vec![1000], "after a restart, only the held event is pending");
+        assert_eq!(store.pending_event_count().await.expect("count"), 1);
+        let again = store.commit_steps(vec![step(vec![5], "s5")]).await;
+        assert!(matches!(again, Err(crate::StoreError::Fenced(_))), "an event below the mark is applied: {again:?}");
+        store.commit_steps(vec![step(vec![1000], "s0")]).await.expect("apply the held one");
+        assert!(store.pending_events(None, 10).await.expect("pending").is_empty());
+        assert!(store.settled(&["e999".into()]).await.expect("settled"));
+    }
+
+    /// A main file that records applied events its events file lacks (the two restored from
+    /// different backups) is refused, naming both files.
+    #[tokio::test]
+    async fn an_events_file_older_than_the_main_file_is_refused() {
+        use crate::{EventStore, SessionStore, StepCommit};
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("casebridge.db");
+        let store = SqliteStore::open(&path).await.expect("open");
+        store.migrate().await.expect("migrate");
+        store.ingest_groups(&[std::slice::from_ref(&event("e1", "s1"))]).await.expect("ingest");
+        store.pending_events(None, 10).await.expect("pending");
+        let step = StepCommit { event_seqs: vec![1], ..StepCommit::bare("s1", "{}".into()) };
+        store.commit_steps(vec![step]).await.expect("apply");
+        store.close().await;
+        drop(store);
+        for suffix in ["", "-wal", "-shm"] {
+            let mut f = events_path(&path).into_os_string();
+            f.push(suffix);
+            let _ = std::fs::remove_file(f);
+        }
+        let store = SqliteStore::open(&path).await.expect("reopen");
+        let refused = store.migrate().await.expect_err("the pair is refused");
+        let text = refused.to_string();
+        assert!(text.contains("casebridge-events.db") && text.contains("event 1"), "{text}");
     }
 
     #[test]

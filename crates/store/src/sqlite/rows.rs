@@ -68,11 +68,6 @@ pub(crate) fn insert_timeline_r(c: &rusqlite::Connection, session_id: &str, e: &
 }
 
 /// Stores one event; false when its id is known.
-pub(crate) async fn insert_event(tx: &mut sqlx::SqliteConnection, e: &NewEvent, now: &str) -> Result<bool> {
-    direct(tx, |c| insert_event_r(c, e, now)).await
-}
-
-/// [`insert_event`] on the handle.
 pub(crate) fn insert_event_r(c: &rusqlite::Connection, e: &NewEvent, now: &str) -> Result<bool> {
     let n = c
         .prepare_cached(
@@ -84,12 +79,21 @@ pub(crate) fn insert_event_r(c: &rusqlite::Connection, e: &NewEvent, now: &str) 
 
 /// Applies rules steps in one transaction (see [`commit_one_r`]). Inside a hold, a failure
 /// undoes the hold's other writes too (see [`super::direct::Owned::write_whole`]).
-pub(crate) async fn commit_steps_on(owned: &super::direct::Owned, steps: &[StepCommit]) -> Result<()> {
+pub(crate) async fn commit_steps_on(
+    owned: &super::direct::Owned,
+    unapplied: &super::unapplied::Unapplied,
+    steps: &[StepCommit],
+) -> Result<()> {
     owned
         .write_whole(|c| {
             let now = ts(Utc::now());
             for s in steps {
                 commit_one_r(c, s, &now)?;
+            }
+            if let Some(mark) = unapplied.mark_due() {
+                c.prepare_cached("UPDATE applied_mark SET seq = ?1 WHERE seq < ?1")?.execute([mark])?;
+                c.prepare_cached("DELETE FROM applied_events WHERE seq <= ?")?.execute([mark])?;
+                unapplied.marked(mark);
             }
             Ok(())
         })
@@ -162,14 +166,17 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
     for a in &s.activities {
         upsert_activity_r(c, a, false)?;
     }
-    let mut applied = c.prepare_cached("UPDATE events SET applied = 1 WHERE seq = ? AND applied = 0")?;
-    for seq in &s.event_seqs {
+    let mut applied = c.prepare_cached(
+        "INSERT INTO applied_events (seq) SELECT ?1 WHERE ?1 > (SELECT seq FROM applied_mark) ON CONFLICT DO NOTHING",
+    )?;
+    for &seq in &s.event_seqs {
         if applied.execute([seq])? != 1 {
             return Err(crate::StoreError::Fenced(format!(
                 "event {seq} of session {} is already applied",
                 s.session_id
             )));
         }
+        super::direct::stage_applied(seq);
     }
     Ok(())
 }

@@ -54,7 +54,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()> {
-        commit_steps_on(&self.owned, &steps).await
+        commit_steps_on(&self.owned, &self.unapplied, &steps).await
     }
 
     async fn timeline(&self, session_id: &str) -> Result<Vec<Entry>> {
@@ -156,19 +156,32 @@ impl SessionStore for SqliteStore {
     async fn session_gauges(&self, stuck_before: DateTime<Utc>) -> Result<SessionGauges> {
         let waiting: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM sessions WHERE phase = 'waiting'").fetch_one(&self.read).await?;
-        let stuck: i64 =
-            sqlx::query_scalar("SELECT COUNT(DISTINCT session_id) FROM events WHERE applied = 0 AND received_at < ?")
-                .bind(ts(stuck_before))
-                .fetch_one(&self.read)
-                .await?;
+        self.unapplied.refresh(&self.owned, &self.events).await?;
+        let stuck = self.unapplied.sessions_received_before(&ts(stuck_before));
         Ok(SessionGauges { waiting, stuck })
     }
 
     async fn session_settled(&self, session_id: &str) -> Result<bool> {
+        self.unapplied.refresh(&self.owned, &self.events).await?;
+        if self.unapplied.has_session(session_id) {
+            return Ok(false);
+        }
+        let (_, cursor) = self.unapplied.count_and_cursor();
+        // Events past the cursor: those whose sync is still under way.
+        let later: Option<i64> = self
+            .events
+            .read(|c| {
+                Ok(c.prepare_cached("SELECT seq FROM events WHERE seq > ? AND session_id = ? LIMIT 1")?
+                    .query_row(rusqlite::params![cursor, session_id], |r| r.get(0))
+                    .optional()?)
+            })
+            .await?;
+        if later.is_some() {
+            return Ok(false);
+        }
         let n: i64 = sqlx::query_scalar(
-            "SELECT (SELECT COUNT(*) FROM events WHERE session_id = ? AND applied = 0) + (SELECT COUNT(*) FROM outbox WHERE session_id = ? AND state = 'pending' AND attempts = 0)",
+            "SELECT COUNT(*) FROM outbox WHERE session_id = ? AND state = 'pending' AND attempts = 0",
         )
-        .bind(session_id)
         .bind(session_id)
         .fetch_one(&self.read)
         .await?;

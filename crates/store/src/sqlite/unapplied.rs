@@ -1,0 +1,185 @@
+//! The events the rules have not applied yet, kept in memory (see docs/decisions.md "Speed",
+//! the events file).
+//!
+//! Events are stored in a file of their own and never updated; what the rules applied is
+//! recorded in the main file (`applied_events`, and `applied_mark`: every event at or below it
+//! is applied). The rules' pending read would otherwise scan every applied event above the
+//! mark, and an event held back for long keeps the mark down. So each event is read from the
+//! events file once, by a cursor over sequence numbers, and kept here until a commit that
+//! records it applied is committed (the writer's sink, [`Unapplied::committed`]).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use super::direct::Owned;
+use crate::{PendingEvent, Result};
+
+/// Applied events below the lowest unapplied one are folded into the mark once this many
+/// have gathered: the mark's row and the deletion then touch a few pages now and then.
+const MARK_STEP: i64 = 512;
+
+/// The unapplied events of one database, its cursor and the stored mark.
+pub(crate) struct Unapplied {
+    inner: Mutex<Inner>,
+    /// One reader of the events file at a time.
+    reading: tokio::sync::Mutex<()>,
+    /// Every event at or below this sequence number is on disk in the events file: the rules
+    /// read no further, so the main file never records applied a number that a power loss
+    /// could take from one event and hand to another.
+    synced: AtomicI64,
+}
+
+#[derive(Default)]
+struct Inner {
+    loaded: bool,
+    /// Every event at or below it is in `events` or applied.
+    cursor: i64,
+    events: BTreeMap<i64, PendingEvent>,
+    /// Applied by a commit before the cursor reached them (their reads skip them).
+    early: HashSet<i64>,
+    /// The mark as last written (or read at load).
+    mark: i64,
+}
+
+impl Unapplied {
+    /// Nothing loaded yet; `synced` is the last event on disk.
+    pub(crate) fn new(synced: i64) -> Unapplied {
+        Unapplied {
+            inner: Mutex::new(Inner::default()),
+            reading: tokio::sync::Mutex::new(()),
+            synced: AtomicI64::new(synced),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Events up to `seq` are on disk.
+    pub(crate) fn synced_upto(&self, seq: i64) {
+        self.synced.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// The writer's sink: these events' applied records are committed.
+    pub(crate) fn committed(&self, seqs: &[i64]) {
+        let mut g = self.lock();
+        for &s in seqs {
+            if g.events.remove(&s).is_none() && s > g.cursor {
+                g.early.insert(s);
+            }
+        }
+    }
+
+    /// Brings the set up to date: the first time, every event above the stored mark that the
+    /// main file does not record applied; after that, the events past the cursor.
+    pub(crate) async fn refresh(&self, main: &Owned, events: &Owned) -> Result<()> {
+        let _one = self.reading.lock().await;
+        let (loaded, cursor) = {
+            let g = self.lock();
+            (g.loaded, g.cursor)
+        };
+        let upto = self.synced.load(Ordering::Acquire);
+        if loaded {
+            if upto <= cursor {
+                return Ok(());
+            }
+            let read = read_events(events, cursor, upto).await?;
+            self.add(read, upto, None);
+            return Ok(());
+        }
+        let (mark, applied) = main
+            .read(|c| {
+                let mark: i64 = c.prepare_cached("SELECT seq FROM applied_mark")?.query_row([], |r| r.get(0))?;
+                let mut st = c.prepare_cached("SELECT seq FROM applied_events WHERE seq > ?")?;
+                let applied =
+                    st.query_map([mark], |r| r.get::<_, i64>(0))?.collect::<rusqlite::Result<HashSet<i64>>>()?;
+                Ok((mark, applied))
+            })
+            .await?;
+        let read = read_events(events, mark, upto).await?;
+        let read = read.into_iter().filter(|e| !applied.contains(&e.seq)).collect();
+        self.add(read, upto.max(mark), Some(mark));
+        Ok(())
+    }
+
+    fn add(&self, read: Vec<PendingEvent>, upto: i64, mark: Option<i64>) {
+        let mut g = self.lock();
+        for e in read {
+            if !g.early.remove(&e.seq) {
+                g.events.insert(e.seq, e);
+            }
+        }
+        g.cursor = g.cursor.max(upto);
+        let cursor = g.cursor;
+        g.early.retain(|&s| s > cursor);
+        if let Some(m) = mark {
+            g.mark = m;
+            g.loaded = true;
+        }
+    }
+
+    /// The oldest `limit` unapplied events, leaving out `besides`.
+    pub(crate) fn oldest(&self, limit: usize, besides: &HashSet<i64>) -> Vec<PendingEvent> {
+        let g = self.lock();
+        g.events.values().filter(|e| !besides.contains(&e.seq)).take(limit).cloned().collect()
+    }
+
+    /// Unapplied events read so far, and the cursor (later events are unapplied too).
+    pub(crate) fn count_and_cursor(&self) -> (i64, i64) {
+        let g = self.lock();
+        (i64::try_from(g.events.len()).unwrap_or(i64::MAX), g.cursor)
+    }
+
+    /// Whether event `seq` is unapplied (as far as it has been read: see `cursor`).
+    pub(crate) fn is_unapplied(&self, seq: i64) -> bool {
+        let g = self.lock();
+        g.events.contains_key(&seq) || (seq > g.cursor && !g.early.contains(&seq))
+    }
+
+    /// Sessions with an unapplied event received before `before` (stored time text).
+    pub(crate) fn sessions_received_before(&self, before: &str) -> i64 {
+        let g = self.lock();
+        let s: HashSet<&str> =
+            g.events.values().filter(|e| e.received_at.as_str() < before).map(|e| e.session_id.as_str()).collect();
+        i64::try_from(s.len()).unwrap_or(i64::MAX)
+    }
+
+    /// Whether session `id` has an unapplied event read so far.
+    pub(crate) fn has_session(&self, id: &str) -> bool {
+        self.lock().events.values().any(|e| e.session_id == id)
+    }
+
+    /// A new mark to store, when enough applied events lie below the oldest unapplied one:
+    /// every event at or below it is applied by commits already made (the events of commits
+    /// in flight are still in the set).
+    pub(crate) fn mark_due(&self) -> Option<i64> {
+        let g = self.lock();
+        if !g.loaded {
+            return None;
+        }
+        let low = g.events.keys().next().map_or(g.cursor, |s| s - 1);
+        (low >= g.mark + MARK_STEP).then_some(low)
+    }
+
+    /// The mark was stored (in a commit that may yet fail: a lower stored mark is still true).
+    pub(crate) fn marked(&self, mark: i64) {
+        let mut g = self.lock();
+        g.mark = g.mark.max(mark);
+    }
+}
+
+/// Events of the events file with `after < seq <= upto`, in order.
+async fn read_events(events: &Owned, after: i64, upto: i64) -> Result<Vec<PendingEvent>> {
+    events
+        .read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, session_id, body, received_at FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
+            )?;
+            let rows = st.query_map([after, upto], |r| {
+                Ok(PendingEvent { seq: r.get(0)?, session_id: r.get(1)?, body: r.get(2)?, received_at: r.get(3)? })
+            })?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+}
