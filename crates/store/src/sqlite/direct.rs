@@ -65,28 +65,8 @@ pub(crate) struct Owned {
     next: std::sync::atomic::AtomicUsize,
     /// A scratch database's file, removed with the last handle.
     scratch: Option<std::path::PathBuf>,
-    /// Told the events each commit recorded applied ([`stage_applied`]), once it is committed.
-    applied_sink: std::sync::OnceLock<AppliedSink>,
-}
-
-/// Receives the sequence numbers of events a commit recorded applied.
-pub(crate) type AppliedSink = Box<dyn Fn(&[i64]) + Send + std::marker::Sync>;
-
-thread_local! {
-    /// Events the write running on this thread recorded applied ([`stage_applied`]).
-    static STAGED: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Notes, from inside a write, that it recorded event `seq` applied: the writer passes it to
-/// its sink once the transaction holding the write is committed, and forgets it if the write
-/// or its transaction is rolled back.
-pub(crate) fn stage_applied(seq: i64) {
-    STAGED.with(|s| s.borrow_mut().push(seq));
-}
-
-/// What [`stage_applied`] noted on this thread since the last call.
-fn take_staged() -> Vec<i64> {
-    STAGED.with(|s| std::mem::take(&mut *s.borrow_mut()))
+    /// Told the events each commit recorded applied ([`super::staged::stage_applied`]), once it is committed.
+    applied_sink: std::sync::OnceLock<super::staged::AppliedSink>,
 }
 
 /// How durable the owned connections' commits are.
@@ -179,7 +159,7 @@ impl Owned {
     }
 
     /// Sets what is told of the events each commit recorded applied (once).
-    pub(crate) fn on_applied(&self, sink: AppliedSink) {
+    pub(crate) fn on_applied(&self, sink: super::staged::AppliedSink) {
         let _ = self.applied_sink.set(sink);
     }
 
@@ -494,7 +474,7 @@ const GROUP_MAX: usize = 64;
 struct Writer {
     conn: rusqlite::Connection,
     group: Option<Group>,
-    /// Events the open transaction's writes recorded applied ([`stage_applied`]).
+    /// Events the open transaction's writes recorded applied ([`super::staged::stage_applied`]).
     applied: Vec<i64>,
     /// Copies the WAL into the database beside the writer (none on a scratch database);
     /// dropped after the connection, whose commit hook points into it.
@@ -512,6 +492,7 @@ impl Writer {
     /// Runs `f` in the open group (a new one if none): the group's first write alone in the
     /// transaction, each later one in a savepoint of its own.
     fn run<T>(&mut self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        self.forget_if_rolled_back();
         let Some(group) = &mut self.group else {
             run_cached(&self.conn, "BEGIN IMMEDIATE")?;
             self.group = Some(Group { members: 0, done: tokio::sync::watch::channel(None).0 });
@@ -521,19 +502,22 @@ impl Writer {
             return self.run_first(f);
         }
         run_cached(&self.conn, "SAVEPOINT w")?;
-        take_staged();
+        super::staged::take();
         match f(&self.conn) {
             Ok(v) => {
                 run_cached(&self.conn, "RELEASE w")?;
-                self.applied.extend(take_staged());
+                self.applied.extend(super::staged::take());
                 if let Some(g) = &mut self.group {
                     g.members += 1;
                 }
                 Ok(v)
             }
             Err(e) => {
+                super::staged::take();
+                if self.forget_if_rolled_back() {
+                    return Err(e);
+                }
                 // Undoes this write only; the group's other writes stay.
-                take_staged();
                 run_cached(&self.conn, "ROLLBACK TO w")?;
                 run_cached(&self.conn, "RELEASE w")?;
                 Err(e)
@@ -544,6 +528,7 @@ impl Writer {
     /// Runs `f` in the open transaction (a new one if none) with no savepoint: should it
     /// fail, the whole transaction is rolled back, the group's earlier writes with it.
     fn run_whole<T>(&mut self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
+        self.forget_if_rolled_back();
         if self.group.is_none() {
             run_cached(&self.conn, "BEGIN IMMEDIATE")?;
             self.group = Some(Group { members: 0, done: tokio::sync::watch::channel(None).0 });
@@ -551,20 +536,32 @@ impl Writer {
         self.run_first(f)
     }
 
+    /// Whether SQLite rolled back the open transaction itself (it may, on a full disk or an
+    /// I/O error): then the group and what its writes recorded applied are dropped, and its
+    /// members are told their commit did not finish.
+    fn forget_if_rolled_back(&mut self) -> bool {
+        if self.group.is_some() && self.conn.is_autocommit() {
+            self.group = None;
+            self.applied.clear();
+            return true;
+        }
+        false
+    }
+
     /// Runs the first write of an open group with no savepoint: rolling the transaction back
     /// undoes it alone, and a savepoint would copy every page it changes to a journal.
     fn run_first<T>(&mut self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
-        take_staged();
+        super::staged::take();
         match f(&self.conn) {
             Ok(v) => {
-                self.applied.extend(take_staged());
+                self.applied.extend(super::staged::take());
                 if let Some(g) = &mut self.group {
                     g.members += 1;
                 }
                 Ok(v)
             }
             Err(e) => {
-                take_staged();
+                super::staged::take();
                 // The whole transaction is undone, the group's earlier writes with it.
                 self.applied.clear();
                 // SQLite may have rolled back already (a full disk, say).

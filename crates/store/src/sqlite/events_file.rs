@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS native_events (
     UNIQUE (source, native_id)
 );
 CREATE INDEX IF NOT EXISTS native_events_session ON native_events(session_id, seq);
+-- A move of an earlier database's events under way (see `move_events`).
+CREATE TABLE IF NOT EXISTS moving (id INTEGER PRIMARY KEY);
 CREATE TABLE IF NOT EXISTS native_sessions (
     session_id TEXT PRIMARY KEY,
     snapshot TEXT NOT NULL,
@@ -71,7 +73,8 @@ pub(crate) fn prepare_events_file(path: &Path, sync: bool) -> Result<i64> {
 /// Moves the events (and native intake's tables) of a database from before the events
 /// file into it: copied in one transaction of the events file (emptied first, so a move
 /// cut short is made again whole), then dropped from the main file with what the rules
-/// had applied recorded in `applied_events` and `applied_mark`.
+/// had applied recorded (the mark at its last event, those not applied in `held_events`).
+/// An events file that already holds events is not overwritten unless the move was its own.
 pub(crate) fn move_events(path: &Path) -> Result<i64> {
     let main = direct::open_one(path, "FULL")?;
     let old: i64 =
@@ -79,14 +82,27 @@ pub(crate) fn move_events(path: &Path) -> Result<i64> {
             r.get(0)
         })?;
     if old == 0 {
+        // A move finished after its copy: its marker must not let a later one overwrite events.
+        direct::open_one(&events_path(path), "FULL")?.execute("DELETE FROM moving", [])?;
         return check_pair(&main, path);
     }
     let events_file = events_path(path);
     let ev = direct::open_one(&events_file, "FULL")?;
+    let held: i64 = ev.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+    let ours: i64 = ev.query_row("SELECT COUNT(*) FROM moving", [], |r| r.get(0))?;
+    if held > 0 && ours == 0 {
+        return Err(StoreError::Conflict(format!(
+            "{} is from before the events file but {} already holds events: restore both files of one \
+             backup, or move the events file away if it belongs to no backup (docs/operations.md, Backups)",
+            path.display(),
+            events_file.display()
+        )));
+    }
     ev.execute("ATTACH DATABASE ?1 AS old", [path.to_string_lossy().as_ref()])?;
     ev.execute_batch(
         "BEGIN IMMEDIATE;
          DELETE FROM main.events; DELETE FROM main.native_events; DELETE FROM main.native_sessions;
+         INSERT INTO main.moving (id) VALUES (1) ON CONFLICT DO NOTHING;
          INSERT INTO main.events (seq, id, session_id, type, at, body, received_at)
              SELECT seq, id, session_id, type, at, body, received_at FROM old.events ORDER BY seq;
          INSERT INTO main.native_events (seq, source, native_id, session_id, type, at, body, event_ids, received_at)
@@ -99,13 +115,12 @@ pub(crate) fn move_events(path: &Path) -> Result<i64> {
     let moved: i64 = ev.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
     main.execute_batch(
         "BEGIN IMMEDIATE;
-         UPDATE applied_mark SET seq = COALESCE(
-             (SELECT MIN(seq) - 1 FROM events WHERE applied = 0), (SELECT MAX(seq) FROM events), 0);
-         INSERT INTO applied_events (seq)
-             SELECT seq FROM events WHERE applied = 1 AND seq > (SELECT seq FROM applied_mark);
+         UPDATE applied_mark SET seq = COALESCE((SELECT MAX(seq) FROM events), 0);
+         INSERT INTO held_events (seq) SELECT seq FROM events WHERE applied = 0;
          DROP TABLE events; DROP TABLE native_events; DROP TABLE native_sessions;
          COMMIT;",
     )?;
+    ev.execute("DELETE FROM moving", [])?;
     tracing::info!(events = moved, file = %events_file.display(), "Events moved into the events file.");
     check_pair(&main, path)
 }
@@ -115,13 +130,14 @@ pub(crate) fn move_events(path: &Path) -> Result<i64> {
 /// applied. Returns the events file's last event number.
 fn check_pair(main: &rusqlite::Connection, path: &Path) -> Result<i64> {
     let events_file = events_path(path);
-    let ev = direct::open_one(&events_file, "FULL")?;
-    let last: i64 = ev.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+    // The main file first: events only come after what it records.
     let recorded: i64 = main.query_row(
         "SELECT MAX((SELECT seq FROM applied_mark), COALESCE((SELECT MAX(seq) FROM applied_events), 0))",
         [],
         |r| r.get(0),
     )?;
+    let ev = direct::open_one(&events_file, "FULL")?;
+    let last: i64 = ev.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
     if recorded > last {
         return Err(StoreError::Conflict(format!(
             "{} records event {recorded} as applied but {} ends at event {last}: the two files are not \

@@ -90,10 +90,18 @@ pub(crate) async fn commit_steps_on(
             for s in steps {
                 commit_one_r(c, s, &now)?;
             }
-            if let Some(mark) = unapplied.mark_due() {
-                c.prepare_cached("UPDATE applied_mark SET seq = ?1 WHERE seq < ?1")?.execute([mark])?;
+            let stored: i64 = c.prepare_cached("SELECT seq FROM applied_mark")?.query_row([], |r| r.get(0))?;
+            if let Some((mark, unread)) = unapplied.mark_due(stored) {
+                // Every event up to the new mark is applied but those still held back.
+                let mut listed = c.prepare_cached("SELECT 1 FROM applied_events WHERE seq = ?")?;
+                let mut hold = c.prepare_cached("INSERT INTO held_events (seq) VALUES (?) ON CONFLICT DO NOTHING")?;
+                for seq in unread {
+                    if listed.query_row([seq], |_| Ok(())).optional()?.is_none() {
+                        hold.execute([seq])?;
+                    }
+                }
                 c.prepare_cached("DELETE FROM applied_events WHERE seq <= ?")?.execute([mark])?;
-                unapplied.marked(mark);
+                c.prepare_cached("UPDATE applied_mark SET seq = ?")?.execute([mark])?;
             }
             Ok(())
         })
@@ -166,17 +174,20 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
     for a in &s.activities {
         upsert_activity_r(c, a, false)?;
     }
+    // Above the mark an applied event is listed; at or below it, a held one is.
     let mut applied = c.prepare_cached(
         "INSERT INTO applied_events (seq) SELECT ?1 WHERE ?1 > (SELECT seq FROM applied_mark) ON CONFLICT DO NOTHING",
     )?;
+    let mut released =
+        c.prepare_cached("DELETE FROM held_events WHERE seq = ?1 AND ?1 <= (SELECT seq FROM applied_mark)")?;
     for &seq in &s.event_seqs {
-        if applied.execute([seq])? != 1 {
+        if applied.execute([seq])? + released.execute([seq])? != 1 {
             return Err(crate::StoreError::Fenced(format!(
                 "event {seq} of session {} is already applied",
                 s.session_id
             )));
         }
-        super::direct::stage_applied(seq);
+        super::staged::stage_applied(seq);
     }
     Ok(())
 }

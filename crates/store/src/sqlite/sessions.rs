@@ -54,7 +54,15 @@ impl SessionStore for SqliteStore {
     }
 
     async fn commit_steps(&self, steps: Vec<StepCommit>) -> Result<()> {
-        commit_steps_on(&self.owned, &self.unapplied, &steps).await
+        let out = commit_steps_on(&self.owned, &self.unapplied, &steps).await;
+        if let Err(crate::StoreError::Fenced(_)) = &out {
+            // An event already applied in the stored state must not stay in the unapplied
+            // set, or every later batch would start with it and fail the same way.
+            let seqs: Vec<i64> = steps.iter().flat_map(|s| s.event_seqs.iter().copied()).collect();
+            let applied = self.owned.read(|c| applied_of(c, &seqs)).await?;
+            self.unapplied.committed(&applied);
+        }
+        out
     }
 
     async fn timeline(&self, session_id: &str) -> Result<Vec<Entry>> {
@@ -163,10 +171,10 @@ impl SessionStore for SqliteStore {
 
     async fn session_settled(&self, session_id: &str) -> Result<bool> {
         self.unapplied.refresh(&self.owned, &self.events).await?;
-        if self.unapplied.has_session(session_id) {
+        let (read, cursor) = self.unapplied.has_session(session_id);
+        if read {
             return Ok(false);
         }
-        let (_, cursor) = self.unapplied.count_and_cursor();
         // Events past the cursor: those whose sync is still under way.
         let later: Option<i64> = self
             .events
@@ -201,4 +209,23 @@ impl SessionStore for SqliteStore {
     async fn ref_set(&self, key: &str, crm_id: &str) -> Result<()> {
         self.owned.write(|c| super::rows::set_ref_r(c, key, crm_id)).await
     }
+}
+
+/// Which of `seqs` the stored state records applied.
+fn applied_of(c: &rusqlite::Connection, seqs: &[i64]) -> Result<Vec<i64>> {
+    let mark: i64 = c.prepare_cached("SELECT seq FROM applied_mark")?.query_row([], |r| r.get(0))?;
+    let mut listed = c.prepare_cached("SELECT 1 FROM applied_events WHERE seq = ?")?;
+    let mut held = c.prepare_cached("SELECT 1 FROM held_events WHERE seq = ?")?;
+    let mut out = Vec::new();
+    for &seq in seqs {
+        let applied = if seq > mark {
+            listed.query_row([seq], |_| Ok(())).optional()?.is_some()
+        } else {
+            held.query_row([seq], |_| Ok(())).optional()?.is_none()
+        };
+        if applied {
+            out.push(seq);
+        }
+    }
+    Ok(out)
 }

@@ -2,22 +2,29 @@
 //! the events file).
 //!
 //! Events are stored in a file of their own and never updated; what the rules applied is
-//! recorded in the main file (`applied_events`, and `applied_mark`: every event at or below it
-//! is applied). The rules' pending read would otherwise scan every applied event above the
-//! mark, and an event held back for long keeps the mark down. So each event is read from the
-//! events file once, by a cursor over sequence numbers, and kept here until a commit that
-//! records it applied is committed (the writer's sink, [`Unapplied::committed`]).
+//! recorded in the main file: above `applied_mark`, the events listed in `applied_events`;
+//! at or below it, every event but those listed in `held_events`. The mark follows the
+//! cursor below, so both lists stay short whatever an event held back for long does. Each
+//! event is read from the events file once, by a cursor over sequence numbers, and kept here
+//! until a commit that records it applied is committed (the writer's sink,
+//! [`Unapplied::committed`]).
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use rusqlite::OptionalExtension;
+
 use super::direct::Owned;
 use crate::{PendingEvent, Result};
 
-/// Applied events below the lowest unapplied one are folded into the mark once this many
-/// have gathered: the mark's row and the deletion then touch a few pages now and then.
+/// The mark moves up once it can move this far: the mark's row and the deletion then touch
+/// a few pages now and then.
 const MARK_STEP: i64 = 512;
+
+/// Steps behind the cursor at which the mark passes an event held back (naming it, and the
+/// other unapplied events it passes, in `held_events`).
+const PINNED_STEPS: i64 = 8;
 
 /// The unapplied events of one database, its cursor and the stored mark.
 pub(crate) struct Unapplied {
@@ -38,8 +45,6 @@ struct Inner {
     events: BTreeMap<i64, PendingEvent>,
     /// Applied by a commit before the cursor reached them (their reads skip them).
     early: HashSet<i64>,
-    /// The mark as last written (or read at load).
-    mark: i64,
 }
 
 impl Unapplied {
@@ -59,6 +64,11 @@ impl Unapplied {
     /// Events up to `seq` are on disk.
     pub(crate) fn synced_upto(&self, seq: i64) {
         self.synced.fetch_max(seq, Ordering::AcqRel);
+    }
+
+    /// The events file ends at `seq`, all of it on disk (after a move of events into it).
+    pub(crate) fn synced_exactly(&self, seq: i64) {
+        self.synced.store(seq, Ordering::Release);
     }
 
     /// The writer's sink: these events' applied records are committed.
@@ -84,26 +94,28 @@ impl Unapplied {
             if upto <= cursor {
                 return Ok(());
             }
-            let read = read_events(events, cursor, upto).await?;
-            self.add(read, upto, None);
+            let read = read_events_skipping(events, cursor, upto, &HashSet::new()).await?;
+            self.add(read, upto, false);
             return Ok(());
         }
-        let (mark, applied) = main
+        let (mark, held, applied) = main
             .read(|c| {
                 let mark: i64 = c.prepare_cached("SELECT seq FROM applied_mark")?.query_row([], |r| r.get(0))?;
+                let mut st = c.prepare_cached("SELECT seq FROM held_events")?;
+                let held = st.query_map([], |r| r.get::<_, i64>(0))?.collect::<rusqlite::Result<Vec<i64>>>()?;
                 let mut st = c.prepare_cached("SELECT seq FROM applied_events WHERE seq > ?")?;
                 let applied =
                     st.query_map([mark], |r| r.get::<_, i64>(0))?.collect::<rusqlite::Result<HashSet<i64>>>()?;
-                Ok((mark, applied))
+                Ok((mark, held, applied))
             })
             .await?;
-        let read = read_events(events, mark, upto).await?;
-        let read = read.into_iter().filter(|e| !applied.contains(&e.seq)).collect();
-        self.add(read, upto.max(mark), Some(mark));
+        let mut read = read_held(events, &held).await?;
+        read.extend(read_events_skipping(events, mark, upto, &applied).await?);
+        self.add(read, upto.max(mark), true);
         Ok(())
     }
 
-    fn add(&self, read: Vec<PendingEvent>, upto: i64, mark: Option<i64>) {
+    fn add(&self, read: Vec<PendingEvent>, upto: i64, load: bool) {
         let mut g = self.lock();
         for e in read {
             if !g.early.remove(&e.seq) {
@@ -113,8 +125,7 @@ impl Unapplied {
         g.cursor = g.cursor.max(upto);
         let cursor = g.cursor;
         g.early.retain(|&s| s > cursor);
-        if let Some(m) = mark {
-            g.mark = m;
+        if load {
             g.loaded = true;
         }
     }
@@ -145,41 +156,74 @@ impl Unapplied {
         i64::try_from(s.len()).unwrap_or(i64::MAX)
     }
 
-    /// Whether session `id` has an unapplied event read so far.
-    pub(crate) fn has_session(&self, id: &str) -> bool {
-        self.lock().events.values().any(|e| e.session_id == id)
+    /// Whether session `id` has an unapplied event read so far, and the cursor (both of one
+    /// moment: later events are unapplied too).
+    pub(crate) fn has_session(&self, id: &str) -> (bool, i64) {
+        let g = self.lock();
+        (g.events.values().any(|e| e.session_id == id), g.cursor)
     }
 
-    /// A new mark to store, when enough applied events lie below the oldest unapplied one:
-    /// every event at or below it is applied by commits already made (the events of commits
-    /// in flight are still in the set).
-    pub(crate) fn mark_due(&self) -> Option<i64> {
+    /// When the stored mark (`stored`) is due to move: the new mark and the unapplied events
+    /// at or below it that the held list must name. The mark follows the oldest unapplied
+    /// event (nothing to name); when that one is held back far behind the cursor, it moves
+    /// to the cursor (every event at or below it has been read) and names the unapplied ones
+    /// it passes. Some of those may be applied by the transaction asking, or by one
+    /// committed whose sink has not run: the caller leaves out those `applied_events` lists.
+    pub(crate) fn mark_due(&self, stored: i64) -> Option<(i64, Vec<i64>)> {
         let g = self.lock();
         if !g.loaded {
             return None;
         }
-        let low = g.events.keys().next().map_or(g.cursor, |s| s - 1);
-        (low >= g.mark + MARK_STEP).then_some(low)
-    }
-
-    /// The mark was stored (in a commit that may yet fail: a lower stored mark is still true).
-    pub(crate) fn marked(&self, mark: i64) {
-        let mut g = self.lock();
-        g.mark = g.mark.max(mark);
+        let low = g.events.keys().next().map_or(g.cursor, |s| s - 1).min(g.cursor);
+        if low >= stored + MARK_STEP {
+            return Some((low, Vec::new()));
+        }
+        if g.cursor >= stored + MARK_STEP * PINNED_STEPS {
+            return Some((g.cursor, g.events.range(stored + 1..=g.cursor).map(|(s, _)| *s).collect()));
+        }
+        None
     }
 }
 
-/// Events of the events file with `after < seq <= upto`, in order.
-async fn read_events(events: &Owned, after: i64, upto: i64) -> Result<Vec<PendingEvent>> {
+/// The held events (at or below the mark), by number.
+async fn read_held(events: &Owned, held: &[i64]) -> Result<Vec<PendingEvent>> {
+    if held.is_empty() {
+        return Ok(Vec::new());
+    }
+    events
+        .read(|c| {
+            let mut st = c.prepare_cached("SELECT seq, session_id, body, received_at FROM events WHERE seq = ?")?;
+            let mut out = Vec::with_capacity(held.len());
+            for &seq in held {
+                if let Some(e) = st.query_row([seq], pending_row).optional()? {
+                    out.push(e);
+                }
+            }
+            Ok(out)
+        })
+        .await
+}
+
+fn pending_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PendingEvent> {
+    Ok(PendingEvent { seq: r.get(0)?, session_id: r.get(1)?, body: r.get(2)?, received_at: r.get(3)? })
+}
+
+/// Events of the events file with `after < seq <= upto`, in order, leaving out `skip` (their
+/// bodies are never copied).
+async fn read_events_skipping(events: &Owned, after: i64, upto: i64, skip: &HashSet<i64>) -> Result<Vec<PendingEvent>> {
     events
         .read(|c| {
             let mut st = c.prepare_cached(
                 "SELECT seq, session_id, body, received_at FROM events WHERE seq > ? AND seq <= ? ORDER BY seq",
             )?;
-            let rows = st.query_map([after, upto], |r| {
-                Ok(PendingEvent { seq: r.get(0)?, session_id: r.get(1)?, body: r.get(2)?, received_at: r.get(3)? })
-            })?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+            let mut rows = st.query([after, upto])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                if !skip.contains(&r.get(0)?) {
+                    out.push(pending_row(r)?);
+                }
+            }
+            Ok(out)
         })
         .await
 }
