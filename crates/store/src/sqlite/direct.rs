@@ -387,6 +387,11 @@ impl Owned {
             // The hold's own writes are not committed yet: only the writer sees them.
             return h.with(|w| f(&w.conn))?;
         }
+        self.read_committed(f).await
+    }
+
+    /// Runs `f` on a reader, inside a hold too: what is committed, without the hold's writes.
+    pub(crate) async fn read_committed<T>(&self, f: impl FnOnce(&rusqlite::Connection) -> Result<T>) -> Result<T> {
         for r in &self.read {
             if let Ok(c) = r.try_lock() {
                 return f(&c);
@@ -438,7 +443,15 @@ impl Held {
         }
         let mut g = self.writer.lock().map_err(|_| std::io::Error::other("the held writer's lock is poisoned"))?;
         let w = g.as_mut().ok_or_else(|| std::io::Error::other("the writer is no longer held"))?;
-        Ok(f(w))
+        let begun = w.group.as_ref().is_some_and(|g| g.members > 0);
+        let out = f(w);
+        if begun && w.group.is_none() {
+            // The transaction holding the hold's earlier writes is gone (rolled back, by a
+            // failed write of the whole or by SQLite itself): none of the later writes may
+            // commit without them.
+            self.undone.store(true, Ordering::Release);
+        }
+        Ok(out)
     }
 }
 
@@ -505,8 +518,9 @@ impl Writer {
         super::staged::take();
         match f(&self.conn) {
             Ok(v) => {
-                run_cached(&self.conn, "RELEASE w")?;
+                // Before the release: should it fail, the write stays in the transaction.
                 self.applied.extend(super::staged::take());
+                run_cached(&self.conn, "RELEASE w")?;
                 if let Some(g) = &mut self.group {
                     g.members += 1;
                 }

@@ -88,7 +88,11 @@ pub(crate) fn move_events(path: &Path) -> Result<i64> {
     }
     let events_file = events_path(path);
     let ev = direct::open_one(&events_file, "FULL")?;
-    let held: i64 = ev.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
+    let held: i64 = ev.query_row(
+        "SELECT (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM native_events) + (SELECT COUNT(*) FROM native_sessions)",
+        [],
+        |r| r.get(0),
+    )?;
     let ours: i64 = ev.query_row("SELECT COUNT(*) FROM moving", [], |r| r.get(0))?;
     if held > 0 && ours == 0 {
         return Err(StoreError::Conflict(format!(

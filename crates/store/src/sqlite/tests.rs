@@ -240,6 +240,41 @@ async fn applied_events_survive_restarts_and_rollbacks() {
     assert_eq!(held, 0, "applying the held event releases it");
 }
 
+/// An event applied in the stored state but still in the unapplied set (as a commit whose
+/// outcome was lost would leave it) leaves the set when a commit inside a hold, the rules'
+/// way on SQLite, is refused for it; the next commits go on.
+#[tokio::test]
+async fn a_refused_commit_in_a_hold_heals_the_set() {
+    use crate::{EventStore, OutboxStore, SessionStore, StepCommit};
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = SqliteStore::open(&dir.path().join("casebridge.db")).await.expect("open");
+    store.migrate().await.expect("migrate");
+    let events: Vec<NewEvent> = (1..=3).map(|i| event(&format!("e{i}"), "s1")).collect();
+    store.ingest_groups(&[&events[..]]).await.expect("ingest");
+    assert_eq!(store.pending_events(None, 10).await.expect("pending").len(), 3);
+    // Event 1 applied behind the set's back.
+    store
+        .owned
+        .write(|c| Ok(c.execute("INSERT INTO applied_events (seq) VALUES (1)", [])?))
+        .await
+        .expect("applied elsewhere");
+    let step = |seqs: Vec<i64>| StepCommit { event_seqs: seqs, ..StepCommit::bare("s1", "{}".into()) };
+    let refused = std::sync::Mutex::new(None);
+    store
+        .in_one_commit(Box::pin(async {
+            let out = store.commit_steps(vec![step(vec![1, 2])]).await;
+            *refused.lock().expect("lock") = Some(out);
+        }))
+        .await
+        .expect("hold");
+    let out = refused.lock().expect("lock").take().expect("ran");
+    assert!(matches!(out, Err(crate::StoreError::Fenced(_))), "{out:?}");
+    let pending: Vec<i64> = store.pending_events(None, 10).await.expect("pending").iter().map(|e| e.seq).collect();
+    assert_eq!(pending, vec![2, 3], "event 1 left the set; event 2 of the refused commit stays");
+    store.commit_steps(vec![step(vec![2, 3])]).await.expect("the rest applies");
+    assert!(store.pending_events(None, 10).await.expect("pending").is_empty());
+}
+
 /// A main file from before the events file beside an events file that holds events (a
 /// rollback's restored main file next to a later events file) is refused, not emptied.
 #[tokio::test]

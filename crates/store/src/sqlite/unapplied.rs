@@ -26,6 +26,9 @@ const MARK_STEP: i64 = 512;
 /// other unapplied events it passes, in `held_events`).
 const PINNED_STEPS: i64 = 8;
 
+/// Unapplied events the mark passes at most in one move (else it waits for them).
+const MAX_HELD: usize = 256;
+
 /// The unapplied events of one database, its cursor and the stored mark.
 pub(crate) struct Unapplied {
     inner: Mutex<Inner>,
@@ -179,7 +182,12 @@ impl Unapplied {
             return Some((low, Vec::new()));
         }
         if g.cursor >= stored + MARK_STEP * PINNED_STEPS {
-            return Some((g.cursor, g.events.range(stored + 1..=g.cursor).map(|(s, _)| *s).collect()));
+            // Only past a few held events: a backlog behind the cursor is not listed, it
+            // is applied soon and the mark then follows it.
+            let passed: Vec<i64> = g.events.range(stored + 1..=g.cursor).map(|(s, _)| *s).take(MAX_HELD + 1).collect();
+            if passed.len() <= MAX_HELD {
+                return Some((g.cursor, passed));
+            }
         }
         None
     }
