@@ -31,6 +31,7 @@ mod sessions;
 mod settings;
 mod staged;
 mod unapplied;
+mod writer;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
