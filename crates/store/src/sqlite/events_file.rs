@@ -102,9 +102,14 @@ pub(crate) fn move_events(path: &Path) -> Result<i64> {
             events_file.display()
         )));
     }
+    // The main file's write lock across the copy: nothing (an earlier version still running)
+    // adds an event there that the copy would miss.
+    main.execute_batch("BEGIN IMMEDIATE")?;
     ev.execute("ATTACH DATABASE ?1 AS old", [path.to_string_lossy().as_ref()])?;
+    // Deferred: the first write locks the events file alone (IMMEDIATE would also want the
+    // attached main file's lock, which the other connection holds).
     ev.execute_batch(
-        "BEGIN IMMEDIATE;
+        "BEGIN;
          DELETE FROM main.events; DELETE FROM main.native_events; DELETE FROM main.native_sessions;
          INSERT INTO main.moving (id) VALUES (1) ON CONFLICT DO NOTHING;
          INSERT INTO main.events (seq, id, session_id, type, at, body, received_at)
@@ -118,8 +123,7 @@ pub(crate) fn move_events(path: &Path) -> Result<i64> {
     )?;
     let moved: i64 = ev.query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))?;
     main.execute_batch(
-        "BEGIN IMMEDIATE;
-         UPDATE applied_mark SET seq = COALESCE((SELECT MAX(seq) FROM events), 0);
+        "UPDATE applied_mark SET seq = COALESCE((SELECT MAX(seq) FROM events), 0);
          INSERT INTO held_events (seq) SELECT seq FROM events WHERE applied = 0;
          DROP TABLE events; DROP TABLE native_events; DROP TABLE native_sessions;
          COMMIT;",
