@@ -177,19 +177,19 @@ impl Unapplied {
         if !g.loaded {
             return None;
         }
-        let low = g.events.keys().next().map_or(g.cursor, |s| s - 1).min(g.cursor);
+        // Those at or below the stored mark are listed already.
+        let above: Vec<i64> = g.events.range(stored + 1..=g.cursor).map(|(s, _)| *s).take(MAX_HELD + 1).collect();
+        let low = above.first().map_or(g.cursor, |s| s - 1);
         if low >= stored + MARK_STEP {
             return Some((low, Vec::new()));
         }
-        if g.cursor >= stored + MARK_STEP * PINNED_STEPS {
-            // Only past a few held events: a backlog behind the cursor is not listed, it
-            // is applied soon and the mark then follows it.
-            let passed: Vec<i64> = g.events.range(stored + 1..=g.cursor).map(|(s, _)| *s).take(MAX_HELD + 1).collect();
-            if passed.len() <= MAX_HELD {
-                return Some((g.cursor, passed));
-            }
-        }
-        None
+        // Held back far behind the cursor: past at most MAX_HELD unapplied events, up to the
+        // cursor or to just below the next one (a backlog is not listed: it is applied soon).
+        let (to, passed) = match above.get(MAX_HELD) {
+            Some(next) => (next - 1, above[..MAX_HELD].to_vec()),
+            None => (g.cursor, above),
+        };
+        (to >= stored + MARK_STEP * PINNED_STEPS).then_some((to, passed))
     }
 }
 
@@ -234,4 +234,47 @@ async fn read_events_skipping(events: &Owned, after: i64, upto: i64, skip: &Hash
             Ok(out)
         })
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(cursor: i64, seqs: impl IntoIterator<Item = i64>) -> Unapplied {
+        let u = Unapplied::new(cursor);
+        {
+            let mut g = u.lock();
+            g.loaded = true;
+            g.cursor = cursor;
+            for seq in seqs {
+                let e = PendingEvent { seq, session_id: "s".into(), body: "{}".into(), received_at: String::new() };
+                g.events.insert(seq, e);
+            }
+        }
+        u
+    }
+
+    #[test]
+    fn the_mark_follows_the_oldest_unapplied_event_above_it() {
+        // Event 5 is held below the stored mark 100: the mark still follows the others.
+        let u = with(2_000, [5, 900, 901]);
+        assert_eq!(u.mark_due(100), Some((899, vec![])));
+        assert_eq!(u.mark_due(899), None, "not far enough yet");
+    }
+
+    #[test]
+    fn the_mark_passes_a_held_event_but_not_a_backlog() {
+        // Event 1,000 held back; 5,000 later events applied; a backlog of 300 at the cursor.
+        let backlog = 9_701..=10_000;
+        let u = with(10_000, std::iter::once(1_000).chain(backlog.clone()));
+        let (to, passed) = u.mark_due(900).expect("due");
+        assert_eq!(passed, [1_000].into_iter().chain(9_701..=9_955).collect::<Vec<_>>());
+        assert_eq!(to, 9_955, "just below the first unapplied event it does not list");
+        // With no backlog, it goes to the cursor.
+        let u = with(10_000, [1_000]);
+        assert_eq!(u.mark_due(900), Some((10_000, vec![1_000])));
+        // Not held back far enough: nothing.
+        let u = with(4_000, [1_000]);
+        assert_eq!(u.mark_due(900), None);
+    }
 }
