@@ -275,6 +275,37 @@ async fn a_refused_commit_in_a_hold_heals_the_set() {
     assert!(store.pending_events(None, 10).await.expect("pending").is_empty());
 }
 
+/// A move cut short after its copy (the events file holds the copy and its marker, the main
+/// file still its events) is made again whole, with what arrived in the main file since.
+#[tokio::test]
+async fn a_move_cut_short_is_made_again() {
+    use crate::EventStore;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (path, pool) = migrated_before(&dir, 15).await;
+    for (id, applied) in [("e1", 1), ("e2", 0)] {
+        sqlx::query("INSERT INTO events (id, session_id, type, at, body, received_at, applied) VALUES (?, 's1', 'x', 'a', '{}', 'r', ?)")
+            .bind(id).bind(applied).execute(&pool).await.expect("old event");
+    }
+    pool.close().await;
+    // The copy of an earlier attempt, with e1 only, and its marker.
+    prepare_events_file(&events_path(&path), true).expect("events file");
+    let c = rusqlite::Connection::open(events_path(&path)).expect("open events file");
+    c.execute_batch(
+        "INSERT INTO events (seq, id, session_id, type, at, body, received_at) VALUES (1, 'e1', 's1', 'x', 'a', '{}', 'r');
+         INSERT INTO moving (id) VALUES (1);",
+    )
+    .expect("an earlier copy");
+    drop(c);
+    let store = SqliteStore::open(&path).await.expect("open");
+    store.migrate().await.expect("the move is made again");
+    assert_eq!(event_numbers(&store).await, vec![("e1".to_string(), 1), ("e2".to_string(), 2)]);
+    let pending: Vec<i64> = store.pending_events(None, 10).await.expect("pending").iter().map(|e| e.seq).collect();
+    assert_eq!(pending, vec![2]);
+    let marker: i64 =
+        store.events.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM moving", [], |r| r.get(0))?)).await.expect("marker");
+    assert_eq!(marker, 0, "the marker goes with the move's end");
+}
+
 /// A main file from before the events file beside an events file that holds events (a
 /// rollback's restored main file next to a later events file) is refused, not emptied.
 #[tokio::test]
