@@ -274,7 +274,10 @@ impl AgentStore for SqliteStore {
         // gets the wrap-up again; the other way round, a retry would send the CRM writes twice.
         let outcome = self.ingest(std::slice::from_ref(event)).await?;
         if let Some(c) = outcome.conflicts.first() {
-            return Err(StoreError::Conflict(format!("event id {} is taken by another event", c.id)));
+            return Err(StoreError::Conflict(format!(
+                "the wrap-up's event id {} is taken by another event; nothing was stored: save the wrap-up again",
+                c.id
+            )));
         }
         // The agent is told it is saved: fsync like event intake.
         let mut conn = self.durable.acquire().await?;

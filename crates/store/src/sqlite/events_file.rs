@@ -81,13 +81,13 @@ pub(crate) fn move_events(path: &Path) -> Result<i64> {
         main.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'", [], |r| {
             r.get(0)
         })?;
-    if old == 0 {
-        // A move finished after its copy: its marker must not let a later one overwrite events.
-        direct::open_one(&events_path(path), "FULL")?.execute("DELETE FROM moving", [])?;
-        return check_pair(&main, path);
-    }
     let events_file = events_path(path);
     let ev = direct::open_one(&events_file, "FULL")?;
+    if old == 0 {
+        // A move finished after its copy: its marker must not let a later one overwrite events.
+        ev.execute("DELETE FROM moving", [])?;
+        return check_pair(&main, &ev, path);
+    }
     let held: i64 = ev.query_row(
         "SELECT (SELECT COUNT(*) FROM events) + (SELECT COUNT(*) FROM native_events) + (SELECT COUNT(*) FROM native_sessions)",
         [],
@@ -130,13 +130,13 @@ pub(crate) fn move_events(path: &Path) -> Result<i64> {
     )?;
     ev.execute("DELETE FROM moving", [])?;
     tracing::info!(events = moved, file = %events_file.display(), "Events moved into the events file.");
-    check_pair(&main, path)
+    check_pair(&main, &ev, path)
 }
 
 /// Refuses a main file that records applied an event its events file does not have (the two
 /// restored from different backups): new events would take those numbers and count as
 /// applied. Returns the events file's last event number.
-fn check_pair(main: &rusqlite::Connection, path: &Path) -> Result<i64> {
+fn check_pair(main: &rusqlite::Connection, ev: &rusqlite::Connection, path: &Path) -> Result<i64> {
     let events_file = events_path(path);
     // The main file first: events only come after what it records.
     let recorded: i64 = main.query_row(
@@ -144,7 +144,6 @@ fn check_pair(main: &rusqlite::Connection, path: &Path) -> Result<i64> {
         [],
         |r| r.get(0),
     )?;
-    let ev = direct::open_one(&events_file, "FULL")?;
     let last: i64 = ev.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
     if recorded > last {
         return Err(StoreError::Conflict(format!(

@@ -87,10 +87,11 @@ pub(crate) async fn commit_steps_on(
     owned
         .write_whole(|c| {
             let now = ts(Utc::now());
-            for s in steps {
-                commit_one_r(c, s, &now)?;
-            }
+            // The mark moves only below, after the steps: one read for them all.
             let stored: i64 = c.prepare_cached("SELECT seq FROM applied_mark")?.query_row([], |r| r.get(0))?;
+            for s in steps {
+                commit_one_r(c, s, &now, stored)?;
+            }
             if let Some((mark, unread)) = unapplied.mark_due(stored) {
                 // Every event up to the new mark is applied but those still held back.
                 let mut listed = c.prepare_cached("SELECT 1 FROM applied_events WHERE seq = ?")?;
@@ -110,7 +111,7 @@ pub(crate) async fn commit_steps_on(
 
 /// Applies one rules step: the session row, its timeline, outbox and activity lines, and
 /// marks its events applied.
-pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) -> Result<()> {
+pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str, mark: i64) -> Result<()> {
     let (account_key, mut account_id) = split_ref(&s.account);
     let (record_key, mut record_id) = split_ref(&s.record);
     let crm_id = |k: &str| -> Result<Option<String>> {
@@ -175,13 +176,11 @@ pub(crate) fn commit_one_r(c: &rusqlite::Connection, s: &StepCommit, now: &str) 
         upsert_activity_r(c, a, false)?;
     }
     // Above the mark an applied event is listed; at or below it, a held one is.
-    let mut applied = c.prepare_cached(
-        "INSERT INTO applied_events (seq) SELECT ?1 WHERE ?1 > (SELECT seq FROM applied_mark) ON CONFLICT DO NOTHING",
-    )?;
-    let mut released =
-        c.prepare_cached("DELETE FROM held_events WHERE seq = ?1 AND ?1 <= (SELECT seq FROM applied_mark)")?;
+    let mut applied = c.prepare_cached("INSERT INTO applied_events (seq) VALUES (?) ON CONFLICT DO NOTHING")?;
+    let mut released = c.prepare_cached("DELETE FROM held_events WHERE seq = ?")?;
     for &seq in &s.event_seqs {
-        if applied.execute([seq])? + released.execute([seq])? != 1 {
+        let changed = if seq > mark { applied.execute([seq])? } else { released.execute([seq])? };
+        if changed != 1 {
             return Err(crate::StoreError::Fenced(format!(
                 "event {seq} of session {} is already applied",
                 s.session_id
