@@ -47,8 +47,10 @@ pub(super) async fn commit_and_deliver(
                 out = Err(e);
                 return;
             }
-            // Should the steps' commit fail after this, the whole transaction is rolled back,
-            // the built-in CRM's objects with it; the batch, made again, repeats the writes.
+            // Should the steps' commit fail after this, the transaction is rolled back, the
+            // built-in CRM's objects with it, when the hold has it alone (as rules holds do);
+            // one that joined an open group keeps them. Either way the batch, made again,
+            // repeats the writes, which land on the same objects (each carries its key).
             told = deliver_new(p, &crm, &mut commits, ops).await;
             out = match p.store.commit_steps(commits).await {
                 // A delivery failure undoes only its own writes (each in a savepoint): the

@@ -269,20 +269,23 @@ impl AgentStore for SqliteStore {
         event: &NewEvent,
     ) -> Result<String> {
         use sqlx::Connection;
-        // The event first, in the events file (the two files cannot commit together): should
-        // the rest not be stored, the agent is told so and saves again, and the session data
-        // gets the wrap-up again; the other way round, a retry would send the CRM writes twice.
-        let outcome = self.ingest(std::slice::from_ref(event)).await?;
-        if let Some(c) = outcome.conflicts.first() {
-            return Err(StoreError::Conflict(format!(
-                "the wrap-up's event id {} is taken by another event; nothing was stored: save the wrap-up again",
-                c.id
-            )));
-        }
         // The agent is told it is saved: fsync like event intake.
         let mut conn = self.durable.acquire().await?;
         async {
+            // The main file's write lock first, held until the writes are committed: the rules
+            // cannot commit the event's step before them, so its writes follow the wrap-up's
+            // in the lane, as when the event was in the same file.
             let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+            // Then the event, in the events file (the two files cannot commit together): should
+            // the rest not be stored, the agent is told so and saves again, and the session data
+            // gets the wrap-up again; the other way round, a retry would send the CRM writes twice.
+            let outcome = self.ingest(std::slice::from_ref(event)).await?;
+            if let Some(c) = outcome.conflicts.first() {
+                return Err(StoreError::Conflict(format!(
+                    "the wrap-up's event id {} is taken by another event; nothing was stored: save the wrap-up again",
+                    c.id
+                )));
+            }
             upsert_activity(&mut tx, a, true).await?;
             for e in timeline {
                 insert_timeline(&mut tx, &a.session_id, e).await?;
