@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::SqliteStore;
-use super::rows::{insert_command, insert_timeline, upsert_activity};
+use super::rows::{insert_command, insert_command_r, insert_timeline_r, upsert_activity_r};
 use crate::agents::*;
 use crate::{EventStore, NewCommand, NewEvent, Result, StoreError, parse_ts, ts};
 
@@ -268,40 +268,40 @@ impl AgentStore for SqliteStore {
         commands: &[NewCommand],
         event: &NewEvent,
     ) -> Result<String> {
-        use sqlx::Connection;
-        // The agent is told it is saved: fsync like event intake.
-        let mut conn = self.durable.acquire().await?;
-        async {
-            // The main file's write lock first, held until the writes are committed: the rules
-            // cannot commit the event's step before them, so its writes follow the wrap-up's
-            // in the lane, as when the event was in the same file.
-            let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-            // Then the event, in the events file (the two files cannot commit together): should
-            // the rest not be stored, the agent is told so and saves again, and the session data
-            // gets the wrap-up again; the other way round, a retry would send the CRM writes twice.
-            let outcome = self.ingest(std::slice::from_ref(event)).await?;
-            if let Some(c) = outcome.conflicts.first() {
-                return Err(StoreError::Conflict(format!(
-                    "the wrap-up's event id {} is taken by another event; nothing was stored: save the wrap-up again",
-                    c.id
-                )));
-            }
-            upsert_activity(&mut tx, a, true).await?;
-            for e in timeline {
-                insert_timeline(&mut tx, &a.session_id, e).await?;
-            }
-            let now = ts(Utc::now());
-            for c in commands {
-                insert_command(&mut tx, c, &now).await?;
-            }
-            let id: String = sqlx::query_scalar("SELECT id FROM platform_activities WHERE ext_key = ?")
-                .bind(&a.ext_key)
-                .fetch_one(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok::<_, StoreError>(id)
-        }
-        .await
+        // The main file's writer first, held until the writes are committed: the rules cannot
+        // commit the event's step before them, so the writes it gives follow the wrap-up's in
+        // the lane, as when the event was in the same file. Other writes wait for the writer
+        // without holding a thread meanwhile.
+        self.owned
+            .hold(async {
+                // Then the event, in the events file (the two files cannot commit together):
+                // should the rest not be stored, the agent is told so and saves again, and the
+                // session data gets the wrap-up again; the other way round, a retry would send
+                // the CRM writes twice.
+                let outcome = self.ingest(std::slice::from_ref(event)).await?;
+                if let Some(c) = outcome.conflicts.first() {
+                    return Err(StoreError::Conflict(format!(
+                        "the wrap-up's event id {} is taken by another event; nothing was stored: save the wrap-up again",
+                        c.id
+                    )));
+                }
+                // The agent is told it is saved: synced like event intake.
+                self.owned
+                    .durable(|c| {
+                        upsert_activity_r(c, a, true)?;
+                        for e in timeline {
+                            insert_timeline_r(c, &a.session_id, e)?;
+                        }
+                        let now = ts(Utc::now());
+                        for cmd in commands {
+                            insert_command_r(c, cmd, &now)?;
+                        }
+                        Ok(c.prepare_cached("SELECT id FROM platform_activities WHERE ext_key = ?")?
+                            .query_row([&a.ext_key], |r| r.get::<_, String>(0))?)
+                    })
+                    .await
+            })
+            .await?
     }
 
     async fn activities(&self, f: &ActivityFilter) -> Result<Vec<ActivityRow>> {

@@ -55,11 +55,6 @@ pub(crate) fn outbox_row_r(r: &rusqlite::Row<'_>) -> rusqlite::Result<OutboxRow>
 }
 
 /// Appends a line to a session's timeline.
-pub(crate) async fn insert_timeline(tx: &mut sqlx::SqliteConnection, session_id: &str, e: &Entry) -> Result<()> {
-    direct(tx, |c| insert_timeline_r(c, session_id, e)).await
-}
-
-/// [`insert_timeline`] on the handle.
 pub(crate) fn insert_timeline_r(c: &rusqlite::Connection, session_id: &str, e: &Entry) -> Result<()> {
     let native = e.native.as_ref().map(serde_json::to_string).transpose()?;
     c.prepare_cached("INSERT INTO timeline (session_id, at, kind, summary, rule, native) VALUES (?, ?, ?, ?, ?, ?)")?
@@ -408,11 +403,6 @@ pub(crate) fn next_id_r(c: &rusqlite::Connection, table: &str, prefix: &str) -> 
 
 /// Writes an activity line; `replace` counts a new revision (a later wrap-up), otherwise a
 /// replayed line changes nothing.
-pub(crate) async fn upsert_activity(tx: &mut sqlx::SqliteConnection, a: &NewActivity, replace: bool) -> Result<()> {
-    direct(tx, |c| upsert_activity_r(c, a, replace)).await
-}
-
-/// [`upsert_activity`] on the handle.
 pub(crate) fn upsert_activity_r(c: &rusqlite::Connection, a: &NewActivity, replace: bool) -> Result<()> {
     let now = ts(Utc::now());
     let id = next_id_r(c, "platform_activities", "pa_")?;

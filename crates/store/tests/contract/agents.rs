@@ -158,3 +158,33 @@ pub async fn enabled_fields_keep_the_first_time(store: Arc<dyn Store>) {
     assert_eq!(got, [("channel", "casebridge_channel"), ("queue", "casebridge_queue")]);
     assert_eq!(fields[1].enabled_at, at(1));
 }
+
+/// The rules apply a wrap-up's event only once its writes are stored: the writes the event's
+/// step gives follow the wrap-up's in their lane.
+pub async fn a_wrapup_event_is_applied_after_its_writes(store: Arc<dyn Store>) {
+    let wrap = NewActivity { action: Some("log".into()), ..activity("sw", "call_log", None, 1) };
+    let writes: Vec<_> = (0..20).map(|i| command(&format!("wrap-{i}"), "lane", "sw", &[])).collect();
+    let wrapup = {
+        let store = store.clone();
+        tokio::spawn(async move { store.wrapup_commit(&wrap, &[], &writes, &event("wu-sw", "sw")).await })
+    };
+    // As soon as the event can be read as pending, a rules step applies it with a write of its
+    // own in the same lane.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let seq = loop {
+        let pending = store.pending_events(None, 100).await.expect("pending");
+        if let Some(e) = pending.iter().find(|e| e.session_id == "sw") {
+            break e.seq;
+        }
+        assert!(std::time::Instant::now() < deadline, "the wrap-up's event never became pending");
+        tokio::task::yield_now().await;
+    };
+    let applied =
+        StepCommit { event_seqs: vec![seq], commands: vec![command("rules-sw", "lane", "sw", &[])], ..step("sw") };
+    store.commit_steps(vec![applied]).await.expect("the step commits");
+    wrapup.await.expect("task").expect("wrap-up");
+    let keys: Vec<String> =
+        store.list_commands(OutboxState::Pending, 50).await.expect("list").into_iter().map(|c| c.key).collect();
+    assert_eq!(keys.len(), 21, "{keys:?}");
+    assert_eq!(keys.last().map(String::as_str), Some("rules-sw"), "the step's write after the wrap-up's: {keys:?}");
+}

@@ -110,6 +110,7 @@ macro_rules! all_cases {
                 agent_busy_while_on_a_session_not_over,
                 dial_requests_with_their_handoff,
                 activities_filter_and_wrapup_revisions,
+                a_wrapup_event_is_applied_after_its_writes,
                 enabled_fields_keep_the_first_time,
             ],
         });
