@@ -196,9 +196,10 @@ pub trait AgentStore: Send + Sync + 'static {
     async fn dial_create(&self, d: &DialRequestRow, command: Option<&NewCommand>) -> Result<()>;
     /// One dial request.
     async fn dial(&self, id: &str) -> Result<Option<DialRequestRow>>;
-    /// Writes a wrap-up: its activity line (replacing an earlier one), timeline lines, outbox
-    /// rows and the event that carries it to the session's data, in one durable commit.
-    /// Returns the activity id.
+    /// Writes a wrap-up durably: its activity line (replacing an earlier one), timeline lines,
+    /// outbox rows and the event that carries it to the session's data. The rules apply the
+    /// event only after the rest is stored (PostgreSQL: one commit; SQLite: the event in its
+    /// file first, the main file's writer held across both). Returns the activity id.
     async fn wrapup_commit(
         &self,
         a: &NewActivity,

@@ -219,8 +219,8 @@ pub async fn wrapup(
         session_at: log.session_at,
     };
 
-    // The session data carries the wrap-up too: through the rules, like any event, stored in
-    // the same commit as the wrap-up itself.
+    // The session data carries the wrap-up too: through the rules, like any event, stored with
+    // the wrap-up and applied after its writes (see `AgentStore::wrapup_commit`).
     let ev = casebridge_rules::event::Event {
         id: wrapup_event_id(&id, &nonce),
         session_id: id.clone(),

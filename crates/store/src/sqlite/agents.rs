@@ -270,8 +270,8 @@ impl AgentStore for SqliteStore {
     ) -> Result<String> {
         // The main file's writer first, held until the writes are committed: the rules cannot
         // commit the event's step before them, so the writes it gives follow the wrap-up's in
-        // the lane, as when the event was in the same file. Other writes wait for the writer
-        // without holding a thread meanwhile.
+        // the lane, as when the event was in the same file. Other writes through the main
+        // writer queue for it meanwhile without holding a thread.
         self.owned
             .hold(async {
                 // Then the event, in the events file (the two files cannot commit together):

@@ -1,7 +1,7 @@
 //! SQLite implementation. The hot paths (intake, rules commits and reads, outbox progress, the
 //! built-in CRM) run on connections the store holds itself, one writer and a few readers
 //! (see `direct`); the rest goes through sqlx pools: a writer, a `synchronous=FULL` writer
-//! for acknowledged writes (native intake, wrap-ups, settings) and readers. Every write
+//! for acknowledged settings, and readers. Every write
 //! transaction takes the lock at its start (`BEGIN IMMEDIATE`), so writers queue on SQLite's
 //! busy handler rather than fail.
 //!

@@ -359,3 +359,61 @@ fn url_options_are_refused() {
     assert!(path_from_url("x%4").is_err());
     assert!(path_from_url("").is_err());
 }
+
+/// A wrap-up holds the main writer from before its event can be read as pending until its
+/// writes are committed: a rules commit in between would put the event's writes ahead of the
+/// wrap-up's in their lane.
+#[tokio::test]
+async fn a_wrapup_holds_the_main_writer_while_its_event_is_stored() {
+    use crate::AgentStore;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = std::sync::Arc::new(SqliteStore::open(&dir.path().join("casebridge.db")).await.expect("open"));
+    store.migrate().await.expect("migrate");
+    // The events file's writer held: the wrap-up stops at its event.
+    let (held, holding) = tokio::sync::oneshot::channel::<()>();
+    let (release, released) = tokio::sync::oneshot::channel::<()>();
+    let events = store.clone();
+    let blocker = tokio::spawn(async move {
+        events
+            .events
+            .hold(async {
+                let _ = held.send(());
+                let _ = released.await;
+            })
+            .await
+    });
+    holding.await.expect("the events writer is held");
+    let wrap = crate::agents::NewActivity {
+        ext_key: "sw:call_log".into(),
+        session_id: "sw".into(),
+        kind: "call_log".into(),
+        action: Some("log".into()),
+        person_ref: None,
+        person_is_key: false,
+        record_id: None,
+        related_by: None,
+        disposition: None,
+        label: None,
+        notes: None,
+        agent_id: None,
+        queue: None,
+        channel: None,
+        missed_reason: None,
+        session_at: chrono::Utc::now(),
+    };
+    let wrapup = {
+        let store = store.clone();
+        tokio::spawn(async move { store.wrapup_commit(&wrap, &[], &[], &event("wu-sw", "sw")).await })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store.events.stats().waiting == 0 {
+        assert!(std::time::Instant::now() < deadline, "the wrap-up never reached the events file");
+        tokio::task::yield_now().await;
+    }
+    let main = tokio::time::timeout(std::time::Duration::from_millis(200), store.owned.write(|_| Ok(()))).await;
+    assert!(main.is_err(), "the main writer was free while the wrap-up's event waited");
+    let _ = release.send(());
+    blocker.await.expect("task").expect("hold");
+    wrapup.await.expect("task").expect("wrap-up");
+    store.owned.write(|_| Ok(())).await.expect("the main writer is free again");
+}
