@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::SqliteStore;
-use super::rows::{insert_command, insert_command_r, insert_timeline_r, upsert_activity_r};
+use super::rows::{insert_command_r, insert_timeline_r, upsert_activity_r};
 use crate::agents::*;
 use crate::{EventStore, NewCommand, NewEvent, Result, StoreError, parse_ts, ts};
 
@@ -204,25 +204,25 @@ impl AgentStore for SqliteStore {
     }
 
     async fn agent_save(&self, id: &str, version: i64, state: &str, commands: &[NewCommand]) -> Result<bool> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        let now = ts(Utc::now());
-        let r = sqlx::query(
-            "UPDATE agents SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
-        )
-        .bind(state)
-        .bind(&now)
-        .bind(id)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
-        if r.rows_affected() == 0 {
-            return Ok(false);
-        }
-        for c in commands {
-            insert_command(&mut tx, c, &now).await?;
-        }
-        tx.commit().await?;
-        Ok(true)
+        // Through the main writer, like the rules' commits: a status change takes its turn
+        // rather than sleep in SQLite's busy handler while they hold the file.
+        self.owned
+            .write(|c| {
+                let now = ts(Utc::now());
+                let n = c
+                    .prepare_cached(
+                        "UPDATE agents SET state = ?, version = version + 1, updated_at = ? WHERE id = ? AND version = ?",
+                    )?
+                    .execute(rusqlite::params![state, now, id, version])?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                for cmd in commands {
+                    insert_command_r(c, cmd, &now)?;
+                }
+                Ok(true)
+            })
+            .await
     }
 
     async fn agent_busy(&self, agent_id: &str) -> Result<bool> {
@@ -238,22 +238,19 @@ impl AgentStore for SqliteStore {
     }
 
     async fn dial_create(&self, d: &DialRequestRow, command: Option<&NewCommand>) -> Result<()> {
-        let mut tx = self.write.begin_with("BEGIN IMMEDIATE").await?;
-        sqlx::query(
-            "INSERT INTO dial_requests (id, agent_id, phone, origin_record_id, created_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&d.id)
-        .bind(&d.agent_id)
-        .bind(&d.phone)
-        .bind(&d.origin_record_id)
-        .bind(ts(d.created_at))
-        .execute(&mut *tx)
-        .await?;
-        if let Some(c) = command {
-            insert_command(&mut tx, c, &ts(Utc::now())).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        // Through the main writer, as `agent_save`.
+        self.owned
+            .write(|c| {
+                c.prepare_cached(
+                    "INSERT INTO dial_requests (id, agent_id, phone, origin_record_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                )?
+                .execute(rusqlite::params![d.id, d.agent_id, d.phone, d.origin_record_id, ts(d.created_at)])?;
+                if let Some(cmd) = command {
+                    insert_command_r(c, cmd, &ts(Utc::now()))?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     async fn dial(&self, id: &str) -> Result<Option<DialRequestRow>> {

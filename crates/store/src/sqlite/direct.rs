@@ -3,31 +3,12 @@
 //! sqlx's SQLite driver runs each statement on a worker thread: two thread hand-offs per
 //! statement, about 75 µs on a 2-core machine, against well under a microsecond for the
 //! statement itself. The hot paths (intake, rules commits and reads, outbox progress, the
-//! built-in CRM) run their whole batch on connections casebridge holds itself ([`Owned`]);
-//! helpers called inside a sqlx transaction lock that connection's handle once ([`direct`]).
-
-use sqlx::SqliteConnection;
+//! built-in CRM, agents' status changes, dial requests, wrap-ups) run their whole batch on
+//! connections casebridge holds itself ([`Owned`]).
 
 use std::sync::atomic::Ordering;
 
 use crate::Result;
-
-/// Runs `f` on `conn`'s handle. An open sqlx transaction stays open around it; `f` must
-/// leave the handle as it found it (no dangling statements, its own transactions finished).
-pub(crate) async fn direct<T>(
-    conn: &mut SqliteConnection,
-    f: impl FnOnce(&rusqlite::Connection) -> Result<T>,
-) -> Result<T> {
-    let mut handle = conn.lock_handle().await?;
-    let raw = handle.as_raw_handle().as_ptr();
-    // SAFETY: the handle is locked away from sqlx's worker thread until `handle` drops, after
-    // the wrapper; `from_handle` never closes the database it is given.
-    let c = unsafe { rusqlite::Connection::from_handle(raw.cast()) }?;
-    let out = f(&c);
-    drop(c);
-    drop(handle);
-    out
-}
 
 /// Connections to the database file held by casebridge itself, used from the calling task
 /// with no thread in between: one writer and a few readers.

@@ -9,7 +9,6 @@ use chrono::Utc;
 use rusqlite::{OptionalExtension, params};
 use sqlx::Row;
 
-use super::direct::direct;
 use crate::agents::NewActivity;
 use crate::{NewCommand, NewEvent, OutboxRow, Result, StepCommit, entry_kind_str, ts};
 
@@ -333,11 +332,6 @@ impl<'a> FilterColumns<'a> {
 }
 
 /// Adds an outbox row and its customer keys (a replayed row is already there: nothing to do).
-pub(crate) async fn insert_command(tx: &mut sqlx::SqliteConnection, cmd: &NewCommand, now: &str) -> Result<()> {
-    direct(tx, |c| insert_command_r(c, cmd, now)).await
-}
-
-/// [`insert_command`] on the handle.
 pub(crate) fn insert_command_r(c: &rusqlite::Connection, cmd: &NewCommand, now: &str) -> Result<()> {
     if let Some(line) = &cmd.done {
         let n = c
