@@ -59,7 +59,7 @@ pub struct DialRequestRow {
 }
 
 /// A line of casebridge's own activity log to write (keyed: a rewrite replaces).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct NewActivity {
     /// Unique key (`<session>:<kind>`).
     pub ext_key: String,

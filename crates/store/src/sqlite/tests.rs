@@ -388,18 +388,8 @@ async fn a_wrapup_holds_the_main_writer_while_its_event_is_stored() {
         session_id: "sw".into(),
         kind: "call_log".into(),
         action: Some("log".into()),
-        person_ref: None,
-        person_is_key: false,
-        record_id: None,
-        related_by: None,
-        disposition: None,
-        label: None,
-        notes: None,
-        agent_id: None,
-        queue: None,
-        channel: None,
-        missed_reason: None,
         session_at: chrono::Utc::now(),
+        ..Default::default()
     };
     let wrapup = {
         let store = store.clone();

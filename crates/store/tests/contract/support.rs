@@ -94,19 +94,10 @@ pub fn activity(session: &str, kind: &str, person: Option<(&str, bool)>, session
         ext_key: format!("{session}:{kind}"),
         session_id: session.into(),
         kind: kind.into(),
-        action: None,
         person_ref: person.map(|(p, _)| p.to_string()),
         person_is_key: person.is_some_and(|(_, k)| k),
-        record_id: None,
-        related_by: None,
-        disposition: None,
-        label: None,
-        notes: None,
-        agent_id: None,
-        queue: None,
-        channel: None,
-        missed_reason: None,
         session_at: at(session_secs),
+        ..Default::default()
     }
 }
 
